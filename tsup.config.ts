@@ -1,0 +1,22 @@
+import { defineConfig } from 'tsup';
+
+// One ESM bundle for the CLI. Traps measured on Node 20 (see ../shared/STACK.md):
+// - bundled CommonJS deps call require(): give the bundle a real require via createRequire;
+// - bufferutil must stay external, or it cannot find its prebuilt binary and ws silently masks in JS;
+// - keep node: prefixes (removeNodeProtocol: false).
+export default defineConfig({
+  entry: { postern: 'src/cli/main.ts' },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  outDir: 'dist',
+  clean: true,
+  sourcemap: true,
+  splitting: false,
+  noExternal: [/.*/],
+  external: ['bufferutil', 'utf-8-validate'],
+  removeNodeProtocol: false,
+  banner: {
+    js: "import { createRequire as __postern_createRequire } from 'node:module'; const require = __postern_createRequire(import.meta.url);",
+  },
+});
