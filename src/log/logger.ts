@@ -1,0 +1,49 @@
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LogOptions {
+  level?: string;
+  /** Human-readable output; default: when stdout is a terminal. */
+  pretty?: boolean;
+  /** Operator opt-in: log destinations and client addresses. Off by default (privacy). */
+  logDestinations?: boolean;
+}
+
+/** Paths pino replaces with [redacted] wherever they appear in a log object. */
+export const REDACT_PATHS = [
+  'secret',
+  'password',
+  'pass',
+  'token',
+  'authorization',
+  'pin',
+  'uri',
+  '*.secret',
+  '*.password',
+  '*.pass',
+  '*.token',
+  '*.authorization',
+  '*.uri',
+  'req.headers.authorization',
+];
+
+/** One pino logger for a daemon: JSON lines to stdout, or pretty in-process (no worker transport). */
+export function createLogger(opts: LogOptions = {}, destination?: NodeJS.WritableStream): Logger {
+  const options = {
+    level: opts.level ?? process.env.POSTERN_LOG_LEVEL ?? 'info',
+    base: undefined,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  const usePretty = opts.pretty ?? (destination === undefined && process.stdout.isTTY === true);
+  if (usePretty) {
+    return pino(options, pretty({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname' }));
+  }
+  return pino(options, destination ?? pino.destination({ fd: 1, sync: false }));
+}
+
+/** A logger that drops everything (tests, library use). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
