@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
 // One ESM bundle for the CLI. Traps measured on Node 20 (see ../shared/STACK.md):
 // - bundled CommonJS deps call require(): give the bundle a real require via createRequire;
@@ -16,6 +19,7 @@ export default defineConfig({
   noExternal: [/.*/],
   external: ['bufferutil', 'utf-8-validate'],
   removeNodeProtocol: false,
+  define: { POSTERN_VERSION: JSON.stringify(pkg.version) },
   banner: {
     js: "import { createRequire as __postern_createRequire } from 'node:module'; const require = __postern_createRequire(import.meta.url);",
   },

@@ -1,0 +1,128 @@
+import dns from 'node:dns';
+import net from 'node:net';
+import type { Target } from '../core/address.js';
+import { PosternError, errorFromSystem } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
+import { checkAddress, type EgressPolicy } from './policy.js';
+
+export interface ResolvedAddress {
+  readonly address: string;
+  readonly family: 4 | 6;
+}
+
+/** Resolves a name to addresses. Injectable so tests never depend on real DNS. */
+export type Resolver = (name: string) => Promise<ResolvedAddress[]>;
+
+export const systemResolver: Resolver = async (name) => {
+  const found = await dns.promises.lookup(name, { all: true, verbatim: true });
+  return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+};
+
+/** A resolver that answers from a fixed table first (operator `hosts` overrides), else delegates. */
+export function withHosts(hosts: Readonly<Record<string, readonly string[]>>, next: Resolver): Resolver {
+  const table = new Map(Object.entries(hosts).map(([k, v]) => [k.toLowerCase(), v]));
+  return async (name) => {
+    const fixed = table.get(name.toLowerCase().replace(/\.$/, ''));
+    if (!fixed) return next(name);
+    return fixed.map((address) => ({ address, family: net.isIPv6(address) ? 6 : 4 }));
+  };
+}
+
+export interface EgressOptions {
+  readonly policy: EgressPolicy;
+  readonly resolver: Resolver;
+  readonly limits: Pick<Limits, 'EGRESS_CONNECT_TIMEOUT_MS' | 'EGRESS_DNS_TIMEOUT_MS'>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    const onAbort = () => reject(new PosternError('E_CANCELLED'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    });
+  });
+}
+
+/** Resolves a target to the addresses policy allows; throws E_NOT_ALLOWED / E_DNS. */
+export async function resolveAllowed(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<string[]> {
+  let candidates: string[];
+  if (target.kind === 'domain') {
+    const found = await withTimeout(
+      opts.resolver(target.host).catch((err: NodeJS.ErrnoException) => {
+        throw new PosternError('E_DNS', err?.code, { cause: err });
+      }),
+      opts.limits.EGRESS_DNS_TIMEOUT_MS,
+      () => new PosternError('E_DNS', 'resolution timed out'),
+      signal,
+    );
+    candidates = found.map((a) => a.address);
+    if (candidates.length === 0) throw new PosternError('E_DNS', 'no addresses');
+  } else {
+    candidates = [target.host];
+  }
+  const allowed = candidates.filter((a) => checkAddress(a, opts.policy).allowed);
+  if (allowed.length === 0) {
+    const d = checkAddress(candidates[0] as string, opts.policy);
+    throw new PosternError('E_NOT_ALLOWED', d.allowed ? undefined : `${d.range} range`);
+  }
+  return allowed;
+}
+
+function connectOnce(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      socket.off('connect', onConnect);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(errorFromSystem(err));
+    };
+    const onConnect = () => {
+      cleanup();
+      resolve(socket);
+    };
+    const onAbort = () => {
+      cleanup();
+      socket.destroy();
+      reject(new PosternError('E_CANCELLED'));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      socket.destroy();
+      reject(new PosternError('E_TIMEOUT', 'connect'));
+    }, timeoutMs);
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Opens a TCP connection to a target for a stream: resolve at the bridge, check every address
+ * against policy, connect to exactly a checked address, trying the allowed ones in order
+ * within one overall connect timeout.
+ */
+export async function connectTarget(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<net.Socket> {
+  const addresses = await resolveAllowed(target, opts, signal);
+  const deadline = Date.now() + opts.limits.EGRESS_CONNECT_TIMEOUT_MS;
+  let lastError: unknown = new PosternError('E_TIMEOUT', 'connect');
+  for (const address of addresses) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    try {
+      return await connectOnce(address, target.port, left, signal);
+    } catch (err) {
+      lastError = err;
+      if (err instanceof PosternError && err.code === 'E_CANCELLED') throw err;
+    }
+  }
+  throw lastError;
+}

@@ -1,0 +1,183 @@
+/**
+ * The upgrade credential of docs/protocol.md §3: key derivation, token construction and the
+ * bridge-side verifier with its bounded replay cache. Pure crypto: no sockets, no timers.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { PosternError } from '../core/errors.js';
+
+/** Token layout (protocol.md §3). Offsets and sizes in bytes. */
+export const TOKEN_VERSION = 0x01;
+export const KEY_ID_BYTES = 8;
+export const NONCE_BYTES = 16;
+export const MAC_BYTES = 32;
+const OFF_KEY_ID = 1;
+const OFF_TIME = OFF_KEY_ID + KEY_ID_BYTES; // 9
+const OFF_NONCE = OFF_TIME + 8; // 17
+const OFF_MAC = OFF_NONCE + NONCE_BYTES; // 33
+export const TOKEN_BYTES = OFF_MAC + MAC_BYTES; // 65
+/** Length of a token in base64url without padding. */
+export const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 4) / 3); // 87
+
+/** Size of a secret made by generateSecret (protocol.md §1: `postern init` makes 32 bytes). */
+export const SECRET_BYTES = 32;
+export const SECRET_MIN_BYTES = 16;
+export const SECRET_MAX_BYTES = 64;
+
+const KEY_ID_LABEL = 'postern key id v1';
+const AUTH_KEY_LABEL = 'postern auth key v1';
+
+const BASE64URL_RE = /^[A-Za-z0-9_-]*$/;
+
+/** base64url without padding (RFC 4648 §5). */
+export function toBase64Url(buf: Uint8Array): string {
+  return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('base64url');
+}
+
+/**
+ * Strict base64url decoding: only the URL-safe alphabet, no padding, and the canonical encoding
+ * (unused trailing bits zero), so that exactly one string stands for each byte string.
+ * Returns null for anything else.
+ */
+export function fromBase64Url(s: string): Buffer | null {
+  if (!BASE64URL_RE.test(s) || s.length % 4 === 1) return null;
+  const buf = Buffer.from(s, 'base64url');
+  if (buf.toString('base64url') !== s) return null;
+  return buf;
+}
+
+/** 32 random bytes: a new user secret. */
+export function generateSecret(): Buffer {
+  return randomBytes(SECRET_BYTES);
+}
+
+/** key_id = HMAC-SHA256(S, "postern key id v1")[0..8]; auth_key = HMAC-SHA256(S, "postern auth key v1"). */
+export function deriveKeys(secret: Buffer): { keyId: Buffer; authKey: Buffer } {
+  const keyId = createHmac('sha256', secret).update(KEY_ID_LABEL, 'utf8').digest().subarray(0, KEY_ID_BYTES);
+  const authKey = createHmac('sha256', secret).update(AUTH_KEY_LABEL, 'utf8').digest();
+  return { keyId, authKey };
+}
+
+function computeMac(authKey: Buffer, head: Buffer, path: string): Buffer {
+  return createHmac('sha256', authKey).update(head).update(path, 'utf8').digest();
+}
+
+/**
+ * Builds the 65-byte token for one upgrade to `path` and returns it as base64url (87 chars).
+ * `nonce` is for tests only: in use every call needs fresh random bytes (the default).
+ */
+export function makeToken(secret: Buffer, path: string, nowMs: number, nonce?: Buffer): string {
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0) throw new RangeError('nowMs must be a non-negative integer');
+  const n = nonce ?? randomBytes(NONCE_BYTES);
+  if (n.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
+  const { keyId, authKey } = deriveKeys(secret);
+  const token = Buffer.allocUnsafe(TOKEN_BYTES);
+  token[0] = TOKEN_VERSION;
+  keyId.copy(token, OFF_KEY_ID);
+  token.writeBigUInt64BE(BigInt(nowMs), OFF_TIME);
+  n.copy(token, OFF_NONCE);
+  computeMac(authKey, token.subarray(0, OFF_MAC), path).copy(token, OFF_MAC);
+  return token.toString('base64url');
+}
+
+export type VerifyFailure = 'missing' | 'malformed' | 'unknown_key' | 'bad_mac' | 'skew' | 'replay';
+export type VerifyResult = { ok: true; user: string } | { ok: false; reason: VerifyFailure };
+
+export interface TokenUser {
+  name: string;
+  secret: Buffer;
+}
+
+export interface TokenVerifierOptions {
+  /** Accepted |bridge time − token time| in ms (limits.AUTH_WINDOW_MS). */
+  windowMs: number;
+  /** Most nonces remembered at once (limits.AUTH_REPLAY_CACHE_COUNT); the oldest is evicted first. */
+  replayCacheCount: number;
+  /** Clock in Unix ms; default Date.now. */
+  now?: () => number;
+}
+
+interface UserKey {
+  readonly name: string;
+  readonly authKey: Buffer;
+}
+
+/**
+ * Checks upgrade tokens in the order protocol.md §3 gives. Accepted nonces are remembered for
+ * 2 × windowMs (long enough that a token cannot be valid again once forgotten), at most
+ * replayCacheCount of them.
+ */
+export class TokenVerifier {
+  readonly #windowMs: number;
+  readonly #cacheCount: number;
+  readonly #now: () => number;
+  #users = new Map<string, UserKey>();
+  /** nonce (hex) → expiry time (ms). Map iteration order is insertion order: oldest first. */
+  readonly #seen = new Map<string, number>();
+
+  constructor(users: TokenUser[], opts: TokenVerifierOptions) {
+    if (!(opts.windowMs > 0)) throw new RangeError('windowMs must be positive');
+    if (!(opts.replayCacheCount >= 1)) throw new RangeError('replayCacheCount must be at least 1');
+    this.#windowMs = opts.windowMs;
+    this.#cacheCount = Math.floor(opts.replayCacheCount);
+    this.#now = opts.now ?? Date.now;
+    this.setUsers(users);
+  }
+
+  /** Replaces the user list (config reload). The replay cache is kept. */
+  setUsers(users: TokenUser[]): void {
+    const next = new Map<string, UserKey>();
+    for (const u of users) {
+      const { keyId, authKey } = deriveKeys(u.secret);
+      const id = keyId.toString('hex');
+      const other = next.get(id);
+      if (other !== undefined) {
+        throw new PosternError('E_CONFIG', `users "${other.name}" and "${u.name}" have the same secret`);
+      }
+      next.set(id, { name: u.name, authKey });
+    }
+    this.#users = next;
+  }
+
+  /** Number of nonces currently remembered (for tests and metrics). */
+  get replayCacheSize(): number {
+    return this.#seen.size;
+  }
+
+  verify(token: string | undefined, path: string): VerifyResult {
+    if (token === undefined || token === '') return { ok: false, reason: token === undefined ? 'missing' : 'malformed' };
+    if (token.length !== TOKEN_CHARS) return { ok: false, reason: 'malformed' };
+    const buf = fromBase64Url(token);
+    if (buf === null || buf.length !== TOKEN_BYTES || buf[0] !== TOKEN_VERSION) return { ok: false, reason: 'malformed' };
+
+    const user = this.#users.get(buf.toString('hex', OFF_KEY_ID, OFF_TIME));
+    if (user === undefined) return { ok: false, reason: 'unknown_key' };
+
+    const expected = computeMac(user.authKey, buf.subarray(0, OFF_MAC), path);
+    if (!timingSafeEqual(expected, buf.subarray(OFF_MAC))) return { ok: false, reason: 'bad_mac' };
+
+    const now = this.#now();
+    const time = Number(buf.readBigUInt64BE(OFF_TIME));
+    if (Math.abs(now - time) > this.#windowMs) return { ok: false, reason: 'skew' };
+
+    this.#expire(now);
+    const nonce = buf.toString('hex', OFF_NONCE, OFF_MAC);
+    if (this.#seen.has(nonce)) return { ok: false, reason: 'replay' };
+
+    // Everything else passed: remember the nonce, evicting the oldest beyond the bound.
+    while (this.#seen.size >= this.#cacheCount) {
+      const oldest = this.#seen.keys().next();
+      if (oldest.done === true) break;
+      this.#seen.delete(oldest.value);
+    }
+    this.#seen.set(nonce, now + 2 * this.#windowMs);
+    return { ok: true, user: user.name };
+  }
+
+  /** Drops expired nonces from the front (oldest first); stops at the first live one. */
+  #expire(now: number): void {
+    for (const [nonce, expiresAt] of this.#seen) {
+      if (expiresAt > now) break;
+      this.#seen.delete(nonce);
+    }
+  }
+}

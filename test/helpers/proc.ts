@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'bin/postern');
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** A running `postern` process started by a test; stopped by its PID in afterEach. */
+export class Postern {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  private waiters: Array<() => void> = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let partial = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.stdout += d;
+      partial += d;
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const p of parts) {
+        try {
+          this.lines.push(JSON.parse(p) as LogLine);
+        } catch {
+          // not a JSON line
+        }
+      }
+      this.notify();
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+      this.notify();
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
+      this.notify();
+      resolve({ code, signal });
+    }));
+    running.add(this);
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Waits (bounded) until a log line matches. */
+  async waitFor(pred: (l: LogLine) => boolean, timeoutMs = 15_000, what = 'log line'): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find(pred);
+      if (hit) return hit;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`postern exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}; stderr: ${this.stderr}\nstdout: ${this.stdout.slice(-2000)}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}\nstdout: ${this.stdout.slice(-2000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  async listening(role: 'bridge' | 'socks', timeoutMs = 15_000): Promise<number> {
+    const l = await this.waitFor((x) => x.msg === 'listening' && x.role === role, timeoutMs, `${role} listening`);
+    return l.port as number;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 8_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill(signal);
+      const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+      const r = await this.exited;
+      clearTimeout(t);
+      running.delete(this);
+      return r;
+    }
+    running.delete(this);
+    return this.exited;
+  }
+}
+
+const running = new Set<Postern>();
+
+/** Ends every process the tests started (by PID); call from afterEach/afterAll. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop('SIGKILL', 2_000)));
+}
+
+/** Runs postern to completion (bounded) and returns its output. */
+export async function runPostern(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = new Postern(args);
+  const t = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  const { code } = await p.exited;
+  clearTimeout(t);
+  running.delete(p);
+  return { code, stdout: p.stdout, stderr: p.stderr };
+}
+
+export function tempDir(prefix = 'postern-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}

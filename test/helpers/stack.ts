@@ -1,0 +1,48 @@
+import path from 'node:path';
+import { Postern, runPostern, tempDir } from './proc.js';
+
+export interface Stack {
+  dir: string;
+  uri: string;
+  bridge: Postern;
+  client: Postern;
+  bridgePort: number;
+  socksPort: number;
+}
+
+/** Rewrites the port of a postern:// URI (init writes the public port; tests listen on port 0). */
+export function withPort(uri: string, port: number): string {
+  const u = new URL(uri);
+  u.port = String(port);
+  return u.toString();
+}
+
+/** `postern init` into a fresh folder; returns the folder and the share URI it printed. */
+export async function init(extra: string[] = []): Promise<{ dir: string; uri: string; config: string }> {
+  const dir = tempDir();
+  const r = await runPostern(['init', '--dir', dir, '--host', '127.0.0.1', '--port', '443', ...extra]);
+  if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+  const uri = r.stdout.trim().split('\n').pop() as string;
+  return { dir, uri, config: path.join(dir, 'bridge.json') };
+}
+
+export async function startBridge(config: string, extra: string[] = ['--allow-private']): Promise<{ bridge: Postern; port: number }> {
+  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', ...extra]);
+  return { bridge, port: await bridge.listening('bridge') };
+}
+
+export async function startClient(uri: string, extra: string[] = []): Promise<{ client: Postern; port: number }> {
+  const client = new Postern(['client', '--bridge', uri, '--listen', '127.0.0.1:0', ...extra]);
+  const port = await client.listening('socks');
+  return { client, port };
+}
+
+/** init → bridge (allow-private, loopback, port 0) → client (loopback, port 0), tunnel up. */
+export async function startStack(opts: { bridgeArgs?: string[]; clientArgs?: string[] } = {}): Promise<Stack> {
+  const { dir, uri: initUri, config } = await init();
+  const { bridge, port: bridgePort } = await startBridge(config, opts.bridgeArgs);
+  const uri = withPort(initUri, bridgePort);
+  const { client, port: socksPort } = await startClient(uri, opts.clientArgs);
+  await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+  return { dir, uri, bridge, client, bridgePort, socksPort };
+}

@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bridgeJsonSchema, loadBridgeConfig, validateBridgeConfig } from '../../../src/config/bridge.js';
+import { LIMITS } from '../../../src/core/limits.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-config-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const good = {
+  listen: '127.0.0.1:8443',
+  path: '/abc',
+  publicHost: 'localhost',
+  tls: null,
+  users: [{ name: 'alice', secret: Buffer.alloc(32, 7).toString('base64url') }],
+};
+
+function write(name: string, value: unknown): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, typeof value === 'string' ? value : JSON.stringify(value));
+  return f;
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return 'no error';
+}
+
+describe('bridge config', () => {
+  it('loads a minimal config and fills defaults', () => {
+    const c = loadBridgeConfig(write('ok.json', good));
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(c.publicPort).toBe(8443);
+    expect(c.allowPrivate).toBe(false);
+    expect(c.limits).toEqual(LIMITS);
+    expect(c.users[0]!.secret).toEqual(Buffer.alloc(32, 7));
+  });
+
+  it('names the file and the field for a wrong type', () => {
+    const f = write('type.json', { ...good, allowPrivate: 'yes' });
+    expect(errorOf(() => loadBridgeConfig(f))).toMatch(new RegExp(`${f.replace(/[.]/g, '\\.')}: allowPrivate: .*boolean`));
+  });
+
+  it('names the file and the field for an unknown field', () => {
+    const f = write('unknown.json', { ...good, users: [{ ...good.users[0], pasword: 'x' }] });
+    expect(errorOf(() => loadBridgeConfig(f))).toContain(`${f}: users[0].pasword: unknown field`);
+  });
+
+  it('names the file for a missing file and for invalid JSON', () => {
+    const missing = path.join(dir, 'nope.json');
+    expect(errorOf(() => loadBridgeConfig(missing))).toContain(`${missing}: cannot read config file (ENOENT)`);
+    const bad = write('bad.json', '{ "listen": ');
+    expect(errorOf(() => loadBridgeConfig(bad))).toContain(`${bad}: not valid JSON`);
+  });
+
+  it('refuses a limit outside its checked bounds, naming the limit', () => {
+    const f = write('limit.json', { ...good, limits: { STREAM_WINDOW_BYTES: 1 } });
+    expect(errorOf(() => loadBridgeConfig(f))).toMatch(/limits\.STREAM_WINDOW_BYTES: .*65536/);
+  });
+
+  it('refuses a short secret and a duplicate user', () => {
+    expect(errorOf(() => validateBridgeConfig({ ...good, users: [{ name: 'a', secret: 'abcd' }] }, 'x.json'))).toContain(
+      'x.json: users[0].secret: 16 to 64 bytes',
+    );
+    expect(errorOf(() => validateBridgeConfig({ ...good, users: [good.users[0], good.users[0]] }, 'x.json'))).toContain('duplicate user');
+  });
+
+  it('names the certificate field when the certificate cannot be read', () => {
+    const f = write('tls.json', { ...good, tls: { cert: 'missing-cert.pem', key: 'missing-key.pem' } });
+    expect(errorOf(() => loadBridgeConfig(f))).toContain(`${f}: tls.cert: cannot read ${path.join(dir, 'missing-cert.pem')}: ENOENT`);
+  });
+
+  it('accepts the example config in configs/ apart from its placeholder files', () => {
+    const example = JSON.parse(fs.readFileSync(new URL('../../../configs/bridge.example.json', import.meta.url), 'utf8'));
+    expect(() => validateBridgeConfig({ ...example, tls: null }, 'configs/bridge.example.json')).not.toThrow();
+  });
+
+  it('matches the committed JSON Schema in configs/bridge.schema.json', () => {
+    const committed = JSON.parse(fs.readFileSync(new URL('../../../configs/bridge.schema.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(bridgeJsonSchema());
+  });
+});
