@@ -31,13 +31,15 @@ function hostPort(value: string, what: string): { host: string; port: number } {
 }
 
 function listenError(err: unknown, where: { host: string; port: number }): PosternError {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (err instanceof PosternError) return err;
+  // The listener may wrap the system error; look through to its errno.
+  const sys = err instanceof PosternError ? (err.cause as NodeJS.ErrnoException | undefined) : (err as NodeJS.ErrnoException);
+  const code = sys?.code;
+  if (err instanceof PosternError && !code) return err;
   const addr = `${net.isIPv6(where.host) ? `[${where.host}]` : where.host}:${where.port}`;
   if (code === 'EADDRINUSE') return new PosternError('E_CONFIG', `cannot listen on ${addr}: address already in use`);
   if (code === 'EACCES') return new PosternError('E_CONFIG', `cannot listen on ${addr}: permission denied`);
   if (code === 'EADDRNOTAVAIL') return new PosternError('E_CONFIG', `cannot listen on ${addr}: no such local address`);
-  return new PosternError('E_CONFIG', `cannot listen on ${addr}: ${(err as Error)?.message}`);
+  return new PosternError('E_CONFIG', `cannot listen on ${addr}: ${code ?? (err as Error)?.message}`);
 }
 
 /** SIGINT/SIGTERM → graceful stop then exit 0; a second signal exits at once. */

@@ -35,6 +35,7 @@ export class Client {
       auth: opts.auth,
       limits: opts.limits,
       logger: opts.logger.child({ component: 'socks' }),
+      allowOpenProxy: opts.allowOpenProxy,
       connect: (target, signal) => this.tunnel.open(target, signal),
     });
   }

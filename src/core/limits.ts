@@ -66,7 +66,7 @@ export type Limits = { -readonly [K in LimitName]: number };
 /** Inclusive bounds a config file may set each limit within. */
 export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, max: number] } = {
   SOCKS_HANDSHAKE_TIMEOUT_MS: [1_000, 120_000],
-  SOCKS_HANDSHAKE_MAX_BYTES: [1_024, 65_536],
+  SOCKS_HANDSHAKE_MAX_BYTES: [2_048, 65_536],
   SOCKS_EARLY_DATA_MAX_BYTES: [0, 1024 * 1024],
   LOCAL_MAX_CONNECTIONS: [1, 65_536],
   FRAME_MAX_PAYLOAD_BYTES: [1_024, 1024 * 1024],

@@ -176,7 +176,7 @@ export class TokenVerifier {
   /** Drops expired nonces from the front (oldest first); stops at the first live one. */
   #expire(now: number): void {
     for (const [nonce, expiresAt] of this.#seen) {
-      if (expiresAt > now) break;
+      if (expiresAt >= now) break; // kept through its last valid instant
       this.#seen.delete(nonce);
     }
   }

@@ -18,8 +18,9 @@ export function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buf
       buf = Buffer.concat([buf, d]);
       if (buf.length >= n) {
         const rest = buf.subarray(n);
-        if (rest.length) s.unshift(rest);
         done(null, buf.subarray(0, n));
+        // Put back what belongs to the next reader (after pausing, so it is not re-emitted here).
+        if (rest.length) s.unshift(rest);
       }
     };
     const onEnd = () => done(new Error(`closed after ${buf.length} of ${n} bytes`));

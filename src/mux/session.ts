@@ -1,0 +1,528 @@
+/**
+ * A mux session (docs/protocol.md §4–§8): many streams over one FrameTransport.
+ *
+ * The session decodes each message, dispatches its frames to streams, answers PING, enforces the
+ * opening rules (§5.1), and keeps the link alive (§8). It owns one keepalive timer; open
+ * timeouts are one timer per pending open. It never logs a destination: stream ids and codes only.
+ */
+import { EventEmitter } from 'node:events';
+import type { Target } from '../core/address.js';
+import { PosternError, WireCode, errorFromSystem, errorFromWire } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
+import type { Logger } from '../log/logger.js';
+import { decodeMessage, encodeFrame } from './codec.js';
+import { MuxProtocolError } from './errors.js';
+import {
+  FrameType,
+  MAX_STREAM_ID,
+  OpenCommand,
+  PING_DATA_BYTES,
+  PROTOCOL_MAX_PAYLOAD_BYTES,
+  type Frame,
+  type InvalidOpenFrame,
+  type OpenFrame,
+  type StreamFrame,
+} from './frame.js';
+import { MuxStream, type StreamHost } from './stream.js';
+import { CloseCode, type FrameTransport } from './transport.js';
+
+export type MuxRole = 'client' | 'bridge';
+
+export interface MuxSessionOptions {
+  readonly role: MuxRole;
+  readonly limits: Limits;
+  /** The session's logger (callers usually pass a child carrying a session id). */
+  readonly logger: Logger;
+}
+
+export interface MuxOpenOptions {
+  /** Aborting before OPEN_RESULT rejects with E_CANCELLED and sends RESET 0x0a. */
+  readonly signal?: AbortSignal;
+}
+
+/** Why the session ended: the WebSocket close code and reason (sent or received). */
+export interface SessionCloseInfo {
+  readonly code: number;
+  readonly reason: string;
+  /** The protocol error or transport error behind it, if any. */
+  readonly error?: Error;
+}
+
+/**
+ * An OPEN received by a bridge. Exactly one of accept() and reject() must be called.
+ * `signal` aborts (its reason a PosternError) when the opener cancels (RESET, e.g. its open
+ * timeout) or the session closes first; after that accept() throws that error and reject() does
+ * nothing, so the bridge should drop whatever connect it started.
+ */
+export interface IncomingOpen {
+  readonly streamId: number;
+  readonly target: Target;
+  readonly signal: AbortSignal;
+  /** Sends OPEN_RESULT 0 with our window; returns the open stream. Throws if no longer possible. */
+  accept(): MuxStream;
+  /** Sends OPEN_RESULT with err.wire and window 0. */
+  reject(err: PosternError): void;
+}
+
+export type MuxSessionEvents = {
+  /** Bridge only: the client opened a stream. */
+  open: [incoming: IncomingOpen];
+  /** The peer sent GOAWAY: no new stream can be opened here. */
+  goaway: [code: number];
+  /** The last stream closed (useful to finish a drain after goAway()). */
+  idle: [];
+  close: [info: SessionCloseInfo];
+};
+
+interface PendingOpen {
+  readonly stream: MuxStream;
+  readonly resolve: (s: MuxStream) => void;
+  readonly reject: (e: PosternError) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: (() => void) | undefined;
+}
+
+interface PendingIncoming {
+  readonly controller: AbortController;
+  settled: boolean;
+}
+
+interface PendingPing {
+  readonly startedAt: number;
+  readonly resolve: (rttMs: number) => void;
+  readonly reject: (e: PosternError) => void;
+}
+
+/** Close code and reason when the peer goes silent (§8). The transport is dropped, not closed. */
+export const KEEPALIVE_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'keepalive timeout' } as const;
+
+export class MuxSession extends EventEmitter<MuxSessionEvents> {
+  readonly role: MuxRole;
+  private readonly transport: FrameTransport;
+  private readonly limits: Limits;
+  private readonly log: Logger;
+  private readonly host: StreamHost;
+
+  /** Streams that are opening or open (not CLOSED). */
+  private readonly streams = new Map<number, MuxStream>();
+  /** Client: opens waiting for OPEN_RESULT (their streams are also in `streams`). */
+  private readonly opening = new Map<number, PendingOpen>();
+  /** Bridge: OPENs handed to the app and not yet accepted or rejected. */
+  private readonly incoming = new Map<number, PendingIncoming>();
+  /** Streams blocked on a congested transport, woken in FIFO order on drain. */
+  private drainWaiters = new Set<MuxStream>();
+
+  /** Client: the next id to open. */
+  private nextStreamId = 1;
+  /** The highest stream id opened so far (by us as client, by the peer as bridge). */
+  private highestStreamId = 0;
+
+  private goAwaySent = false;
+  private goAwayReceived = false;
+  private isClosed = false;
+
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private lastReceivedAt = performance.now();
+  /** A keepalive PING went out and nothing has arrived since. */
+  private keepalivePinged = false;
+  private pingSeq = 0;
+  private readonly pings = new Map<number, PendingPing>();
+
+  constructor(transport: FrameTransport, opts: MuxSessionOptions) {
+    super();
+    this.role = opts.role;
+    this.transport = transport;
+    this.limits = opts.limits;
+    this.log = opts.logger;
+    const session = this;
+    this.host = {
+      maxFramePayload: Math.min(opts.limits.FRAME_MAX_PAYLOAD_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES),
+      logger: opts.logger,
+      send: (frame) => this.send(frame),
+      isCongested: () => this.transport.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES,
+      waitForDrain: (s) => {
+        if (!session.isClosed) session.drainWaiters.add(s);
+      },
+      stopWaitingForDrain: (s) => {
+        session.drainWaiters.delete(s);
+      },
+      streamClosed: (s) => {
+        session.streams.delete(s.id);
+        session.emitIdleIfEmpty();
+      },
+    };
+    transport.onMessage((m) => this.onMessage(m));
+    transport.onDrain(() => this.onDrain());
+    transport.onClose((info) => this.teardown(info.code, info.reason, info.error, 'none'));
+    this.armKeepalive(this.limits.KEEPALIVE_INTERVAL_MS);
+  }
+
+  /** True once the session has ended (closed by either side or by a protocol error). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Streams opening, open, or offered to the app and not yet accepted/rejected. */
+  get streamCount(): number {
+    return this.streams.size + this.incoming.size;
+  }
+
+  /** True once either side sent GOAWAY: no new stream will be opened on this session. */
+  get goingAway(): boolean {
+    return this.goAwaySent || this.goAwayReceived;
+  }
+
+  // ── public API ──────────────────────────────────────────────────────────
+
+  /**
+   * Client only: opens a stream to `target` (§5.1). Resolves once the bridge answers OPEN_RESULT
+   * 0. Rejects with the bridge's code (errorFromWire), E_TIMEOUT after STREAM_OPEN_TIMEOUT_MS,
+   * E_CANCELLED on abort, E_GOING_AWAY after a GOAWAY, E_SESSION_CLOSED if the session ends.
+   */
+  open(target: Target, opts: MuxOpenOptions = {}): Promise<MuxStream> {
+    if (this.role !== 'client') return Promise.reject(new PosternError('E_INTERNAL', 'only a client opens streams'));
+    if (this.isClosed) return Promise.reject(new PosternError('E_SESSION_CLOSED'));
+    if (this.goingAway) return Promise.reject(new PosternError('E_GOING_AWAY'));
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(new PosternError('E_CANCELLED'));
+    const id = this.nextStreamId;
+    if (id > MAX_STREAM_ID) return Promise.reject(new PosternError('E_STREAM_LIMIT', 'stream ids exhausted'));
+    let frame: Buffer;
+    try {
+      frame = encodeFrame({ type: FrameType.OPEN, streamId: id, window: this.limits.STREAM_WINDOW_BYTES, cmd: OpenCommand.CONNECT, target });
+    } catch (err) {
+      return Promise.reject(new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`));
+    }
+    this.nextStreamId += 2;
+    this.highestStreamId = id;
+    const stream = this.newStream(id, 'opening', 0);
+    return new Promise<MuxStream>((resolve, reject) => {
+      const timer = setTimeout(() => this.failOpen(id, new PosternError('E_TIMEOUT', 'no OPEN_RESULT'), true), this.limits.STREAM_OPEN_TIMEOUT_MS);
+      timer.unref();
+      const onAbort = signal ? () => this.failOpen(id, new PosternError('E_CANCELLED'), true) : undefined;
+      if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
+      this.opening.set(id, { stream, resolve, reject, timer, signal, onAbort });
+      this.streams.set(id, stream);
+      this.send(frame);
+    });
+  }
+
+  /** Tells the peer no new OPEN will be accepted (§8); open streams go on. Default code GOING_AWAY. */
+  goAway(code: number = WireCode.GOING_AWAY): void {
+    if (this.isClosed || this.goAwaySent) return;
+    this.goAwaySent = true;
+    this.send(encodeFrame({ type: FrameType.GOAWAY, code }));
+    this.log.debug({ code }, 'GOAWAY sent');
+  }
+
+  /** Ends the session: every stream is aborted with E_SESSION_CLOSED, the transport is closed. */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    this.teardown(code, reason, undefined, 'close');
+  }
+
+  /** Round-trip time in ms of a PING (§8). Rejects with E_SESSION_CLOSED if the session ends first. */
+  ping(): Promise<number> {
+    if (this.isClosed) return Promise.reject(new PosternError('E_SESSION_CLOSED'));
+    const seq = this.sendPing();
+    return new Promise<number>((resolve, reject) => {
+      this.pings.set(seq, { startedAt: performance.now(), resolve, reject });
+    });
+  }
+
+  // ── receive path ────────────────────────────────────────────────────────
+
+  private onMessage(message: Buffer): void {
+    if (this.isClosed) return;
+    this.lastReceivedAt = performance.now();
+    this.keepalivePinged = false;
+    try {
+      if (message.length > this.limits.WS_MAX_MESSAGE_BYTES) {
+        throw new MuxProtocolError('message-too-large', `${message.length} bytes`, CloseCode.TOO_BIG);
+      }
+      const frames = decodeMessage(message, this.limits.FRAME_MAX_PAYLOAD_BYTES);
+      for (const frame of frames) {
+        if (this.isClosed) return;
+        this.dispatch(frame);
+      }
+    } catch (err) {
+      if (err instanceof MuxProtocolError) {
+        this.log.warn({ reason: err.reason }, 'session protocol error');
+        this.teardown(err.closeCode, err.reason, err, 'close');
+      } else {
+        // A bug (ours or an 'open' listener's) ends this session, not the process.
+        this.log.error({ err }, 'internal error in mux session');
+        this.teardown(CloseCode.INTERNAL, 'internal error', err as Error, 'close');
+      }
+    }
+  }
+
+  private dispatch(f: Frame): void {
+    switch (f.type) {
+      case FrameType.PING:
+        this.send(encodeFrame({ type: FrameType.PONG, data: f.data }));
+        return;
+      case FrameType.PONG:
+        this.onPong(f.data);
+        return;
+      case FrameType.GOAWAY:
+        if (!this.goAwayReceived) {
+          this.goAwayReceived = true;
+          this.log.debug({ code: f.code }, 'GOAWAY received');
+          this.emit('goaway', f.code);
+        }
+        return;
+      case FrameType.OPEN:
+        this.onOpen(f);
+        return;
+      default:
+        this.onStreamFrame(f);
+    }
+  }
+
+  private onOpen(f: OpenFrame | InvalidOpenFrame): void {
+    if (this.role === 'client') throw new MuxProtocolError('unexpected-open', `stream ${f.streamId}`);
+    const id = f.streamId;
+    if (id % 2 === 0) throw new MuxProtocolError('stream-id-parity', `stream ${id}`);
+    if (id <= this.highestStreamId) throw new MuxProtocolError('stream-id-order', `stream ${id} after ${this.highestStreamId}`);
+    this.highestStreamId = id;
+    if (this.goAwaySent) return this.refuseOpen(id, WireCode.GOING_AWAY);
+    if (f.target === null) {
+      this.log.debug({ stream: id, invalid: f.invalid }, 'OPEN refused: cannot serve it');
+      return this.refuseOpen(id, WireCode.PROTOCOL_ERROR);
+    }
+    if (this.streamCount >= this.limits.SESSION_MAX_STREAMS) return this.refuseOpen(id, WireCode.STREAM_LIMIT);
+    if (this.listenerCount('open') === 0) return this.refuseOpen(id, WireCode.GENERAL_FAILURE);
+
+    const pending: PendingIncoming = { controller: new AbortController(), settled: false };
+    this.incoming.set(id, pending);
+    const peerWindow = f.window;
+    const settle = (): void => {
+      if (pending.settled) throw new Error(`IncomingOpen ${id}: accept() or reject() was already called`);
+      pending.settled = true;
+    };
+    const incoming: IncomingOpen = {
+      streamId: id,
+      target: f.target,
+      signal: pending.controller.signal,
+      accept: (): MuxStream => {
+        settle();
+        if (pending.controller.signal.aborted) throw pending.controller.signal.reason as PosternError;
+        this.incoming.delete(id);
+        const stream = this.newStream(id, 'open', peerWindow);
+        this.streams.set(id, stream);
+        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window: this.limits.STREAM_WINDOW_BYTES }));
+        return stream;
+      },
+      reject: (err: PosternError): void => {
+        settle();
+        if (pending.controller.signal.aborted) return;
+        this.incoming.delete(id);
+        const wire = err instanceof PosternError ? err.wire : errorFromSystem(err).wire;
+        this.refuseOpen(id, wire === WireCode.OK ? WireCode.GENERAL_FAILURE : wire);
+        this.emitIdleIfEmpty();
+      },
+    };
+    this.emit('open', incoming);
+  }
+
+  private refuseOpen(id: number, code: number): void {
+    this.log.debug({ stream: id, code }, 'OPEN refused');
+    this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code, window: 0 }));
+  }
+
+  private onStreamFrame(f: Exclude<StreamFrame, OpenFrame | InvalidOpenFrame>): void {
+    const id = f.streamId;
+
+    const pendingOpen = this.opening.get(id);
+    if (pendingOpen) {
+      switch (f.type) {
+        case FrameType.OPEN_RESULT:
+          this.settleOpen(id, pendingOpen);
+          if (f.code === WireCode.OK) {
+            pendingOpen.stream.handleOpened(f.window);
+            pendingOpen.resolve(pendingOpen.stream);
+          } else {
+            pendingOpen.stream.abandon();
+            pendingOpen.reject(errorFromWire(f.code));
+          }
+          return;
+        case FrameType.RESET:
+          this.failOpen(id, errorFromWire(f.code), false);
+          return;
+        default:
+          this.streamViolation(id, `frame type ${f.type} before OPEN_RESULT`);
+          this.failOpen(id, new PosternError('E_PROTOCOL', 'peer broke the opening rules'), false);
+          return;
+      }
+    }
+
+    const stream = this.streams.get(id);
+    if (stream) {
+      switch (f.type) {
+        case FrameType.DATA:
+          return stream.handleData(f.payload);
+        case FrameType.WINDOW:
+          return stream.handleWindow(f.increment);
+        case FrameType.FIN:
+          return stream.handleFin();
+        case FrameType.RESET:
+          return stream.handleReset(f.code);
+        case FrameType.OPEN_RESULT:
+          this.streamViolation(id, 'OPEN_RESULT on an open stream');
+          stream.abortBySession(new PosternError('E_PROTOCOL', 'unexpected OPEN_RESULT'));
+          return;
+      }
+    }
+
+    const pendingIn = this.incoming.get(id);
+    if (pendingIn) {
+      this.incoming.delete(id);
+      if (f.type === FrameType.RESET) {
+        this.log.debug({ stream: id, code: f.code }, 'open cancelled by peer');
+        pendingIn.controller.abort(errorFromWire(f.code));
+      } else {
+        this.streamViolation(id, `frame type ${f.type} before OPEN_RESULT`);
+        pendingIn.controller.abort(new PosternError('E_PROTOCOL', 'peer broke the opening rules'));
+      }
+      this.emitIdleIfEmpty();
+      return;
+    }
+
+    // Ids at or below the highest opened one were used and are closed now: their late frames
+    // are ignored (§5.2). Any other id was never opened: RESET 0x08 (never in answer to a RESET,
+    // so that two peers cannot bounce RESETs at each other).
+    if (id % 2 === 1 && id <= this.highestStreamId) return;
+    if (f.type !== FrameType.RESET) this.streamViolation(id, `frame type ${f.type} for a stream never opened`);
+  }
+
+  /** RESET 0x08 on one stream id (§5.2). */
+  private streamViolation(id: number, detail: string): void {
+    this.log.debug({ stream: id, code: WireCode.PROTOCOL_ERROR }, `stream protocol violation: ${detail}`);
+    this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.PROTOCOL_ERROR }));
+  }
+
+  // ── client opens ───────────────────────────────────────────────────────
+
+  private settleOpen(id: number, p: PendingOpen): void {
+    this.opening.delete(id);
+    clearTimeout(p.timer);
+    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+  }
+
+  private failOpen(id: number, err: PosternError, sendCancel: boolean): void {
+    const p = this.opening.get(id);
+    if (!p) return;
+    this.settleOpen(id, p);
+    if (sendCancel) this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.CANCELLED }));
+    this.log.debug({ stream: id, code: err.code }, 'open failed');
+    p.stream.abandon();
+    p.reject(err);
+  }
+
+  private newStream(id: number, state: 'opening' | 'open', sendCredit: number): MuxStream {
+    return new MuxStream(this.host, { id, state, receiveWindow: this.limits.STREAM_WINDOW_BYTES, sendCredit });
+  }
+
+  // ── send path and backpressure ──────────────────────────────────────────
+
+  private send(frame: Buffer): void {
+    if (!this.isClosed) this.transport.send(frame);
+  }
+
+  /** Wakes blocked writers in FIFO order; whoever re-blocks goes behind those not yet served. */
+  private onDrain(): void {
+    if (this.drainWaiters.size === 0 || this.isClosed) return;
+    const waiting = [...this.drainWaiters];
+    this.drainWaiters.clear();
+    for (let i = 0; i < waiting.length; i++) {
+      if (this.host.isCongested()) {
+        const requeued = this.drainWaiters;
+        this.drainWaiters = new Set(waiting.slice(i).filter((s) => !s.destroyed));
+        for (const s of requeued) this.drainWaiters.add(s);
+        return;
+      }
+      (waiting[i] as MuxStream).resumeAfterDrain();
+    }
+  }
+
+  // ── liveness ────────────────────────────────────────────────────────────
+
+  private sendPing(): number {
+    const seq = ++this.pingSeq;
+    const data = Buffer.allocUnsafe(PING_DATA_BYTES);
+    data.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
+    data.writeUInt32BE(seq >>> 0, 4);
+    this.send(encodeFrame({ type: FrameType.PING, data }));
+    return seq;
+  }
+
+  private onPong(data: Buffer): void {
+    const seq = data.readUInt32BE(0) * 2 ** 32 + data.readUInt32BE(4);
+    const p = this.pings.get(seq);
+    if (!p) return; // a keepalive ping, or not ours
+    this.pings.delete(seq);
+    p.resolve(performance.now() - p.startedAt);
+  }
+
+  private armKeepalive(delayMs: number): void {
+    this.keepaliveTimer = setTimeout(() => this.onKeepaliveTimer(), Math.max(1, Math.ceil(delayMs)));
+    this.keepaliveTimer.unref();
+  }
+
+  /**
+   * §8: PING once nothing has arrived for KEEPALIVE_INTERVAL_MS; end the session once nothing has
+   * arrived for KEEPALIVE_TIMEOUT_MS. Both roles do this. Re-armed at most twice per interval.
+   */
+  private onKeepaliveTimer(): void {
+    this.keepaliveTimer = null;
+    if (this.isClosed) return;
+    const now = performance.now();
+    const idle = now - this.lastReceivedAt;
+    const interval = this.limits.KEEPALIVE_INTERVAL_MS;
+    const timeout = this.limits.KEEPALIVE_TIMEOUT_MS;
+    if (idle >= timeout) {
+      this.log.warn({ idleMs: Math.round(idle) }, 'peer silent: keepalive timeout');
+      this.teardown(KEEPALIVE_CLOSE.code, KEEPALIVE_CLOSE.reason, undefined, 'terminate');
+      return;
+    }
+    if (idle >= interval) {
+      if (!this.keepalivePinged) {
+        this.keepalivePinged = true;
+        this.sendPing();
+      }
+      this.armKeepalive(this.lastReceivedAt + timeout - now);
+    } else {
+      this.armKeepalive(this.lastReceivedAt + interval - now);
+    }
+  }
+
+  // ── end ─────────────────────────────────────────────────────────────────
+
+  private emitIdleIfEmpty(): void {
+    if (!this.isClosed && this.streamCount === 0) this.emit('idle');
+  }
+
+  private teardown(code: number, reason: string, error: Error | undefined, action: 'close' | 'terminate' | 'none'): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = null;
+    this.drainWaiters.clear();
+    for (const [id, p] of this.opening) {
+      this.settleOpen(id, p);
+      p.stream.abandon();
+      p.reject(new PosternError('E_SESSION_CLOSED'));
+    }
+    for (const p of this.incoming.values()) p.controller.abort(new PosternError('E_SESSION_CLOSED'));
+    this.incoming.clear();
+    for (const s of [...this.streams.values()]) s.abortBySession(new PosternError('E_SESSION_CLOSED'));
+    this.streams.clear();
+    for (const p of this.pings.values()) p.reject(new PosternError('E_SESSION_CLOSED'));
+    this.pings.clear();
+    if (action === 'close') this.transport.close(code, reason);
+    else if (action === 'terminate') this.transport.terminate();
+    this.log.debug({ code, reason }, 'session closed');
+    this.emit('close', { code, reason, ...(error ? { error } : {}) });
+  }
+}

@@ -1,0 +1,454 @@
+/**
+ * The SOCKS5 listener (RFC 1928, RFC 1929): accepts local apps, runs each handshake on its
+ * own under a timeout, asks `connect` for a stream to the target and relays both ways.
+ *
+ * Behaviour worth knowing:
+ * - Only CONNECT is served; BIND and UDP ASSOCIATE get reply 0x07 (RFC 1928 §6).
+ * - With `auth` set, only method 0x02 is offered (RFC 1929); without, only 0x00.
+ * - A pipelining client may send greeting, auth, request and payload in one write. Payload
+ *   after the request ("early data") is held, up to SOCKS_EARLY_DATA_MAX_BYTES, and written to
+ *   the stream once it opens. We keep reading up to that cap so that we notice an app that
+ *   hangs up while its connect is pending; past the cap the socket is paused (the rest waits
+ *   in the kernel).
+ * - An app that closes or half-closes (FIN) before our reply has given up: RFC 1928 gives it
+ *   nothing to do but wait for the reply. The pending connect is aborted through its signal.
+ * - After a failure reply the connection is ended and destroyed once the app hangs up, or
+ *   after SOCKS_HANDSHAKE_TIMEOUT_MS at most (RFC 1928 §6 asks for ≤ 10 s).
+ * - Logs carry a per-listener connection counter, never the app's address, the destination
+ *   or credentials.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { isLoopbackHost, type Target } from '../core/address.js';
+import { PosternError } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
+import { destroyHard, relay } from '../core/relay.js';
+import type { Logger } from '../log/logger.js';
+import {
+  AuthMethod,
+  Command,
+  encodeAuthStatus,
+  encodeMethodChoice,
+  encodeReply,
+  parseGreeting,
+  parseRequest,
+  parseUserPass,
+  SocksReply,
+  type SocksParseError,
+} from './codec.js';
+
+export interface SocksAuth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Opens a stream to the target; rejects with a PosternError whose socksReply the app receives. */
+export type SocksConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
+
+export interface SocksServerOptions {
+  host: string;
+  port: number;
+  /** RFC 1929 credentials the app must present, or null for no authentication. */
+  auth: SocksAuth | null;
+  limits: Limits;
+  logger: Logger;
+  connect: SocksConnect;
+  /**
+   * Listen on a non-loopback address without auth (an open proxy anyone on the network can
+   * use). Refused unless set, so that a config mistake does not expose the tunnel.
+   */
+  allowOpenProxy?: boolean;
+}
+
+export interface SocksListenAddress {
+  host: string;
+  port: number;
+}
+
+/** What a connection needs from its server. */
+interface ServerContext {
+  readonly limits: Limits;
+  readonly method: AuthMethod;
+  readonly connect: SocksConnect;
+  checkCredentials(username: Uint8Array, password: Uint8Array): boolean;
+  forget(conn: SocksConnection): void;
+}
+
+export class SocksServer {
+  readonly #opts: SocksServerOptions;
+  readonly #log: Logger;
+  readonly #ctx: ServerContext;
+  readonly #conns = new Set<SocksConnection>();
+  #server: net.Server | null = null;
+  #closing = false;
+  #nextId = 0;
+  #atLimit = false;
+
+  constructor(opts: SocksServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger; // the caller names the component (client.ts passes component: 'socks')
+    if (opts.auth === null && !isLoopbackHost(opts.host) && opts.allowOpenProxy !== true) {
+      throw new PosternError('E_CONFIG', 'SOCKS on a non-loopback address requires a username and password');
+    }
+    let check: (u: Uint8Array, p: Uint8Array) => boolean = () => false;
+    if (opts.auth !== null) {
+      const user = Buffer.from(opts.auth.username, 'utf8');
+      const pass = Buffer.from(opts.auth.password, 'utf8');
+      if (user.length < 1 || user.length > 255 || pass.length < 1 || pass.length > 255) {
+        throw new PosternError('E_CONFIG', 'SOCKS username and password must be 1..255 bytes each');
+      }
+      const wantUser = digest(user);
+      const wantPass = digest(pass);
+      check = (u, p) => {
+        // Fixed-length digests, both compared every time: no length or early-exit timing leak.
+        const userOk = timingSafeEqual(digest(u), wantUser);
+        const passOk = timingSafeEqual(digest(p), wantPass);
+        return userOk && passOk;
+      };
+    }
+    this.#ctx = {
+      limits: opts.limits,
+      method: opts.auth !== null ? AuthMethod.USER_PASS : AuthMethod.NONE,
+      connect: opts.connect,
+      checkCredentials: check,
+      forget: (conn) => {
+        this.#conns.delete(conn);
+        if (this.#conns.size < opts.limits.LOCAL_MAX_CONNECTIONS) this.#atLimit = false;
+      },
+    };
+  }
+
+  /** Connections open now (handshaking, connecting or relaying). */
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** Starts listening; port 0 picks a free port. Resolves with the address actually bound. */
+  async listen(): Promise<SocksListenAddress> {
+    if (this.#server !== null || this.#closing) throw new Error('SocksServer: listen() called twice or after close()');
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    this.#server = server;
+    server.on('connection', (socket) => this.#accept(socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#server = null;
+      throw err;
+    }
+    // Accept errors (EMFILE…) after this point are logged; they do not stop the listener.
+    server.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ code: err.code }, 'socks listener error'));
+    const addr = server.address() as net.AddressInfo;
+    this.#log.info({ host: addr.address, port: addr.port, auth: this.#opts.auth !== null }, 'socks listening');
+    return { host: addr.address, port: addr.port };
+  }
+
+  /** Stops accepting and destroys every open connection (pending connects are aborted). */
+  async close(): Promise<void> {
+    this.#closing = true;
+    const server = this.#server;
+    const closed =
+      server === null || !server.listening
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const conn of [...this.#conns]) conn.destroy('server closing');
+    await closed;
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#closing || this.#conns.size >= this.#opts.limits.LOCAL_MAX_CONNECTIONS) {
+      socket.on('error', () => {});
+      socket.destroy();
+      if (!this.#closing && !this.#atLimit) {
+        this.#atLimit = true;
+        this.#log.warn({ max: this.#opts.limits.LOCAL_MAX_CONNECTIONS }, 'socks connection limit reached; refusing new connections');
+      }
+      return;
+    }
+    const id = ++this.#nextId;
+    const conn = new SocksConnection(socket, this.#ctx, this.#log.child({ conn: id }));
+    this.#conns.add(conn);
+    conn.start();
+  }
+}
+
+function digest(b: Uint8Array): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+// ── One app connection ───────────────────────────────────────────────────────
+
+type State = 'greeting' | 'auth' | 'request' | 'connecting' | 'relaying' | 'closing' | 'closed';
+
+/** Legal transitions; anything else is a bug and throws. */
+const NEXT: { readonly [S in State]: readonly State[] } = {
+  greeting: ['auth', 'request', 'closing', 'closed'],
+  auth: ['request', 'closing', 'closed'],
+  request: ['connecting', 'closing', 'closed'],
+  connecting: ['relaying', 'closing', 'closed'],
+  relaying: ['closed'],
+  closing: ['closed'],
+  closed: [],
+};
+
+const EMPTY = Buffer.alloc(0);
+
+class SocksConnection {
+  #state: State = 'greeting';
+  /** Unparsed handshake bytes. */
+  #buf: Buffer = EMPTY;
+  /** Handshake bytes already consumed by complete messages. */
+  #consumed = 0;
+  #early: Buffer[] = [];
+  #earlyBytes = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #abort: AbortController | null = null;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly ctx: ServerContext,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const s = this.socket;
+    s.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ code: err.code ?? err.name }, 'app socket error'));
+    s.on('close', () => this.#onClose());
+    s.on('end', () => this.#guard(() => this.#onEnd()));
+    s.on('data', this.#onData);
+    this.#arm(this.ctx.limits.SOCKS_HANDSHAKE_TIMEOUT_MS, 'handshake timeout');
+    this.log.debug('socks connection accepted');
+  }
+
+  destroy(why: string): void {
+    if (this.#state === 'closed' || this.socket.destroyed) return;
+    this.log.debug({ why }, 'socks connection destroyed');
+    this.socket.destroy();
+  }
+
+  #to(next: State): void {
+    if (!NEXT[this.#state].includes(next)) throw new Error(`socks: illegal transition ${this.#state} → ${next}`);
+    this.#state = next;
+  }
+
+  #handshaking(): boolean {
+    return this.#state === 'greeting' || this.#state === 'auth' || this.#state === 'request';
+  }
+
+  /** Runs a handler so that nothing it throws escapes into the event loop. */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err: (err as Error)?.message }, 'socks connection handler failed');
+      this.socket.destroy();
+    }
+  }
+
+  #arm(ms: number, why: string): void {
+    this.#disarm();
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.destroy(why);
+    }, ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#guard(() => {
+      if (this.#handshaking()) this.#handshake(chunk);
+      else if (this.#state === 'connecting') this.#holdEarly(chunk);
+      // 'closing': discard what the app still sends while it reads our last reply.
+    });
+  };
+
+  #handshake(chunk: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    // Each step consumes one message or stops; at most greeting, auth, request.
+    while (this.#handshaking() && this.#step()) {
+      // next message
+    }
+    if (this.#handshaking() && this.#consumed + this.#buf.length > this.ctx.limits.SOCKS_HANDSHAKE_MAX_BYTES) {
+      this.destroy('handshake too large');
+    }
+  }
+
+  #take(used: number): void {
+    this.#consumed += used;
+    this.#buf = this.#buf.subarray(used);
+  }
+
+  /** Parses one message in the current state; true when one was consumed and more may follow. */
+  #step(): boolean {
+    switch (this.#state) {
+      case 'greeting': {
+        const r = parseGreeting(this.#buf);
+        if (!r.ok) return 'error' in r ? this.#refuse(r.error) : false;
+        this.#take(r.used);
+        if (!r.value.methods.includes(this.ctx.method)) {
+          this.#closeWith(encodeMethodChoice(AuthMethod.NO_ACCEPTABLE), 'no acceptable method');
+          return false;
+        }
+        this.socket.write(encodeMethodChoice(this.ctx.method));
+        this.#to(this.ctx.method === AuthMethod.USER_PASS ? 'auth' : 'request');
+        return true;
+      }
+      case 'auth': {
+        const r = parseUserPass(this.#buf);
+        if (!r.ok) {
+          if (!('error' in r)) return false;
+          // A malformed RFC 1929 message still gets a failure status; a wrong VER gets nothing.
+          if (r.error.reason === 'bad-version') return this.#refuse(r.error);
+          this.#closeWith(encodeAuthStatus(false), `bad auth message: ${r.error.reason}`);
+          return false;
+        }
+        this.#take(r.used);
+        const ok = this.ctx.checkCredentials(r.value.username, r.value.password);
+        r.value.username.fill(0);
+        r.value.password.fill(0);
+        if (!ok) {
+          this.#closeWith(encodeAuthStatus(false), 'authentication failed');
+          return false;
+        }
+        this.socket.write(encodeAuthStatus(true));
+        this.#to('request');
+        return true;
+      }
+      case 'request': {
+        const r = parseRequest(this.#buf);
+        if (!r.ok) return 'error' in r ? this.#refuse(r.error) : false;
+        this.#take(r.used);
+        this.#disarm();
+        if (r.value.command !== Command.CONNECT) {
+          this.#closeWith(encodeReply(SocksReply.COMMAND_NOT_SUPPORTED), 'command not supported');
+          return false;
+        }
+        const rest = this.#buf;
+        this.#buf = EMPTY;
+        this.#to('connecting');
+        if (rest.length > 0) this.#holdEarly(rest);
+        void this.#open(r.value.target);
+        return false;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** A malformed message: send the reply it calls for (if any) and close. */
+  #refuse(error: SocksParseError): false {
+    if (error.reply === null) this.destroy(`malformed: ${error.reason}`);
+    else this.#closeWith(encodeReply(error.reply), `malformed: ${error.reason}`);
+    return false;
+  }
+
+  /** Keeps early data up to the cap; past it, gives the rest back to the socket and pauses. */
+  #holdEarly(chunk: Buffer): void {
+    const room = this.ctx.limits.SOCKS_EARLY_DATA_MAX_BYTES - this.#earlyBytes;
+    if (chunk.length <= room) {
+      this.#early.push(chunk);
+      this.#earlyBytes += chunk.length;
+      return;
+    }
+    if (room > 0) {
+      this.#early.push(chunk.subarray(0, room));
+      this.#earlyBytes += room;
+    }
+    // Pause first: unshift on a flowing stream would re-emit 'data' at once.
+    this.socket.pause();
+    this.socket.unshift(chunk.subarray(Math.max(room, 0)));
+  }
+
+  async #open(target: Target): Promise<void> {
+    const ac = new AbortController();
+    this.#abort = ac;
+    let stream: Duplex;
+    try {
+      stream = await this.ctx.connect(target, ac.signal);
+    } catch (err) {
+      this.#abort = null;
+      if (this.#state !== 'connecting') return; // the app left; nobody to answer
+      const reply = err instanceof PosternError ? err.socksReply : SocksReply.GENERAL_FAILURE;
+      this.log.debug({ code: errorCode(err), reply }, 'connect failed');
+      this.#guard(() => this.#closeWith(encodeReply(reply), 'connect failed'));
+      return;
+    }
+    this.#abort = null;
+    this.#guard(() => this.#start(stream));
+  }
+
+  #start(stream: Duplex): void {
+    if (this.#state !== 'connecting') {
+      // The app left while the connect was pending, and the connector did not honour the abort.
+      stream.on('error', () => {});
+      destroyHard(stream);
+      return;
+    }
+    if (stream.destroyed) {
+      this.#closeWith(encodeReply(SocksReply.GENERAL_FAILURE), 'connect returned a destroyed stream');
+      return;
+    }
+    this.#to('relaying');
+    const s = this.socket;
+    s.write(encodeReply(SocksReply.SUCCEEDED));
+    // Hand the socket over: stop our reader (paused first so that no chunk falls between).
+    s.pause();
+    s.off('data', this.#onData);
+    if (this.#earlyBytes > 0) stream.write(Buffer.concat(this.#early, this.#earlyBytes));
+    this.#early = [];
+    this.#earlyBytes = 0;
+    this.log.debug('stream open, relaying');
+    relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined }, 'relay done'));
+  }
+
+  /** Sends a last message, ends our side, and destroys when the app hangs up or after a bound. */
+  #closeWith(bytes: Buffer, why: string): void {
+    this.log.debug({ why }, 'socks connection refused');
+    this.#to('closing');
+    this.#buf = EMPTY;
+    this.#early = [];
+    this.#earlyBytes = 0;
+    this.socket.end(bytes);
+    this.socket.resume(); // keep reading so that we see the app's FIN
+    this.#arm(this.ctx.limits.SOCKS_HANDSHAKE_TIMEOUT_MS, 'linger timeout');
+  }
+
+  #onEnd(): void {
+    // relaying: relay owns half-close. closing: our side is already ended, so the socket
+    // destroys itself once our last message is flushed (destroying now could drop it).
+    if (this.#state === 'relaying' || this.#state === 'closing' || this.#state === 'closed') return;
+    this.destroy(`app hung up during ${this.#state}`);
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return;
+    this.#to('closed');
+    this.#disarm();
+    this.#buf = EMPTY;
+    this.#early = [];
+    this.#earlyBytes = 0;
+    if (this.#abort !== null) {
+      this.#abort.abort(new PosternError('E_CANCELLED', 'app disconnected'));
+      this.#abort = null;
+    }
+    this.ctx.forget(this);
+    this.log.debug('socks connection closed');
+  }
+}
+
+/** A log-safe code for an error: never its message, which may name the destination. */
+function errorCode(err: unknown): string {
+  if (err instanceof PosternError) return err.code;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'unknown';
+}

@@ -1,0 +1,230 @@
+/**
+ * The client side of docs/protocol.md §2: TCP, then TLS verified by pin or by CA + name, then the
+ * WebSocket upgrade carrying the §3 token. No HTTP byte is sent before the bridge is verified.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import { PosternError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/address.js';
+import type { Limits } from '../core/limits.js';
+import type { Logger } from '../log/logger.js';
+import type { FrameTransport } from '../mux/transport.js';
+import { makeToken, toBase64Url } from './auth.js';
+import { sha256 } from './certs.js';
+import type { BridgeInfo } from './uri.js';
+import { WsFrameTransport } from './ws-transport.js';
+
+export interface DialOptions {
+  limits: Limits;
+  logger: Logger;
+  /** Aborts the dial; the promise rejects with E_DIAL "aborted" (cause: the signal's reason). */
+  signal?: AbortSignal;
+  /** Clock for the token, Unix ms; default Date.now. */
+  now?: () => number;
+  /** Extra trusted CA certificates (PEM) for bridges without a pin; default: the system CAs only. */
+  ca?: string | string[];
+}
+
+type Stage = 'tcp' | 'tls' | 'upgrade';
+const STAGE_TEXT: Record<Stage, string> = {
+  tcp: 'TCP connect',
+  tls: 'TLS handshake',
+  upgrade: 'WebSocket upgrade',
+};
+
+let maskingActive: boolean | undefined;
+
+/** Whether ws masks client frames natively (bufferutil loads). Never throws. */
+export function nativeMaskingActive(): boolean {
+  if (maskingActive === undefined) {
+    if (process.env.WS_NO_BUFFER_UTIL) {
+      maskingActive = false; // ws honours this variable and uses JS masking
+    } else {
+      try {
+        const mod = createRequire(import.meta.url)('bufferutil') as { mask?: unknown };
+        maskingActive = typeof mod.mask === 'function';
+      } catch {
+        maskingActive = false;
+      }
+    }
+  }
+  return maskingActive;
+}
+
+function errnoOf(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code ?? e?.message ?? String(err);
+}
+
+/** Host header value: `<sni or host>[:port]`, the port only when not the scheme default. */
+function hostHeader(info: BridgeInfo): string {
+  const name = info.sni ?? info.host;
+  const h = net.isIPv6(name) ? `[${name}]` : name;
+  const defaultPort = info.plain ? 80 : 443;
+  return info.port === defaultPort ? h : `${h}:${info.port}`;
+}
+
+/**
+ * Connects to a bridge and returns the open session transport. Rejects with a PosternError:
+ * E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_BAD_URI.
+ */
+export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
+  const { limits, logger } = opts;
+  const now = opts.now ?? Date.now;
+  const log = logger.child({ component: 'dialer' });
+
+  if (info.plain && !isLoopbackHost(info.host)) {
+    return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host'));
+  }
+  if (opts.signal?.aborted === true) {
+    return Promise.reject(new PosternError('E_DIAL', 'aborted', { cause: opts.signal.reason }));
+  }
+
+  return new Promise<FrameTransport>((resolve, reject) => {
+    const started = Date.now();
+    let stage: Stage = 'tcp';
+    let settled = false;
+    let raw: net.Socket | undefined;
+    let secure: tls.TLSSocket | undefined;
+    let ws: WebSocket | undefined;
+
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: PosternError): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      log.debug({ stage, code: err.code }, 'dial failed');
+      if (ws !== undefined) ws.terminate();
+      secure?.destroy();
+      raw?.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted', { cause: opts.signal?.reason }));
+    const timer = setTimeout(() => {
+      fail(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (${STAGE_TEXT[stage]})`));
+    }, limits.DIAL_TIMEOUT_MS);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    // ── TCP ──
+    raw = net.connect({ host: info.host, port: info.port, noDelay: true });
+    raw.on('error', (err) => {
+      if (stage === 'tcp') fail(new PosternError('E_DIAL', errnoOf(err), { cause: err }));
+      else if (stage === 'tls') fail(new PosternError('E_TLS', `connection failed during the handshake (${errnoOf(err)})`, { cause: err }));
+      // Later errors reach the TLS socket / ws, which report them.
+    });
+    raw.once('connect', () => {
+      if (settled || raw === undefined) return;
+      if (info.plain) upgrade(raw);
+      else startTls(raw);
+    });
+
+    // ── TLS ──
+    const startTls = (sock: net.Socket): void => {
+      stage = 'tls';
+      const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
+      const options: tls.ConnectionOptions = {
+        socket: sock,
+        host: info.host, // identity checked against servername, else this (IP SANs)
+        ALPNProtocols: ['http/1.1'],
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: info.pin === undefined,
+      };
+      if (servername !== undefined) options.servername = servername;
+      if (opts.ca !== undefined) options.ca = opts.ca;
+      const s = tls.connect(options);
+      secure = s;
+      s.on('error', (err) => {
+        if (stage === 'tls') {
+          const code = (err as NodeJS.ErrnoException).code;
+          fail(new PosternError('E_TLS', code !== undefined ? `${err.message} (${code})` : err.message, { cause: err }));
+        }
+      });
+      s.once('close', () => {
+        if (stage === 'tls') fail(new PosternError('E_TLS', 'connection closed during the handshake'));
+      });
+      s.once('secureConnect', () => {
+        if (settled) return;
+        if (info.pin !== undefined) {
+          const cert = s.getPeerX509Certificate();
+          const got = cert === undefined ? undefined : sha256(cert.publicKey.export({ type: 'spki', format: 'der' }));
+          if (got === undefined || got.length !== info.pin.length || !timingSafeEqual(got, info.pin)) {
+            const gotText = got === undefined ? 'no certificate' : toBase64Url(got);
+            fail(new PosternError('E_PIN_MISMATCH', `expected ${toBase64Url(info.pin)} got ${gotText}`));
+            return;
+          }
+        } else if (!s.authorized) {
+          // rejectUnauthorized already refuses these; kept as a second lock.
+          fail(new PosternError('E_TLS', String(s.authorizationError ?? 'certificate not verified')));
+          return;
+        }
+        log.debug({ protocol: s.getProtocol(), alpn: s.alpnProtocol }, 'bridge TLS verified');
+        upgrade(s);
+      });
+    };
+
+    // ── WebSocket upgrade over the socket we already hold ──
+    const upgrade = (sock: net.Socket): void => {
+      stage = 'upgrade';
+      const remaining = Math.max(1, limits.DIAL_TIMEOUT_MS - (Date.now() - started));
+      const h = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
+      const url = `${info.plain ? 'ws' : 'wss'}://${h}:${info.port}${info.path}`;
+      let socket: WebSocket;
+      try {
+        socket = new WebSocket(url, {
+          createConnection: () => sock,
+          perMessageDeflate: false,
+          maxPayload: limits.WS_MAX_MESSAGE_BYTES,
+          skipUTF8Validation: true,
+          handshakeTimeout: remaining,
+          followRedirects: false,
+          headers: {
+            Host: hostHeader(info),
+            Authorization: `Bearer ${makeToken(info.secret, info.path, now())}`,
+          },
+        });
+      } catch (err) {
+        fail(new PosternError('E_BAD_URI', (err as Error).message, { cause: err }));
+        return;
+      }
+      ws = socket;
+      socket.on('unexpected-response', (_req, res) => {
+        fail(
+          new PosternError(
+            'E_AUTH_REJECTED',
+            `bridge answered ${res.statusCode ?? '?'}: wrong secret or path, or not a Postern bridge`,
+          ),
+        );
+      });
+      const onError = (err: Error): void => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (err.message === 'Opening handshake has timed out') {
+          fail(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (${STAGE_TEXT.upgrade})`));
+        } else if (code !== undefined && !code.startsWith('WS_')) {
+          fail(new PosternError('E_DIAL', `connection lost before the upgrade answer (${code})`, { cause: err }));
+        } else {
+          fail(new PosternError('E_AUTH_REJECTED', `invalid WebSocket handshake: ${err.message}`, { cause: err }));
+        }
+      };
+      const onEarlyClose = (): void => fail(new PosternError('E_DIAL', 'connection closed before the upgrade answer'));
+      socket.on('error', onError);
+      socket.once('close', onEarlyClose);
+      socket.once('open', () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        socket.removeListener('close', onEarlyClose);
+        socket.removeListener('error', onError);
+        const transport = new WsFrameTransport(socket, sock);
+        log.debug({ ms: Date.now() - started }, 'bridge session open');
+        resolve(transport);
+      });
+    };
+  });
+}

@@ -1,0 +1,197 @@
+/**
+ * The share URI of docs/protocol.md §1:
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&plain=1#<label>
+ * Pure parsing and formatting. Error messages never contain the secret.
+ */
+import net from 'node:net';
+import { PosternError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/address.js';
+import { fromBase64Url, toBase64Url, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from './auth.js';
+
+export interface BridgeInfo {
+  /** The user's secret (16–64 bytes). */
+  secret: Buffer;
+  /** Host name or IP literal; IPv6 without brackets. */
+  host: string;
+  port: number;
+  /** The secret WebSocket path, starting with '/'. */
+  path: string;
+  /** SHA-256 of the bridge certificate's DER SubjectPublicKeyInfo (32 bytes). */
+  pin?: Buffer;
+  /** TLS server name to send and verify. */
+  sni?: string;
+  /** No TLS (ws://): loopback hosts only. */
+  plain: boolean;
+  /** Human name for the bridge; never sent. */
+  label?: string;
+}
+
+export const SHARE_URI_SCHEME = 'postern';
+export const DEFAULT_BRIDGE_PORT = 443;
+export const PIN_BYTES = 32;
+
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'plain']);
+/** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
+const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
+const LABEL_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+function bad(reason: string): PosternError {
+  return new PosternError('E_BAD_URI', reason);
+}
+
+/**
+ * Why `path` cannot be a bridge path, or null when it can. A valid path is sent byte for byte
+ * as written (no character a URL parser would escape or a dot segment it would remove), so the
+ * client's MAC input and the bridge's request target are the same string.
+ */
+export function bridgePathProblem(path: string): string | null {
+  if (!path.startsWith('/')) return 'path must start with "/"';
+  if (!PATH_CHARS_RE.test(path)) return 'path contains a character that must be percent-encoded';
+  if (PCT_RE.test(path)) return 'path contains a malformed percent-escape';
+  for (const seg of path.split('/')) {
+    const plain = seg.replace(/%2e/gi, '.');
+    if (plain === '.' || plain === '..') return 'path must not contain "." or ".." segments';
+  }
+  return null;
+}
+
+/** Why `name` is not a usable DNS host name, or null. Rejects names a URL parser would read as IPv4. */
+function hostNameProblem(name: string): string | null {
+  if (name.length === 0) return 'host is empty';
+  if (name.length > 253) return 'host name is longer than 253 characters';
+  const labels = name.endsWith('.') ? name.slice(0, -1).split('.') : name.split('.');
+  for (const l of labels) {
+    if (!LABEL_RE.test(l)) return `host "${name}" is not a valid host name`;
+  }
+  const last = labels[labels.length - 1] ?? '';
+  if (/^(?:\d+|0x[0-9a-f]*)$/i.test(last)) return `host "${name}" is not a valid IPv4 address`;
+  return null;
+}
+
+/** Parses and checks a share URI. Throws PosternError('E_BAD_URI', reason). */
+export function parseShareUri(s: string): BridgeInfo {
+  const input = s.trim();
+  const schemeEnd = input.indexOf('://');
+  if (schemeEnd < 0 || input.slice(0, schemeEnd).toLowerCase() !== SHARE_URI_SCHEME) {
+    throw bad(`scheme must be ${SHARE_URI_SCHEME}://`);
+  }
+  let rest = input.slice(schemeEnd + 3);
+
+  let label: string | undefined;
+  const hashAt = rest.indexOf('#');
+  if (hashAt >= 0) {
+    const raw = rest.slice(hashAt + 1);
+    rest = rest.slice(0, hashAt);
+    try {
+      label = decodeURIComponent(raw);
+    } catch {
+      throw bad('label is not valid percent-encoding');
+    }
+    if (label === '') label = undefined;
+  }
+
+  let query: string | undefined;
+  const qAt = rest.indexOf('?');
+  if (qAt >= 0) {
+    query = rest.slice(qAt + 1);
+    rest = rest.slice(0, qAt);
+  }
+
+  const slashAt = rest.indexOf('/');
+  const authority = slashAt >= 0 ? rest.slice(0, slashAt) : rest;
+  const path = slashAt >= 0 ? rest.slice(slashAt) : '/';
+
+  // ── secret ──
+  const atAt = authority.lastIndexOf('@');
+  if (atAt < 0) throw bad('secret is missing (expected postern://<secret>@<host>)');
+  const secretText = authority.slice(0, atAt);
+  if (secretText === '') throw bad('secret is missing (expected postern://<secret>@<host>)');
+  const secret = fromBase64Url(secretText);
+  if (secret === null) throw bad('secret is not base64url without padding');
+  if (secret.length < SECRET_MIN_BYTES) throw bad(`secret is too short (${secret.length} bytes, at least ${SECRET_MIN_BYTES})`);
+  if (secret.length > SECRET_MAX_BYTES) throw bad(`secret is too long (${secret.length} bytes, at most ${SECRET_MAX_BYTES})`);
+
+  // ── host and port ──
+  const hostPort = authority.slice(atAt + 1);
+  let host: string;
+  let portText: string | undefined;
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    if (close < 0) throw bad('IPv6 host is missing its closing "]"');
+    host = hostPort.slice(1, close);
+    if (!net.isIPv6(host)) throw bad(`host "[${host}]" is not a valid IPv6 address`);
+    host = host.toLowerCase();
+    const after = hostPort.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) throw bad('unexpected characters after the IPv6 host');
+      portText = after.slice(1);
+    }
+  } else {
+    if (hostPort.indexOf(':') !== hostPort.lastIndexOf(':')) throw bad('an IPv6 host must be in brackets');
+    const colon = hostPort.indexOf(':');
+    host = colon >= 0 ? hostPort.slice(0, colon) : hostPort;
+    if (colon >= 0) portText = hostPort.slice(colon + 1);
+    if (host === '') throw bad('host is missing');
+    if (!net.isIPv4(host)) {
+      const problem = hostNameProblem(host);
+      if (problem !== null) throw bad(problem);
+    }
+  }
+  let port = DEFAULT_BRIDGE_PORT;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText)) throw bad(`port "${portText}" is not a number from 1 to 65535`);
+    port = Number(portText);
+    if (port < 1 || port > 65535) throw bad(`port ${port} is not from 1 to 65535`);
+  }
+
+  // ── path ──
+  const pathProblem = bridgePathProblem(path);
+  if (pathProblem !== null) throw bad(pathProblem);
+
+  // ── query ──
+  const info: BridgeInfo = { secret, host, port, path, plain: false };
+  if (query !== undefined && query !== '') {
+    const seen = new Set<string>();
+    for (const part of query.split('&')) {
+      const eq = part.indexOf('=');
+      const key = eq >= 0 ? part.slice(0, eq) : part;
+      const value = eq >= 0 ? part.slice(eq + 1) : '';
+      if (!KNOWN_PARAMS.has(key)) throw bad(`unknown query parameter "${key}"`);
+      if (seen.has(key)) throw bad(`query parameter "${key}" appears twice`);
+      seen.add(key);
+      if (key === 'pin') {
+        const pin = fromBase64Url(value);
+        if (pin === null) throw bad('pin is not base64url without padding');
+        if (pin.length !== PIN_BYTES) throw bad(`pin must be ${PIN_BYTES} bytes (got ${pin.length})`);
+        info.pin = pin;
+      } else if (key === 'sni') {
+        if (net.isIP(value) !== 0) throw bad('sni must be a host name, not an IP address');
+        const problem = hostNameProblem(value);
+        if (problem !== null) throw bad(`sni: ${problem}`);
+        info.sni = value;
+      } else {
+        if (value !== '1') throw bad('plain must be "1" when present');
+        info.plain = true;
+      }
+    }
+  }
+  if (info.plain) {
+    if (!isLoopbackHost(host)) throw bad(`plain=1 is only allowed for a loopback host, not "${host}"`);
+    if (info.pin !== undefined || info.sni !== undefined) throw bad('pin and sni have no meaning with plain=1');
+  }
+  if (label !== undefined) info.label = label;
+  return info;
+}
+
+/** Formats a share URI; parseShareUri(formatShareUri(x)) gives x back. The port is always written. */
+export function formatShareUri(info: BridgeInfo): string {
+  const host = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
+  const params: string[] = [];
+  if (info.pin !== undefined) params.push(`pin=${toBase64Url(info.pin)}`);
+  if (info.sni !== undefined) params.push(`sni=${info.sni}`);
+  if (info.plain) params.push('plain=1');
+  const query = params.length > 0 ? `?${params.join('&')}` : '';
+  const label = info.label !== undefined && info.label !== '' ? `#${encodeURIComponent(info.label)}` : '';
+  return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${host}:${info.port}${info.path}${query}${label}`;
+}

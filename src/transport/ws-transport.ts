@@ -1,0 +1,194 @@
+/**
+ * Adapts a `ws` WebSocket (client or server side) and the socket under it to the mux's
+ * FrameTransport. Binary messages only (docs/protocol.md §4).
+ */
+import type { Duplex } from 'node:stream';
+import type { RawData, WebSocket } from 'ws';
+import { PosternError } from '../core/errors.js';
+import { CloseCode, type FrameTransport } from '../mux/transport.js';
+
+export type CloseInfo = { code: number; reason: string; error?: Error };
+
+/**
+ * Messages held for a transport nobody listens to yet (onMessage not called). Past this the
+ * socket is paused, so a peer cannot grow the queue; below it the socket keeps being read so
+ * that a closing handshake is still seen.
+ */
+const PRE_LISTEN_HOLD_BYTES = 1024 * 1024;
+
+/** RFC 6455 §5.5: a close reason fits in 123 bytes. */
+const MAX_CLOSE_REASON_BYTES = 123;
+const WS_OPEN = 1;
+const WS_CLOSED = 3;
+
+function clipReason(reason: string): string {
+  const buf = Buffer.from(reason, 'utf8');
+  if (buf.length <= MAX_CLOSE_REASON_BYTES) return reason;
+  // Cut at a character boundary.
+  let end = MAX_CLOSE_REASON_BYTES;
+  while (end > 0 && ((buf[end] ?? 0) & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+/**
+ * FrameTransport over an open WebSocket.
+ *
+ * - Messages received while paused are held; the socket is paused too, so at most what one
+ *   socket read decodes to is held. Before onMessage() is called messages are held as well, up
+ *   to PRE_LISTEN_HOLD_BYTES, after which the socket is paused until someone listens.
+ * - bufferedBytes is ws.bufferedAmount, which already counts the socket's writableLength.
+ * - onDrain listeners run when bufferedBytes returns to 0 after a send left it above 0.
+ * - A text message closes the WebSocket with 1002 (protocol error).
+ * - After close() nothing more is delivered, and reading resumes so the closing handshake ends.
+ */
+export class WsFrameTransport implements FrameTransport {
+  readonly #ws: WebSocket;
+  readonly #socket: Duplex;
+  #onMessage: ((message: Buffer) => void) | undefined;
+  #onClose: ((reason: CloseInfo) => void) | undefined;
+  readonly #drainListeners: Array<() => void> = [];
+  readonly #held: Buffer[] = [];
+  #heldBytes = 0;
+  #paused = false;
+  #delivering = false;
+  /** Set by close()/terminate()/a protocol error: nothing more is delivered or sent. */
+  #local: { code: number; reason: string } | undefined;
+  #error: Error | undefined;
+  #closed: CloseInfo | undefined;
+  #closeReported = false;
+  #needDrain = false;
+  readonly #afterWrite = (): void => this.#checkDrain();
+
+  constructor(ws: WebSocket, socket: Duplex) {
+    this.#ws = ws;
+    this.#socket = socket;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#receive(data, isBinary));
+    ws.on('error', (err: Error) => {
+      // ws's own protocol errors (bad framing, message too big, …) carry a WS_ERR_* code.
+      const code = (err as NodeJS.ErrnoException).code;
+      this.#error ??= code?.startsWith('WS_ERR_') === true ? new PosternError('E_PROTOCOL', err.message, { cause: err }) : err;
+    });
+    ws.on('close', (code: number, reason: Buffer) => this.#finish(code, reason.toString('utf8')));
+    socket.on('drain', this.#afterWrite);
+    if (ws.readyState === WS_CLOSED) queueMicrotask(() => this.#finish(1006, ''));
+  }
+
+  get bufferedBytes(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  send(message: Buffer): void {
+    if (this.#local !== undefined || this.#ws.readyState !== WS_OPEN) return;
+    this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
+    if (this.#ws.bufferedAmount > 0) this.#needDrain = true;
+  }
+
+  onDrain(cb: () => void): void {
+    this.#drainListeners.push(cb);
+  }
+
+  onMessage(cb: (message: Buffer) => void): void {
+    this.#onMessage = cb;
+    if (!this.#paused) this.resume();
+  }
+
+  onClose(cb: (reason: CloseInfo) => void): void {
+    this.#onClose = cb;
+    if (this.#closed !== undefined) queueMicrotask(() => this.#reportClose());
+  }
+
+  pause(): void {
+    this.#paused = true;
+    if (this.#local === undefined) this.#ws.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    if (this.#onMessage === undefined) return;
+    this.#deliverHeld();
+    if (!this.#paused && this.#closed === undefined) this.#ws.resume();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#local !== undefined || this.#closed !== undefined) return;
+    this.#local = { code, reason };
+    this.#held.length = 0;
+    this.#heldBytes = 0;
+    try {
+      this.#ws.close(code, clipReason(reason));
+      // Read again so that the peer's closing frame is seen (messages are dropped from now on).
+      this.#ws.resume();
+    } catch {
+      // An invalid close code: drop the connection instead.
+      this.#local = { code: 1006, reason: 'terminated' };
+      this.#ws.terminate();
+    }
+  }
+
+  terminate(): void {
+    if (this.#closed !== undefined) return;
+    this.#local ??= { code: 1006, reason: 'terminated' };
+    this.#held.length = 0;
+    this.#heldBytes = 0;
+    this.#ws.terminate();
+  }
+
+  #receive(data: RawData, isBinary: boolean): void {
+    if (this.#local !== undefined) return;
+    if (!isBinary) {
+      this.#error ??= new PosternError('E_PROTOCOL', 'text WebSocket message');
+      this.close(CloseCode.PROTOCOL_ERROR, 'binary messages only');
+      return;
+    }
+    const message = data as Buffer; // binaryType 'nodebuffer'
+    if (this.#paused || this.#onMessage === undefined || this.#held.length > 0) {
+      this.#held.push(message);
+      this.#heldBytes += message.length;
+      if (this.#onMessage === undefined && this.#heldBytes >= PRE_LISTEN_HOLD_BYTES) this.#ws.pause();
+      if (!this.#paused && this.#onMessage !== undefined) this.#deliverHeld();
+      return;
+    }
+    this.#onMessage(message);
+  }
+
+  #deliverHeld(): void {
+    if (this.#delivering) return; // resume() called from inside a message callback
+    this.#delivering = true;
+    try {
+      while (!this.#paused && this.#local === undefined && this.#onMessage !== undefined) {
+        const next = this.#held.shift();
+        if (next === undefined) break;
+        this.#heldBytes -= next.length;
+        this.#onMessage(next);
+      }
+    } finally {
+      this.#delivering = false;
+    }
+  }
+
+  #checkDrain(): void {
+    if (!this.#needDrain || this.#ws.bufferedAmount > 0) return;
+    this.#needDrain = false;
+    for (const cb of this.#drainListeners) cb();
+  }
+
+  #finish(code: number, reason: string): void {
+    if (this.#closed !== undefined) return;
+    this.#socket.removeListener('drain', this.#afterWrite);
+    this.#held.length = 0;
+    this.#heldBytes = 0;
+    const local = this.#local;
+    const info: CloseInfo =
+      local !== undefined && local.code !== 1006 ? { code: local.code, reason: local.reason } : { code, reason };
+    if (this.#error !== undefined) info.error = this.#error;
+    this.#closed = info;
+    this.#reportClose();
+  }
+
+  #reportClose(): void {
+    if (this.#closeReported || this.#closed === undefined || this.#onClose === undefined) return;
+    this.#closeReported = true;
+    this.#onClose(this.#closed);
+  }
+}

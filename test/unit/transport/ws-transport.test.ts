@@ -1,0 +1,238 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { PosternError } from '../../../src/core/errors.js';
+import { silentLogger } from '../../../src/log/logger.js';
+import type { FrameTransport } from '../../../src/mux/transport.js';
+import { makeToken } from '../../../src/transport/auth.js';
+import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
+import { dialBridge } from '../../../src/transport/dialer.js';
+import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from './helpers.js';
+
+type CloseInfo = { code: number; reason: string; error?: Error };
+const logger = silentLogger();
+let cert: { keyPem: string; certPem: string };
+let pin: Buffer;
+
+beforeAll(() => {
+  cert = generateSelfSigned({ commonName: 'localhost', altNames: ['127.0.0.1'] });
+  pin = spkiSha256(cert.certPem);
+});
+afterEach(stopAll);
+
+async function pair(useTls: boolean, over: Parameters<typeof startBridge>[0] = { tls: null }) {
+  const b = await startBridge(useTls ? { ...over, tls: cert, pin } : { ...over, tls: null });
+  const client = track(await dialBridge(b.info(), { limits: b.limits, logger }));
+  const { transport: server } = await b.nextSession();
+  return { b, client, server };
+}
+
+function closed(t: FrameTransport): Promise<CloseInfo> {
+  return within(new Promise<CloseInfo>((r) => t.onClose(r)), 5_000, 'close');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A bare ws client with a valid token, for sending what a FrameTransport never sends. */
+async function rawWsClient(b: BridgeFixture): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${b.port}${b.path}`, {
+    perMessageDeflate: false,
+    headers: { Authorization: `Bearer ${makeToken(b.secret, b.path, Date.now())}` },
+  });
+  onCleanup(() => ws.terminate());
+  ws.on('error', () => undefined);
+  await within(new Promise((r) => ws.once('open', r)), 5_000, 'ws open');
+  return ws;
+}
+
+describe('WsFrameTransport (protocol.md §4 messages)', () => {
+  it('closes with 1002 and reports E_PROTOCOL when a text message arrives', async () => {
+    const b = await startBridge({ tls: null });
+    const ws = await rawWsClient(b);
+    const { transport: server } = await b.nextSession();
+    const got: Buffer[] = [];
+    server.onMessage((m) => got.push(m));
+    const atServer = closed(server);
+    const atClient = within(new Promise<number>((r) => ws.once('close', (code) => r(code))), 5_000);
+    ws.send(Buffer.from('binary first'));
+    ws.send('text');
+    const info = await atServer;
+    expect(info.code).toBe(1002);
+    expect(info.error).toBeInstanceOf(PosternError);
+    expect((info.error as PosternError).code).toBe('E_PROTOCOL');
+    expect(await atClient).toBe(1002);
+    expect(got.map(String)).toEqual(['binary first']);
+  });
+
+  it('closes with 1009 when a message exceeds WS_MAX_MESSAGE_BYTES', async () => {
+    const { b, client, server } = await pair(false);
+    server.onMessage(() => undefined);
+    client.onMessage(() => undefined);
+    const atClient = closed(client);
+    const atServer = closed(server);
+    client.send(Buffer.alloc(b.limits.WS_MAX_MESSAGE_BYTES + 1));
+    expect((await atClient).code).toBe(1009);
+    const err = (await atServer).error as PosternError;
+    expect(err.code).toBe('E_PROTOCOL');
+    expect(err.message).toMatch(/Max payload size exceeded/);
+  });
+
+  it('accepts a message of exactly WS_MAX_MESSAGE_BYTES', async () => {
+    const { b, client, server } = await pair(false);
+    const got = within(new Promise<Buffer>((r) => server.onMessage(r)), 5_000);
+    client.send(Buffer.alloc(b.limits.WS_MAX_MESSAGE_BYTES, 7));
+    expect((await got).length).toBe(b.limits.WS_MAX_MESSAGE_BYTES);
+  });
+
+  it('keeps messages that arrive before onMessage is set, in order', async () => {
+    const b = await startBridge({
+      tls: null,
+      onSession: (t) => {
+        for (let i = 0; i < 5; i++) t.send(Buffer.from([i]));
+      },
+    });
+    const client = track(await dialBridge(b.info(), { limits: b.limits, logger }));
+    await sleep(50);
+    const got: number[] = [];
+    await within(
+      new Promise<void>((r) =>
+        client.onMessage((m) => {
+          got.push(m[0] as number);
+          if (got.length === 5) r();
+        }),
+      ),
+      5_000,
+    );
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('delivers nothing while paused and everything, in order, after resume', async () => {
+    const { client, server } = await pair(false);
+    const got: number[] = [];
+    server.onMessage((m) => got.push(m.readUInt32BE(0)));
+    server.pause();
+    for (let i = 0; i < 200; i++) {
+      const m = Buffer.alloc(100);
+      m.writeUInt32BE(i, 0);
+      client.send(m);
+    }
+    await sleep(100);
+    expect(got).toEqual([]);
+    server.resume();
+    await within(
+      (async () => {
+        while (got.length < 200) await sleep(5);
+      })(),
+      5_000,
+    );
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it('stops delivering at once when the message callback pauses', async () => {
+    const { client, server } = await pair(false);
+    const got: number[] = [];
+    server.onMessage((m) => {
+      got.push(m[0] as number);
+      server.pause();
+    });
+    for (let i = 0; i < 3; i++) client.send(Buffer.from([i]));
+    await sleep(100);
+    expect(got).toEqual([0]);
+    server.resume();
+    await sleep(50);
+    expect(got).toEqual([0, 1]);
+    server.resume();
+    server.resume();
+    await sleep(50);
+    expect(got).toEqual([0, 1, 2]);
+  });
+
+  it('reports a close to a callback registered after it happened', async () => {
+    const { client, server } = await pair(false);
+    server.onMessage(() => undefined);
+    client.onMessage(() => undefined);
+    client.close(1000, 'bye');
+    await sleep(100);
+    expect((await closed(server)).code).toBe(1000);
+    expect((await closed(client)).code).toBe(1000);
+  });
+
+  it('completes the closing handshake promptly even if no one ever listened for messages', async () => {
+    const b = await startBridge({ tls: null, onSession: (t) => t.close(1001, 'busy') });
+    const client = track(await dialBridge(b.info(), { limits: b.limits, logger }));
+    const started = Date.now();
+    const [c, s] = await Promise.all([closed(client), closed((await b.nextSession()).transport)]);
+    expect(c).toEqual({ code: 1001, reason: 'busy' });
+    expect(s.code).toBe(1001);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('terminates instead of throwing for a close code WebSocket forbids', async () => {
+    const { client, server } = await pair(false);
+    server.onMessage(() => undefined);
+    const atServer = closed(server);
+    expect(() => client.close(1005, 'reserved')).not.toThrow();
+    expect((await atServer).code).toBe(1006);
+  });
+
+  it('rises bufferedBytes while the peer does not read, then drains and fires onDrain (TLS)', async () => {
+    const { b, client, server } = await pair(true);
+    let received = 0;
+    server.onMessage((m) => {
+      received += m.length;
+    });
+    server.pause();
+    const chunk = Buffer.alloc(128 * 1024, 1);
+    const high = 4 * 1024 * 1024;
+    let sent = 0;
+    for (let i = 0; i < 2_000 && client.bufferedBytes < high; i++) {
+      client.send(chunk);
+      sent += chunk.length;
+    }
+    expect(client.bufferedBytes).toBeGreaterThanOrEqual(high);
+    let drains = 0;
+    const drained = new Promise<void>((r) =>
+      client.onDrain(() => {
+        drains++;
+        r();
+      }),
+    );
+    await sleep(100);
+    expect(client.bufferedBytes).toBeGreaterThan(0);
+    expect(drains).toBe(0);
+    server.resume();
+    await within(drained, 15_000, 'drain');
+    expect(client.bufferedBytes).toBe(0);
+    expect(drains).toBe(1);
+    await within(
+      (async () => {
+        while (received < sent) await sleep(5);
+      })(),
+      15_000,
+      'all bytes received',
+    );
+    expect(received).toBe(sent);
+    expect(b.sessions).toHaveLength(1);
+  });
+
+  it('fires onDrain again for each later episode of buffering', async () => {
+    const { client, server } = await pair(false);
+    server.onMessage(() => undefined);
+    let drains = 0;
+    client.onDrain(() => drains++);
+    for (let round = 1; round <= 2; round++) {
+      server.pause();
+      for (let i = 0; i < 2_000 && client.bufferedBytes < 2 * 1024 * 1024; i++) client.send(Buffer.alloc(64 * 1024));
+      expect(client.bufferedBytes).toBeGreaterThan(0);
+      server.resume();
+      await within(
+        (async () => {
+          while (drains < round) await sleep(5);
+        })(),
+        15_000,
+        `drain ${round}`,
+      );
+      expect(client.bufferedBytes).toBe(0);
+    }
+    expect(drains).toBe(2);
+  });
+});
