@@ -4,7 +4,7 @@
  * killed if the bench itself exits early.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -169,6 +169,8 @@ export interface Pair {
 
 export interface PairOptions {
   nodeFlags: string[];
+  /** Written into bridge.json's "limits" (tuning experiments; the bridge checks the bounds). */
+  bridgeLimits?: Record<string, number>;
   logLevel: string;
   startTimeoutMs: number;
 }
@@ -176,6 +178,12 @@ export interface PairOptions {
 /** init + bridge + client; resolves once both listen (and, if it says so in time, the tunnel is up). */
 export async function startPair(opts: PairOptions): Promise<Pair> {
   const { dir, uri } = await initBridge();
+  if (opts.bridgeLimits && Object.keys(opts.bridgeLimits).length) {
+    const file = path.join(dir, 'bridge.json');
+    const config = JSON.parse(readFileSync(file, 'utf8')) as { limits?: Record<string, number> };
+    config.limits = { ...config.limits, ...opts.bridgeLimits };
+    writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  }
   let bridgeD: Daemon | null = null;
   let clientD: Daemon | null = null;
   let stopping: Promise<{ bridge: string; client: string }> | null = null;

@@ -5,8 +5,11 @@
  * kernel-facing native memory that no snapshot shows).
  *
  *   tsx bench/heap-diff.ts [--streams 1000] [--top 25]      (after npm run build)
+ *
+ * Needs a quiet machine: a snapshot freezes a daemon, and one frozen past KEEPALIVE_TIMEOUT_MS (20 s)
+ * makes the session drop (the script then says so instead of printing wrong figures).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -54,15 +57,21 @@ async function snapshot(d: Daemon, dir: string, timeoutMs: number): Promise<stri
     await sleep(250);
     const fresh = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot') && f.includes(`.${d.pid}.`));
     if (fresh.length) {
-      // Node writes the snapshot in pieces: done when it parses (bounded retries).
+      // Node writes the snapshot in pieces: done once it ends with the closing "]}" and its size
+      // holds still (a cheap check; parsing it while it grows would steal the CPU it needs).
       const file = path.join(dir, fresh[0] as string);
-      for (let i = 0; i < 120; i++) {
-        try {
-          JSON.parse(readFileSync(file, 'utf8'));
-          return file;
-        } catch {
-          await sleep(500);
+      let last = -1;
+      for (let i = 0; i < 240; i++) {
+        const size = statSync(file).size;
+        if (size === last && size > 2) {
+          const fd = openSync(file, 'r');
+          const tail = Buffer.alloc(Math.min(16, size));
+          readSync(fd, tail, 0, tail.length, size - tail.length);
+          closeSync(fd);
+          if (tail.toString('latin1').trimEnd().endsWith(']}')) return file;
         }
+        last = size;
+        await sleep(250);
       }
       throw new Error(`${d.name}: heap snapshot ${file} incomplete after 60 s`);
     }
@@ -82,17 +91,20 @@ try {
   const warm = await openIdleStreams(connect, 100, 50, 60_000);
   for (const s of warm) s.destroy();
   await sleep(2000);
-  const base = { client: await snapshot(pair.client, dir, 60_000), bridge: await snapshot(pair.bridge, dir, 60_000) };
+  // Both at once: a daemon frozen by its snapshot for longer than KEEPALIVE_TIMEOUT_MS (20 s)
+  // would make the other end drop the session.
+  const both = async () => {
+    const [client, bridge] = await Promise.all([snapshot(pair.client, dir, 60_000), snapshot(pair.bridge, dir, 60_000)]);
+    return { client, bridge };
+  };
+  const base = await both();
   const open = await openIdleStreams(connect, streams, 50, 120_000);
   await sleep(2000);
   const t0 = Date.now();
-  const loadedClient = await snapshot(pair.client, dir, 60_000);
-  const mid = (await servers.stats()).echoOpen;
-  const loadedBridge = await snapshot(pair.bridge, dir, 60_000);
+  const loaded = await both();
   const after = (await servers.stats()).echoOpen;
-  process.stderr.write(`heap-diff: streams open at the echo server: ${mid} after the client snapshot, ${after} after the bridge's (${Date.now() - t0} ms)\n`);
-  if (after < streams) process.stderr.write(`warning: some streams closed during the snapshots; bridge log:\n${pair.bridge.tailText(5)}\n`);
-  const loaded = { client: loadedClient, bridge: loadedBridge };
+  process.stderr.write(`heap-diff: ${after} streams open at the echo server after the snapshots (${Date.now() - t0} ms)\n`);
+  if (after < streams) throw new Error(`streams closed during the snapshots; figures would be wrong\nbridge log:\n${pair.bridge.tailText(5)}`);
   for (const s of open) s.destroy();
   for (const role of ['client', 'bridge'] as const) {
     const a = aggregate(base[role]);

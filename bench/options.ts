@@ -27,6 +27,7 @@ export interface BenchOptions {
   logLevel: string;
   /** Run this JS bundle instead of bin/postern (compare builds; it must resolve node_modules). */
   bundle: string | null;
+  bridgeLimits: Record<string, number>;
   out: string;
 }
 
@@ -47,6 +48,8 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --log-level L        daemons' log level (default info)
   --bundle FILE        run this JS bundle instead of bin/postern (e.g. another build of dist/postern.js,
                        placed where it resolves this repo's node_modules); npm run bench still builds dist/
+  --bridge-limit N=V   set limit N (src/core/limits.ts) in the bridge's config, e.g. STREAM_WINDOW_BYTES=4194304
+                       (repeatable; the client has no config file, so this tunes the bridge side only)
   --out PATH           JSON output (default bench/results/latest.json)
   -h, --help`;
 
@@ -74,6 +77,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'quiet-budget-s': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       bundle: { type: 'string' },
+      'bridge-limit': { type: 'string', multiple: true },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -87,8 +91,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     if (!SECTIONS.includes(s as Section)) throw new Error(`--only: unknown section "${s}" (use ${SECTIONS.join(', ')})`);
     sections.add(s as Section);
   }
+  const bridgeLimits: Record<string, number> = {};
+  for (const kv of values['bridge-limit'] ?? []) {
+    const m = /^([A-Z_]+)=(\d+)$/.exec(kv);
+    if (!m) throw new Error(`--bridge-limit: expected NAME=INTEGER, got "${kv}"`);
+    bridgeLimits[m[1] as string] = Number(m[2]);
+  }
   return {
     quick,
+    bridgeLimits,
     sizeBytes: sizeMiB * 1024 * 1024,
     reps: positiveInt('--reps', values.reps, quick ? 2 : 3),
     latencySamples: positiveInt('--samples', values.samples, quick ? 100 : 300),

@@ -284,7 +284,7 @@ async function settle(pids: number[], ms: number): Promise<Settled[]> {
 
 async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: string[]): Promise<RssResult> {
   log('rss: starting a fresh client/bridge pair');
-  const pair = await startPair({ nodeFlags, logLevel: opts.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS });
+  const pair = await startPair({ nodeFlags, bridgeLimits: opts.bridgeLimits, logLevel: opts.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS });
   try {
     const echoPort = servers.ports.echoPort;
     const connect = socksConnector(pair.socksPort, echoPort, opts.pipeline);
@@ -375,7 +375,8 @@ function report(
   out.push(`Postern benchmark — ${meta.date}  node ${meta.node}, ${meta.cpus} × ${meta.cpuModel}, commit ${meta.commit ?? '?'}`);
   out.push(
     `daemons: node ${meta.bundle}, log level ${opts.logLevel}; they report native ws masking: client ${meta.clientNativeMasking ?? '?'}, bridge ${meta.bridgeNativeMasking ?? '?'}` +
-      (meta.bundledBufferutil ? ' — but the bundle contains bufferutil, so ws in it masks in JS' : ''),
+      (meta.bundledBufferutil ? ' — but the bundle contains bufferutil, so ws in it masks in JS' : '') +
+      (Object.keys(opts.bridgeLimits).length ? `; bridge limits ${JSON.stringify(opts.bridgeLimits)}` : ''),
   );
   if (tput) {
     const mib = opts.sizeBytes / 1048576;
@@ -486,6 +487,7 @@ async function main(): Promise<number> {
     kernel: os.release(),
     commit: gitCommit(),
     bundle: o.bundle ? path.relative(ROOT, path.resolve(o.bundle)) : 'bin/postern',
+    bridgeLimits: o.bridgeLimits,
     loadStart: os.loadavg().map((x) => x.toFixed(2)).join(' '),
     options: { ...o, sections: [...o.sections] },
   };
@@ -510,7 +512,7 @@ async function main(): Promise<number> {
     const needPair = !o.baselinesOnly && (o.sections.has('throughput') || o.sections.has('latency'));
     if (needPair) {
       log('starting client/bridge pair');
-      pair = await startPair({ nodeFlags, logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS });
+      pair = await startPair({ nodeFlags, bridgeLimits: o.bridgeLimits, logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS });
       log(`bridge pid ${pair.bridge.pid} port ${pair.bridgePort}; client pid ${pair.client.pid} socks port ${pair.socksPort}; tunnel up logged: ${pair.tunnelUpSeen}`);
       if (o.cpuProf) {
         mkdirSync(profDir, { recursive: true });

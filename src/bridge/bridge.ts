@@ -3,7 +3,7 @@ import { formatTarget } from '../core/address.js';
 import { PosternError, errorFromSystem } from '../core/errors.js';
 import { relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
-import { MuxSession } from '../mux/session.js';
+import { MuxSession, type IncomingOpen } from '../mux/session.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { CloseCode } from '../mux/transport.js';
 import { TokenVerifier } from '../transport/auth.js';
@@ -89,18 +89,15 @@ export class Bridge {
     });
   }
 
-  private async onOpen(
-    req: { streamId: number; target: import('../core/address.js').Target; accept(): import('node:stream').Duplex; reject(err: PosternError): void },
-    sessionLog: Logger,
-  ): Promise<void> {
+  private async onOpen(req: IncomingOpen, sessionLog: Logger): Promise<void> {
     const log = sessionLog.child({ stream: req.streamId });
-    const ac = new AbortController();
     let socket: Socket;
     try {
+      // req.signal aborts when the client cancels the open or the session ends first.
       socket = await connectTarget(
         req.target,
         { policy: { allowPrivate: this.config.allowPrivate }, resolver: this.resolver, limits: this.config.limits },
-        ac.signal,
+        req.signal,
       );
     } catch (err) {
       const e = errorFromSystem(err);

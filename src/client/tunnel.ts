@@ -33,7 +33,7 @@ export class Tunnel {
   }
 
   get state(): TunnelState {
-    if (this.session && !this.session.closed) return 'up';
+    if (this.usable(this.session)) return 'up';
     if (this.dialing) return 'connecting';
     return Date.now() < this.nextAttemptAt ? 'backoff' : 'idle';
   }
@@ -48,9 +48,14 @@ export class Tunnel {
     return session.open(target, { signal });
   }
 
+  /** A session takes new streams until it closes or either side sent GOAWAY. */
+  private usable(s: MuxSession | null): s is MuxSession {
+    return s !== null && !s.closed && !s.goingAway;
+  }
+
   private async getSession(signal?: AbortSignal): Promise<MuxSession> {
     if (this.closed) throw new PosternError('E_TUNNEL_DOWN', 'client is shutting down');
-    if (this.session && !this.session.closed) return this.session;
+    if (this.usable(this.session)) return this.session;
     if (this.dialing) return this.dialing;
     const wait = this.nextAttemptAt - Date.now();
     if (wait > this.limits.DIAL_TIMEOUT_MS && this.lastError) throw this.lastError;

@@ -69,7 +69,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   SOCKS_HANDSHAKE_MAX_BYTES: [2_048, 65_536],
   SOCKS_EARLY_DATA_MAX_BYTES: [0, 1024 * 1024],
   LOCAL_MAX_CONNECTIONS: [1, 65_536],
-  FRAME_MAX_PAYLOAD_BYTES: [1_024, 1024 * 1024],
+  FRAME_MAX_PAYLOAD_BYTES: [65_536, 65_536], // a wire constant (docs/protocol.md §4)
   WS_MAX_MESSAGE_BYTES: [16 * 1024, 4 * 1024 * 1024],
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],
   SESSION_MAX_STREAMS: [1, 65_536],

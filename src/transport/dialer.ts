@@ -6,7 +6,6 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { PosternError } from '../core/errors.js';
 import { isLoopbackHost } from '../core/address.js';
