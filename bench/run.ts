@@ -297,13 +297,13 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
       }
       return { n, ms: Date.now() - t0 };
     };
-    // Warm-up: the same code paths the idle streams take, then everything closed again.
-    log('rss: warm-up (200 streams opened, echoed, closed)');
-    for (let round = 0; round < 2; round++) {
-      const warm = await openIdleStreams(connect, 100, IDLE_OPEN_CONCURRENCY, IDLE_OPEN_DEADLINE_MS);
-      for (const s of warm) s.destroy();
-      await waitEchoOpen((n) => n === 0, CLOSE_CHECK_MS);
-    }
+    // Warm-up: one full cycle of the same number of streams, opened, echoed and closed. The heap
+    // (V8 grows its young generation under allocation pressure) and malloc arenas reach the size
+    // the measured cycle needs, so the growth below is what the open streams hold, not one-off growth.
+    log(`rss: warm-up (${opts.idleStreams} streams opened, echoed, closed)`);
+    const warm = await openIdleStreams(connect, opts.idleStreams, IDLE_OPEN_CONCURRENCY, IDLE_OPEN_DEADLINE_MS);
+    for (const s of warm) s.destroy();
+    await waitEchoOpen((n) => n === 0, CLOSE_CHECK_MS);
     const pids = [pair.client.pid, pair.bridge.pid];
     log(`rss: settling ${opts.settleMs} ms (baseline)`);
     const [c0, b0] = await settle(pids, opts.settleMs);
@@ -425,7 +425,8 @@ function report(
   }
   if (rss) {
     out.push('');
-    out.push(`3. RSS (VmRSS, KiB; median of the last 3 of ${Math.max(3, Math.round(opts.settleMs / 1000))} samples at 1 Hz), ${rss.streams} idle streams (opened in ${rss.openMs} ms), fresh daemons`);
+    out.push(`3. RSS (VmRSS, KiB; median of the last 3 of ${Math.max(3, Math.round(opts.settleMs / 1000))} samples at 1 Hz), ${rss.streams} idle streams (opened in ${rss.openMs} ms), fresh daemons;`);
+    out.push(`   "at rest" is after a warm-up cycle that opened, echoed and closed ${rss.streams} streams`);
     out.push(`   ${pad('', 10)}${lpad('at rest', 10)}${lpad(`${rss.streams} idle`, 12)}${lpad('KiB/stream', 12)}${lpad('(anon)', 9)}${lpad('after close', 13)}`);
     for (const name of ['client', 'bridge'] as const) {
       const s = rss[name];

@@ -126,14 +126,15 @@ export class Bridge {
 
   /** Stops accepting, tells clients to go elsewhere, lets streams drain, then closes. */
   async stop(drainMs = this.config.limits.SHUTDOWN_DRAIN_MS): Promise<void> {
+    // New sessions are turned away (stopping); open ones get GOAWAY and drainMs to finish their
+    // streams; then the listener closes, which ends whatever is left.
     this.stopping = true;
-    const closing = this.listener.close();
     for (const s of this.sessions) s.goAway();
     const deadline = Date.now() + drainMs;
     while ([...this.sessions].some((s) => s.streamCount > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const s of this.sessions) s.close(CloseCode.GOING_AWAY, 'shutdown');
-    await closing;
+    await this.listener.close();
   }
 }
