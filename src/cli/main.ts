@@ -165,7 +165,7 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
     },
     '(demo)',
   );
-  const bridge = new Bridge({ config: { ...config, tls: { certFile: '', keyFile: '', certPem, keyPem } }, logger: log.child({ component: 'bridge' }) });
+  const bridge = new Bridge({ config: { ...config, tls: { certFile: '', keyFile: '', certPem, keyPem } }, logger: log.child({ demo: 'bridge' }) });
   const baddr = await bridge.start().catch((err) => fail(listenError(err, config.listen)));
   const uri = formatShareUri({ secret, host: '127.0.0.1', port: baddr.port, path: secretPath, pin: spkiSha256(certPem), plain: false, label: 'demo' });
   const client = new Client({
@@ -174,7 +174,7 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
     auth: null,
     allowOpenProxy: false,
     limits: defaultLimits(),
-    logger: log.child({ component: 'client' }),
+    logger: log.child({ demo: 'client' }),
   });
   const caddr = await client.start().catch((err) => fail(listenError(err, listen)));
   log.info({ role: 'bridge', address: fmt(baddr), port: baddr.port }, 'listening');

@@ -4,7 +4,9 @@
  * the first longest run of two or more zero groups as '::'; IPv4-mapped addresses in mixed
  * notation '::ffff:192.0.2.1', RFC 5952 §5), matching what src/socks produces.
  */
-import { MAX_DOMAIN_BYTES, type Target } from '../core/address.js';
+import { MAX_DOMAIN_BYTES, formatIPv6, parseIPv4, parseIPv6, type Target } from '../core/address.js';
+
+export { formatIPv6, parseIPv4, parseIPv6 };
 import { MuxProtocolError } from './errors.js';
 import { AddressType, type OpenInvalidReason } from './frame.js';
 
@@ -43,13 +45,11 @@ export function writeAddress(buf: Buffer, offset: number, t: Target): number {
       break;
     }
     case 'ipv6': {
-      const w = parseIPv6(t.host);
-      if (w === null) throw new RangeError('invalid IPv6 address');
+      const b = parseIPv6(t.host);
+      if (b === null) throw new RangeError('invalid IPv6 address');
       buf[at++] = AddressType.IPV6;
-      for (const x of w) {
-        buf.writeUInt16BE(x, at);
-        at += 2;
-      }
+      buf.set(b, at);
+      at += 16;
       break;
     }
     case 'domain': {
@@ -120,94 +120,4 @@ function need(upTo: number, end: number): void {
 
 function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError('port must be 0..65535');
-}
-
-const DEC_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-
-/** Dotted-quad IPv4 (no leading zeros) → 4 bytes, or null. */
-export function parseIPv4(s: string): number[] | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!DEC_OCTET.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out.push(v);
-  }
-  return out;
-}
-
-/** IPv6 text (RFC 4291 §2.2 forms, no zone id, no brackets) → eight 16-bit groups, or null. */
-export function parseIPv6(s: string): number[] | null {
-  let str = s;
-  const tail: number[] = [];
-  const lastColon = str.lastIndexOf(':');
-  if (lastColon === -1) return null;
-  if (str.includes('.', lastColon)) {
-    const v4 = parseIPv4(str.slice(lastColon + 1));
-    if (v4 === null) return null;
-    tail.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-    str = str.slice(0, lastColon + 1);
-    if (!str.endsWith('::')) str = str.slice(0, -1);
-  }
-  const dbl = str.indexOf('::');
-  let head: string[];
-  let rest: string[];
-  if (dbl === -1) {
-    head = str.split(':');
-    rest = [];
-    if (head.length + tail.length !== 8) return null;
-  } else {
-    if (str.indexOf('::', dbl + 1) !== -1) return null;
-    const left = str.slice(0, dbl);
-    const right = str.slice(dbl + 2);
-    head = left === '' ? [] : left.split(':');
-    rest = right === '' ? [] : right.split(':');
-    if (head.length + rest.length + tail.length > 7) return null;
-  }
-  const groups: number[] = [];
-  for (const g of head) {
-    if (!HEX_GROUP.test(g)) return null;
-    groups.push(parseInt(g, 16));
-  }
-  if (dbl !== -1) {
-    const zeros = 8 - head.length - rest.length - tail.length;
-    for (let i = 0; i < zeros; i++) groups.push(0);
-  }
-  for (const g of rest) {
-    if (!HEX_GROUP.test(g)) return null;
-    groups.push(parseInt(g, 16));
-  }
-  groups.push(...tail);
-  return groups.length === 8 ? groups : null;
-}
-
-/** 16 bytes at `offset` → canonical IPv6 text (RFC 5952 §4, IPv4-mapped as §5). */
-export function formatIPv6(buf: Uint8Array, offset = 0): string {
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push(((buf[offset + 2 * i] as number) << 8) | (buf[offset + 2 * i + 1] as number));
-  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
-    const b = offset + 12;
-    return `::ffff:${buf[b]}.${buf[b + 1]}.${buf[b + 2]}.${buf[b + 3]}`;
-  }
-  let bestStart = -1;
-  let bestLen = 1; // a single zero group is not compressed (RFC 5952 §4.2.2)
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number, b: number) => w.slice(a, b).map((x) => x.toString(16)).join(':');
-  if (bestStart === -1) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
