@@ -16,7 +16,9 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   splitting: false,
-  noExternal: [/.*/],
+  // Everything is bundled except ws's optional native helpers: noExternal wins over external in
+  // tsup, so the exclusion has to be in this pattern. Bundled, bufferutil silently masks in JS.
+  noExternal: [/^(?!bufferutil$|utf-8-validate$)/],
   external: ['bufferutil', 'utf-8-validate'],
   removeNodeProtocol: false,
   define: { POSTERN_VERSION: JSON.stringify(pkg.version) },
