@@ -1,15 +1,25 @@
 import type { Socket } from 'node:net';
 import { formatTarget } from '../core/address.js';
 import { PosternError, errorFromSystem } from '../core/errors.js';
-import { relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
 import { MuxSession, type IncomingOpen } from '../mux/session.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { CloseCode } from '../mux/transport.js';
 import { TokenVerifier } from '../transport/auth.js';
 import { createBridgeListener } from '../transport/listener.js';
+import { createDecoy } from '../decoy/index.js';
 import type { BridgeConfig } from '../config/bridge.js';
-import { connectTarget, systemResolver, withHosts, type Resolver } from './egress.js';
+import { SessionRegistry } from './sessions.js';
+import { connectTarget, limitResolver, PolicyRefusal, systemResolver, withHosts, type Resolver } from './egress.js';
+import { createAdminServer, type AdminServer } from './admin.js';
+import { CountingVerifier, Governor } from './governor.js';
+import { Semaphore } from './limiter.js';
+import type { BridgeMetrics } from './metrics.js';
+import { compilePolicy, type EgressPolicy } from './policy.js';
+
+function policyOf(c: BridgeConfig): EgressPolicy {
+  return compilePolicy({ allowPrivate: c.allowPrivate, ...c.egress });
+}
 
 export interface BridgeOptions {
   readonly config: BridgeConfig;
@@ -27,20 +37,34 @@ export class Bridge {
   private readonly verifier: TokenVerifier;
   private readonly listener: ReturnType<typeof createBridgeListener>;
   private readonly sessions = new Set<MuxSession>();
-  private readonly resolver: Resolver;
+  private resolver: Resolver;
+  /** DNS with bounded concurrency (EGRESS_DNS_MAX_*), under the `hosts` table. */
+  private readonly dnsResolver: Resolver;
+  private policy: EgressPolicy;
+  /** Per-user sessions, stream limits and metrics. */
+  private readonly governor: Governor;
+  private admin: AdminServer | null = null;
   private config: BridgeConfig;
   private sessionSeq = 0;
+  /** Resumable sessions by id (docs/protocol.md §9). */
+  private readonly registry: SessionRegistry;
   private stopping = false;
 
   constructor(opts: BridgeOptions) {
     this.config = opts.config;
     this.log = opts.logger;
-    this.resolver = withHosts(this.config.hosts, opts.resolver ?? systemResolver);
+    this.registry = new SessionRegistry(this.config.limits, this.log);
     const { limits } = this.config;
-    this.verifier = new TokenVerifier([...this.config.users], {
-      windowMs: limits.AUTH_WINDOW_MS,
-      replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT,
-    });
+    this.policy = policyOf(this.config);
+    const dns = new Semaphore(limits.EGRESS_DNS_MAX_CONCURRENT, limits.EGRESS_DNS_MAX_QUEUED);
+    this.dnsResolver = limitResolver(opts.resolver ?? systemResolver, dns);
+    this.resolver = withHosts(this.config.hosts, this.dnsResolver);
+    this.governor = new Governor(this.config.users, limits, () => this.sessions.size);
+    this.verifier = new CountingVerifier(
+      [...this.config.users],
+      { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT },
+      (reason) => this.governor.metrics.authFailures.inc({ reason }),
+    );
     this.listener = createBridgeListener({
       host: this.config.listen.host,
       port: this.config.listen.port,
@@ -49,7 +73,9 @@ export class Bridge {
       verifier: this.verifier,
       limits,
       logger: this.log,
-      onSession: (transport, user) => this.onSession(transport, user),
+      onSession: (transport, user, resumeId) => this.onSession(transport, user, resumeId),
+      onHandshakeTimeout: () => this.metrics.handshakeTimeouts.inc(),
+      decoy: createDecoy(this.config.decoy, limits),
     });
   }
 
@@ -57,52 +83,123 @@ export class Bridge {
     return this.sessions.size;
   }
 
+  get metrics(): BridgeMetrics {
+    return this.governor.metrics;
+  }
+
+  /** Starts the public listener and, when configured, the admin listener (metrics, health). */
   async start(): Promise<{ host: string; port: number }> {
-    return this.listener.listen();
+    const addr = await this.listener.listen();
+    if (this.config.admin) {
+      const admin = createAdminServer({ ...this.config.admin, registry: this.metrics.registry, logger: this.log });
+      try {
+        const a = await admin.listen();
+        this.admin = admin;
+        this.log.info({ role: 'admin', address: a.host, port: a.port }, 'listening');
+      } catch (err) {
+        await this.listener.close();
+        throw err;
+      }
+    }
+    return addr;
   }
 
-  /** Applies a reloaded config's users and certificate without dropping sessions. */
+  /**
+   * Applies a reloaded config without dropping other sessions: users (the sessions of a removed
+   * user, or of one whose secret changed, are closed at once), certificate, egress policy,
+   * `hosts`, bandwidth caps and log.destinations. Listen address, path, limits and admin take
+   * a restart. Throws, having changed nothing, when the new config cannot be applied.
+   */
   reload(next: BridgeConfig): void {
-    this.verifier.setUsers([...next.users]);
+    const policy = policyOf(next);
+    // Check the user list (e.g. two users sharing a secret) before anything changes.
+    new TokenVerifier([...next.users], { windowMs: next.limits.AUTH_WINDOW_MS, replayCacheCount: 1 });
     if (next.tls) this.listener.setTls(next.tls.keyPem, next.tls.certPem);
-    this.config = { ...this.config, users: next.users, tls: next.tls };
-    this.log.info({ users: next.users.length }, 'configuration reloaded');
+    this.verifier.setUsers([...next.users]);
+    const closed = this.governor.setUsers(next.users);
+    const restartOnly = (['listen', 'path', 'limits', 'admin'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
+    this.policy = policy;
+    this.resolver = withHosts(next.hosts, this.dnsResolver);
+    this.config = {
+      ...this.config,
+      users: next.users,
+      tls: next.tls,
+      allowPrivate: next.allowPrivate,
+      egress: next.egress,
+      hosts: next.hosts,
+      log: { ...this.config.log, destinations: next.log.destinations },
+    };
+    this.metrics.reloads.inc({ result: 'ok' });
+    this.log.info({ users: next.users.length, sessionsClosed: closed }, 'configuration reloaded');
+    if (restartOnly.length > 0) this.log.warn({ fields: restartOnly }, 'these changes take effect after a restart');
   }
 
-  private onSession(transport: FrameTransport, user: string): void {
+  /** Loads and applies a config (SIGHUP, file change); on failure logs why and keeps the current one. */
+  reloadFrom(load: () => BridgeConfig, trigger: string): boolean {
+    try {
+      this.reload(load());
+      return true;
+    } catch (err) {
+      this.metrics.reloads.inc({ result: 'error' });
+      const e = err as Error;
+      this.log.error({ trigger, err: e instanceof PosternError ? `${e.code}: ${e.message}` : e.message }, 'reload failed; keeping the previous configuration');
+      return false;
+    }
+  }
+
+  private onSession(transport: FrameTransport, user: string, resumeId: string | null = null): void {
     const { limits } = this.config;
+    // A known resumable session takes its new connection even while stopping (its streams drain).
+    if (resumeId !== null && this.registry.resume(resumeId, user, transport)) return;
     if (this.stopping || this.sessions.size >= limits.BRIDGE_MAX_SESSIONS) {
+      this.metrics.sessionsRefused.inc({ reason: 'busy' });
       transport.close(CloseCode.GOING_AWAY, 'busy');
+      return;
+    }
+    const refusal = this.governor.admit(user);
+    if (refusal) {
+      this.log.info({ user, limit: limits.BRIDGE_MAX_SESSIONS_PER_USER }, 'session refused: too many sessions for this user');
+      transport.close(refusal.code, refusal.reason);
       return;
     }
     const id = ++this.sessionSeq;
     const log = this.log.child({ session: id, user });
-    const session = new MuxSession(transport, { role: 'bridge', limits, logger: log });
+    const session =
+      resumeId !== null
+        ? this.registry.create(resumeId, user, transport, log)
+        : new MuxSession(transport, { role: 'bridge', limits, logger: log });
     this.sessions.add(session);
+    this.governor.track(session, user, log);
     log.info('session open');
     session.on('close', (info: { code: number; reason: string }) => {
       this.sessions.delete(session);
       log.info({ code: info.code }, 'session closed');
     });
     session.on('open', (req) => {
-      void this.onOpen(req, log);
+      void this.onOpen(req, log, user);
     });
   }
 
-  private async onOpen(req: IncomingOpen, sessionLog: Logger): Promise<void> {
+  private async onOpen(req: IncomingOpen, sessionLog: Logger, user: string): Promise<void> {
     const log = sessionLog.child({ stream: req.streamId });
     let socket: Socket;
     try {
       // req.signal aborts when the client cancels the open or the session ends first.
       socket = await connectTarget(
         req.target,
-        { policy: { allowPrivate: this.config.allowPrivate }, resolver: this.resolver, limits: this.config.limits },
+        { policy: this.policy, resolver: this.resolver, limits: this.config.limits },
         req.signal,
       );
     } catch (err) {
       const e = errorFromSystem(err);
+      this.metrics.streamsRefused.inc({ code: e.code });
+      if (e instanceof PolicyRefusal) this.metrics.policyRefusals.inc({ reason: e.reason });
       log.info(
-        this.config.log.destinations ? { code: e.code, target: formatTarget(req.target) } : { code: e.code },
+        {
+          code: e.code,
+          ...(e instanceof PolicyRefusal ? { policy: e.reason } : {}),
+          ...(this.config.log.destinations ? { target: formatTarget(req.target) } : {}),
+        },
         'stream refused',
       );
       req.reject(e);
@@ -119,9 +216,7 @@ export class Bridge {
       return;
     }
     log.debug(this.config.log.destinations ? { target: formatTarget(req.target) } : {}, 'stream open');
-    relay(stream, socket, (err) => {
-      if (err) log.debug({ code: (err as PosternError).code ?? 'E_CONN_RESET' }, 'stream aborted');
-    });
+    this.governor.relayStream(stream, socket, user, log);
   }
 
   /** Stops accepting, tells clients to go elsewhere, lets streams drain, then closes. */
@@ -131,10 +226,11 @@ export class Bridge {
     this.stopping = true;
     for (const s of this.sessions) s.goAway();
     const deadline = Date.now() + drainMs;
-    while ([...this.sessions].some((s) => s.streamCount > 0) && Date.now() < deadline) {
+    while (([...this.sessions].some((s) => s.streamCount > 0) || this.registry.unacknowledged > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const s of this.sessions) s.close(CloseCode.GOING_AWAY, 'shutdown');
     await this.listener.close();
+    await this.admin?.close();
   }
 }

@@ -3,7 +3,20 @@ import net from 'node:net';
 import type { Target } from '../core/address.js';
 import { PosternError, errorFromSystem } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import { checkAddress, type EgressPolicy } from './policy.js';
+import type { Semaphore } from './limiter.js';
+import { checkAddress, checkTarget, type EgressPolicy } from './policy.js';
+
+/** Why policy refused a stream (metrics label): its port, not on the allow-list, or a special range. */
+export type RefusalReason = 'port' | 'not_listed' | 'range';
+
+/** E_NOT_ALLOWED from egress policy, with the reason for metrics (never the destination). */
+export class PolicyRefusal extends PosternError {
+  readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, detail?: string) {
+    super('E_NOT_ALLOWED', detail ?? reason);
+    this.reason = reason;
+  }
+}
 
 export interface ResolvedAddress {
   readonly address: string;
@@ -17,6 +30,11 @@ export const systemResolver: Resolver = async (name) => {
   const found = await dns.promises.lookup(name, { all: true, verbatim: true });
   return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 };
+
+/** Runs lookups through a semaphore: bounded concurrency, bounded wait queue, overflow → E_DNS. */
+export function limitResolver(next: Resolver, sem: Semaphore): Resolver {
+  return (name) => sem.run(() => next(name), () => new PosternError('E_DNS', 'too many lookups in progress'));
+}
 
 /** A resolver that answers from a fixed table first (operator `hosts` overrides), else delegates. */
 export function withHosts(hosts: Readonly<Record<string, readonly string[]>>, next: Resolver): Resolver {
@@ -48,6 +66,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signa
 
 /** Resolves a target to the addresses policy allows; throws E_NOT_ALLOWED / E_DNS. */
 export async function resolveAllowed(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<string[]> {
+  const pre = checkTarget(target, opts.policy);
+  if (!pre.allowed) throw new PolicyRefusal(pre.reason, pre.reason === 'range' ? `${pre.range} range` : undefined);
   let candidates: string[];
   if (target.kind === 'domain') {
     const found = await withTimeout(
@@ -66,7 +86,7 @@ export async function resolveAllowed(target: Target, opts: EgressOptions, signal
   const allowed = candidates.filter((a) => checkAddress(a, opts.policy).allowed);
   if (allowed.length === 0) {
     const d = checkAddress(candidates[0] as string, opts.policy);
-    throw new PosternError('E_NOT_ALLOWED', d.allowed ? undefined : `${d.range} range`);
+    throw new PolicyRefusal('range', d.allowed ? undefined : `${d.range} range`);
   }
   return allowed;
 }

@@ -1,12 +1,12 @@
-import crypto from 'node:crypto';
+import crypto, { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PosternError } from '../core/errors.js';
 import type { BridgeConfigFile } from '../config/bridge.js';
 import { generateSecret } from '../transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
-import { formatShareUri } from '../transport/uri.js';
+import { generateSelfSigned } from '../transport/certs.js';
+import { readPem, shareUri } from './share.js';
 
 export interface InitOptions {
   dir: string;
@@ -15,6 +15,8 @@ export interface InitOptions {
   listenHost: string;
   user: string;
   force: boolean;
+  /** Existing certificate and key (e.g. Let's Encrypt): referenced, not copied, so renewals apply. */
+  existing?: { certFile: string; keyFile: string };
 }
 
 export interface InitResult {
@@ -30,42 +32,68 @@ export function initBridge(o: InitOptions): InitResult {
   const configFile = path.join(dir, CONFIG_NAME);
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
+  const existing = o.existing ? checkExisting(o.existing) : null;
   if (!o.force) {
-    for (const f of [configFile, keyFile, certFile]) {
+    for (const f of existing ? [configFile] : [configFile, keyFile, certFile]) {
       if (fs.existsSync(f)) throw new PosternError('E_CONFIG', `${f} already exists (use --force to overwrite)`);
     }
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { keyPem, certPem } = generateSelfSigned({ commonName: o.host, altNames: [o.host] });
+  const { keyPem, certPem } = existing ?? generateSelfSigned({ commonName: o.host, altNames: [o.host] });
   const secret = generateSecret();
   const secretPath = `/${crypto.randomBytes(12).toString('base64url')}`;
   const config: BridgeConfigFile = {
     listen: `${net.isIPv6(o.listenHost) ? `[${o.listenHost}]` : o.listenHost}:${o.port}`,
     path: secretPath,
     publicHost: o.host,
-    tls: { cert: 'cert.pem', key: 'key.pem' },
+    tls: o.existing ? { cert: path.resolve(o.existing.certFile), key: path.resolve(o.existing.keyFile) } : { cert: 'cert.pem', key: 'key.pem' },
     users: [{ name: o.user, secret: secret.toString('base64url') }],
     allowPrivate: false,
   };
   // Secrets: key and config are 0600; the certificate is public.
-  writeFileAtomic(keyFile, keyPem, 0o600);
-  writeFileAtomic(certFile, certPem, 0o644);
+  if (!existing) {
+    writeFileAtomic(keyFile, keyPem, 0o600);
+    writeFileAtomic(certFile, certPem, 0o644);
+  }
   writeFileAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`, 0o600);
-  const uri = formatShareUri({
-    secret,
-    host: o.host,
-    port: o.port,
-    path: secretPath,
-    pin: spkiSha256(certPem),
-    plain: false,
-    label: o.user,
-  });
+  // A self-signed certificate is pinned; a CA-issued one is verified by name (sni=host).
+  const uri = shareUri({ secret, publicHost: o.host, publicPort: o.port, path: secretPath, certPem, label: o.user });
   return { configFile, uri };
 }
 
-export function writeFileAtomic(file: string, data: string, mode: number): void {
+/** Reads an existing certificate and key and checks that they belong together. */
+function checkExisting(e: { certFile: string; keyFile: string }): { certPem: string; keyPem: string } {
+  const certPem = readPem(e.certFile, '--cert');
+  const keyPem = readPem(e.keyFile, '--key');
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch (err) {
+    throw new PosternError('E_CONFIG', `--cert/--key: cannot load (${(err as Error).message})`);
+  }
+  if (!matches) throw new PosternError('E_CONFIG', `--key ${e.keyFile} is not the private key of --cert ${e.certFile}`);
+  return { certPem, keyPem };
+}
+
+/** Writes a temp file beside `file` (mode set before any byte), fsyncs it, renames it over `file`. */
+export function writeFileAtomic(file: string, data: string, mode: number, beforeRename?: (tmp: string) => void): void {
   const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
+  const fd = fs.openSync(tmp, 'wx', mode);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  try {
+    beforeRename?.(tmp);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
 }

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Bridge } from '../bridge/bridge.js';
+import { watchConfigFile } from '../bridge/config-watch.js';
 import { Client } from '../client/client.js';
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
 import { parseHostPort } from '../core/address.js';
@@ -11,8 +12,17 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { generateSecret } from '../transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/dialer.js';
+import { createDecoyListener } from '../transport/listener.js';
+import { createDecoy } from '../decoy/index.js';
 import { formatShareUri, parseShareUri } from '../transport/uri.js';
+import { resolveClientSettings, type ClientFlags } from '../config/client.js';
+import { isLoopbackHost } from '../core/address.js';
+import { collect, resolveTunnelFlags, type TunnelFlags } from '../client/tunnel-flags.js';
+import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
+import { qrText } from './qr.js';
+import { clientListenerFlags, printLanShare, type ListenerFlags } from './client-listeners.js';
+import { addUser, listUsers, removeUser, shareUser, signalReload } from './users.js';
 
 declare const POSTERN_VERSION: string;
 const VERSION = typeof POSTERN_VERSION === 'string' ? POSTERN_VERSION : '0.0.0-dev';
@@ -64,12 +74,27 @@ function logStartup(log: Logger): void {
   log.info({ version: VERSION, node: process.version, nativeMasking: nativeMaskingActive() }, 'postern starting');
 }
 
-async function runBridge(opts: { config: string; allowPrivate?: boolean; listen?: string; logLevel?: string }): Promise<void> {
+async function runBridge(opts: {
+  config: string;
+  allowPrivate?: boolean;
+  listen?: string;
+  logLevel?: string;
+  plain?: boolean;
+  insecurePlainListen?: boolean;
+}): Promise<void> {
   let config: BridgeConfig;
   const load = () => {
     let c = loadBridgeConfig(opts.config);
     if (opts.allowPrivate) c = { ...c, allowPrivate: true };
     if (opts.listen) c = { ...c, listen: hostPort(opts.listen, '--listen') };
+    if (opts.plain) {
+      // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
+      // because anything else would carry the users' tokens unencrypted over a network.
+      if (!isLoopbackHost(c.listen.host) && opts.insecurePlainListen !== true) {
+        throw new PosternError('E_CONFIG', `--plain: refusing to listen on ${c.listen.host} without TLS; use a loopback address (e.g. --listen 127.0.0.1:8080) or pass --insecure-plain-listen`);
+      }
+      c = { ...c, tls: null };
+    }
     return c;
   };
   try {
@@ -87,45 +112,77 @@ async function runBridge(opts: { config: string; allowPrivate?: boolean; listen?
     fail(listenError(err, config.listen));
   }
   log.info({ role: 'bridge', address: fmt(addr), port: addr.port, tls: config.tls !== null, allowPrivate: config.allowPrivate }, 'listening');
-  process.on('SIGHUP', () => {
-    try {
-      bridge.reload(load());
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'reload failed; keeping the previous configuration');
-    }
+  // Users and policy are reloaded on SIGHUP and when the config file changes (a failed reload
+  // keeps the running config and logs why).
+  process.on('SIGHUP', () => bridge.reloadFrom(load, 'SIGHUP'));
+  const watcher = watchConfigFile(opts.config, config.limits.CONFIG_WATCH_DEBOUNCE_MS, () => bridge.reloadFrom(load, 'file'), log);
+  onShutdown(log, () => {
+    watcher.close();
+    return bridge.stop();
   });
-  onShutdown(log, () => bridge.stop());
+}
+
+/** `postern decoy`: the bridge's decoy website alone — same config, certificate and limits, no tunnel. */
+async function runDecoy(opts: { config: string; listen?: string; logLevel?: string }): Promise<void> {
+  let config: BridgeConfig;
+  try {
+    config = loadBridgeConfig(opts.config);
+    if (opts.listen) config = { ...config, listen: hostPort(opts.listen, '--listen') };
+  } catch (err) {
+    fail(err);
+  }
+  const log = createLogger({ level: opts.logLevel ?? config.log.level });
+  logStartup(log);
+  const listener = createDecoyListener({
+    host: config.listen.host,
+    port: config.listen.port,
+    tls: config.tls ? { keyPem: config.tls.keyPem, certPem: config.tls.certPem } : null,
+    decoy: createDecoy(config.decoy, config.limits),
+    limits: config.limits,
+    logger: log,
+  });
+  let addr;
+  try {
+    addr = await listener.listen();
+  } catch (err) {
+    fail(listenError(err, config.listen));
+  }
+  log.info({ role: 'decoy', address: fmt(addr), port: addr.port, tls: config.tls !== null, decoy: config.decoy.type }, 'listening');
+  onShutdown(log, () => listener.close());
 }
 
 function fmt(a: { host: string; port: number }): string {
   return `${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-async function runClient(opts: {
-  bridge: string;
-  listen: string;
-  user?: string;
-  pass?: string;
-  insecureOpenProxy?: boolean;
-  logLevel?: string;
-}): Promise<void> {
+async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & ListenerFlags): Promise<void> {
   let client: Client;
   let log: Logger;
   let listen: { host: string; port: number };
+  let auth: boolean;
+  let listeners: ReturnType<typeof clientListenerFlags>;
   try {
-    const bridge = parseShareUri(opts.bridge);
-    listen = hostPort(opts.listen, '--listen');
-    if ((opts.user === undefined) !== (opts.pass === undefined)) {
-      throw new PosternError('E_CONFIG', '--user and --pass go together');
-    }
-    log = createLogger({ level: opts.logLevel });
+    // Flags > environment (POSTERN_*) > config file > defaults (src/config/client.ts).
+    const tunnel = resolveTunnelFlags(opts);
+    const settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
+    // --socks/--http/--forward/--whatsapp/--lan (src/cli/client-listeners.ts).
+    listeners = clientListenerFlags(opts, settings);
+    listen = listeners.listen;
+    auth = listeners.auth !== null;
+    log = createLogger({ level: settings.logLevel });
     logStartup(log);
     client = new Client({
-      bridge,
+      bridge: settings.bridge,
+      bridges: [settings.bridge, ...tunnel.more],
+      strategy: tunnel.strategy,
+      rotate: tunnel.rotate,
       listen,
-      auth: opts.user !== undefined ? { username: opts.user, password: opts.pass as string } : null,
-      allowOpenProxy: opts.insecureOpenProxy === true,
-      limits: defaultLimits(),
+      socksListen: listeners.socks,
+      httpListen: listeners.http,
+      forwards: listeners.forwards,
+      auth: listeners.auth,
+      allowOpenProxy: settings.insecureOpenProxy,
+      limits: tunnel.limits,
       logger: log,
     });
   } catch (err) {
@@ -137,7 +194,9 @@ async function runClient(opts: {
   } catch (err) {
     fail(listenError(err, listen));
   }
-  log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth: opts.user !== undefined }, 'listening');
+  log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth, http: true }, 'listening');
+  for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: fmt(l), port: l.port }, 'listening');
+  if (opts.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
   onShutdown(log, () => client.stop(defaultLimits().SHUTDOWN_DRAIN_MS));
 }
 
@@ -197,6 +256,12 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   });
 }
 
+/** The URI on stdout; its QR code on stderr when asked or when stderr is a terminal. */
+function printShare(uri: string, qr: boolean | undefined): void {
+  process.stdout.write(`${uri}\n`);
+  if (qr === true || process.stderr.isTTY === true) process.stderr.write(qrText(uri));
+}
+
 export function buildProgram(): Command {
   const program = new Command('postern')
     .description('Censorship-circumvention proxy: SOCKS5 in, multiplexed WebSocket-over-TLS tunnel, bridge out')
@@ -210,6 +275,8 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'bridge config file (JSON), as written by "postern init"')
     .option('--allow-private', 'allow loopback, private and link-local destinations (tests, local demos)')
     .option('--listen <host:port>', 'override the listen address of the config file')
+    .option('--plain', 'serve plain ws (no TLS) on loopback, behind a TLS-terminating proxy such as nginx')
+    .option('--insecure-plain-listen', 'with --plain, allow a non-loopback listen address (the proxy link must be private)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runBridge(o));
 
@@ -217,11 +284,24 @@ export function buildProgram(): Command {
     .command('client')
     .description('run a client: a local SOCKS5 proxy that tunnels to a bridge')
     .version(VERSION)
-    .requiredOption('--bridge <uri>', 'the bridge share URI (postern://...)')
-    .option('--listen <host:port>', 'SOCKS5 listen address', '127.0.0.1:1080')
-    .option('--user <name>', 'require SOCKS5 username/password (RFC 1929) with this user name')
-    .option('--pass <password>', 'the SOCKS5 password (with --user)')
+    .option('--bridge <uri>', 'the bridge share URI (postern://...); repeat for several bridges [env: POSTERN_BRIDGE]', collect)
+    .addOption(new Option('--strategy <name>', 'with several bridges: failover (priority order) or spread (least loaded)').choices(['failover', 'spread']))
+    .option('--keepalive-ms <ms>', 'a connection silent this long is dead and the session resumes on a new one (default 20000)')
+    .option('--resume-timeout-ms <ms>', 'a session not resumed within this time is ended and its streams reset (default 60000)')
+    .option('--rotate-bytes <n>', 'move the session to a fresh connection after this many bytes on one (default: never)')
+    .option('--rotate-ms <ms>', 'move the session to a fresh connection after this long on one (default: never)')
+    .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')
+    .option('--listen <host:port>', 'SOCKS5 listen address (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
+    .option('--user <name>', 'require SOCKS5 username/password (RFC 1929) with this user name [env: POSTERN_USER]')
+    .option('--pass <password>', 'the SOCKS5 password (with --user) [env: POSTERN_PASS]')
     .option('--insecure-open-proxy', 'allow a listener on a non-loopback address without authentication')
+    .option('--socks <host:port>', 'also a SOCKS5-only listener here (repeatable)', collect)
+    .option('--http <host:port>', 'also an HTTP-proxy-only listener here (repeatable)', collect)
+    .option('--forward <[host:]port=host:port>', 'like ssh -L: connections to the local port go to the fixed destination (repeatable)', collect)
+    .option('--whatsapp', 'WhatsApp proxy entry point on the --listen host: chat-tls 8443, chat 5222, media 7777')
+    .option('--whatsapp-ports <list>', 'WhatsApp ports, e.g. chat-tls=443,chat=5222,http=80,media=587 (off turns a role off)')
+    .option('--whatsapp-target <list>', "TESTING ONLY: replace WhatsApp's servers, e.g. chat=HOST:PORT,media=HOST:PORT")
+    .option('--lan', 'share with phones on this network: listen on 0.0.0.0 (or the --listen host) with a password, print links and QR codes')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runClient(o));
 
@@ -235,17 +315,108 @@ export function buildProgram(): Command {
     .option('--listen-host <host>', 'local address to bind', '0.0.0.0')
     .option('--user <name>', 'name of the first user', 'user1')
     .option('--force', 'overwrite existing files')
-    .action((o: { dir: string; host: string; port: string; listenHost: string; user: string; force?: boolean }) => {
+    .option('--cert <file>', 'use this existing certificate (e.g. Let\'s Encrypt fullchain.pem) instead of a self-signed one')
+    .option('--key <file>', 'the private key of --cert')
+    .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
+    .action((o: { dir: string; host: string; port: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean }) => {
       try {
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new PosternError('E_CONFIG', `--port: expected 1..65535, got "${o.port}"`);
-        const res = initBridge({ dir: o.dir, host: o.host, port, listenHost: o.listenHost, user: o.user, force: o.force === true });
-        process.stderr.write(`wrote ${res.configFile} (and key.pem, cert.pem)\nshare URI for "${o.user}" (keep it secret):\n`);
-        process.stdout.write(`${res.uri}\n`);
+        if ((o.cert === undefined) !== (o.key === undefined)) throw new PosternError('E_CONFIG', '--cert and --key go together');
+        const existing = o.cert !== undefined ? { certFile: o.cert, keyFile: o.key as string } : undefined;
+        const res = initBridge({ dir: o.dir, host: o.host, port, listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}) });
+        process.stderr.write(`wrote ${res.configFile}${existing ? '' : ' (and key.pem, cert.pem)'}\nshare URI for "${o.user}" (keep it secret):\n`);
+        printShare(res.uri, o.qr);
       } catch (err) {
         fail(err);
       }
     });
+
+  const users = program.command('users').description("manage a bridge's users: add, remove, list, share").version(VERSION);
+  const configOpt = () => new Option('--config <file>', 'bridge config file').default('/etc/postern/bridge.json');
+  const pidOpt = () => new Option('--pid <pid-or-file>', 'send SIGHUP to this bridge process (a PID or a PID file) so it reloads now');
+  users
+    .command('add <name>')
+    .description('add a user with a fresh secret and print its share URI')
+    .addOption(configOpt())
+    .addOption(pidOpt())
+    .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
+    .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean }) => {
+      try {
+        const uri = addUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {});
+        process.stderr.write(`added "${name}" to ${o.config}\n`);
+        if (o.pid !== undefined) process.stderr.write(`sent SIGHUP to ${signalReload(o.pid)}\n`);
+        process.stderr.write(`share URI for "${name}" (keep it secret):\n`);
+        printShare(uri, o.qr);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  users
+    .command('remove <name>')
+    .description('remove a user (a running bridge refuses it after it reloads)')
+    .addOption(configOpt())
+    .addOption(pidOpt())
+    .action((name: string, o: { config: string; pid?: string }) => {
+      try {
+        removeUser(o.config, name);
+        process.stderr.write(`removed "${name}" from ${o.config}\n`);
+        if (o.pid !== undefined) process.stderr.write(`sent SIGHUP to ${signalReload(o.pid)}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  users
+    .command('list')
+    .description('print the user names, one a line')
+    .addOption(configOpt())
+    .action((o: { config: string }) => {
+      try {
+        for (const n of listUsers(o.config)) process.stdout.write(`${n}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  users
+    .command('share <name>')
+    .description("print a user's share URI")
+    .addOption(configOpt())
+    .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
+    .action((name: string, o: { config: string; cert?: string; qr?: boolean }) => {
+      try {
+        printShare(shareUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {}), o.qr);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('doctor <share-uri>')
+    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput')
+    .version(VERSION)
+    .option('--json', 'print a machine-readable report (secrets redacted)')
+    .option('--target <host:port>', 'where the test stream goes through the bridge (default: example.com:80)')
+    .option('--download <url>', 'an http:// URL (1 MiB or more) to sample throughput through the bridge')
+    .action(async (uri: string, o: { json?: boolean; target?: string; download?: string }) => {
+      let code: number;
+      try {
+        code = await doctorCommand(uri, o);
+      } catch (err) {
+        fail(err);
+      }
+      process.exit(code);
+    });
+
+  program
+    .command('decoy')
+    .description("serve only a bridge's decoy website (same config and certificate, no tunnel), e.g. to compare it with the bridge")
+    .version(VERSION)
+    .requiredOption('--config <file>', 'bridge config file (JSON)')
+    .option('--listen <host:port>', 'override the listen address of the config file')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action((o) => runDecoy(o));
 
   program
     .command('demo')

@@ -2,13 +2,43 @@ import { isLoopbackHost } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
+import { HttpProxyServer } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
 import type { BridgeInfo } from '../transport/uri.js';
-import { Tunnel } from './tunnel.js';
+import { Tunnel, type BridgeStrategy } from './tunnel.js';
+import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
+import type { Target } from '../core/address.js';
+
+/** A fixed-destination listener (--forward, the WhatsApp entry point). */
+export interface ForwardSpec {
+  readonly name: string;
+  readonly listen: { host: string; port: number };
+  readonly target: Target;
+  readonly tls?: { keyPem: string; certPem: string };
+}
+
+/** A bound listener, for the startup lines. */
+export interface BoundListener {
+  readonly role: 'mixed' | 'socks' | 'http' | 'forward';
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
 
 export interface ClientOptions {
   readonly bridge: BridgeInfo;
+  /** Several bridges (the first is usually `bridge`); when given, `bridge` is ignored. */
+  readonly bridges?: readonly BridgeInfo[];
+  /** How new streams pick a bridge among several (default failover). */
+  readonly strategy?: BridgeStrategy;
+  /** Connection rotation budget (absent or 0: off), see TunnelOptions. */
+  readonly rotate?: { readonly bytes: number; readonly ms: number };
+  /** The mixed port: SOCKS5 and HTTP proxy on one listener. */
   readonly listen: { host: string; port: number };
+  /** Extra SOCKS5-only and HTTP-proxy-only listeners. */
+  readonly socksListen?: readonly { host: string; port: number }[];
+  readonly httpListen?: readonly { host: string; port: number }[];
+  readonly forwards?: readonly ForwardSpec[];
   readonly auth: { username: string; password: string } | null;
   /** Explicit opt-in to an unauthenticated listener on a non-loopback address. */
   readonly allowOpenProxy: boolean;
@@ -16,19 +46,34 @@ export interface ClientOptions {
   readonly logger: Logger;
 }
 
-/** `postern client`: a local SOCKS5 listener whose connections become streams to the bridge. */
+/**
+ * `postern client`: local listeners whose connections become streams to the bridge, all sharing
+ * one Tunnel — the mixed port (SOCKS5 + HTTP), optional SOCKS-only and HTTP-only ports, and
+ * fixed-destination forwards.
+ */
 export class Client {
   readonly tunnel: Tunnel;
   private readonly socks: SocksServer;
+  private readonly http: HttpProxyServer;
+  private readonly mixed: MixedListener;
+  private readonly extra: Array<{ role: BoundListener['role']; name: string; server: SocksServer | HttpProxyServer | ForwardListener }> = [];
+  /** Every listener bound by start(), mixed port first. */
+  readonly listeners: BoundListener[] = [];
 
   constructor(private readonly opts: ClientOptions) {
-    if (!opts.auth && !isLoopbackHost(opts.listen.host) && !opts.allowOpenProxy) {
-      throw new PosternError(
-        'E_CONFIG',
-        `refusing to run an open proxy on ${opts.listen.host}: set --user and --pass (or pass --insecure-open-proxy)`,
-      );
+    for (const l of [opts.listen, ...(opts.socksListen ?? []), ...(opts.httpListen ?? [])]) {
+      if (!opts.auth && !isLoopbackHost(l.host) && !opts.allowOpenProxy) {
+        throw new PosternError(
+          'E_CONFIG',
+          `refusing to run an open proxy on ${l.host}: set --user and --pass (or pass --insecure-open-proxy)`,
+        );
+      }
     }
-    this.tunnel = new Tunnel(opts.bridge, opts.limits, opts.logger.child({ component: 'tunnel' }));
+    this.tunnel = new Tunnel(opts.bridges ?? [opts.bridge], opts.limits, opts.logger.child({ component: 'tunnel' }), {
+      strategy: opts.strategy ?? 'failover',
+      rotateBytes: opts.rotate?.bytes ?? 0,
+      rotateMs: opts.rotate?.ms ?? 0,
+    });
     this.socks = new SocksServer({
       host: opts.listen.host,
       port: opts.listen.port,
@@ -38,18 +83,74 @@ export class Client {
       allowOpenProxy: opts.allowOpenProxy,
       connect: (target, signal) => this.tunnel.open(target, signal),
     });
+    const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
+    const httpOpts = (l: { host: string; port: number }) => ({
+      host: l.host,
+      port: l.port,
+      auth: opts.auth,
+      limits: opts.limits,
+      logger: opts.logger.child({ component: 'http' }),
+      allowOpenProxy: opts.allowOpenProxy,
+      connect,
+    });
+    this.http = new HttpProxyServer(httpOpts(opts.listen));
+    this.mixed = new MixedListener({
+      host: opts.listen.host,
+      port: opts.listen.port,
+      socks: this.socks,
+      http: this.http,
+      limits: opts.limits,
+      logger: opts.logger.child({ component: 'mixed' }),
+    });
+    for (const l of opts.socksListen ?? []) {
+      const server = new SocksServer({
+        ...l,
+        auth: opts.auth,
+        limits: opts.limits,
+        logger: opts.logger.child({ component: 'socks' }),
+        allowOpenProxy: opts.allowOpenProxy,
+        connect,
+      });
+      this.extra.push({ role: 'socks', name: 'socks', server });
+    }
+    for (const l of opts.httpListen ?? []) this.extra.push({ role: 'http', name: 'http', server: new HttpProxyServer(httpOpts(l)) });
+    for (const f of opts.forwards ?? []) {
+      const server = new ForwardListener({
+        name: f.name,
+        host: f.listen.host,
+        port: f.listen.port,
+        target: f.target,
+        tls: f.tls,
+        limits: opts.limits,
+        logger: opts.logger.child({ component: 'forward', name: f.name }),
+        connect,
+      });
+      this.extra.push({ role: 'forward', name: f.name, server });
+    }
   }
 
+  /** Binds every listener (the mixed port first); resolves with the mixed port's address. */
   async start(): Promise<{ host: string; port: number }> {
-    const addr = await this.socks.listen();
+    const addr: ListenAddress = await this.mixed.listen();
+    this.listeners.push({ role: 'mixed', name: 'socks5+http', ...addr });
+    try {
+      for (const e of this.extra) this.listeners.push({ role: e.role, name: e.name, ...(await e.server.listen()) });
+    } catch (err) {
+      await this.closeListeners();
+      throw err;
+    }
     // Dial eagerly so the first app connection is fast and a bad link is reported at once.
     this.tunnel.connect().catch(() => undefined);
     return addr;
   }
 
+  private async closeListeners(): Promise<void> {
+    await Promise.all([this.mixed.close(), this.socks.close(), this.http.close(), ...this.extra.map((e) => e.server.close())]);
+  }
+
   async stop(drainMs: number): Promise<void> {
     // New SOCKS requests fail fast (tunnel closed) while open streams get drainMs to finish.
     await this.tunnel.drain(drainMs);
-    await this.socks.close();
+    await this.closeListeners();
   }
 }

@@ -1,112 +1,388 @@
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
+import { ResumableLink } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
+import { SESSION_ID_BYTES } from '../transport/auth.js';
 import { dialBridge } from '../transport/dialer.js';
 import type { BridgeInfo } from '../transport/uri.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
+/** How new streams choose among several bridges. */
+export type BridgeStrategy = 'failover' | 'spread';
+
+/** Health of one bridge as the client sees it. */
+export type BridgeHealth = 'up' | 'connecting' | 'unreachable' | 'misconfigured';
+
+export interface TunnelOptions {
+  /** `failover` (default): the first healthy bridge in list order; `spread`: the least loaded healthy one. */
+  readonly strategy?: BridgeStrategy;
+  /**
+   * Connection rotation (0 or absent: off): once the live connection has carried this many bytes
+   * (both ways) or is this old, a fresh one is dialled and the session moves onto it
+   * (make-before-break: the old one carries traffic until the new one is up).
+   */
+  readonly rotateBytes?: number;
+  readonly rotateMs?: number;
+}
+
+/** How often the rotation budget is checked. */
+const ROTATE_CHECK_MS = 250;
+
+/** Errors that mean the bridge refused who we are, not that it is out of reach. */
+const MISCONFIGURED: ReadonlySet<string> = new Set(['E_AUTH_REJECTED', 'E_PIN_MISMATCH', 'E_BAD_URI']);
+
+interface ClientSession {
+  readonly id: string;
+  readonly link: ResumableLink;
+  readonly mux: MuxSession;
+  /** RESUME was exchanged at least once (the session carried traffic). */
+  live: boolean;
+}
+
 /**
- * Keeps one multiplexed session to a bridge and opens streams on it. Dials lazily (and once at
- * start), single-flight: concurrent opens share one dial. After a failed dial the next attempt
- * waits an exponential backoff with jitter, capped at RECONNECT_MAX_MS; a stream request that
- * would wait longer than DIAL_TIMEOUT_MS fails at once with the last dial error.
+ * One bridge: keeps one resumable session (docs/protocol.md §9) to it, eagerly. A lost connection
+ * is redialled at once and then with exponential backoff and jitter (RECONNECT_MIN_MS doubling,
+ * capped at RECONNECT_MAX_MS) carrying the same session id, until the session resumes or its
+ * SESSION_RESUME_TIMEOUT_MS passes; a session that ends (GOAWAY, closed by the bridge, not
+ * resumable) is replaced by a new one.
  */
-export class Tunnel {
-  private session: MuxSession | null = null;
-  private dialing: Promise<MuxSession> | null = null;
+class BridgeLink {
+  current: ClientSession | null = null;
+  /** Every session not yet closed, the current one included (old ones drain after GOAWAY). */
+  readonly sessions = new Set<ClientSession>();
+  health: BridgeHealth = 'connecting';
+  lastError: PosternError | null = null;
+  private dialing = false;
   private failures = 0;
-  private nextAttemptAt = 0;
-  private lastError: PosternError | null = null;
+  private lastAttemptAt = 0;
+  private dialStartedAt = 0;
+  private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private rotateTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
 
   constructor(
-    private readonly bridge: BridgeInfo,
+    readonly index: number,
+    private readonly info: BridgeInfo,
     private readonly limits: Limits,
     logger: Logger,
+    private readonly changed: () => void,
+    private readonly rotation: { bytes: number; ms: number } = { bytes: 0, ms: 0 },
   ) {
-    this.log = logger;
+    this.log = logger.child({ bridge: index });
   }
 
-  get state(): TunnelState {
-    if (this.usable(this.session)) return 'up';
-    if (this.dialing) return 'connecting';
-    return Date.now() < this.nextAttemptAt ? 'backoff' : 'idle';
+  /** The current session takes new streams: live on a connection, no GOAWAY, not closed. */
+  usable(): MuxSession | null {
+    const c = this.current;
+    if (c === null || c.mux.closed || c.mux.goingAway || c.link.state !== 'live') return null;
+    return c.mux;
   }
 
-  /** Dials now; resolves when the session is up, rejects with the dial error. */
-  async connect(): Promise<void> {
-    await this.getSession();
-  }
-
-  async open(target: Target, signal: AbortSignal): Promise<Duplex> {
-    const session = await this.getSession(signal);
-    return session.open(target, { signal });
-  }
-
-  /** A session takes new streams until it closes or either side sent GOAWAY. */
-  private usable(s: MuxSession | null): s is MuxSession {
-    return s !== null && !s.closed && !s.goingAway;
-  }
-
-  private async getSession(signal?: AbortSignal): Promise<MuxSession> {
-    if (this.closed) throw new PosternError('E_TUNNEL_DOWN', 'client is shutting down');
-    if (this.usable(this.session)) return this.session;
-    if (this.dialing) return this.dialing;
-    const wait = this.nextAttemptAt - Date.now();
-    if (wait > this.limits.DIAL_TIMEOUT_MS && this.lastError) throw this.lastError;
-    this.dialing = this.dialAfter(Math.max(0, wait), signal).finally(() => {
-      this.dialing = null;
-    });
+  get busy(): boolean {
     return this.dialing;
   }
 
-  private async dialAfter(waitMs: number, signal?: AbortSignal): Promise<MuxSession> {
-    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-    const started = Date.now();
-    try {
-      const transport = await dialBridge(this.bridge, { limits: this.limits, logger: this.log, signal });
-      const session = new MuxSession(transport, { role: 'client', limits: this.limits, logger: this.log });
-      this.failures = 0;
-      this.nextAttemptAt = 0;
-      this.lastError = null;
-      this.session = session;
-      session.on('close', (info: { code: number; reason: string }) => {
-        if (this.session === session) this.session = null;
-        if (!this.closed) this.log.warn({ code: info.code, reason: info.reason }, 'tunnel to bridge lost; will reconnect on demand');
-      });
-      this.log.info({ ms: Date.now() - started }, 'tunnel to bridge up');
-      return session;
-    } catch (err) {
-      const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
-      this.failures++;
-      const backoff = Math.min(this.limits.RECONNECT_MAX_MS, this.limits.RECONNECT_MIN_MS * 2 ** (this.failures - 1));
-      this.nextAttemptAt = Date.now() + backoff / 2 + Math.random() * (backoff / 2);
-      this.lastError = e;
-      this.log.error({ code: e.code }, `cannot connect to bridge: ${e.message}`);
-      throw e;
+  get load(): number {
+    return this.current?.mux.streamCount ?? 0;
+  }
+
+  start(): void {
+    this.schedule(0);
+    if (this.rotation.bytes > 0 || this.rotation.ms > 0) {
+      this.rotateTimer = setInterval(() => this.checkRotation(), ROTATE_CHECK_MS);
+      this.rotateTimer.unref();
     }
   }
 
-  /** Closes the session; open streams are reset. */
+  /** Moves a live session whose connection used up its budget onto a fresh connection. */
+  private checkRotation(): void {
+    const c = this.current;
+    if (this.closed || this.dialing || c === null || c.link.state !== 'live') return;
+    const use = c.link.connectionUse;
+    const { bytes, ms } = this.rotation;
+    if ((bytes > 0 && use.bytes >= bytes) || (ms > 0 && use.ageMs >= ms)) void this.attempt(true);
+  }
+
+  /** A stream is waiting: try now unless a dial is running or one started very recently. */
+  kick(): void {
+    if (this.closed || this.dialing || this.usable() !== null) return;
+    if (performance.now() - this.lastAttemptAt < this.limits.RECONNECT_MIN_MS) return;
+    this.schedule(0);
+  }
+
   close(): void {
     this.closed = true;
-    this.session?.close(1001, 'client shutdown');
-    this.session = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.rotateTimer !== null) clearInterval(this.rotateTimer);
+    this.rotateTimer = null;
+    for (const s of this.sessions) s.mux.close(1001, 'client shutdown');
+  }
+
+  /** Streams open, plus session messages not yet acknowledged (data still in flight). */
+  get pending(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.mux.streamCount + (s.link.state === 'ended' ? 0 : s.link.unacknowledged.messages);
+    return n;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.attempt();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private backoffMs(): number {
+    const cap = Math.min(this.limits.RECONNECT_MAX_MS, this.limits.RECONNECT_MIN_MS * 2 ** Math.min(30, this.failures - 1));
+    return cap / 2 + Math.random() * (cap / 2);
+  }
+
+  /**
+   * Dials once: resumes the current session if it is detached (or, with `rotate`, moves it from
+   * its live connection to the new one), else starts a new session.
+   */
+  private async attempt(rotate = false): Promise<void> {
+    if (this.closed || this.dialing) return;
+    const cur = this.current;
+    if (cur !== null && (cur.mux.closed || cur.mux.goingAway)) this.current = null;
+    const state = this.current?.link.state;
+    if (state !== undefined && state !== 'detached' && !(rotate && state === 'live')) return; // live or handshaking
+    const session = this.current ?? this.newSession();
+    this.dialing = true;
+    this.lastAttemptAt = performance.now();
+    const started = Date.now();
+    try {
+      const transport = await dialBridge(this.info, { limits: this.limits, logger: this.log, sessionId: session.id });
+      if (this.closed || session.link.state === 'ended') {
+        transport.terminate();
+        if (!this.closed) this.schedule(0);
+        return;
+      }
+      this.dialStartedAt = started;
+      if (rotate) this.log.info('rotating the tunnel connection');
+      session.link.attach(transport);
+    } catch (err) {
+      const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
+      if (rotate && session.link.state === 'live') {
+        // Make-before-break: the old connection still works; try again at the next check.
+        this.log.warn({ code: e.code }, `connection rotation failed; keeping the current connection: ${e.message}`);
+        return;
+      }
+      this.failures++;
+      this.lastError = e;
+      this.health = MISCONFIGURED.has(e.code) ? 'misconfigured' : 'unreachable';
+      if (this.health === 'misconfigured') {
+        this.log.error({ code: e.code, health: this.health }, `cannot connect to bridge: ${e.message} (check the share URI)`);
+      } else {
+        this.log.error({ code: e.code, health: this.health }, `cannot connect to bridge: ${e.message}`);
+      }
+      this.schedule(this.backoffMs());
+      this.changed();
+    } finally {
+      this.dialing = false;
+    }
+  }
+
+  private newSession(): ClientSession {
+    const id = randomBytes(SESSION_ID_BYTES).toString('base64url');
+    const log = this.log;
+    const link = new ResumableLink({ limits: this.limits, logger: log });
+    const mux = new MuxSession(link, { role: 'client', limits: this.limits, logger: log, keepalive: false });
+    const session: ClientSession = { id, link, mux, live: false };
+    this.current = session;
+    this.sessions.add(session);
+    link.on('resumed', (resent) => {
+      if (this.current !== session) return;
+      this.failures = 0;
+      this.lastError = null;
+      this.health = 'up';
+      this.log.info({ ms: Date.now() - this.dialStartedAt, resumed: session.live, resent }, 'tunnel to bridge up');
+      session.live = true;
+      this.changed();
+    });
+    link.on('detached', () => {
+      if (this.current !== session || this.closed) return;
+      this.health = 'connecting';
+      this.log.warn('tunnel to bridge lost; resuming');
+      this.changed();
+      this.schedule(0);
+    });
+    mux.on('goaway', () => {
+      if (this.current !== session || this.closed) return;
+      this.log.info('bridge is going away; new streams go to a new session');
+      this.current = null;
+      this.changed();
+      this.schedule(0);
+    });
+    mux.on('close', (info) => {
+      this.sessions.delete(session);
+      if (this.current !== session) return;
+      this.current = null;
+      if (this.closed) return;
+      this.log.warn({ code: info.code, reason: info.reason }, 'tunnel session ended; any stream still open on it was reset');
+      if (!session.live) this.failures++;
+      this.health = 'connecting';
+      this.changed();
+      this.schedule(session.live ? 0 : this.backoffMs());
+    });
+    return session;
+  }
+}
+
+/**
+ * Streams to one or more bridges. Each bridge keeps a resumable session (see BridgeLink); open()
+ * picks a bridge by strategy. A request arriving while no bridge is up waits (at most
+ * TUNNEL_WAIT_MS) while a dial or a resume is under way, and fails with the last dial error as
+ * soon as every bridge has failed its attempt.
+ */
+export class Tunnel {
+  private readonly links: BridgeLink[];
+  private readonly strategy: BridgeStrategy;
+  private waiters = new Set<() => void>();
+  private closed = false;
+  private started = false;
+
+  constructor(bridges: BridgeInfo | readonly BridgeInfo[], limits: Limits, logger: Logger, opts: TunnelOptions = {}) {
+    const list = Array.isArray(bridges) ? (bridges as readonly BridgeInfo[]) : [bridges as BridgeInfo];
+    if (list.length === 0) throw new PosternError('E_CONFIG', 'no bridge given');
+    this.limits = limits;
+    this.strategy = opts.strategy ?? 'failover';
+    const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
+    this.links = list.map((b, i) => new BridgeLink(i, b, limits, logger, () => this.notify(), rotation));
+  }
+
+  private readonly limits: Limits;
+
+  get state(): TunnelState {
+    if (this.links.some((l) => l.usable() !== null)) return 'up';
+    if (this.links.some((l) => l.busy)) return 'connecting';
+    return this.links.some((l) => l.lastError !== null) ? 'backoff' : 'idle';
+  }
+
+  /** Health of each bridge, in list order. */
+  get health(): BridgeHealth[] {
+    return this.links.map((l) => l.health);
+  }
+
+  /** Starts every bridge's session; resolves when one is up, rejects when all failed their first dial. */
+  async connect(): Promise<void> {
+    this.ensureStarted();
+    const deadline = performance.now() + this.limits.DIAL_TIMEOUT_MS + 1_000;
+    for (;;) {
+      if (this.pick() !== null) return;
+      if (this.closed) throw new PosternError('E_TUNNEL_DOWN', 'client is shutting down');
+      const failed = this.allFailed();
+      if (failed) throw failed;
+      if (performance.now() >= deadline) throw new PosternError('E_TUNNEL_DOWN');
+      await this.changedOrTimeout(deadline);
+    }
+  }
+
+  async open(target: Target, signal: AbortSignal): Promise<Duplex> {
+    this.ensureStarted();
+    const deadline = performance.now() + this.limits.TUNNEL_WAIT_MS;
+    let kicked = false;
+    for (;;) {
+      if (this.closed) throw new PosternError('E_TUNNEL_DOWN', 'client is shutting down');
+      if (signal.aborted) throw new PosternError('E_CANCELLED');
+      const mux = this.pick();
+      if (mux !== null) {
+        try {
+          return await mux.open(target, { signal });
+        } catch (err) {
+          // The session went away between the pick and OPEN_RESULT: try another one.
+          const code = (err as PosternError).code;
+          if ((code === 'E_GOING_AWAY' || code === 'E_SESSION_CLOSED') && performance.now() < deadline) continue;
+          throw err;
+        }
+      }
+      if (!kicked) {
+        kicked = true;
+        for (const l of this.links) l.kick();
+      } else {
+        const failed = this.allFailed();
+        if (failed) throw failed;
+      }
+      if (performance.now() >= deadline) throw this.lastError() ?? new PosternError('E_TUNNEL_DOWN', 'no bridge came up in time');
+      await this.changedOrTimeout(deadline, signal);
+    }
+  }
+
+  /** Closes every session; open streams are reset. */
+  close(): void {
+    this.closed = true;
+    for (const l of this.links) l.close();
+    this.notify();
   }
 
   /** Stops new streams, waits up to drainMs for open ones, then closes. */
   async drain(drainMs: number): Promise<void> {
-    const s = this.session;
     this.closed = true;
-    if (s) {
-      const deadline = Date.now() + drainMs;
-      while (s.streamCount > 0 && !s.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    }
+    this.notify();
+    const deadline = Date.now() + drainMs;
+    while (this.links.some((l) => l.pending > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     this.close();
+  }
+
+  private ensureStarted(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    for (const l of this.links) l.start();
+  }
+
+  private pick(): MuxSession | null {
+    let best: { mux: MuxSession; load: number } | null = null;
+    for (const l of this.links) {
+      const mux = l.usable();
+      if (mux === null) continue;
+      if (this.strategy === 'failover') return mux;
+      if (best === null || l.load < best.load) best = { mux, load: l.load };
+    }
+    return best?.mux ?? null;
+  }
+
+  /** Every bridge has failed its latest attempt and none is dialing or resuming: the last error. */
+  private allFailed(): PosternError | null {
+    let err: PosternError | null = null;
+    for (const l of this.links) {
+      if (l.busy || l.lastError === null || l.usable() !== null) return null;
+      err = l.lastError;
+    }
+    return err;
+  }
+
+  private lastError(): PosternError | null {
+    for (const l of this.links) if (l.lastError !== null) return l.lastError;
+    return null;
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = new Set();
+    for (const f of w) f();
+  }
+
+  private changedOrTimeout(deadline: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(1, Math.min(250, deadline - performance.now())));
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 }

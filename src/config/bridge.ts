@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseHostPort } from '../core/address.js';
+import ipaddr from 'ipaddr.js';
+import { isLoopbackHost, parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
+import type { DecoyConfig } from '../decoy/index.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -28,8 +30,50 @@ const userSchema = z
         const n = Buffer.from(s, 'base64url').length;
         return n >= 16 && n <= 64;
       }, '16 to 64 bytes, base64url-encoded'),
+    /** This user's bandwidth cap in bytes per second, each direction (default: limits.USER_MAX_BYTES_PER_SECOND). */
+    maxBytesPerSecond: z.number().int().min(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[0]).max(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[1]).optional(),
   })
   .strict();
+
+/** Names of the built-in egress presets (src/bridge/presets.ts; a test keeps the two equal). */
+export const EGRESS_PRESET_NAMES = ['messaging'] as const;
+
+const cidrSchema = z.string().refine((s) => (s.includes('/') ? ipaddr.isValidCIDR(s) : ipaddr.isValid(s)), 'a CIDR range such as "10.1.0.0/16" or "fd00::/8"');
+const portSchema = z.union([
+  z.number().int().min(1).max(65535),
+  z.string().refine((s) => {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(s);
+    return m !== null && Number(m[1]) >= 1 && Number(m[2]) <= 65535 && Number(m[1]) <= Number(m[2]);
+  }, 'a port (443) or a range ("8000-8100")'),
+]);
+
+const egressSchema = z
+  .object({
+    /** Only these ports (numbers or "LO-HI" ranges); absent: any port not denied. */
+    allowPorts: z.array(portSchema).max(1_000).optional(),
+    /** Ports always refused (wins over allowPorts). */
+    denyPorts: z.array(portSchema).max(1_000).default([]),
+    /** Private or reserved ranges the bridge may reach anyway (narrower than allowPrivate). */
+    allowRanges: z.array(cidrSchema).max(10_000).default([]),
+    /** Allow-list mode: only names under these domains and IP literals in these ranges. */
+    allowOnly: z
+      .object({
+        presets: z.array(z.enum(EGRESS_PRESET_NAMES)).default([]),
+        domains: z.array(z.string().regex(/^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'a domain name such as "example.org"').max(253)).max(10_000).default([]),
+        ranges: z.array(cidrSchema).max(10_000).default([]),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const decoySchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('builtin') }).strict(),
+  /** A site folder served like nginx serves it (relative to the config file's folder). */
+  z.object({ type: z.literal('static'), root: z.string().min(1) }).strict(),
+  /** A reverse proxy to an upstream web server, e.g. "http://127.0.0.1:8080". */
+  z.object({ type: z.literal('proxy'), upstream: z.string().regex(/^http:\/\/[^/?#@]+\/?$/, 'http://HOST:PORT') }).strict(),
+]);
 
 /** The bridge's JSON config file. Paths are relative to the file's folder. */
 export const bridgeConfigSchema = z
@@ -48,6 +92,18 @@ export const bridgeConfigSchema = z
       .nullable(),
     users: z.array(userSchema).min(1).max(10_000),
     allowPrivate: z.boolean().default(false),
+    egress: egressSchema.default({ denyPorts: [], allowRanges: [] }),
+    /** Metrics and health endpoint; absent: none. */
+    admin: z
+      .object({
+        listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:9090"').default('127.0.0.1:9090'),
+        /** Allow a non-loopback admin address (it has no authentication: firewall it). */
+        allowNonLoopback: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    /** The website everyone without a credential sees (protocol.md §2); default: the built-in page. */
+    decoy: decoySchema.default({ type: 'builtin' }),
     /** Fixed name → addresses answers, consulted before DNS. */
     hosts: z.record(z.string(), z.array(z.string().refine((s) => /^[0-9a-fA-F:.]+$/.test(s), 'an IP address')).min(1)).default({}),
     log: z
@@ -70,9 +126,18 @@ export interface BridgeConfig {
   readonly publicHost: string;
   readonly publicPort: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly certPem: string; readonly keyPem: string } | null;
-  readonly users: ReadonlyArray<{ readonly name: string; readonly secret: Buffer }>;
+  readonly users: ReadonlyArray<{ readonly name: string; readonly secret: Buffer; readonly maxBytesPerSecond?: number }>;
   readonly allowPrivate: boolean;
+  readonly egress: {
+    readonly allowPorts: ReadonlyArray<number | string> | null;
+    readonly denyPorts: ReadonlyArray<number | string>;
+    readonly allowRanges: readonly string[];
+    readonly allowOnly: { readonly presets: ReadonlyArray<(typeof EGRESS_PRESET_NAMES)[number]>; readonly domains: readonly string[]; readonly ranges: readonly string[] } | null;
+  };
+  readonly admin: { readonly host: string; readonly port: number } | null;
   readonly hosts: Readonly<Record<string, string[]>>;
+  /** Built-in page dated by the config file's mtime; static root resolved to an absolute path. */
+  readonly decoy: DecoyConfig;
   readonly log: { readonly level: string; readonly destinations: boolean };
   readonly limits: Limits;
 }
@@ -117,6 +182,37 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
     tls = { certFile, keyFile, certPem: read(certFile, 'tls.cert'), keyPem: read(keyFile, 'tls.key') };
   }
   const limits = defaultLimits(c.limits as Partial<Limits>);
+  let decoy: DecoyConfig;
+  if (c.decoy.type === 'static') {
+    const root = path.resolve(dir, c.decoy.root);
+    let isDir = false;
+    try {
+      isDir = fs.statSync(root).isDirectory();
+    } catch (err) {
+      throw configError(file, 'decoy.root', `cannot read ${root}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!isDir) throw configError(file, 'decoy.root', `${root} is not a folder`);
+    decoy = { type: 'static', root };
+  } else if (c.decoy.type === 'proxy') {
+    decoy = { type: 'proxy', upstream: c.decoy.upstream };
+  } else {
+    let siteTimeMs = 0;
+    try {
+      siteTimeMs = fs.statSync(file).mtimeMs;
+    } catch {
+      // a config given as a value (demo, tests): date the page at the epoch of this process
+      siteTimeMs = Date.now();
+    }
+    decoy = { type: 'builtin', siteTimeMs };
+  }
+  let admin: BridgeConfig['admin'] = null;
+  if (c.admin) {
+    admin = parseHostPort(c.admin.listen)!;
+    if (!c.admin.allowNonLoopback && !isLoopbackHost(admin.host)) {
+      throw configError(file, 'admin.listen', 'not a loopback address; the admin endpoint has no authentication (set admin.allowNonLoopback to allow it)');
+    }
+    if (admin.port !== 0 && admin.port === listen.port) throw configError(file, 'admin.listen', 'must not share the public port');
+  }
   return {
     file: path.resolve(file),
     listen,
@@ -124,9 +220,21 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
     publicHost: c.publicHost,
     publicPort: c.publicPort ?? listen.port,
     tls,
-    users: c.users.map((u) => ({ name: u.name, secret: Buffer.from(u.secret, 'base64url') })),
+    users: c.users.map((u) => ({
+      name: u.name,
+      secret: Buffer.from(u.secret, 'base64url'),
+      ...(u.maxBytesPerSecond !== undefined ? { maxBytesPerSecond: u.maxBytesPerSecond } : {}),
+    })),
     allowPrivate: c.allowPrivate,
+    egress: {
+      allowPorts: c.egress.allowPorts ?? null,
+      denyPorts: c.egress.denyPorts,
+      allowRanges: c.egress.allowRanges,
+      allowOnly: c.egress.allowOnly ?? null,
+    },
+    admin,
     hosts: c.hosts,
+    decoy,
     log: c.log,
     limits,
   };

@@ -68,6 +68,7 @@ export const ERRORS = {
   E_PIN_MISMATCH: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 502, message: "bridge certificate does not match the pinned key" },
   E_TLS: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 502, message: 'TLS handshake with the bridge failed' },
   E_AUTH_REJECTED: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 502, message: 'bridge did not accept our credential (wrong secret or path)' },
+  E_CLOCK_SKEW: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 502, message: "this computer's clock differs from the bridge's by more than the token window" },
   E_DIAL: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 502, message: 'could not reach the bridge' },
   E_BAD_URI: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'invalid bridge URI' },
   E_CONFIG: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'invalid configuration' },

@@ -13,6 +13,12 @@ export const LIMITS = {
   SOCKS_EARLY_DATA_MAX_BYTES: 64 * 1024,
   /** Open local connections per listener; beyond this new ones are refused. */
   LOCAL_MAX_CONNECTIONS: 4_096,
+  /** Largest request head the local HTTP proxy reads (nginx: large_client_header_buffers 4×8k); larger → 431. */
+  HTTP_PROXY_HEAD_MAX_BYTES: 32 * 1024,
+  /** An app must finish an HTTP request head within this time once it started it (→ 408). */
+  HTTP_PROXY_HEAD_TIMEOUT_MS: 10_000,
+  /** An idle keep-alive connection to the local HTTP proxy is closed after this (nginx keepalive_timeout 75 s). */
+  HTTP_PROXY_IDLE_TIMEOUT_MS: 75_000,
 
   // ── Mux (wire protocol) ──────────────────────────────────────────────────
   /** Largest frame payload either side sends or accepts (checked from the header before buffering). */
@@ -31,14 +37,34 @@ export const LIMITS = {
   KEEPALIVE_INTERVAL_MS: 10_000,
   /** A session with no frame received for this long is considered dead. */
   KEEPALIVE_TIMEOUT_MS: 20_000,
+  /** A session whose connection was lost is ended (its streams reset) if not resumed within this time. */
+  SESSION_RESUME_TIMEOUT_MS: 60_000,
+  /** Writers stall while more than this many sent bytes await the peer's ACK (resend memory cap). */
+  SESSION_RESUME_BUFFER_MAX_BYTES: 32 * 1024 * 1024,
+  /** A receiver acknowledges at least every this many received bytes (bounds the peer's resend queue). */
+  RESUME_ACK_BYTES: 64 * 1024,
+  /** …and at most this long after an unacknowledged message arrived. */
+  RESUME_ACK_DELAY_MS: 100,
+  /** A stream request arriving while no bridge connection is up waits this long before it fails. */
+  TUNNEL_WAIT_MS: 10_000,
 
   // ── Transport ────────────────────────────────────────────────────────────
-  /** TLS + HTTP upgrade must complete within this time (nginx's client_header_timeout is 60 s). */
+  /** The TLS handshake, and then the first request head, must each complete within this time (nginx's client_header_timeout is 60 s). */
   HANDSHAKE_TIMEOUT_MS: 60_000,
   /** The client gives up dialing a bridge after this time. */
   DIAL_TIMEOUT_MS: 15_000,
   /** Largest HTTP request header the bridge accepts (nginx default large_client_header_buffers 4×8k). */
   HTTP_MAX_HEADER_BYTES: 16 * 1024,
+  /** A kept-alive connection to the bridge's web front must send its next request within this (nginx keepalive_timeout 75 s). */
+  HTTP_KEEPALIVE_TIMEOUT_MS: 75_000,
+  /** The bridge's web front closes a connection this long after a `Connection: close` answer if the peer has not (nginx lingering_timeout 5 s). */
+  HTTP_CLOSE_LINGER_MS: 5_000,
+  /** Largest request body the proxy decoy passes upstream (nginx client_max_body_size 1 MiB → 413). */
+  DECOY_MAX_BODY_BYTES: 1024 * 1024,
+  /** The proxy decoy answers 504 when its upstream is silent this long (nginx proxy_read_timeout 60 s). */
+  DECOY_PROXY_TIMEOUT_MS: 60_000,
+  /** Concurrent connections the proxy decoy opens to its upstream; more requests wait. */
+  DECOY_PROXY_MAX_SOCKETS_COUNT: 256,
   /** Accepted clock difference for an auth token timestamp. */
   AUTH_WINDOW_MS: 120_000,
   /** Nonces remembered to refuse replays (each kept for 2 × AUTH_WINDOW_MS). */
@@ -54,6 +80,24 @@ export const LIMITS = {
   EGRESS_DNS_TIMEOUT_MS: 5_000,
   /** Sessions a bridge holds at once. */
   BRIDGE_MAX_SESSIONS: 1_024,
+  /** Sessions one user may hold at once (one client normally holds one; reconnects overlap briefly). */
+  BRIDGE_MAX_SESSIONS_PER_USER: 32,
+  /** A bridge stream with no byte either way for this long is reset (Xray's connIdle is 300 s). */
+  STREAM_IDLE_TIMEOUT_MS: 300_000,
+  /** A bridge session with no stream for this long is closed (the client redials on demand). */
+  SESSION_IDLE_TIMEOUT_MS: 600_000,
+  /** DNS lookups a bridge runs at once; more wait in a queue. */
+  EGRESS_DNS_MAX_CONCURRENT: 64,
+  /** Lookups that may wait for a slot; beyond this a stream is refused at once (→ DNS_FAILURE). */
+  EGRESS_DNS_MAX_QUEUED: 1_024,
+  /** Default per-user bandwidth cap, each direction; 0 = none (a user's maxBytesPerSecond overrides). */
+  USER_MAX_BYTES_PER_SECOND: 0,
+  /** Config file changes within this time are folded into one reload (editors write in steps). */
+  CONFIG_WATCH_DEBOUNCE_MS: 300,
+
+  // ── Diagnostics ──────────────────────────────────────────────────────────
+  /** `postern doctor` stops its throughput sample after this time (a slow link still gets a figure). */
+  DOCTOR_DOWNLOAD_TIMEOUT_MS: 30_000,
 
   // ── Process ──────────────────────────────────────────────────────────────
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */
@@ -69,6 +113,9 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   SOCKS_HANDSHAKE_MAX_BYTES: [2_048, 65_536],
   SOCKS_EARLY_DATA_MAX_BYTES: [0, 1024 * 1024],
   LOCAL_MAX_CONNECTIONS: [1, 65_536],
+  HTTP_PROXY_HEAD_MAX_BYTES: [4_096, 1024 * 1024],
+  HTTP_PROXY_HEAD_TIMEOUT_MS: [1_000, 120_000],
+  HTTP_PROXY_IDLE_TIMEOUT_MS: [1_000, 3_600_000],
   FRAME_MAX_PAYLOAD_BYTES: [65_536, 65_536], // a wire constant (docs/protocol.md §4)
   WS_MAX_MESSAGE_BYTES: [16 * 1024, 4 * 1024 * 1024],
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],
@@ -77,9 +124,19 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   STREAM_OPEN_TIMEOUT_MS: [1_000, 120_000],
   KEEPALIVE_INTERVAL_MS: [1_000, 300_000],
   KEEPALIVE_TIMEOUT_MS: [2_000, 600_000],
+  SESSION_RESUME_TIMEOUT_MS: [1_000, 3_600_000],
+  SESSION_RESUME_BUFFER_MAX_BYTES: [1024 * 1024, 1024 * 1024 * 1024],
+  RESUME_ACK_BYTES: [4_096, 16 * 1024 * 1024],
+  RESUME_ACK_DELAY_MS: [1, 10_000],
+  TUNNEL_WAIT_MS: [100, 120_000],
   HANDSHAKE_TIMEOUT_MS: [1_000, 300_000],
   DIAL_TIMEOUT_MS: [1_000, 120_000],
   HTTP_MAX_HEADER_BYTES: [4_096, 65_536],
+  HTTP_KEEPALIVE_TIMEOUT_MS: [1_000, 600_000],
+  HTTP_CLOSE_LINGER_MS: [100, 60_000],
+  DECOY_MAX_BODY_BYTES: [0, 64 * 1024 * 1024],
+  DECOY_PROXY_TIMEOUT_MS: [1_000, 600_000],
+  DECOY_PROXY_MAX_SOCKETS_COUNT: [1, 65_536],
   AUTH_WINDOW_MS: [10_000, 3_600_000],
   AUTH_REPLAY_CACHE_COUNT: [1_000, 10_000_000],
   RECONNECT_MIN_MS: [10, 60_000],
@@ -87,7 +144,15 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   EGRESS_CONNECT_TIMEOUT_MS: [500, 120_000],
   EGRESS_DNS_TIMEOUT_MS: [500, 60_000],
   BRIDGE_MAX_SESSIONS: [1, 1_000_000],
+  BRIDGE_MAX_SESSIONS_PER_USER: [1, 1_000_000],
+  STREAM_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
+  SESSION_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
+  EGRESS_DNS_MAX_CONCURRENT: [1, 4_096],
+  EGRESS_DNS_MAX_QUEUED: [0, 65_536],
+  USER_MAX_BYTES_PER_SECOND: [0, 10 * 1024 * 1024 * 1024],
+  CONFIG_WATCH_DEBOUNCE_MS: [50, 10_000],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
+  DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
 };
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {

@@ -33,6 +33,11 @@ export interface MuxSessionOptions {
   readonly limits: Limits;
   /** The session's logger (callers usually pass a child carrying a session id). */
   readonly logger: Logger;
+  /**
+   * Session-level keepalive (§8), default true. False when the transport does it per connection
+   * (a ResumableLink, §9), so that a detached session is not ended for its silence.
+   */
+  readonly keepalive?: boolean;
 }
 
 export interface MuxOpenOptions {
@@ -137,7 +142,10 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.log = opts.logger;
     const session = this;
     this.host = {
-      maxFramePayload: Math.min(opts.limits.FRAME_MAX_PAYLOAD_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES),
+      // A resumable link may ask for smaller DATA frames on a path that cuts connections early.
+      get maxFramePayload(): number {
+        return Math.min(opts.limits.FRAME_MAX_PAYLOAD_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES, transport.maxPayloadHint ?? Infinity);
+      },
       logger: opts.logger,
       send: (frame) => this.send(frame),
       isCongested: () => this.transport.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES,
@@ -155,7 +163,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     transport.onMessage((m) => this.onMessage(m));
     transport.onDrain(() => this.onDrain());
     transport.onClose((info) => this.teardown(info.code, info.reason, info.error, 'none'));
-    this.armKeepalive(this.limits.KEEPALIVE_INTERVAL_MS);
+    if (opts.keepalive !== false) this.armKeepalive(this.limits.KEEPALIVE_INTERVAL_MS);
   }
 
   /** True once the session has ended (closed by either side or by a protocol error). */

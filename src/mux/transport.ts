@@ -21,6 +21,8 @@ export interface FrameTransport {
   close(code: number, reason: string): void;
   /** Drops the connection at once. */
   terminate(): void;
+  /** Optional: the largest DATA payload worth sending now (a resumable link on a cutting path). */
+  readonly maxPayloadHint?: number;
 }
 
 /** WebSocket close codes the mux uses (RFC 6455 §7.4.1). */

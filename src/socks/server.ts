@@ -161,6 +161,17 @@ export class SocksServer {
     await closed;
   }
 
+  /**
+   * Serves a connection accepted elsewhere (the mixed port), whose first bytes `head` were already
+   * read to tell SOCKS from HTTP: they are put back in front of the socket's stream.
+   */
+  accept(socket: net.Socket, head: Buffer = EMPTY): void {
+    socket.pause();
+    if (head.length > 0) socket.unshift(head);
+    this.#accept(socket);
+    socket.resume();
+  }
+
   #accept(socket: net.Socket): void {
     if (this.#closing || this.#conns.size >= this.#opts.limits.LOCAL_MAX_CONNECTIONS) {
       socket.on('error', () => {});

@@ -23,6 +23,11 @@ export const SECRET_BYTES = 32;
 export const SECRET_MIN_BYTES = 16;
 export const SECRET_MAX_BYTES = 64;
 
+/** The upgrade header naming a resumable session (protocol.md §9.2), and its value's form. */
+export const SESSION_HEADER = 'Postern-Session';
+export const SESSION_ID_BYTES = 16;
+export const SESSION_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+
 const KEY_ID_LABEL = 'postern key id v1';
 const AUTH_KEY_LABEL = 'postern auth key v1';
 
@@ -57,15 +62,22 @@ export function deriveKeys(secret: Buffer): { keyId: Buffer; authKey: Buffer } {
   return { keyId, authKey };
 }
 
-function computeMac(authKey: Buffer, head: Buffer, path: string): Buffer {
-  return createHmac('sha256', authKey).update(head).update(path, 'utf8').digest();
+/**
+ * mac = HMAC(auth_key, head ‖ path), or HMAC(auth_key, head ‖ path ‖ 0x00 ‖ bound) when the upgrade
+ * carries a session id (`bound`, the Postern-Session header value, protocol.md §9.2): a path never
+ * holds a 0x00, so the two forms cannot collide.
+ */
+function computeMac(authKey: Buffer, head: Buffer, path: string, bound?: string): Buffer {
+  const h = createHmac('sha256', authKey).update(head).update(path, 'utf8');
+  if (bound !== undefined) h.update(Buffer.from([0])).update(bound, 'latin1');
+  return h.digest();
 }
 
 /**
  * Builds the 65-byte token for one upgrade to `path` and returns it as base64url (87 chars).
  * `nonce` is for tests only: in use every call needs fresh random bytes (the default).
  */
-export function makeToken(secret: Buffer, path: string, nowMs: number, nonce?: Buffer): string {
+export function makeToken(secret: Buffer, path: string, nowMs: number, nonce?: Buffer, bound?: string): string {
   if (!Number.isSafeInteger(nowMs) || nowMs < 0) throw new RangeError('nowMs must be a non-negative integer');
   const n = nonce ?? randomBytes(NONCE_BYTES);
   if (n.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
@@ -75,7 +87,7 @@ export function makeToken(secret: Buffer, path: string, nowMs: number, nonce?: B
   keyId.copy(token, OFF_KEY_ID);
   token.writeBigUInt64BE(BigInt(nowMs), OFF_TIME);
   n.copy(token, OFF_NONCE);
-  computeMac(authKey, token.subarray(0, OFF_MAC), path).copy(token, OFF_MAC);
+  computeMac(authKey, token.subarray(0, OFF_MAC), path, bound).copy(token, OFF_MAC);
   return token.toString('base64url');
 }
 
@@ -143,7 +155,8 @@ export class TokenVerifier {
     return this.#seen.size;
   }
 
-  verify(token: string | undefined, path: string): VerifyResult {
+  /** `bound`: the Postern-Session header value when the upgrade carries one (§9.2), else undefined. */
+  verify(token: string | undefined, path: string, bound?: string): VerifyResult {
     if (token === undefined || token === '') return { ok: false, reason: token === undefined ? 'missing' : 'malformed' };
     if (token.length !== TOKEN_CHARS) return { ok: false, reason: 'malformed' };
     const buf = fromBase64Url(token);
@@ -152,7 +165,7 @@ export class TokenVerifier {
     const user = this.#users.get(buf.toString('hex', OFF_KEY_ID, OFF_TIME));
     if (user === undefined) return { ok: false, reason: 'unknown_key' };
 
-    const expected = computeMac(user.authKey, buf.subarray(0, OFF_MAC), path);
+    const expected = computeMac(user.authKey, buf.subarray(0, OFF_MAC), path, bound);
     if (!timingSafeEqual(expected, buf.subarray(OFF_MAC))) return { ok: false, reason: 'bad_mac' };
 
     const now = this.#now();

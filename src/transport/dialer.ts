@@ -12,7 +12,7 @@ import { isLoopbackHost } from '../core/address.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { makeToken, toBase64Url } from './auth.js';
+import { SESSION_HEADER, makeToken, toBase64Url } from './auth.js';
 import { sha256 } from './certs.js';
 import type { BridgeInfo } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
@@ -26,6 +26,11 @@ export interface DialOptions {
   now?: () => number;
   /** Extra trusted CA certificates (PEM) for bridges without a pin; default: the system CAs only. */
   ca?: string | string[];
+  /**
+   * A resumable session's id (protocol.md §9.2: 22 base64url characters): sent as the
+   * Postern-Session header and bound into the token's MAC.
+   */
+  sessionId?: string;
 }
 
 type Stage = 'tcp' | 'tls' | 'upgrade';
@@ -59,6 +64,13 @@ function errnoOf(err: unknown): string {
   return e?.code ?? e?.message ?? String(err);
 }
 
+/** Bridge time (an HTTP Date header) minus `nowMs`, in ms; null without a parseable Date. */
+export function clockSkewMs(date: string | undefined, nowMs: number): number | null {
+  if (date === undefined) return null;
+  const t = Date.parse(date);
+  return Number.isFinite(t) ? t - nowMs : null;
+}
+
 /** Host header value: `<sni or host>[:port]`, the port only when not the scheme default. */
 function hostHeader(info: BridgeInfo): string {
   const name = info.sni ?? info.host;
@@ -69,7 +81,8 @@ function hostHeader(info: BridgeInfo): string {
 
 /**
  * Connects to a bridge and returns the open session transport. Rejects with a PosternError:
- * E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_BAD_URI.
+ * E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW
+ * (refused, and the bridge's Date is outside the token window: protocol.md §3), E_BAD_URI.
  */
 export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
   const { limits, logger } = opts;
@@ -185,7 +198,8 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
           followRedirects: false,
           headers: {
             Host: hostHeader(info),
-            Authorization: `Bearer ${makeToken(info.secret, info.path, now())}`,
+            Authorization: `Bearer ${makeToken(info.secret, info.path, now(), undefined, opts.sessionId)}`,
+            ...(opts.sessionId !== undefined ? { [SESSION_HEADER]: opts.sessionId } : {}),
           },
         });
       } catch (err) {
@@ -194,6 +208,19 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
       }
       ws = socket;
       socket.on('unexpected-response', (_req, res) => {
+        // The bridge never says why (protocol.md §3): the client tells a wrong clock apart itself,
+        // from the verified bridge's Date header, which every answer carries.
+        const skewMs = clockSkewMs(res.headers.date, now());
+        if (skewMs !== null && Math.abs(skewMs) > limits.AUTH_WINDOW_MS) {
+          const s = Math.round(Math.abs(skewMs) / 1000);
+          fail(
+            new PosternError(
+              'E_CLOCK_SKEW',
+              `clock skew: bridge time differs by ${s} s (this computer is ${skewMs > 0 ? 'behind' : 'ahead'}; the limit is ${Math.round(limits.AUTH_WINDOW_MS / 1000)} s): set this computer's clock right`,
+            ),
+          );
+          return;
+        }
         fail(
           new PosternError(
             'E_AUTH_REJECTED',

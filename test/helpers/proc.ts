@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.join(ROOT, 'bin/postern');
+/** POSTERN_TEST_BIN runs another build (e.g. a private one while others rebuild dist/). */
+export const BIN = process.env.POSTERN_TEST_BIN ?? path.join(ROOT, 'bin/postern');
 
 export interface LogLine {
   level: number;

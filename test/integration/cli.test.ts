@@ -78,10 +78,12 @@ describe('postern command line', () => {
     expect(noCert.stderr).toContain('tls.cert: cannot read');
   });
 
-  it('bridge answers anything but an authenticated upgrade like a plain web server (404)', async () => {
+  it('bridge answers anything but an authenticated upgrade like a plain web server (its decoy site)', async () => {
     const { config } = await init();
     const { port } = await startBridge(config);
-    const r = await exec('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', `https://127.0.0.1:${port}/`]);
+    const page = await exec('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', `https://127.0.0.1:${port}/`]);
+    expect(page.stdout).toBe('200');
+    const r = await exec('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', `https://127.0.0.1:${port}/missing`]);
     expect(r.stdout).toBe('404');
   });
 

@@ -85,3 +85,48 @@ describe('bridge config', () => {
     expect(committed).toEqual(bridgeJsonSchema());
   });
 });
+
+describe('bridge config: egress, admin and per-user caps', () => {
+  it('defaults to open egress, no admin listener, no caps', () => {
+    const c = validateBridgeConfig(good, 'x.json');
+    expect(c.egress).toEqual({ allowPorts: null, denyPorts: [], allowRanges: [], allowOnly: null });
+    expect(c.admin).toBeNull();
+    expect(c.users[0]!.maxBytesPerSecond).toBeUndefined();
+  });
+
+  it('reads port lists, ranges, the allow-list and a per-user cap', () => {
+    const c = validateBridgeConfig(
+      {
+        ...good,
+        users: [{ ...good.users[0], maxBytesPerSecond: 1048576 }],
+        egress: { allowPorts: [443, '5222-5223'], denyPorts: [25], allowRanges: ['10.1.0.0/16', 'fd00::/8'], allowOnly: { presets: ['messaging'] } },
+        admin: {},
+      },
+      'x.json',
+    );
+    expect(c.users[0]!.maxBytesPerSecond).toBe(1048576);
+    expect(c.egress.allowPorts).toEqual([443, '5222-5223']);
+    expect(c.egress.allowOnly).toEqual({ presets: ['messaging'], domains: [], ranges: [] });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9090 });
+  });
+
+  it.each([
+    [{ egress: { allowRanges: ['10.0.0.0/40'] } }, 'egress.allowRanges[0]: a CIDR range'],
+    [{ egress: { denyPorts: ['9-1'] } }, 'egress.denyPorts[0]'],
+    [{ egress: { allowOnly: { presets: ['everything'] } } }, 'egress.allowOnly.presets[0]'],
+    [{ egress: { allowOnly: { domains: ['bad domain'] } } }, 'egress.allowOnly.domains[0]'],
+    [{ egress: { allowPort: [1] } }, 'egress.allowPort: unknown field'],
+    [{ admin: { listen: '0.0.0.0:9090' } }, 'admin.listen: not a loopback address'],
+    [{ admin: { listen: '127.0.0.1:8443' } }, 'admin.listen: must not share the public port'],
+    [{ users: [{ ...good.users[0], maxBytesPerSecond: -1 }] }, 'users[0].maxBytesPerSecond'],
+    [{ limits: { STREAM_IDLE_TIMEOUT_MS: 10 } }, 'limits.STREAM_IDLE_TIMEOUT_MS'],
+    [{ limits: { EGRESS_DNS_MAX_CONCURRENT: 0 } }, 'limits.EGRESS_DNS_MAX_CONCURRENT'],
+  ])('refuses %j naming the field', (over, msg) => {
+    expect(errorOf(() => validateBridgeConfig({ ...good, ...over }, 'x.json'))).toContain(msg);
+  });
+
+  it('allows a non-loopback admin address only when asked to', () => {
+    const c = validateBridgeConfig({ ...good, admin: { listen: '0.0.0.0:9090', allowNonLoopback: true } }, 'x.json');
+    expect(c.admin).toEqual({ host: '0.0.0.0', port: 9090 });
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * The bridge's resumable sessions by id (docs/protocol.md §9): a connection that names a known
+ * session of the same user is attached to it (resume); an unknown id starts a new session under
+ * that id. A session leaves the registry when it ends (closed, or not resumed in time).
+ */
+import type { Limits } from '../core/limits.js';
+import type { Logger } from '../log/logger.js';
+import { ResumableLink, SESSION_LOST_CLOSE } from '../mux/resume.js';
+import { MuxSession } from '../mux/session.js';
+import type { FrameTransport } from '../mux/transport.js';
+
+interface Entry {
+  readonly user: string;
+  readonly link: ResumableLink;
+  readonly session: MuxSession;
+}
+
+export class SessionRegistry {
+  private readonly byId = new Map<string, Entry>();
+
+  constructor(
+    private readonly limits: Limits,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /**
+   * Session messages sent and not yet acknowledged, over every session. A draining bridge waits
+   * for 0 as well as for its streams: a stream that closed here may still have data in flight.
+   */
+  get unacknowledged(): number {
+    let n = 0;
+    for (const e of this.byId.values()) if (e.link.state !== 'ended') n += e.link.unacknowledged.messages;
+    return n;
+  }
+
+  /**
+   * Resumes session `id` on `transport` when it exists: true when the transport was taken (attached
+   * to the user's session, or refused with close 4001 because the id belongs to another user);
+   * false when the id is unknown (the caller may create() it).
+   */
+  resume(id: string, user: string, transport: FrameTransport): boolean {
+    const known = this.byId.get(id);
+    if (known === undefined) return false;
+    if (known.user !== user) {
+      this.log.warn('session id presented by another user; refused');
+      transport.close(SESSION_LOST_CLOSE.code, SESSION_LOST_CLOSE.reason);
+      return true;
+    }
+    known.link.attach(transport);
+    return true;
+  }
+
+  /** A new resumable session `id` on `transport`; it leaves the registry when it ends. */
+  create(id: string, user: string, transport: FrameTransport, logger: Logger): MuxSession {
+    const link = new ResumableLink({ limits: this.limits, logger });
+    const session = new MuxSession(link, { role: 'bridge', limits: this.limits, logger, keepalive: false });
+    const entry: Entry = { user, link, session };
+    this.byId.set(id, entry);
+    session.on('close', () => {
+      if (this.byId.get(id) === entry) this.byId.delete(id);
+    });
+    link.attach(transport);
+    return session;
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The client's JSON config file (configs/client.schema.json is generated from this schema) and the
+ * precedence of settings: command-line flags > environment (POSTERN_*) > config file > defaults.
+ * Errors name where the bad value came from — the file and field path, the variable, or the flag —
+ * and what was expected.
+ */
+import fs from 'node:fs';
+import { z } from 'zod';
+import { parseHostPort } from '../core/address.js';
+import { PosternError } from '../core/errors.js';
+import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const CLIENT_DEFAULTS = { listen: '127.0.0.1:1080', logLevel: 'info' } as const;
+
+/** Environment variables the client reads (each overrides the file, and a flag overrides it). */
+export const CLIENT_ENV = {
+  config: 'POSTERN_CONFIG',
+  bridge: 'POSTERN_BRIDGE',
+  listen: 'POSTERN_LISTEN',
+  user: 'POSTERN_USER',
+  pass: 'POSTERN_PASS',
+  logLevel: 'POSTERN_LOG_LEVEL',
+} as const;
+
+export const clientConfigSchema = z
+  .object({
+    $schema: z.string().optional(),
+    /** Share URIs (postern://…). One for now: failover across several is not implemented yet. */
+    bridges: z
+      .array(z.string().refine((s) => uriProblem(s) === null, { error: (iss) => `a postern:// share URI (${uriProblem(String(iss.input)) ?? 'invalid'})` }))
+      .min(1, 'at least one share URI')
+      .max(1, 'exactly one share URI (failover across several bridges is not implemented yet)')
+      .describe('Share links (postern://…) from the bridge operator; one for now. Keep them secret.'),
+    /** SOCKS5 listen address. */
+    listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"').optional().describe('SOCKS5 listen address, HOST:PORT (default 127.0.0.1:1080).'),
+    /** SOCKS5 username/password (RFC 1929) required from apps; null: none (loopback only). */
+    auth: z
+      .object({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) })
+      .strict()
+      .nullable()
+      .optional()
+      .describe('SOCKS5 username/password apps must send (RFC 1929); required to listen on a non-loopback address.'),
+    /** Allow a non-loopback listener without auth (don't). */
+    insecureOpenProxy: z.boolean().optional().describe('Allow a non-loopback listener without auth: anyone on the network could use it.'),
+    log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),
+  })
+  .strict();
+
+export type ClientConfigFile = z.input<typeof clientConfigSchema>;
+
+function uriProblem(s: string): string | null {
+  try {
+    parseShareUri(s);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function configError(file: string, field: string, message: string): PosternError {
+  return new PosternError('E_CONFIG', `${file}: ${field ? `${field}: ` : ''}${message}`);
+}
+
+function fieldPath(p: ReadonlyArray<PropertyKey>): string {
+  return p.map((x) => (typeof x === 'number' ? `[${x}]` : `.${String(x)}`)).join('').replace(/^\./, '');
+}
+
+/** Validates a parsed JSON value; errors name the file, the field path and what was expected. */
+export function validateClientConfig(raw: unknown, file: string): ClientConfigFile {
+  const parsed = clientConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') throw configError(file, fieldPath([...issue.path, issue.keys[0] ?? '']), 'unknown field');
+    throw configError(file, fieldPath(issue.path), issue.message);
+  }
+  return parsed.data;
+}
+
+export function loadClientConfig(file: string): ClientConfigFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw configError(file, '', `cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw configError(file, '', `not valid JSON (${(err as Error).message})`);
+  }
+  return validateClientConfig(raw, file);
+}
+
+export function clientJsonSchema(): unknown {
+  return z.toJSONSchema(clientConfigSchema, { io: 'input' });
+}
+
+export interface ClientFlags {
+  config?: string;
+  bridge?: string;
+  listen?: string;
+  user?: string;
+  pass?: string;
+  insecureOpenProxy?: boolean;
+  logLevel?: string;
+}
+
+export interface ClientSettings {
+  bridge: BridgeInfo;
+  listen: { host: string; port: number };
+  auth: { username: string; password: string } | null;
+  insecureOpenProxy: boolean;
+  logLevel: string;
+}
+
+/**
+ * Merges flags > environment > config file > defaults. The file is `flags.config`, else
+ * $POSTERN_CONFIG, else none.
+ */
+export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv): ClientSettings {
+  const fromEnv = (k: keyof typeof CLIENT_ENV): string | undefined => {
+    const v = env[CLIENT_ENV[k]];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const configFile = flags.config ?? fromEnv('config');
+  const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
+  const where = (flag: string, envKey: keyof typeof CLIENT_ENV, field: string): string =>
+    flags[envKey as keyof ClientFlags] !== undefined ? flag : fromEnv(envKey) !== undefined ? `$${CLIENT_ENV[envKey]}` : `${configFile}: ${field}`;
+
+  const bridgeText = flags.bridge ?? fromEnv('bridge') ?? file?.bridges[0];
+  if (bridgeText === undefined) {
+    throw new PosternError('E_CONFIG', `no bridge: pass --bridge URI, set $${CLIENT_ENV.bridge}, or give --config FILE with "bridges"`);
+  }
+  let bridge: BridgeInfo;
+  try {
+    bridge = parseShareUri(bridgeText);
+  } catch (err) {
+    throw new PosternError('E_BAD_URI', `${where('--bridge', 'bridge', 'bridges[0]')}: ${(err as Error).message.replace(/^invalid bridge URI: /, '')}`);
+  }
+
+  const listenText = flags.listen ?? fromEnv('listen') ?? file?.listen ?? CLIENT_DEFAULTS.listen;
+  const listen = parseHostPort(listenText);
+  if (!listen) throw new PosternError('E_CONFIG', `${where('--listen', 'listen', 'listen')}: expected HOST:PORT, got "${listenText}"`);
+
+  const logLevel = flags.logLevel ?? fromEnv('logLevel') ?? file?.log?.level ?? CLIENT_DEFAULTS.logLevel;
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new PosternError('E_CONFIG', `${where('--log-level', 'logLevel', 'log.level')}: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  // User and password travel together: both from the same level, never one from each.
+  let auth: ClientSettings['auth'] = null;
+  const pairs: Array<[string | undefined, string | undefined, string]> = [
+    [flags.user, flags.pass, '--user and --pass'],
+    [fromEnv('user'), fromEnv('pass'), `$${CLIENT_ENV.user} and $${CLIENT_ENV.pass}`],
+  ];
+  const pair = pairs.find(([u, p]) => u !== undefined || p !== undefined);
+  if (pair) {
+    const [u, p, what] = pair;
+    if (u === undefined || p === undefined) throw new PosternError('E_CONFIG', `${what} go together`);
+    auth = { username: u, password: p };
+  } else if (file?.auth) {
+    auth = { username: file.auth.username, password: file.auth.password };
+  }
+
+  return { bridge, listen, auth, insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true, logLevel };
+}

@@ -1,0 +1,424 @@
+/**
+ * `postern doctor`: checks a share link step by step, each with its timing, and says which step
+ * failed and what to do about it. Steps: URI parse, DNS, TCP, TLS and pin, WebSocket upgrade and
+ * authentication, a test stream's round-trip time, and a throughput sample (past the first 16 KB
+ * and past 1 MiB, where resets and throttling show).
+ *
+ * Nothing here prints; the caller renders the events. No result holds the secret, the path or the
+ * pin of the link.
+ */
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import tls from 'node:tls';
+import { timingSafeEqual } from 'node:crypto';
+import { targetFromHost, type Target } from '../core/address.js';
+import { PosternError } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
+import type { Logger } from '../log/logger.js';
+import { MuxSession } from '../mux/session.js';
+import type { MuxStream } from '../mux/stream.js';
+import { sha256 } from '../transport/certs.js';
+import { dialBridge } from '../transport/dialer.js';
+import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+
+export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';
+export type StepStatus = 'ok' | 'fail' | 'skip' | 'warn';
+
+export const STEP_TITLES: Record<StepName, string> = {
+  uri: 'share link',
+  dns: 'DNS',
+  tcp: 'TCP connect',
+  tls: 'TLS and pin',
+  auth: 'upgrade and authentication',
+  stream: 'test stream',
+  throughput: 'throughput',
+};
+
+export interface StepResult {
+  step: StepName;
+  status: StepStatus;
+  ms: number;
+  /** What was found (ok/warn/skip) or what went wrong (fail). Never holds a secret. */
+  detail: string;
+  /** For a failure: what to do about it. */
+  hint?: string;
+  /** Machine-readable figures (ms, bytes, MB/s…). */
+  data?: Record<string, number | string>;
+}
+
+export interface DoctorOptions {
+  uri: string;
+  limits: Limits;
+  logger: Logger;
+  /** Where the test stream goes (through the bridge); default example.com:80. */
+  target?: { host: string; port: number };
+  /** An http:// URL the throughput sample downloads through the bridge; none → skipped. */
+  download?: string;
+  onStart?: (step: StepName) => void;
+  onResult?: (r: StepResult) => void;
+}
+
+export const DEFAULT_TARGET = { host: 'example.com', port: 80 };
+/** Throughput marks: after the first 16 KB (initial windows, slow start) and after 1 MiB. */
+export const FIRST_MARK_BYTES = 16 * 1024;
+export const SECOND_MARK_BYTES = 1024 * 1024;
+const PINGS_COUNT = 3;
+
+/** Thrown inside a step: ends it as a failure with this detail and hint. */
+class StepFailure extends Error {
+  constructor(
+    readonly detail: string,
+    readonly hint: string,
+    readonly data?: Record<string, number | string>,
+  ) {
+    super(detail);
+  }
+}
+
+/** The messages doctor can end with; README's troubleshooting section quotes each (a test checks). */
+export const HINTS = {
+  badUri: 'copy the whole link again from whoever runs the bridge; it starts with postern://',
+  dns: 'check the host name in the link; if DNS is blocked where you are, ask for a link with the IP address',
+  refused: 'nothing listens there: the bridge is not running, or the port in the link is wrong',
+  tcpTimeout: 'the host did not answer: it is down, or a firewall drops the traffic; try another network or bridge',
+  reset: 'the connection was cut by something between you and the bridge (a middlebox); try another network or bridge',
+  pin: 'the certificate is not your bridge\'s: a middlebox is intercepting TLS, or the operator changed the key — ask for a new link',
+  untrusted: 'the certificate is not trusted for this name: ask for a link with a pin, or fix the bridge\'s certificate',
+  tlsFailed: 'TLS was refused or cut: the port may not speak TLS, or a middlebox blocks it',
+  notFound: 'ask the operator for a fresh link: your user may have been removed, or the link was mistyped',
+  notBridge: 'the link points at an ordinary web server: check the host, port and path with the operator',
+  clock: 'set this device\'s clock to the right time (turn on automatic time), then try again',
+  upgradeCut: 'the bridge did not complete the WebSocket upgrade: a proxy or middlebox in between may block WebSockets',
+  stream: 'the tunnel works but the bridge could not reach the test target: try --target with another HOST:PORT',
+  throughputCut: 'the transfer was cut or stalled: a middlebox may reset or throttle long connections; try another network or bridge',
+} as const;
+
+function errnoOf(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code ?? e?.message ?? String(err);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Runs every step in order, stopping at the first failure. Returns all results. */
+export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  const run = async (step: StepName, fn: () => Promise<Omit<StepResult, 'step' | 'ms'>>): Promise<boolean> => {
+    o.onStart?.(step);
+    const t0 = performance.now();
+    let r: StepResult;
+    try {
+      r = { step, ms: 0, ...(await fn()) };
+    } catch (err) {
+      if (err instanceof StepFailure) {
+        r = { step, ms: 0, status: 'fail', detail: err.detail, hint: err.hint };
+        if (err.data) r.data = err.data;
+      } else {
+        r = { step, ms: 0, status: 'fail', detail: `unexpected error: ${(err as Error).message}`, hint: 'report this as a bug' };
+      }
+    }
+    r.ms = Math.round(performance.now() - t0);
+    results.push(r);
+    o.onResult?.(r);
+    return r.status !== 'fail';
+  };
+  const skipRest = (from: StepName[]): void => {
+    for (const step of from) {
+      const r: StepResult = { step, status: 'skip', ms: 0, detail: 'not run (an earlier step failed)' };
+      results.push(r);
+      o.onResult?.(r);
+    }
+  };
+  const order: StepName[] = ['uri', 'dns', 'tcp', 'tls', 'auth', 'stream', 'throughput'];
+  const after = (s: StepName) => order.slice(order.indexOf(s) + 1);
+
+  let info!: BridgeInfo;
+  let address!: string;
+  let session: MuxSession | undefined;
+  try {
+    if (
+      !(await run('uri', async () => {
+        try {
+          info = parseShareUri(o.uri);
+        } catch (err) {
+          throw new StepFailure(`share link is not valid: ${(err as Error).message}`, HINTS.badUri);
+        }
+        const how = info.plain ? 'plain ws (loopback only)' : info.pin ? 'pinned certificate' : 'CA-verified certificate';
+        return { status: 'ok', detail: `bridge ${net.isIPv6(info.host) ? `[${info.host}]` : info.host}:${info.port}, ${how}` };
+      }))
+    )
+      return (skipRest(after('uri')), results);
+
+    if (
+      !(await run('dns', async () => {
+        if (net.isIP(info.host) !== 0) {
+          address = info.host;
+          return { status: 'ok', detail: 'IP address in the link, no lookup needed' };
+        }
+        try {
+          const all = await withTimeout(dns.lookup(info.host, { all: true }), o.limits.DIAL_TIMEOUT_MS, () => new Error('ETIMEOUT'));
+          address = all[0]!.address;
+          return { status: 'ok', detail: `${info.host} has ${all.length} address${all.length === 1 ? '' : 'es'}`, data: { addresses: all.length } };
+        } catch (err) {
+          throw new StepFailure(`cannot resolve ${info.host} (${errnoOf(err)})`, HINTS.dns);
+        }
+      }))
+    )
+      return (skipRest(after('dns')), results);
+
+    let sock: net.Socket | undefined;
+    if (
+      !(await run('tcp', async () => {
+        sock = await connectTcp(address, info.port, o.limits.DIAL_TIMEOUT_MS);
+        return { status: 'ok', detail: `connected to port ${info.port}` };
+      }))
+    )
+      return (skipRest(after('tcp')), results);
+
+    const tlsOk = await run('tls', async () => {
+      const s = sock!;
+      try {
+        if (info.plain) return { status: 'skip', detail: 'plain link (loopback, no TLS)' };
+        return await checkTls(s, info, o.limits.DIAL_TIMEOUT_MS);
+      } finally {
+        s.destroy();
+      }
+    });
+    if (!tlsOk) return (skipRest(after('tls')), results);
+
+    if (
+      !(await run('auth', async () => {
+        try {
+          const transport = await dialBridge(info, { limits: o.limits, logger: o.logger });
+          session = new MuxSession(transport, { role: 'client', limits: o.limits, logger: o.logger });
+          session.on('close', () => undefined);
+        } catch (err) {
+          throw authFailure(err);
+        }
+        const rtts: number[] = [];
+        for (let i = 0; i < PINGS_COUNT; i++) {
+          rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure('the bridge stopped answering pings', HINTS.upgradeCut)));
+        }
+        const ping = Math.round(Math.min(...rtts) * 10) / 10;
+        return { status: 'ok', detail: `authenticated; ping ${ping} ms`, data: { pingMs: ping } };
+      }))
+    )
+      return (skipRest(after('auth')), results);
+
+    const target = targetFromHost((o.target ?? DEFAULT_TARGET).host, (o.target ?? DEFAULT_TARGET).port);
+    if (
+      !(await run('stream', async () => {
+        const t0 = performance.now();
+        const stream = await openStream(session!, target);
+        const openMs = Math.round(performance.now() - t0);
+        stream.destroy();
+        return { status: 'ok', detail: `opened a stream through the bridge in ${openMs} ms`, data: { openMs } };
+      }))
+    )
+      return (skipRest(after('stream')), results);
+
+    await run('throughput', async () => {
+      if (o.download === undefined) return { status: 'skip', detail: 'no sample: pass --download http://HOST/FILE (1 MiB or more) to measure' };
+      return sampleThroughput(session!, o.download, o.limits.DOCTOR_DOWNLOAD_TIMEOUT_MS);
+    });
+    return results;
+  } finally {
+    session?.close();
+  }
+}
+
+function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new StepFailure(`no answer from port ${port} within ${timeoutMs} ms`, HINTS.tcpTimeout));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      s.on('error', () => undefined);
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      const code = errnoOf(err);
+      if (code === 'ECONNREFUSED') reject(new StepFailure(`connection refused on port ${port}`, HINTS.refused));
+      else if (code === 'ECONNRESET') reject(new StepFailure('connection reset while connecting', HINTS.reset));
+      else reject(new StepFailure(`cannot connect (${code})`, HINTS.tcpTimeout));
+    });
+  });
+}
+
+/** TLS handshake on an open socket; checks the pin (or the CA chain and name without one). */
+function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number): Promise<Omit<StepResult, 'step' | 'ms'>> {
+  return new Promise((resolve, reject) => {
+    const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
+    const opts: tls.ConnectionOptions = { socket: sock, host: info.host, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', rejectUnauthorized: false };
+    if (servername !== undefined) opts.servername = servername;
+    const s = tls.connect(opts);
+    let done = false;
+    const finish = (f: () => void): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      f();
+    };
+    const timer = setTimeout(() => finish(() => reject(new StepFailure(`TLS handshake did not finish within ${timeoutMs} ms`, HINTS.tlsFailed))), timeoutMs);
+    s.on('error', (err) => {
+      const code = errnoOf(err);
+      if (code === 'ECONNRESET') finish(() => reject(new StepFailure('connection reset during the TLS handshake', HINTS.reset)));
+      else if (/alert/i.test(err.message)) finish(() => reject(new StepFailure(`TLS alert from the server (${err.message.replace(/^.*alert /i, '').slice(0, 60)})`, HINTS.tlsFailed)));
+      else finish(() => reject(new StepFailure(`TLS handshake failed (${code})`, HINTS.tlsFailed)));
+    });
+    s.once('close', () => finish(() => reject(new StepFailure('connection closed during the TLS handshake', HINTS.reset))));
+    s.once('secureConnect', () => {
+      const version = s.getProtocol() ?? '?';
+      if (info.pin !== undefined) {
+        const cert = s.getPeerX509Certificate();
+        const got = cert === undefined ? undefined : sha256(cert.publicKey.export({ type: 'spki', format: 'der' }));
+        if (got === undefined || got.length !== info.pin.length || !timingSafeEqual(got, info.pin)) {
+          finish(() => reject(new StepFailure('certificate does not match the pin in the link', HINTS.pin)));
+          return;
+        }
+        finish(() => resolve({ status: 'ok', detail: `${version}, certificate matches the pin`, data: { tls: version } }));
+      } else if (!s.authorized) {
+        const why = String(s.authorizationError ?? 'not verified');
+        finish(() => reject(new StepFailure(`certificate not trusted (${why})`, HINTS.untrusted)));
+      } else {
+        finish(() => resolve({ status: 'ok', detail: `${version}, certificate valid for ${servername ?? info.host}`, data: { tls: version } }));
+      }
+    });
+  });
+}
+
+/** Maps a dial error (after TCP and TLS passed on their own) to what it means for the user. */
+function authFailure(err: unknown): StepFailure {
+  const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message);
+  const code: string = e.code;
+  if (code === 'E_CLOCK_SKEW') {
+    const by = /differs by (\d+) s/.exec(e.message)?.[1];
+    return new StepFailure(`clock skew: the bridge refused the token because this device's clock is off${by !== undefined ? ` (by ${by} s)` : ''}`, HINTS.clock);
+  }
+  if (code === 'E_AUTH_REJECTED') {
+    const status = /answered (\d{3})/.exec(e.message)?.[1];
+    if (status === '404') return new StepFailure('bridge answered 404: wrong secret or path, or not a Postern bridge', HINTS.notFound);
+    if (status !== undefined) return new StepFailure(`not a Postern bridge: the server answered ${status} to the upgrade`, HINTS.notBridge);
+    return new StepFailure('not a Postern bridge: the server did not speak WebSocket', HINTS.notBridge);
+  }
+  if (code === 'E_PIN_MISMATCH') return new StepFailure('certificate does not match the pin in the link', HINTS.pin);
+  if (code === 'E_TLS') return new StepFailure('TLS failed on the second connection', HINTS.tlsFailed);
+  return new StepFailure('connection cut or timed out during the WebSocket upgrade', HINTS.upgradeCut);
+}
+
+async function openStream(session: MuxSession, target: Target): Promise<MuxStream> {
+  try {
+    return await session.open(target);
+  } catch (err) {
+    const code = err instanceof PosternError ? err.code : 'E_GENERAL';
+    throw new StepFailure(`the bridge could not open the test stream (${code})`, HINTS.stream);
+  }
+}
+
+/** Downloads an http:// URL through the session; times the first 16 KB and 1 MiB of body. */
+async function sampleThroughput(session: MuxSession, url: string, timeoutMs: number): Promise<Omit<StepResult, 'step' | 'ms'>> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new StepFailure('--download is not a URL', 'pass an http:// URL');
+  }
+  if (u.protocol !== 'http:') throw new StepFailure('--download must be an http:// URL', 'pass an http:// URL (the tunnel already encrypts it)');
+  const port = u.port === '' ? 80 : Number(u.port);
+  const stream = await openStream(session, targetFromHost(u.hostname, port));
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    let header = Buffer.alloc(0);
+    let body = 0;
+    let first: number | undefined;
+    let second: number | undefined;
+    let inBody = false;
+    let settled = false;
+    const done = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stream.destroy();
+      f();
+    };
+    const figures = (): Record<string, number | string> => {
+      const out: Record<string, number | string> = { bytes: body };
+      if (first !== undefined) out.first16KiBMs = Math.round(first);
+      if (second !== undefined) {
+        out.first1MiBMs = Math.round(second);
+        out.mbps = Math.round(((SECOND_MARK_BYTES - FIRST_MARK_BYTES) * 8) / ((second - (first ?? 0)) * 1000) * 10) / 10;
+      }
+      return out;
+    };
+    const report = (): void => {
+      const d = figures();
+      if (second !== undefined) {
+        done(() => resolve({ status: 'ok', detail: `16 KB in ${d.first16KiBMs} ms, 1 MiB in ${d.first1MiBMs} ms (${d.mbps} Mbit/s past 16 KB)`, data: d }));
+      } else {
+        done(() => resolve({ status: 'warn', detail: `the file had only ${body} bytes: download one of 1 MiB or more to see throttling`, data: d }));
+      }
+    };
+    const timer = setTimeout(() => {
+      if (second !== undefined) report();
+      else done(() => reject(new StepFailure(`stalled: ${body} bytes in ${timeoutMs} ms`, HINTS.throughputCut, figures())));
+    }, timeoutMs);
+    stream.on('data', (chunk: Buffer) => {
+      if (!inBody) {
+        header = Buffer.concat([header, chunk]);
+        const end = header.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (header.length > 16 * 1024) done(() => reject(new StepFailure('--download: the answer is not HTTP', 'pass an http:// URL of a file')));
+          return;
+        }
+        const status = /^HTTP\/1\.[01] (\d{3})/.exec(header.toString('latin1', 0, Math.min(end, 64)))?.[1];
+        if (status !== '200') {
+          done(() => reject(new StepFailure(`--download answered ${status ?? 'something not HTTP'}`, 'pass an http:// URL of a file that exists')));
+          return;
+        }
+        inBody = true;
+        body = header.length - end - 4;
+      } else {
+        body += chunk.length;
+      }
+      const now = performance.now() - t0;
+      if (first === undefined && body >= FIRST_MARK_BYTES) first = now;
+      if (second === undefined && body >= SECOND_MARK_BYTES) {
+        second = now;
+        report();
+      }
+    });
+    stream.once('end', () => {
+      if (second === undefined) report();
+    });
+    stream.once('error', (err) => {
+      done(() => reject(new StepFailure(`transfer reset after ${body} bytes (${err instanceof PosternError ? err.code : errnoOf(err)})`, HINTS.throughputCut, figures())));
+    });
+    const host = u.port === '' ? u.hostname : `${u.hostname}:${u.port}`;
+    stream.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: postern-doctor\r\nAccept: */*\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+/** The link with its secret, path and pin removed, for reports. */
+export function redactUri(uri: string): string {
+  try {
+    const info = parseShareUri(uri);
+    const host = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
+    return `postern://[redacted]@${host}:${info.port}/[redacted]${info.pin ? '?pin=[redacted]' : ''}`;
+  } catch {
+    return '[redacted]';
+  }
+}

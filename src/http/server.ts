@@ -1,0 +1,643 @@
+/**
+ * The local HTTP proxy: CONNECT tunnels (RFC 9110 §9.3.6) and absolute-form plain HTTP requests
+ * (RFC 9112 §3.2.2), each carried as a stream through `connect` (the tunnel). Also answers
+ * `GET /proxy.pac` for browsers and phones that take a proxy auto-config URL.
+ *
+ * Behaviour worth knowing:
+ * - Names go to `connect` unresolved: this process never looks up a destination (no DNS leak).
+ * - Plain HTTP: one stream per request, sent upstream in origin-form with `Connection: close`;
+ *   hop-by-hop fields (and those the Connection field names, Proxy-Authorization,
+ *   Proxy-Connection) are removed and Host is set from the absolute URI. The app's connection
+ *   stays open between requests while both the app and the response framing allow it, so one
+ *   connection may send requests to several hosts. Requests are served one at a time: a
+ *   pipelined next request waits (unread, in the kernel) until the current response is done.
+ * - Bodies (Content-Length or chunked, both ways) are streamed with backpressure, never buffered.
+ * - With `auth`, every request needs `Proxy-Authorization: Basic`; otherwise 407 with
+ *   `Proxy-Authenticate: Basic realm="postern"`. Credentials are compared in constant time.
+ * - Tunnel errors become the status their PosternError names (502, 503, 504, 403).
+ * - Logs carry a per-listener connection counter, never the app's address, the destination or
+ *   credentials.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { isLoopbackHost, type Target } from '../core/address.js';
+import { ERRORS, PosternError } from '../core/errors.js';
+import type { Limits } from '../core/limits.js';
+import { destroyHard, relay } from '../core/relay.js';
+import type { Logger } from '../log/logger.js';
+import {
+  ChunkedScanner,
+  classifyTarget,
+  encodeHead,
+  endToEndHeaders,
+  headerValues,
+  parseRequestHead,
+  parseResponseHead,
+  requestFraming,
+  responseFraming,
+  simpleResponse,
+  wantsKeepAlive,
+  type BodyFraming,
+  type Header,
+  type RequestHead,
+} from './codec.js';
+
+export interface HttpAuth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Opens a stream to the target; rejects with a PosternError whose httpStatus the app receives. */
+export type HttpConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
+
+export interface HttpProxyOptions {
+  host: string;
+  port: number;
+  auth: HttpAuth | null;
+  limits: Limits;
+  logger: Logger;
+  connect: HttpConnect;
+  /** Listen on a non-loopback address without auth (an open proxy). Refused unless set. */
+  allowOpenProxy?: boolean;
+}
+
+export const PAC_PATH = '/proxy.pac';
+export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
+
+/**
+ * The PAC file for a proxy at host:port. `PROXY` only, and no `DIRECT` fallback:
+ * - every PAC consumer understands `PROXY` (Android and iOS Wi-Fi settings, Windows, macOS,
+ *   Firefox, Chromium), while `SOCKS5` is unknown to some (WinINet reads `SOCKS` as SOCKS4) and
+ *   Chromium cannot authenticate to a SOCKS5 proxy, which a LAN listener always requires;
+ * - through `PROXY` the host name reaches us unresolved (CONNECT host:port), so no DNS leaks;
+ * - `DIRECT` would silently send traffic outside the tunnel when the proxy is unreachable.
+ */
+export function pacFile(host: string, port: number): string {
+  const h = net.isIPv6(host) ? `[${host}]` : host;
+  return `function FindProxyForURL(url, host) {\n  return "PROXY ${h}:${port}";\n}\n`;
+}
+
+interface ServerContext {
+  readonly limits: Limits;
+  readonly connect: HttpConnect;
+  readonly authRequired: boolean;
+  checkCredentials(headers: readonly Header[]): boolean;
+  forget(conn: HttpConnection): void;
+}
+
+export class HttpProxyServer {
+  readonly #opts: HttpProxyOptions;
+  readonly #log: Logger;
+  readonly #ctx: ServerContext;
+  readonly #conns = new Set<HttpConnection>();
+  #server: net.Server | null = null;
+  #closing = false;
+  #nextId = 0;
+  #atLimit = false;
+
+  constructor(opts: HttpProxyOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+    if (opts.auth === null && !isLoopbackHost(opts.host) && opts.allowOpenProxy !== true) {
+      throw new PosternError('E_CONFIG', 'HTTP proxy on a non-loopback address requires a username and password');
+    }
+    let check: (headers: readonly Header[]) => boolean = () => true;
+    if (opts.auth !== null) {
+      if (opts.auth.username.includes(':')) throw new PosternError('E_CONFIG', 'HTTP proxy user name must not contain ":" (RFC 7617)');
+      const wantUser = digest(Buffer.from(opts.auth.username, 'utf8'));
+      const wantPass = digest(Buffer.from(opts.auth.password, 'utf8'));
+      check = (headers) => {
+        const values = headerValues(headers, 'proxy-authorization');
+        const m = values.length === 1 ? /^basic[ \t]+([A-Za-z0-9+/]+={0,2})$/i.exec(values[0] as string) : null;
+        const decoded = m ? Buffer.from(m[1] as string, 'base64') : Buffer.alloc(0);
+        const colon = decoded.indexOf(0x3a);
+        const user = colon >= 0 ? decoded.subarray(0, colon) : decoded;
+        const pass = colon >= 0 ? decoded.subarray(colon + 1) : Buffer.alloc(0);
+        // Fixed-length digests, both compared every time: no length or early-exit timing leak.
+        const userOk = timingSafeEqual(digest(user), wantUser);
+        const passOk = timingSafeEqual(digest(pass), wantPass);
+        decoded.fill(0);
+        return colon >= 0 && userOk && passOk;
+      };
+    }
+    this.#ctx = {
+      limits: opts.limits,
+      connect: opts.connect,
+      authRequired: opts.auth !== null,
+      checkCredentials: check,
+      forget: (conn) => {
+        this.#conns.delete(conn);
+        if (this.#conns.size < opts.limits.LOCAL_MAX_CONNECTIONS) this.#atLimit = false;
+      },
+    };
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** Starts listening; port 0 picks a free port. Resolves with the address actually bound. */
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.#server !== null || this.#closing) throw new Error('HttpProxyServer: listen() called twice or after close()');
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    this.#server = server;
+    server.on('connection', (socket) => this.accept(socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#server = null;
+      throw err;
+    }
+    server.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ code: err.code }, 'http listener error'));
+    const addr = server.address() as net.AddressInfo;
+    this.#log.info({ host: addr.address, port: addr.port, auth: this.#opts.auth !== null }, 'http proxy listening');
+    return { host: addr.address, port: addr.port };
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const server = this.#server;
+    const closed = server === null || !server.listening ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
+    for (const conn of [...this.#conns]) conn.destroy('server closing');
+    await closed;
+  }
+
+  /** Serves an accepted connection; `head` holds bytes already read from it (the mixed port). */
+  accept(socket: net.Socket, head: Buffer = EMPTY): void {
+    if (this.#closing || this.#conns.size >= this.#opts.limits.LOCAL_MAX_CONNECTIONS) {
+      socket.on('error', () => {});
+      socket.destroy();
+      if (!this.#closing && !this.#atLimit) {
+        this.#atLimit = true;
+        this.#log.warn({ max: this.#opts.limits.LOCAL_MAX_CONNECTIONS }, 'http connection limit reached; refusing new connections');
+      }
+      return;
+    }
+    const conn = new HttpConnection(socket, this.#ctx, this.#log.child({ conn: ++this.#nextId }));
+    this.#conns.add(conn);
+    conn.start(head);
+  }
+}
+
+function digest(b: Uint8Array): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** How the body of the message in flight is delimited and how much is left. */
+class BodyTracker {
+  #left: number;
+  readonly #chunked: ChunkedScanner | null;
+  readonly untilClose: boolean;
+
+  constructor(framing: BodyFraming) {
+    this.#left = framing.kind === 'length' ? framing.length : 0;
+    this.#chunked = framing.kind === 'chunked' ? new ChunkedScanner() : null;
+    this.untilClose = framing.kind === 'close';
+  }
+
+  get done(): boolean {
+    if (this.untilClose) return false;
+    return this.#chunked !== null ? this.#chunked.done : this.#left === 0;
+  }
+
+  /** How many bytes of `buf` belong to this body, or an error reason. */
+  take(buf: Buffer): number | string {
+    if (this.untilClose) return buf.length;
+    if (this.#chunked !== null) {
+      const r = this.#chunked.scan(buf);
+      return 'error' in r ? r.error : r.used;
+    }
+    const n = Math.min(this.#left, buf.length);
+    this.#left -= n;
+    return n;
+  }
+}
+
+type State = 'head' | 'local' | 'tunnel-opening' | 'tunnel' | 'forwarding' | 'closing' | 'closed';
+
+/** One app connection: reads request heads, serves each, and goes back for the next. */
+class HttpConnection {
+  #state: State = 'head';
+  #buf: Buffer = EMPTY;
+  #timer: NodeJS.Timeout | null = null;
+  #abort: AbortController | null = null;
+  // The request in flight (state 'forwarding').
+  #upstream: Duplex | null = null;
+  #method = '';
+  #reqBody: BodyTracker | null = null;
+  #upstreamFull = false;
+  #clientKeepAlive = false;
+  #clientEnded = false;
+  #resBuf: Buffer = EMPTY;
+  #resBody: BodyTracker | null = null;
+  #resHeadSent = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly ctx: ServerContext,
+    private readonly log: Logger,
+  ) {}
+
+  start(head: Buffer): void {
+    const s = this.socket;
+    s.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ code: err.code ?? err.name }, 'app socket error'));
+    s.on('close', () => this.#onClose());
+    s.on('end', () => this.#guard(() => this.#onEnd()));
+    s.on('data', this.#onData);
+    this.#armHead();
+    this.log.debug('http connection accepted');
+    if (head.length > 0) this.#onData(head);
+  }
+
+  destroy(why: string): void {
+    if (this.#state === 'closed' || this.socket.destroyed) return;
+    this.log.debug({ why }, 'http connection destroyed');
+    if (this.#upstream !== null) destroyHard(this.#upstream);
+    destroyHard(this.socket);
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err: (err as Error)?.message }, 'http connection handler failed');
+      this.destroy('handler failed');
+    }
+  }
+
+  #arm(ms: number, onFire: () => void): void {
+    this.#disarm();
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#guard(onFire);
+    }, ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Waiting for a head: idle timeout while nothing came, head timeout once bytes arrived. */
+  #armHead(): void {
+    if (this.#buf.length === 0) this.#arm(this.ctx.limits.HTTP_PROXY_IDLE_TIMEOUT_MS, () => this.#finish(null, 'idle timeout'));
+    else this.#arm(this.ctx.limits.HTTP_PROXY_HEAD_TIMEOUT_MS, () => this.#finish(simpleResponse(408, 'request head timed out\n'), 'head timeout'));
+  }
+
+  /** Reading from the app is on only while we can use what it sends. */
+  #flow(): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    const want =
+      this.#state === 'head' ||
+      this.#state === 'closing' ||
+      (this.#state === 'forwarding' && this.#reqBody !== null && !this.#reqBody.done && !this.#upstreamFull);
+    if (want) s.resume();
+    else s.pause();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#guard(() => {
+      switch (this.#state) {
+        case 'head': {
+          const wasEmpty = this.#buf.length === 0;
+          this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+          if (wasEmpty) this.#armHead();
+          this.#tryHead();
+          return;
+        }
+        case 'forwarding':
+          if (this.#reqBody !== null && !this.#reqBody.done) this.#sendBody(chunk);
+          else this.#hold(chunk);
+          return;
+        case 'closing':
+          return; // discard what the app still sends while it reads our last response
+        default:
+          this.#hold(chunk); // tunnel opening, local: keep for later, bounded by pausing
+      }
+    });
+  };
+
+  /** Keeps bytes that arrived while we cannot use them and stops reading more. */
+  #hold(chunk: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.socket.pause();
+  }
+
+  #tryHead(): void {
+    while (this.#state === 'head' && this.#buf.length > 0) {
+      const r = parseRequestHead(this.#buf, this.ctx.limits.HTTP_PROXY_HEAD_MAX_BYTES);
+      if (!r.ok) {
+        if ('error' in r) this.#finish(simpleResponse(r.error.status, `${r.error.reason}\n`), `bad request: ${r.error.reason}`);
+        return;
+      }
+      this.#buf = this.#buf.subarray(r.used);
+      this.#disarm();
+      this.#serve(r.value);
+    }
+    if (this.#state === 'head') {
+      this.#armHead();
+      this.#flow();
+    }
+  }
+
+  #serve(head: RequestHead): void {
+    const t = classifyTarget(head);
+    if (!t.ok) {
+      if ('error' in t) this.#finish(simpleResponse(t.error.status, `${t.error.reason}\n`), `bad request: ${t.error.reason}`);
+      return;
+    }
+    const target = t.value;
+    if (target.kind === 'local') {
+      this.#state = 'local';
+      this.#serveLocal(head, target.path);
+      return;
+    }
+    if (this.ctx.authRequired && !this.ctx.checkCredentials(head.headers)) {
+      this.#finish(
+        simpleResponse(407, 'proxy authentication required\n', { headers: [['Proxy-Authenticate', 'Basic realm="postern"']] }),
+        'proxy authentication failed',
+      );
+      return;
+    }
+    if (target.kind === 'connect') {
+      this.#state = 'tunnel-opening';
+      this.#flow();
+      void this.#openTunnel(target.target);
+      return;
+    }
+    const framing = requestFraming(head);
+    if (!framing.ok) {
+      if ('error' in framing) this.#finish(simpleResponse(framing.error.status, `${framing.error.reason}\n`), `bad request: ${framing.error.reason}`);
+      return;
+    }
+    this.#state = 'forwarding';
+    this.#method = head.method;
+    this.#clientKeepAlive = wantsKeepAlive(head.version, head.headers);
+    this.#reqBody = new BodyTracker(framing.value);
+    this.#resBuf = EMPTY;
+    this.#resBody = null;
+    this.#resHeadSent = false;
+    this.#upstreamFull = true; // nothing is read from the app until the stream is open
+    this.#flow();
+    const headers: Header[] = [
+      ['Host', target.hostHeader],
+      ...endToEndHeaders(head.headers).filter(([k]) => k.toLowerCase() !== 'host'),
+      ['Connection', 'close'],
+    ];
+    const out = encodeHead(`${head.method} ${target.path} HTTP/${head.version}`, headers);
+    void this.#openForward(target.target, out);
+  }
+
+  #serveLocal(head: RequestHead, path: string): void {
+    const isGet = head.method === 'GET' || head.method === 'HEAD';
+    if (isGet && (path === PAC_PATH || path.startsWith(`${PAC_PATH}?`))) {
+      const host = this.socket.localAddress ?? '127.0.0.1';
+      const pac = pacFile(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
+      this.#finish(simpleResponse(200, pac, { contentType: PAC_CONTENT_TYPE, omitBody: head.method === 'HEAD' }), 'served pac');
+      return;
+    }
+    this.#finish(simpleResponse(404, 'not found\n', { omitBody: head.method === 'HEAD' }), 'local request');
+  }
+
+  async #open(target: Target): Promise<Duplex | null> {
+    const ac = new AbortController();
+    this.#abort = ac;
+    try {
+      return await this.ctx.connect(target, ac.signal);
+    } catch (err) {
+      this.#abort = null;
+      if (this.#state === 'closed') return null;
+      const code = err instanceof PosternError ? err.code : 'E_GENERAL';
+      const status = err instanceof PosternError ? err.httpStatus : 502;
+      this.log.debug({ code, status }, 'connect failed');
+      // The catalogue's message only: the error's detail may name the destination.
+      this.#guard(() => this.#finish(simpleResponse(status, `postern: ${ERRORS[code].message} (${code})\n`), 'connect failed'));
+      return null;
+    } finally {
+      this.#abort = null;
+    }
+  }
+
+  /** The stream opened but the app is gone: drop it. */
+  #late(stream: Duplex): boolean {
+    if (this.#state !== 'closed' && !this.socket.destroyed) return false;
+    stream.on('error', () => {});
+    destroyHard(stream);
+    return true;
+  }
+
+  async #openTunnel(target: Target): Promise<void> {
+    const stream = await this.#open(target);
+    if (stream === null || this.#late(stream)) return;
+    this.#guard(() => {
+      this.#state = 'tunnel';
+      const s = this.socket;
+      s.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      s.pause();
+      s.off('data', this.#onData);
+      if (this.#buf.length > 0) stream.write(this.#buf);
+      this.#buf = EMPTY;
+      this.log.debug('tunnel open, relaying');
+      relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined }, 'relay done'));
+    });
+  }
+
+  async #openForward(target: Target, head: Buffer): Promise<void> {
+    const stream = await this.#open(target);
+    if (stream === null || this.#late(stream)) return;
+    this.#guard(() => {
+      this.#upstream = stream;
+      stream.on('error', (err: Error) => this.#guard(() => this.#upstreamGone(err)));
+      stream.on('close', () => this.#guard(() => this.#upstreamGone(null)));
+      stream.on('end', () => this.#guard(() => this.#upstreamEnd()));
+      stream.on('data', (d: Buffer) => this.#guard(() => this.#onResponse(d)));
+      stream.on('drain', () => {
+        this.#upstreamFull = false;
+        this.#flow();
+      });
+      this.#upstreamFull = !stream.write(head);
+      // Body bytes that came with the head.
+      const held = this.#buf;
+      this.#buf = EMPTY;
+      if (held.length > 0) this.#sendBody(held);
+      this.#flow();
+    });
+  }
+
+  /** Request body bytes from the app → upstream; what follows the body is the next request. */
+  #sendBody(chunk: Buffer): void {
+    const body = this.#reqBody;
+    const up = this.#upstream;
+    if (body === null || up === null) return;
+    const n = body.take(chunk);
+    if (typeof n === 'string') {
+      if (this.#resHeadSent) this.destroy(`bad request body: ${n}`);
+      else this.#finish(simpleResponse(400, `${n}\n`), `bad request body: ${n}`);
+      return;
+    }
+    if (n > 0 && !up.write(chunk.subarray(0, n))) this.#upstreamFull = true;
+    if (n < chunk.length) this.#buf = this.#buf.length === 0 ? chunk.subarray(n) : Buffer.concat([this.#buf, chunk.subarray(n)]);
+    this.#flow();
+  }
+
+  #onResponse(d: Buffer): void {
+    if (this.#state !== 'forwarding') return;
+    if (this.#resBody === null) {
+      this.#resBuf = this.#resBuf.length === 0 ? d : Buffer.concat([this.#resBuf, d]);
+      for (;;) {
+        const r = parseResponseHead(this.#resBuf, this.ctx.limits.HTTP_PROXY_HEAD_MAX_BYTES);
+        if (!r.ok) {
+          if ('error' in r) this.#finish(simpleResponse(502, `${r.error.reason}\n`), `bad response: ${r.error.reason}`);
+          return;
+        }
+        this.#resBuf = this.#resBuf.subarray(r.used);
+        const res = r.value;
+        if (res.status === 101) {
+          this.#finish(simpleResponse(502, 'upstream switched protocols\n'), 'unexpected 101');
+          return;
+        }
+        const headers = endToEndHeaders(res.headers);
+        if (res.status < 200) {
+          // Interim response (100 Continue, 103 Early Hints): pass on, then the final one follows.
+          this.socket.write(encodeHead(`HTTP/1.1 ${res.status} ${res.reason}`, headers));
+          continue;
+        }
+        const framing = responseFraming(this.#method, res);
+        if (!framing.ok) {
+          if ('error' in framing) this.#finish(simpleResponse(502, `${framing.error.reason}\n`), `bad response: ${framing.error.reason}`);
+          return;
+        }
+        this.#resBody = new BodyTracker(framing.value);
+        if (this.#resBody.untilClose) this.#clientKeepAlive = false;
+        headers.push(['Connection', this.#clientKeepAlive ? 'keep-alive' : 'close']);
+        this.#resHeadSent = true;
+        this.socket.write(encodeHead(`HTTP/1.1 ${res.status} ${res.reason}`, headers));
+        break;
+      }
+      d = this.#resBuf;
+      this.#resBuf = EMPTY;
+    }
+    const body = this.#resBody;
+    const n = body.take(d);
+    if (typeof n === 'string') {
+      this.destroy(`bad response body: ${n}`);
+      return;
+    }
+    if (n > 0 && !this.socket.write(d.subarray(0, n))) {
+      const up = this.#upstream;
+      up?.pause();
+      this.socket.once('drain', () => up?.resume());
+    }
+    if (body.done) this.#responseDone();
+  }
+
+  /** The response is complete: drop the stream, then serve the next request or close. */
+  #responseDone(): void {
+    const up = this.#upstream;
+    this.#upstream = null;
+    if (up !== null) {
+      up.removeAllListeners('data');
+      up.removeAllListeners('end');
+      up.removeAllListeners('close');
+      up.removeAllListeners('drain');
+      up.on('error', () => {});
+      destroyHard(up);
+    }
+    const reqDone = this.#reqBody?.done === true;
+    this.#reqBody = null;
+    this.#resBody = null;
+    if (!this.#clientKeepAlive || !reqDone || this.#clientEnded) {
+      this.#finish(null, 'response done, not keeping alive');
+      return;
+    }
+    this.#state = 'head';
+    this.#upstreamFull = false;
+    this.#armHead();
+    this.#tryHead();
+  }
+
+  #upstreamEnd(): void {
+    if (this.#state !== 'forwarding') return;
+    if (this.#resBody?.untilClose === true) {
+      // #finish drops the stream (its data is all here) and ends the app's connection cleanly.
+      this.#finish(null, 'response ended with the connection');
+      return;
+    }
+    this.#upstreamGone(null);
+  }
+
+  /** The stream ended, failed or closed before the response was complete. */
+  #upstreamGone(err: Error | null): void {
+    if (this.#state !== 'forwarding' || this.#upstream === null) return;
+    this.log.debug({ err: err?.name ?? null }, 'upstream gone before the response was complete');
+    const up = this.#upstream;
+    this.#upstream = null;
+    destroyHard(up);
+    if (!this.#resHeadSent) this.#finish(simpleResponse(502, 'upstream closed before a complete response\n'), 'upstream gone');
+    else this.destroy('upstream gone mid-response'); // a truncated body must look like an abort
+  }
+
+  /** Sends a last message (or none), ends our side, and destroys after a bound. */
+  #finish(bytes: Buffer | null, why: string): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.log.debug({ why }, 'http connection finishing');
+    this.#state = 'closing';
+    this.#buf = EMPTY;
+    if (this.#upstream !== null) {
+      this.#upstream.on('error', () => {});
+      destroyHard(this.#upstream);
+      this.#upstream = null;
+    }
+    if (bytes !== null) this.socket.end(bytes);
+    else this.socket.end();
+    this.#flow(); // keep reading so that we see the app's FIN
+    this.#arm(this.ctx.limits.HTTP_PROXY_HEAD_TIMEOUT_MS, () => this.destroy('linger timeout'));
+  }
+
+  #onEnd(): void {
+    this.#clientEnded = true;
+    switch (this.#state) {
+      case 'head':
+        this.#finish(null, 'app hung up');
+        return;
+      case 'forwarding':
+        if (this.#reqBody !== null && !this.#reqBody.done) this.destroy('app hung up mid-request');
+        return; // the response is still delivered, then we close
+      case 'tunnel-opening':
+      case 'local':
+        this.destroy(`app hung up during ${this.#state}`);
+        return;
+      default:
+        return; // tunnel: relay owns half-close; closing: the socket ends once flushed
+    }
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#disarm();
+    this.#buf = EMPTY;
+    this.#resBuf = EMPTY;
+    if (this.#abort !== null) {
+      this.#abort.abort(new PosternError('E_CANCELLED', 'app disconnected'));
+      this.#abort = null;
+    }
+    if (this.#upstream !== null) {
+      this.#upstream.on('error', () => {});
+      destroyHard(this.#upstream);
+      this.#upstream = null;
+    }
+    this.ctx.forget(this);
+    this.log.debug('http connection closed');
+  }
+}

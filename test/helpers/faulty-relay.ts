@@ -1,0 +1,146 @@
+/**
+ * A fault-injecting TCP relay for tests (loopback only): sits between a client and a bridge and
+ * can delay, throttle, cut with RST after N bytes (fixed or seeded-random per connection), cut
+ * everything now, and blackhole (keep connections open while every byte vanishes).
+ */
+import net from 'node:net';
+
+export interface FaultyRelayOptions {
+  /** Upstream port on 127.0.0.1. */
+  target: number;
+  /** Seed for the random cut points. */
+  seed?: number;
+}
+
+/** Small deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Pair {
+  a: net.Socket;
+  b: net.Socket;
+  budget: number;
+  used: number;
+  blackholed: boolean;
+}
+
+export class FaultyRelay {
+  private server = net.createServer((s) => this.accept(s));
+  private readonly pairs = new Set<Pair>();
+  private readonly random: () => number;
+  /** Cut each connection (RST both ways) after a number of bytes (both directions) in [min, max]. */
+  cutRange: [number, number] | null = null;
+  /** Milliseconds added to every chunk, each direction. */
+  delayMs = 0;
+  /** Bytes per second per direction per connection (0: unlimited). */
+  bytesPerSecond = 0;
+  /** New connections are blackholed too while true. */
+  blackholeNew = false;
+  cuts = 0;
+  accepted = 0;
+  port = 0;
+
+  constructor(private readonly opts: FaultyRelayOptions) {
+    this.random = prng(opts.seed ?? 1);
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  /** Existing connections go silent (bytes vanish, nothing is closed). */
+  blackholeAll(): void {
+    for (const p of this.pairs) p.blackholed = true;
+  }
+
+  /** RST every connection now. */
+  cutAll(): void {
+    for (const p of [...this.pairs]) this.cut(p);
+  }
+
+  get connections(): number {
+    return this.pairs.size;
+  }
+
+  async close(): Promise<void> {
+    for (const p of [...this.pairs]) this.cut(p);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(a: net.Socket): void {
+    this.accepted++;
+    const b = net.connect({ host: '127.0.0.1', port: this.opts.target });
+    const budget = this.cutRange === null ? Infinity : Math.floor(this.cutRange[0] + this.random() * (this.cutRange[1] - this.cutRange[0] + 1));
+    const pair: Pair = { a, b, budget, used: 0, blackholed: this.blackholeNew };
+    this.pairs.add(pair);
+    // A blackholed path does not pass a close on either: the other side just hears nothing.
+    const gone = (): void => {
+      if (!pair.blackholed) this.cut(pair);
+    };
+    a.on('error', gone);
+    b.on('error', gone);
+    a.on('close', gone);
+    b.on('close', gone);
+    this.forward(pair, a, b);
+    this.forward(pair, b, a);
+  }
+
+  private forward(pair: Pair, from: net.Socket, to: net.Socket): void {
+    let chain = Promise.resolve();
+    let nextFree = 0;
+    let queued = 0;
+    from.on('data', (chunk: Buffer) => {
+      if (!this.pairs.has(pair) || pair.blackholed) return;
+      let data = chunk;
+      const left = pair.budget - pair.used;
+      let cutAfter = false;
+      if (data.length >= left) {
+        data = data.subarray(0, left);
+        cutAfter = true;
+      }
+      pair.used += data.length;
+      if (this.delayMs === 0 && this.bytesPerSecond === 0) {
+        if (data.length > 0) to.write(data);
+        if (cutAfter) this.cut(pair);
+        return;
+      }
+      const arrival = Date.now();
+      queued += data.length;
+      if (queued > 4 * 1024 * 1024) from.pause();
+      chain = chain.then(async () => {
+        const now = Date.now();
+        const at = Math.max(arrival + this.delayMs, nextFree, now);
+        if (this.bytesPerSecond > 0) nextFree = at + (data.length * 1000) / this.bytesPerSecond;
+        if (at > now) await new Promise((r) => setTimeout(r, at - now));
+        queued -= data.length;
+        if (queued < 1024 * 1024) from.resume();
+        if (!this.pairs.has(pair) || pair.blackholed) return;
+        if (data.length > 0) to.write(data);
+        if (cutAfter) this.cut(pair);
+      });
+    });
+  }
+
+  private cut(pair: Pair): void {
+    if (!this.pairs.delete(pair)) return;
+    this.cuts++;
+    for (const s of [pair.a, pair.b]) {
+      if (s.destroyed) continue;
+      try {
+        s.resetAndDestroy();
+      } catch {
+        s.destroy();
+      }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/** Shared pieces of the resilience tests (issue 3): bridge limits, echo transfers, RSS. */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type net from 'node:net';
+import { ipv4Request, socksConnect } from './socks.js';
+
+/** Merges `limits` into a bridge config file written by `postern init`. */
+export function setBridgeLimits(configFile: string, limits: Record<string, number>): void {
+  const c = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { limits?: Record<string, number> };
+  c.limits = { ...(c.limits ?? {}), ...limits };
+  fs.writeFileSync(configFile, JSON.stringify(c, null, 2));
+}
+
+/** Deterministic pseudo-random bytes (fast): a seeded xorshift over 32-bit words. */
+export function seededBytes(n: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(n + 4);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out.subarray(0, n);
+}
+
+export function sha256(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * Sends `data` through SOCKS to an echo server and resolves with the SHA-256 of what came back
+ * and how it ended ('end' clean, or the error). `onProgress` sees bytes received so far.
+ */
+export async function echoTransfer(
+  socksPort: number,
+  echoPort: number,
+  data: Buffer,
+  onProgress?: (received: number, socket: net.Socket) => void,
+): Promise<{ hash: string; bytes: number; ended: 'end' | 'error' }> {
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echoPort));
+  if (reply !== 0) throw new Error(`SOCKS reply ${reply}`);
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  const done = new Promise<'end' | 'error'>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      hash.update(d);
+      bytes += d.length;
+      onProgress?.(bytes, socket);
+    });
+    socket.on('end', () => resolve('end'));
+    socket.on('error', () => resolve('error'));
+  });
+  socket.resume();
+  const CHUNK = 64 * 1024;
+  for (let off = 0; off < data.length && !socket.destroyed; off += CHUNK) {
+    if (!socket.write(data.subarray(off, off + CHUNK))) {
+      await new Promise<void>((r) => {
+        socket.once('drain', r);
+        socket.once('close', r);
+      });
+    }
+  }
+  if (!socket.destroyed) socket.end();
+  const ended = await done;
+  socket.destroy();
+  return { hash: hash.digest('hex'), bytes, ended };
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) * 1024 : 0;
+}

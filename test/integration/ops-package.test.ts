@@ -1,0 +1,69 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../helpers/proc.js';
+
+const exec = promisify(execFile);
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+
+describe('npm package', () => {
+  it('has no runtime dependencies but the optional bufferutil (everything else is bundled into dist/)', () => {
+    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(Object.keys(pkg.optionalDependencies ?? {})).toEqual(['bufferutil']);
+  });
+
+  it('npm pack → npm install --offline into an empty folder → postern --version, init and demo work', async () => {
+    const out = tempDir('postern-pack-');
+    const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+    const packed = await exec('npm', ['pack', '--json', '--pack-destination', out], { cwd: ROOT, env, timeout: 60_000 });
+    const info = (JSON.parse(packed.stdout) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>)[0]!;
+    const files = info.files.map((f) => f.path);
+    expect(files).toContain('dist/postern.js');
+    expect(files).toContain('bin/postern');
+    expect(files).toContain('configs/nginx/postern.conf');
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map'))).toEqual([]);
+
+    const app = tempDir('postern-install-');
+    const t0 = Date.now();
+    await exec('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(out, info.filename)], { cwd: app, env, timeout: 90_000 });
+    const installMs = Date.now() - t0;
+    const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((n) => !n.startsWith('.'));
+    expect(installed.filter((n) => !['postern', 'bufferutil', 'node-gyp-build'].includes(n))).toEqual([]);
+    process.stderr.write(`[package] tarball ${info.filename}: ${info.size} bytes; offline install ${installMs} ms\n`);
+
+    const bin = path.join(app, 'node_modules/.bin/postern');
+    const version = await exec(bin, ['--version'], { cwd: app, timeout: 20_000 });
+    expect(version.stdout.trim()).toBe(pkg.version);
+
+    const init = await exec(bin, ['init', '--dir', path.join(app, 'etc'), '--host', '127.0.0.1', '--port', '8443'], { cwd: app, timeout: 20_000 });
+    expect(init.stdout.trim()).toMatch(/^postern:\/\/.+@127\.0\.0\.1:8443\//);
+    expect(fs.statSync(path.join(app, 'etc/bridge.json')).mode & 0o777).toBe(0o600);
+
+    const demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stderr = '';
+      let stdout = '';
+      demo.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      const ready = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 20_000);
+        demo.stderr!.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('Postern demo is running')) {
+            clearTimeout(t);
+            resolve(true);
+          }
+        });
+        demo.once('exit', () => {
+          clearTimeout(t);
+          resolve(false);
+        });
+      });
+      expect(ready, `${stderr}\n${stdout}`).toBe(true);
+      expect(stderr).toMatch(/SOCKS5 proxy: +127\.0\.0\.1:\d+/);
+    } finally {
+      demo.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,64 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { clientJsonSchema, loadClientConfig, resolveClientSettings, validateClientConfig } from '../../../src/config/client.js';
+
+const EXAMPLE = new URL('../../../configs/client.example.json', import.meta.url).pathname;
+const URI_A = 'postern://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@a.example.org:443/p?pin=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+const URI_B = 'postern://BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA@b.example.org:8443/q';
+
+describe('client config file', () => {
+  it('loads the example in configs/', () => {
+    const c = loadClientConfig(EXAMPLE);
+    expect(c.bridges).toHaveLength(1);
+    expect(c.listen).toBe('127.0.0.1:1080');
+  });
+
+  it('matches the committed JSON Schema in configs/client.schema.json', () => {
+    const committed = JSON.parse(fs.readFileSync(new URL('../../../configs/client.schema.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(clientJsonSchema())));
+  });
+
+  it.each([
+    [{ bridges: [URI_A], listen: 1080 }, 'f.json: listen: '],
+    [{ bridges: [URI_A], colour: 'red' }, 'f.json: colour: unknown field'],
+    [{ bridges: [URI_A], log: { level: 'loud' } }, 'f.json: log.level: '],
+    [{ bridges: ['http://x'] }, 'f.json: bridges[0]: a postern:// share URI (invalid bridge URI: scheme must be postern://)'],
+    [{ bridges: [] }, 'f.json: bridges: at least one share URI'],
+    [{ bridges: [URI_A], auth: { username: 'u' } }, 'f.json: auth.password: '],
+  ])('names the file and field (case %#)', (raw, msg) => {
+    expect(() => validateClientConfig(raw, 'f.json')).toThrow(msg);
+  });
+});
+
+describe('client settings precedence: flags > environment > file > defaults', () => {
+  const file = (): string => {
+    const f = `${fs.mkdtempSync('/tmp/postern-cfg-')}/client.json`;
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A], listen: '127.0.0.1:2000', log: { level: 'warn' }, auth: { username: 'fu', password: 'fp' } }));
+    return f;
+  };
+
+  it('takes the file over the defaults', () => {
+    const s = resolveClientSettings({ config: file() }, {});
+    expect(s.bridge.host).toBe('a.example.org');
+    expect(s.listen).toEqual({ host: '127.0.0.1', port: 2000 });
+    expect(s.logLevel).toBe('warn');
+    expect(s.auth).toEqual({ username: 'fu', password: 'fp' });
+  });
+
+  it('takes the environment over the file, and flags over both', () => {
+    const env = { POSTERN_BRIDGE: URI_B, POSTERN_LISTEN: '127.0.0.1:3000', POSTERN_LOG_LEVEL: 'debug', POSTERN_USER: 'eu', POSTERN_PASS: 'ep' };
+    const s = resolveClientSettings({ config: file() }, env);
+    expect([s.bridge.host, s.listen.port, s.logLevel, s.auth?.username]).toEqual(['b.example.org', 3000, 'debug', 'eu']);
+    const f = resolveClientSettings({ config: file(), bridge: URI_A, listen: '127.0.0.1:4000', logLevel: 'error', user: 'xu', pass: 'xp' }, env);
+    expect([f.bridge.host, f.listen.port, f.logLevel, f.auth?.username]).toEqual(['a.example.org', 4000, 'error', 'xu']);
+  });
+
+  it('uses defaults and $POSTERN_CONFIG, and names the variable of a bad value', () => {
+    const s = resolveClientSettings({ bridge: URI_A }, {});
+    expect([s.listen.port, s.logLevel, s.auth]).toEqual([1080, 'info', null]);
+    expect(resolveClientSettings({}, { POSTERN_CONFIG: file() }).listen.port).toBe(2000);
+    expect(() => resolveClientSettings({ bridge: URI_A }, { POSTERN_LISTEN: 'nope' })).toThrow('$POSTERN_LISTEN: expected HOST:PORT, got "nope"');
+    expect(() => resolveClientSettings({}, {})).toThrow('no bridge');
+    expect(() => resolveClientSettings({ bridge: URI_A }, { POSTERN_USER: 'u' })).toThrow('$POSTERN_USER and $POSTERN_PASS go together');
+  });
+});
