@@ -173,7 +173,7 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
     logStartup(log);
     client = new Client({
       bridge: settings.bridge,
-      bridges: [settings.bridge, ...tunnel.more],
+      bridges: [...settings.bridges, ...tunnel.more],
       strategy: tunnel.strategy,
       rotate: tunnel.rotate,
       listen,

@@ -26,12 +26,12 @@ export const CLIENT_ENV = {
 export const clientConfigSchema = z
   .object({
     $schema: z.string().optional(),
-    /** Share URIs (postern://…). One for now: failover across several is not implemented yet. */
+    /** Share URIs (postern://…), in priority order; with several, the client fails over (or spreads). */
     bridges: z
       .array(z.string().refine((s) => uriProblem(s) === null, { error: (iss) => `a postern:// share URI (${uriProblem(String(iss.input)) ?? 'invalid'})` }))
       .min(1, 'at least one share URI')
-      .max(1, 'exactly one share URI (failover across several bridges is not implemented yet)')
-      .describe('Share links (postern://…) from the bridge operator; one for now. Keep them secret.'),
+      .max(16, 'at most 16 share URIs')
+      .describe('Share links (postern://…) from bridge operators, in priority order. Keep them secret.'),
     /** SOCKS5 listen address. */
     listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"').optional().describe('SOCKS5 listen address, HOST:PORT (default 127.0.0.1:1080).'),
     /** SOCKS5 username/password (RFC 1929) required from apps; null: none (loopback only). */
@@ -108,7 +108,10 @@ export interface ClientFlags {
 }
 
 export interface ClientSettings {
+  /** The first of `bridges`. */
   bridge: BridgeInfo;
+  /** Every bridge from the level that set them (flags > environment > file), in priority order. */
+  bridges: BridgeInfo[];
   listen: { host: string; port: number };
   auth: { username: string; password: string } | null;
   insecureOpenProxy: boolean;
@@ -129,16 +132,19 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
   const where = (flag: string, envKey: keyof typeof CLIENT_ENV, field: string): string =>
     flags[envKey as keyof ClientFlags] !== undefined ? flag : fromEnv(envKey) !== undefined ? `$${CLIENT_ENV[envKey]}` : `${configFile}: ${field}`;
 
-  const bridgeText = flags.bridge ?? fromEnv('bridge') ?? file?.bridges[0];
-  if (bridgeText === undefined) {
+  const single = flags.bridge ?? fromEnv('bridge');
+  const bridgeTexts = single !== undefined ? [single] : (file?.bridges ?? []);
+  if (bridgeTexts.length === 0) {
     throw new PosternError('E_CONFIG', `no bridge: pass --bridge URI, set $${CLIENT_ENV.bridge}, or give --config FILE with "bridges"`);
   }
-  let bridge: BridgeInfo;
-  try {
-    bridge = parseShareUri(bridgeText);
-  } catch (err) {
-    throw new PosternError('E_BAD_URI', `${where('--bridge', 'bridge', 'bridges[0]')}: ${(err as Error).message.replace(/^invalid bridge URI: /, '')}`);
-  }
+  const bridges = bridgeTexts.map((text, i) => {
+    try {
+      return parseShareUri(text);
+    } catch (err) {
+      throw new PosternError('E_BAD_URI', `${where('--bridge', 'bridge', `bridges[${i}]`)}: ${(err as Error).message.replace(/^invalid bridge URI: /, '')}`);
+    }
+  });
+  const bridge = bridges[0] as BridgeInfo;
 
   const listenText = flags.listen ?? fromEnv('listen') ?? file?.listen ?? CLIENT_DEFAULTS.listen;
   const listen = parseHostPort(listenText);
@@ -164,5 +170,5 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     auth = { username: file.auth.username, password: file.auth.password };
   }
 
-  return { bridge, listen, auth, insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true, logLevel };
+  return { bridge, bridges, listen, auth, insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true, logLevel };
 }

@@ -56,6 +56,17 @@ describe('resumable sessions', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 90_000);
 
+  it('makes progress when every tunnel connection is reset after 16–24 KB (DATA frames shrink)', async () => {
+    const s = await relayedStack({ seed: 16 });
+    s.relay.cutRange = [16 * 1024, 24 * 1024];
+    s.relay.cutAll();
+    const data = seededBytes(256 * 1024, 5);
+    const r = await echoTransfer(s.socksPort, echo.port, data);
+    expect(r.ended).toBe('end');
+    expect(r.hash).toBe(sha256(data));
+    expect(s.relay.cuts).toBeGreaterThan(20);
+  }, 60_000);
+
   it('detects a blackholed path within the keepalive bound, resumes on a new connection, completes intact', async () => {
     const s = await relayedStack();
     s.relay.bytesPerSecond = 8 * 1024 * 1024; // long enough a transfer to blackhole it midway

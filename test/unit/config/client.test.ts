@@ -25,8 +25,27 @@ describe('client config file', () => {
     [{ bridges: ['http://x'] }, 'f.json: bridges[0]: a postern:// share URI (invalid bridge URI: scheme must be postern://)'],
     [{ bridges: [] }, 'f.json: bridges: at least one share URI'],
     [{ bridges: [URI_A], auth: { username: 'u' } }, 'f.json: auth.password: '],
+    [{ bridges: Array(17).fill(URI_A) }, 'f.json: bridges: at most 16 share URIs'],
   ])('names the file and field (case %#)', (raw, msg) => {
     expect(() => validateClientConfig(raw, 'f.json')).toThrow(msg);
+  });
+});
+
+describe('client settings: several bridges', () => {
+  it('keeps every bridge of the file in priority order, and a flag replaces them all', () => {
+    const f = `${fs.mkdtempSync('/tmp/postern-cfg-')}/client.json`;
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A, URI_B] }));
+    const fromFile = resolveClientSettings({ config: f }, {});
+    expect(fromFile.bridges.map((b) => b.host)).toEqual(['a.example.org', 'b.example.org']);
+    expect(fromFile.bridge.host).toBe('a.example.org');
+    const fromFlag = resolveClientSettings({ config: f, bridge: URI_B }, {});
+    expect(fromFlag.bridges.map((b) => b.host)).toEqual(['b.example.org']);
+  });
+
+  it('names the index of a bad bridge in the file', () => {
+    const f = `${fs.mkdtempSync('/tmp/postern-cfg-')}/client.json`;
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A, 'http://x'] }));
+    expect(() => resolveClientSettings({ config: f }, {})).toThrow(`${f}: bridges[1]`);
   });
 });
 
