@@ -3,9 +3,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, parseHostPort } from '../core/address.js';
-import { PosternError } from '../core/errors.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
 import type { DecoyConfig } from '../decoy/index.js';
+import { configError, parseWith, readJsonFile } from './file.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -142,25 +142,9 @@ export interface BridgeConfig {
   readonly limits: Limits;
 }
 
-function configError(file: string, field: string, message: string): PosternError {
-  return new PosternError('E_CONFIG', `${file}: ${field ? `${field}: ` : ''}${message}`);
-}
-
-function fieldPath(p: ReadonlyArray<PropertyKey>): string {
-  return p.map((x) => (typeof x === 'number' ? `[${x}]` : `.${String(x)}`)).join('').replace(/^\./, '');
-}
-
 /** Validates a parsed JSON value; errors name the file, the field path and what was expected. */
 export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
-  const parsed = bridgeConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    let field = fieldPath(issue.path);
-    if (issue.code === 'unrecognized_keys') field = fieldPath([...issue.path, issue.keys[0] ?? '']);
-    const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
-    throw configError(file, field, message);
-  }
-  const c = parsed.data;
+  const c = parseWith(bridgeConfigSchema, raw, file);
   const dir = path.dirname(path.resolve(file));
   const names = new Set<string>();
   c.users.forEach((u, i) => {
@@ -241,19 +225,7 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
 }
 
 export function loadBridgeConfig(file: string): BridgeConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw configError(file, '', `cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw configError(file, '', `not valid JSON (${(err as Error).message})`);
-  }
-  return validateBridgeConfig(raw, file);
+  return validateBridgeConfig(readJsonFile(file), file);
 }
 
 /** JSON Schema for editors (configs/bridge.schema.json is generated from this). */

@@ -4,11 +4,11 @@
  * Errors name where the bad value came from — the file and field path, the variable, or the flag —
  * and what was expected.
  */
-import fs from 'node:fs';
 import { z } from 'zod';
 import { parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { parseWith, readJsonFile } from './file.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const CLIENT_DEFAULTS = { listen: '127.0.0.1:1080', logLevel: 'info' } as const;
@@ -58,39 +58,13 @@ function uriProblem(s: string): string | null {
   }
 }
 
-function configError(file: string, field: string, message: string): PosternError {
-  return new PosternError('E_CONFIG', `${file}: ${field ? `${field}: ` : ''}${message}`);
-}
-
-function fieldPath(p: ReadonlyArray<PropertyKey>): string {
-  return p.map((x) => (typeof x === 'number' ? `[${x}]` : `.${String(x)}`)).join('').replace(/^\./, '');
-}
-
 /** Validates a parsed JSON value; errors name the file, the field path and what was expected. */
 export function validateClientConfig(raw: unknown, file: string): ClientConfigFile {
-  const parsed = clientConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') throw configError(file, fieldPath([...issue.path, issue.keys[0] ?? '']), 'unknown field');
-    throw configError(file, fieldPath(issue.path), issue.message);
-  }
-  return parsed.data;
+  return parseWith(clientConfigSchema, raw, file);
 }
 
 export function loadClientConfig(file: string): ClientConfigFile {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw configError(file, '', `cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw configError(file, '', `not valid JSON (${(err as Error).message})`);
-  }
-  return validateClientConfig(raw, file);
+  return validateClientConfig(readJsonFile(file), file);
 }
 
 export function clientJsonSchema(): unknown {

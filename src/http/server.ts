@@ -24,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -143,22 +144,16 @@ export class HttpProxyServer {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     this.#server = server;
     server.on('connection', (socket) => this.accept(socket));
+    let addr: { host: string; port: number };
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      addr = await listenTcp(server, this.#opts.host, this.#opts.port);
     } catch (err) {
       this.#server = null;
       throw err;
     }
     server.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ code: err.code }, 'http listener error'));
-    const addr = server.address() as net.AddressInfo;
-    this.#log.info({ host: addr.address, port: addr.port, auth: this.#opts.auth !== null }, 'http proxy listening');
-    return { host: addr.address, port: addr.port };
+    this.#log.info({ ...addr, auth: this.#opts.auth !== null }, 'http proxy listening');
+    return addr;
   }
 
   async close(): Promise<void> {

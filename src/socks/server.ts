@@ -23,6 +23,7 @@ import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -130,23 +131,17 @@ export class SocksServer {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     this.#server = server;
     server.on('connection', (socket) => this.#accept(socket));
+    let addr: { host: string; port: number };
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      addr = await listenTcp(server, this.#opts.host, this.#opts.port);
     } catch (err) {
       this.#server = null;
       throw err;
     }
     // Accept errors (EMFILE…) after this point are logged; they do not stop the listener.
     server.on('error', (err: NodeJS.ErrnoException) => this.#log.warn({ code: err.code }, 'socks listener error'));
-    const addr = server.address() as net.AddressInfo;
-    this.#log.info({ host: addr.address, port: addr.port, auth: this.#opts.auth !== null }, 'socks listening');
-    return { host: addr.address, port: addr.port };
+    this.#log.info({ ...addr, auth: this.#opts.auth !== null }, 'socks listening');
+    return addr;
   }
 
   /** Stops accepting and destroys every open connection (pending connects are aborted). */
