@@ -181,7 +181,9 @@ export class Bridge {
   }
 
   private async onOpen(req: IncomingOpen, sessionLog: Logger, user: string): Promise<void> {
-    const log = sessionLog.child({ stream: req.streamId });
+    // The stream's child logger is made only when something is logged (most streams log nothing).
+    let streamLog: Logger | null = null;
+    const log = (): Logger => (streamLog ??= sessionLog.child({ stream: req.streamId }));
     let socket: Socket;
     try {
       // req.signal aborts when the client cancels the open or the session ends first.
@@ -194,7 +196,7 @@ export class Bridge {
       const e = errorFromSystem(err);
       this.metrics.streamsRefused.inc({ code: e.code });
       if (e instanceof PolicyRefusal) this.metrics.policyRefusals.inc({ reason: e.reason });
-      log.info(
+      log().info(
         {
           code: e.code,
           ...(e instanceof PolicyRefusal ? { policy: e.reason } : {}),
@@ -212,10 +214,10 @@ export class Bridge {
     } catch (err) {
       // The session ended while we were connecting.
       socket.destroy();
-      log.debug({ err: (err as Error).message }, 'stream gone before accept');
+      log().debug({ err: (err as Error).message }, 'stream gone before accept');
       return;
     }
-    log.debug(this.config.log.destinations ? { target: formatTarget(req.target) } : {}, 'stream open');
+    if (sessionLog.isLevelEnabled('debug')) log().debug(this.config.log.destinations ? { target: formatTarget(req.target) } : {}, 'stream open');
     this.governor.relayStream(stream, socket, user, log);
   }
 

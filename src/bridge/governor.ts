@@ -47,6 +47,7 @@ export class Governor {
   readonly metrics: BridgeMetrics = bridgeMetrics();
   private readonly userSessions = new Map<string, Set<MuxSession>>();
   private readonly buckets = new Map<string, { rate: number; up: TokenBucket; down: TokenBucket }>();
+  private readonly meters = new Map<string, { up: (c: Buffer) => void; down: (c: Buffer) => void }>();
   private users: readonly GovernedUser[];
   private openStreams = 0;
 
@@ -146,49 +147,53 @@ export class Governor {
    * STREAM_IDLE_TIMEOUT_MS with no byte either way, the user's bandwidth cap (reads paused,
    * writes held — never buffered), and byte counters.
    */
-  relayStream(stream: MuxStream, socket: Socket, user: string, log: Logger): void {
+  relayStream(stream: MuxStream, socket: Socket, user: string, log: () => Logger): void {
     this.metrics.streamsTotal.inc();
     this.openStreams++;
     const buckets = this.bucketsFor(user);
     const target: Duplex = buckets ? new ThrottledSocket(socket, buckets.down, buckets.up) : socket;
-    let last = performance.now();
+    // Idle: the target socket's own inactivity timer, refreshed by every read and write on it (the
+    // stream's bytes are written to it), so nothing is timed per chunk and no timer is made here.
     const idleMs = this.limits.STREAM_IDLE_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | null = null;
-    const check = () => {
-      const left = last + idleMs - performance.now();
-      if (left > 0) {
-        timer = setTimeout(check, left);
-        timer.unref();
-        return;
-      }
-      timer = null;
+    socket.setTimeout(idleMs);
+    socket.once('timeout', () => {
       this.metrics.streamIdleResets.inc();
-      log.debug({ idleMs }, 'stream idle; reset');
+      log().debug({ idleMs }, 'stream idle; reset');
       stream.destroy(new PosternError('E_TIMEOUT', 'stream idle'));
-    };
-    timer = setTimeout(check, idleMs);
-    timer.unref();
+    });
     relay(stream, target, (err) => {
-      if (timer) clearTimeout(timer);
-      timer = null;
+      socket.setTimeout(0);
       this.openStreams--;
-      if (err) log.debug({ code: (err as PosternError).code ?? 'E_CONN_RESET' }, 'stream aborted');
+      if (err) log().debug({ code: (err as PosternError).code ?? 'E_CONN_RESET' }, 'stream aborted');
     });
     // Counted after relay() has started both flows (a 'data' listener added earlier would start one).
-    const up = this.metrics.userBytes.labels({ user, direction: 'up' });
-    const down = this.metrics.userBytes.labels({ user, direction: 'down' });
-    const upAll = this.metrics.bytesUp.labels({});
-    const downAll = this.metrics.bytesDown.labels({});
-    stream.on('data', (c: Buffer) => {
-      last = performance.now();
-      up.inc(c.length);
-      upAll.inc(c.length);
-    });
-    socket.on('data', (c: Buffer) => {
-      last = performance.now();
-      down.inc(c.length);
-      downAll.inc(c.length);
-    });
+    // The counting listeners are shared by all streams of a user (no per-stream closures or label keys).
+    const m = this.metersFor(user);
+    stream.on('data', m.up);
+    socket.on('data', m.down);
+  }
+
+  /** Byte-counting 'data' listeners for one user, made once. */
+  private metersFor(user: string): { up: (c: Buffer) => void; down: (c: Buffer) => void } {
+    let m = this.meters.get(user);
+    if (!m) {
+      const up = this.metrics.userBytes.labels({ user, direction: 'up' });
+      const down = this.metrics.userBytes.labels({ user, direction: 'down' });
+      const upAll = this.metrics.bytesUp.labels({});
+      const downAll = this.metrics.bytesDown.labels({});
+      m = {
+        up: (c: Buffer) => {
+          up.inc(c.length);
+          upAll.inc(c.length);
+        },
+        down: (c: Buffer) => {
+          down.inc(c.length);
+          downAll.inc(c.length);
+        },
+      };
+      this.meters.set(user, m);
+    }
+    return m;
   }
 }
 

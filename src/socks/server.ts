@@ -178,7 +178,7 @@ export class SocksServer {
       return;
     }
     const id = ++this.#nextId;
-    const conn = new SocksConnection(socket, this.#ctx, this.#log.child({ conn: id }));
+    const conn = new SocksConnection(socket, this.#ctx, this.#log, id);
     this.#conns.add(conn);
     conn.start();
   }
@@ -219,22 +219,36 @@ class SocksConnection {
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: ServerContext,
-    private readonly log: Logger,
+    private readonly parentLog: Logger,
+    private readonly id: number,
   ) {}
+
+  #childLog: Logger | null = null;
+
+  /** This connection's child logger, made on first use: most connections log nothing at the default level. */
+  private get log(): Logger {
+    return (this.#childLog ??= this.parentLog.child({ conn: this.id }));
+  }
+
+  #debug(obj: object | string, msg?: string): void {
+    if (!this.parentLog.isLevelEnabled('debug')) return;
+    if (typeof obj === 'string') this.log.debug(obj);
+    else this.log.debug(obj, msg);
+  }
 
   start(): void {
     const s = this.socket;
-    s.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ code: err.code ?? err.name }, 'app socket error'));
+    s.on('error', (err: NodeJS.ErrnoException) => this.#debug({ code: err.code ?? err.name }, 'app socket error'));
     s.on('close', () => this.#onClose());
     s.on('end', () => this.#guard(() => this.#onEnd()));
     s.on('data', this.#onData);
     this.#arm(this.ctx.limits.SOCKS_HANDSHAKE_TIMEOUT_MS, 'handshake timeout');
-    this.log.debug('socks connection accepted');
+    this.#debug('socks connection accepted');
   }
 
   destroy(why: string): void {
     if (this.#state === 'closed' || this.socket.destroyed) return;
-    this.log.debug({ why }, 'socks connection destroyed');
+    this.#debug({ why }, 'socks connection destroyed');
     this.socket.destroy();
   }
 
@@ -385,7 +399,7 @@ class SocksConnection {
       this.#abort = null;
       if (this.#state !== 'connecting') return; // the app left; nobody to answer
       const reply = err instanceof PosternError ? err.socksReply : SocksReply.GENERAL_FAILURE;
-      this.log.debug({ code: errorCode(err), reply }, 'connect failed');
+      this.#debug({ code: errorCode(err), reply }, 'connect failed');
       this.#guard(() => this.#closeWith(encodeReply(reply), 'connect failed'));
       return;
     }
@@ -413,13 +427,13 @@ class SocksConnection {
     if (this.#earlyBytes > 0) stream.write(Buffer.concat(this.#early, this.#earlyBytes));
     this.#early = [];
     this.#earlyBytes = 0;
-    this.log.debug('stream open, relaying');
-    relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined }, 'relay done'));
+    this.#debug('stream open, relaying');
+    relay(s, stream, (err) => this.#debug({ aborted: err !== undefined }, 'relay done'));
   }
 
   /** Sends a last message, ends our side, and destroys when the app hangs up or after a bound. */
   #closeWith(bytes: Buffer, why: string): void {
-    this.log.debug({ why }, 'socks connection refused');
+    this.#debug({ why }, 'socks connection refused');
     this.#to('closing');
     this.#buf = EMPTY;
     this.#early = [];
@@ -448,7 +462,7 @@ class SocksConnection {
       this.#abort = null;
     }
     this.ctx.forget(this);
-    this.log.debug('socks connection closed');
+    this.#debug('socks connection closed');
   }
 }
 
