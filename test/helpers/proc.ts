@@ -105,6 +105,11 @@ export class Postern {
 
 const running = new Set<Postern>();
 
+// If the test worker itself dies (an uncaught error skips afterAll), still end what it started.
+process.once('exit', () => {
+  for (const p of running) p.child.kill('SIGKILL');
+});
+
 /** Ends every process the tests started (by PID); call from afterEach/afterAll. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop('SIGKILL', 2_000)));
