@@ -15,9 +15,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs
   return { code, stdout: p.stdout, stderr: p.stderr };
 }
 
-export async function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs curl (bounded by --max-time) and returns its exit code and output instead of throwing. */
+export async function curl(args: string[], maxTimeS = 15): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await exec('curl', ['--silent', '--show-error', '--max-time', '15', ...args], { maxBuffer: 64 * 1024 * 1024 });
+    const r = await exec('curl', ['--silent', '--show-error', '--max-time', String(maxTimeS), ...args], { maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -8,6 +8,7 @@ import { Postern, runPostern, stopAll } from '../helpers/proc.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { connectRaw, domainRequest, ipv4Request, ipv6Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
+import { curl } from '../helpers/ops.js';
 
 const exec = promisify(execFile);
 const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,15 +23,6 @@ afterAll(async () => {
   await Promise.all([web?.close(), echo?.close()]);
 });
 
-async function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec('curl', ['--silent', '--show-error', '--max-time', '15', ...args]);
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function replyFor(socksPort: number, request: Buffer): Promise<number> {
   const { socket, reply } = await socksConnect(socksPort, request);

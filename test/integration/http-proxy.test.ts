@@ -15,18 +15,12 @@ import { Postern, runPostern, stopAll, tempDir } from '../helpers/proc.js';
 import { deterministicBytes, echoServer, sha256, type Local } from '../helpers/servers.js';
 import { connectRaw, readN } from '../helpers/socks.js';
 import { startBridge, startClient, startStack, withPort, type Stack } from '../helpers/stack.js';
+import { curl as runCurl } from '../helpers/ops.js';
 
 const exec = promisify(execFile);
 
-async function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec('curl', ['--silent', '--show-error', '--max-time', '20', ...args], { maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+/** curl with a 20 s bound (large transfers). */
+const curl = (args: string[]) => runCurl(args, 20);
 
 interface Seen {
   method: string;

@@ -7,6 +7,7 @@ import { stopAll } from '../helpers/proc.js';
 import { deterministicBytes, echoServer, httpServer, sha256, type Local } from '../helpers/servers.js';
 import { closeKind, connectRaw, domainRequest, ipv4Request, ipv6Request, readN, socksConnect } from '../helpers/socks.js';
 import { startStack, type Stack } from '../helpers/stack.js';
+import { curl as runCurl } from '../helpers/ops.js';
 
 const exec = promisify(execFile);
 
@@ -25,15 +26,8 @@ afterAll(async () => {
   await Promise.all([web?.close(), web6?.close(), echo?.close()]);
 });
 
-async function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec('curl', ['--silent', '--show-error', '--max-time', '20', ...args], { maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+/** curl with a 20 s bound (large transfers). */
+const curl = (args: string[]) => runCurl(args, 20);
 
 /** Sends `data` through the tunnel to the echo server and returns the SHA-256 of what came back. */
 async function echoThrough(data: Buffer): Promise<string> {

@@ -9,23 +9,13 @@ import { decodeMessage, encodeFrame } from '../../../src/mux/codec.js';
 import { FrameType, type Frame } from '../../../src/mux/frame.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { framesSent, sessionPair, tick, transportPair, until, type SessionPair } from './helpers.js';
+import { framesSent, tick, trackedPairs, transportPair, until, type SessionPair } from './helpers.js';
 
 const T: Target = { kind: 'ipv4', host: '192.0.2.1', port: 80 };
 const WINDOW = 64 * 1024; // the smallest window config allows: fills fast
 
-const pairs: SessionPair[] = [];
-function pair(...args: Parameters<typeof sessionPair>): SessionPair {
-  const p = sessionPair(...args);
-  pairs.push(p);
-  return p;
-}
-afterEach(() => {
-  for (const p of pairs.splice(0)) {
-    p.client.close();
-    p.bridge.close();
-  }
-});
+const { pair, closeAll } = trackedPairs();
+afterEach(closeAll);
 
 const ofType = <K extends Frame['type']>(frames: Frame[], type: K) => frames.filter((f): f is Extract<Frame, { type: K }> => f.type === type);
 

@@ -245,3 +245,24 @@ export async function until(cond: () => boolean, ms = 2_000, what = 'condition')
 export function hex(s: string): Buffer {
   return Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
 }
+
+/**
+ * A sessionPair() factory whose pairs are all closed by the returned `closeAll` (call it from
+ * afterEach), so that no test leaves a session and its keepalive timer behind.
+ */
+export function trackedPairs(): { pair: (...args: Parameters<typeof sessionPair>) => SessionPair; closeAll: () => void } {
+  const pairs: SessionPair[] = [];
+  return {
+    pair: (...args) => {
+      const p = sessionPair(...args);
+      pairs.push(p);
+      return p;
+    },
+    closeAll: () => {
+      for (const p of pairs.splice(0)) {
+        p.client.close();
+        p.bridge.close();
+      }
+    },
+  };
+}

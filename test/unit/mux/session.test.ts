@@ -6,22 +6,12 @@ import { encodeFrame } from '../../../src/mux/codec.js';
 import { FrameType, type Frame } from '../../../src/mux/frame.js';
 import type { IncomingOpen, MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { framesSent, hex, sessionPair, tick, until, type SessionPair } from './helpers.js';
+import { framesSent, hex, sessionPair, tick, trackedPairs, until, type SessionPair } from './helpers.js';
 
 const T: Target = { kind: 'domain', host: 'example.com', port: 443 };
 
-const pairs: SessionPair[] = [];
-function pair(...args: Parameters<typeof sessionPair>): SessionPair {
-  const p = sessionPair(...args);
-  pairs.push(p);
-  return p;
-}
-afterEach(() => {
-  for (const p of pairs.splice(0)) {
-    p.client.close();
-    p.bridge.close();
-  }
-});
+const { pair, closeAll } = trackedPairs();
+afterEach(closeAll);
 
 /** Bridge accepts every stream and echoes it back (half-close passes through). */
 function echo(bridge: MuxSession): MuxStream[] {
