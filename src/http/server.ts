@@ -18,12 +18,12 @@
  * - Logs carry a per-listener connection counter, never the app's address, the destination or
  *   credentials.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { credentialChecker } from '../core/credentials.js';
 import { listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -106,8 +106,7 @@ export class HttpProxyServer {
     let check: (headers: readonly Header[]) => boolean = () => true;
     if (opts.auth !== null) {
       if (opts.auth.username.includes(':')) throw new PosternError('E_CONFIG', 'HTTP proxy user name must not contain ":" (RFC 7617)');
-      const wantUser = digest(Buffer.from(opts.auth.username, 'utf8'));
-      const wantPass = digest(Buffer.from(opts.auth.password, 'utf8'));
+      const matches = credentialChecker(opts.auth.username, opts.auth.password);
       check = (headers) => {
         const values = headerValues(headers, 'proxy-authorization');
         const m = values.length === 1 ? /^basic[ \t]+([A-Za-z0-9+/]+={0,2})$/i.exec(values[0] as string) : null;
@@ -115,11 +114,9 @@ export class HttpProxyServer {
         const colon = decoded.indexOf(0x3a);
         const user = colon >= 0 ? decoded.subarray(0, colon) : decoded;
         const pass = colon >= 0 ? decoded.subarray(colon + 1) : Buffer.alloc(0);
-        // Fixed-length digests, both compared every time: no length or early-exit timing leak.
-        const userOk = timingSafeEqual(digest(user), wantUser);
-        const passOk = timingSafeEqual(digest(pass), wantPass);
+        const ok = matches(user, pass);
         decoded.fill(0);
-        return colon >= 0 && userOk && passOk;
+        return colon >= 0 && ok;
       };
     }
     this.#ctx = {
@@ -179,10 +176,6 @@ export class HttpProxyServer {
     this.#conns.add(conn);
     conn.start(head);
   }
-}
-
-function digest(b: Uint8Array): Buffer {
-  return createHash('sha256').update(b).digest();
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -17,12 +17,12 @@
  * - Logs carry a per-listener connection counter, never the app's address, the destination
  *   or credentials.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { credentialChecker } from '../core/credentials.js';
 import { listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -99,14 +99,7 @@ export class SocksServer {
       if (user.length < 1 || user.length > 255 || pass.length < 1 || pass.length > 255) {
         throw new PosternError('E_CONFIG', 'SOCKS username and password must be 1..255 bytes each');
       }
-      const wantUser = digest(user);
-      const wantPass = digest(pass);
-      check = (u, p) => {
-        // Fixed-length digests, both compared every time: no length or early-exit timing leak.
-        const userOk = timingSafeEqual(digest(u), wantUser);
-        const passOk = timingSafeEqual(digest(p), wantPass);
-        return userOk && passOk;
-      };
+      check = credentialChecker(opts.auth.username, opts.auth.password);
     }
     this.#ctx = {
       limits: opts.limits,
@@ -182,10 +175,6 @@ export class SocksServer {
     this.#conns.add(conn);
     conn.start();
   }
-}
-
-function digest(b: Uint8Array): Buffer {
-  return createHash('sha256').update(b).digest();
 }
 
 // ── One app connection ───────────────────────────────────────────────────────
