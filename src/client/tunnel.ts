@@ -6,6 +6,7 @@ import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { ResumableLink } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
+import type { MuxStream } from '../mux/stream.js';
 import { SESSION_ID_BYTES } from '../transport/auth.js';
 import { dialBridge } from '../transport/dialer.js';
 import type { BridgeInfo } from '../transport/uri.js';
@@ -289,6 +290,21 @@ export class Tunnel {
   }
 
   async open(target: Target, signal: AbortSignal): Promise<Duplex> {
+    return (await this.openOn((mux) => mux.open(target, { signal }), signal)).stream;
+  }
+
+  /**
+   * Opens a UDP association (docs/protocol.md §10) on a session, waiting for a bridge as open()
+   * does. The session is returned with the stream: datagrams go through it.
+   */
+  openAssociation(signal: AbortSignal): Promise<{ session: MuxSession; stream: MuxStream }> {
+    return this.openOn((mux) => mux.openAssociation({ signal }), signal);
+  }
+
+  private async openOn(
+    opener: (mux: MuxSession) => Promise<MuxStream>,
+    signal: AbortSignal,
+  ): Promise<{ session: MuxSession; stream: MuxStream }> {
     this.ensureStarted();
     const deadline = performance.now() + this.limits.TUNNEL_WAIT_MS;
     let kicked = false;
@@ -298,7 +314,7 @@ export class Tunnel {
       const mux = this.pick();
       if (mux !== null) {
         try {
-          return await mux.open(target, { signal });
+          return { session: mux, stream: await opener(mux) };
         } catch (err) {
           // The session went away between the pick and OPEN_RESULT: try another one.
           const code = (err as PosternError).code;

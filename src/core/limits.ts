@@ -102,6 +102,25 @@ export const LIMITS = {
   // ── Process ──────────────────────────────────────────────────────────────
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */
   SHUTDOWN_DRAIN_MS: 5_000,
+
+  // ── UDP (SOCKS5 UDP ASSOCIATE, docs/protocol.md §10) ──────────────────────
+  /** An association with no datagram either way for this long is ended (RFC 4787 REQ-5: at least 2 min). */
+  UDP_ASSOCIATION_IDLE_MS: 120_000,
+  /** A DATAGRAM is dropped, not queued, when the transport already buffers more than SESSION_WRITE_HIGH_WATER_BYTES plus this. */
+  UDP_SEND_HEADROOM_BYTES: 256 * 1024,
+  /** Largest datagram payload relayed (bigger ones are dropped); 65,507 is the most IPv4 UDP carries. */
+  UDP_MAX_DATAGRAM_BYTES: 65_507,
+  /** UDP associations open at once on a bridge (each holds a socket); beyond this, OPEN_RESULT 0x09. */
+  UDP_BRIDGE_MAX_ASSOCIATIONS: 1_024,
+  /** Remote endpoints one association remembers sending to (only they may answer); the oldest is forgotten. */
+  UDP_ASSOCIATION_MAX_PEERS: 256,
+  /** Resolved names one association caches, and for how long. */
+  UDP_DNS_CACHE_COUNT: 64,
+  UDP_DNS_CACHE_MS: 60_000,
+  /** Datagrams per association waiting on a name being resolved; later ones are dropped. */
+  UDP_DNS_PENDING_COUNT: 16,
+  /** Client: bytes a UDP relay may queue in its socket towards the app; past this, replies are dropped, not queued. */
+  UDP_LOCAL_SEND_QUEUE_BYTES: 256 * 1024,
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
@@ -153,6 +172,15 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   CONFIG_WATCH_DEBOUNCE_MS: [50, 10_000],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
   DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
+  UDP_ASSOCIATION_IDLE_MS: [1_000, 86_400_000],
+  UDP_SEND_HEADROOM_BYTES: [0, 64 * 1024 * 1024],
+  UDP_MAX_DATAGRAM_BYTES: [512, 65_507],
+  UDP_BRIDGE_MAX_ASSOCIATIONS: [0, 65_536],
+  UDP_ASSOCIATION_MAX_PEERS: [1, 65_536],
+  UDP_DNS_CACHE_COUNT: [0, 65_536],
+  UDP_DNS_CACHE_MS: [0, 3_600_000],
+  UDP_DNS_PENDING_COUNT: [0, 4_096],
+  UDP_LOCAL_SEND_QUEUE_BYTES: [16 * 1024, 64 * 1024 * 1024],
 };
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {

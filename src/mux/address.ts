@@ -73,6 +73,18 @@ export function writeAddress(buf: Buffer, offset: number, t: Target): number {
  * bytes are malformed (session-level: the frame's own length contradicts its content).
  */
 export function readAddress(buf: Buffer, start: number, end: number): Target | OpenInvalidReason {
+  const r = readAddressPrefix(buf, start, end);
+  if (typeof r === 'string') return r;
+  if (r.next !== end) throw new MuxProtocolError('address-trailing-bytes', `${end - r.next} bytes after the port`);
+  return r.target;
+}
+
+/**
+ * Reads the address that starts at `start` and may be followed by more bytes (a DATAGRAM's
+ * data, §10): the Target and the offset after its port. Same errors as readAddress, except that
+ * bytes after the port are allowed.
+ */
+export function readAddressPrefix(buf: Buffer, start: number, end: number): { target: Target; next: number } | OpenInvalidReason {
   if (start >= end) throw new MuxProtocolError('address-truncated', 'no address type');
   const atyp = buf[start] as number;
   let at = start + 1;
@@ -109,9 +121,7 @@ export function readAddress(buf: Buffer, start: number, end: number): Target | O
       return 'unknown-address-type';
   }
   const port = buf.readUInt16BE(at);
-  at += 2;
-  if (at !== end) throw new MuxProtocolError('address-trailing-bytes', `${end - at} bytes after the port`);
-  return { kind, host, port };
+  return { target: { kind, host, port }, next: at + 2 };
 }
 
 function need(upTo: number, end: number): void {

@@ -7,7 +7,7 @@
  *   payloads and PING/PONG data as subarrays of the message (no copy). Anything malformed throws
  *   a MuxProtocolError; nothing else is thrown for any input.
  */
-import { addressLength, readAddress, writeAddress } from './address.js';
+import { addressLength, readAddress, readAddressPrefix, writeAddress } from './address.js';
 import { MuxProtocolError } from './errors.js';
 import {
   FrameType,
@@ -86,6 +86,14 @@ export function encodeFrame(frame: Frame): Buffer {
       buf.writeUInt8(frame.code, HEADER_BYTES);
       return buf;
     }
+    case FrameType.DATAGRAM: {
+      if (frame.target === null) throw new RangeError('DATAGRAM needs an address');
+      const addrLen = addressLength(frame.target);
+      const buf = allocFrame(frame.type, frame.streamId, addrLen + frame.data.length);
+      writeAddress(buf, HEADER_BYTES, frame.target);
+      frame.data.copy(buf, HEADER_BYTES + addrLen);
+      return buf;
+    }
     default:
       throw new RangeError(`unknown frame type ${(frame as { type: unknown }).type}`);
   }
@@ -108,18 +116,20 @@ export function decodeMessage(message: Buffer, maxPayload: number): Frame[] {
     // message[at + 1] is flags: reserved, ignored (§4).
     const streamId = message.readUInt32BE(at + 2);
     const length = message.readUInt32BE(at + 6);
-    if (type < FrameType.OPEN || type > FrameType.GOAWAY) {
+    if ((type < FrameType.OPEN || type > FrameType.GOAWAY) && type !== FrameType.DATAGRAM) {
       throw new MuxProtocolError('unknown-type', `0x${type.toString(16).padStart(2, '0')}`);
     }
     if (length > maxPayload) throw new MuxProtocolError('payload-too-large', `${length} > ${maxPayload}`);
-    if (isStreamFrameType(type)) {
-      if (streamId === 0) throw new MuxProtocolError('stream-id-zero', `type 0x0${type}`);
+    if (isStreamFrameType(type) || type === FrameType.DATAGRAM) {
+      if (streamId === 0) throw new MuxProtocolError('stream-id-zero', `type 0x${type.toString(16).padStart(2, '0')}`);
     } else if (streamId !== 0) {
       throw new MuxProtocolError('stream-id-not-zero', `type 0x0${type}`);
     }
     const start = at + HEADER_BYTES;
     const end = start + length;
     if (end > message.length) throw new MuxProtocolError('truncated-payload', `${length} announced, ${message.length - start} present`);
+    // §10: a DATAGRAM is a connection message, never numbered, so it travels alone.
+    if (type === FrameType.DATAGRAM && (at !== 0 || end !== message.length)) throw new MuxProtocolError('datagram-not-alone');
     frames.push(decodeFrame(message, type, streamId, start, end));
     at = end;
   }
@@ -134,7 +144,7 @@ function decodeFrame(m: Buffer, type: number, streamId: number, start: number, e
       const window = m.readUInt32BE(start);
       const cmd = m[start + 4] as number;
       const addrStart = start + OPEN_FIXED_BYTES;
-      if (cmd !== OpenCommand.CONNECT) {
+      if (cmd !== OpenCommand.CONNECT && cmd !== OpenCommand.UDP_ASSOCIATE) {
         return { type: FrameType.OPEN, streamId, window, cmd, target: null, invalid: 'unknown-command', rest: m.subarray(addrStart, end) };
       }
       const target = readAddress(m, addrStart, end);
@@ -161,6 +171,11 @@ function decodeFrame(m: Buffer, type: number, streamId: number, start: number, e
     case FrameType.RESET:
       if (length !== CODE_BYTES) throw badSize('RESET', length);
       return { type: FrameType.RESET, streamId, code: m[start] as number };
+    case FrameType.DATAGRAM: {
+      const r = readAddressPrefix(m, start, end);
+      if (typeof r === 'string') return { type: FrameType.DATAGRAM, streamId, target: null, data: m.subarray(end, end) };
+      return { type: FrameType.DATAGRAM, streamId, target: r.target, data: m.subarray(r.next, end) };
+    }
     case FrameType.PING:
       if (length !== PING_DATA_BYTES) throw badSize('PING', length);
       return { type: FrameType.PING, data: m.subarray(start, end) };

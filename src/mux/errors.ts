@@ -14,7 +14,7 @@ export type MuxProtocolReason =
   | 'message-too-large'
   /** Fewer than 10 bytes left for a frame header (§4: a frame never spans two messages). */
   | 'truncated-header'
-  /** A frame type outside 0x01..0x09 (§4). */
+  /** A frame type outside 0x01..0x09 and 0x0c (§4). */
   | 'unknown-type'
   /** A header announcing more than the maximum payload, rejected before reading it (§4). */
   | 'payload-too-large'
@@ -22,10 +22,12 @@ export type MuxProtocolReason =
   | 'truncated-payload'
   /** A payload of the wrong size for its type (§4 table). */
   | 'bad-payload-size'
-  /** Stream id 0 on OPEN, OPEN_RESULT, DATA, WINDOW, FIN or RESET (§4). */
+  /** Stream id 0 on OPEN, OPEN_RESULT, DATA, WINDOW, FIN, RESET or DATAGRAM (§4). */
   | 'stream-id-zero'
   /** A non-zero stream id on PING, PONG or GOAWAY (§4). */
   | 'stream-id-not-zero'
+  /** A DATAGRAM sharing its message with another frame (§10: it travels alone). */
+  | 'datagram-not-alone'
   /** A WINDOW increment of 0 (§4: increment > 0). */
   | 'window-increment-zero'
   /** An OPEN address that ends before its port (§4.1). */

@@ -15,6 +15,8 @@ export const FrameType = {
   PING: 0x07,
   PONG: 0x08,
   GOAWAY: 0x09,
+  /** §10: one UDP datagram of an association. 0x0a and 0x0b are RESUME and ACK (§9, resume.ts). */
+  DATAGRAM: 0x0c,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -32,6 +34,8 @@ export const MAX_STREAM_ID = 0xffff_ffff;
 /** OPEN `cmd` values (§4.1). */
 export const OpenCommand = {
   CONNECT: 0x01,
+  /** §10: a UDP association; the address is 0.0.0.0:0 and is ignored. */
+  UDP_ASSOCIATE: 0x03,
 } as const;
 
 /** OPEN address types: the SOCKS5 ATYP values (§4.1, RFC 1928 §5). */
@@ -46,14 +50,14 @@ export interface OpenFrame {
   readonly streamId: number;
   /** The opener's receive window (§5.3). */
   readonly window: number;
-  /** OpenCommand.CONNECT for every OPEN this implementation sends. */
+  /** OpenCommand.CONNECT or OpenCommand.UDP_ASSOCIATE. */
   readonly cmd: number;
   readonly target: Target;
 }
 
 /** Why an OPEN was well-framed but cannot be served. Answered with OPEN_RESULT 0x08 (§4.1). */
 export type OpenInvalidReason =
-  /** `cmd` is not CONNECT. The address is not parsed (a future command may lay it out differently). */
+  /** `cmd` is neither CONNECT nor UDP_ASSOCIATE. The address is not parsed (a future command may lay it out differently). */
   | 'unknown-command'
   /** ATYP is not 1, 3 or 4. */
   | 'unknown-address-type'
@@ -129,7 +133,21 @@ export interface GoAwayFrame {
   readonly code: number;
 }
 
+/**
+ * §10: one datagram of the association `streamId`. `target` is the destination (client → bridge)
+ * or the source (bridge → client); null when its address type or domain encoding cannot be
+ * served, in which case the receiver drops the datagram. `data` (possibly empty) is a subarray of
+ * the message.
+ */
+export interface DatagramFrame {
+  readonly type: typeof FrameType.DATAGRAM;
+  readonly streamId: number;
+  readonly target: Target | null;
+  readonly data: Buffer;
+}
+
 export type Frame =
+  | DatagramFrame
   | OpenFrame
   | InvalidOpenFrame
   | OpenResultFrame
@@ -141,8 +159,8 @@ export type Frame =
   | PongFrame
   | GoAwayFrame;
 
-/** Frames that belong to one stream (non-zero stream id). */
-export type StreamFrame = Extract<Frame, { readonly streamId: number }>;
+/** Frames that belong to one stream (non-zero stream id), DATAGRAM aside. */
+export type StreamFrame = Exclude<Extract<Frame, { readonly streamId: number }>, DatagramFrame>;
 
 export function isStreamFrameType(type: number): boolean {
   return type >= FrameType.OPEN && type <= FrameType.RESET;

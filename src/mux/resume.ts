@@ -2,7 +2,7 @@
  * Resumable sessions (docs/protocol.md §9): a FrameTransport that outlives the WebSocket
  * connections under it.
  *
- * Every message the mux sends, except connection messages (PING, PONG, RESUME, ACK), is a
+ * Every message the mux sends, except connection messages (PING, PONG, RESUME, ACK, DATAGRAM), is a
  * *session message*: numbered implicitly from 0 in sending order and kept until the peer
  * acknowledges it (ACK, cumulative count). When a connection is lost without a WebSocket close
  * frame (TCP reset, EOF, keepalive timeout) the link is *detached*: nothing is lost, writers stall
@@ -43,8 +43,15 @@ export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resum
 
 type CloseInfo = { code: number; reason: string; error?: Error };
 
+/** Connection messages (§9.1): never numbered, kept or resent. DATAGRAM (§10) is one: it may be lost. */
 export function isConnectionFrameType(type: number): boolean {
-  return type === FrameType.PING || type === FrameType.PONG || type === ResumeFrameType.RESUME || type === ResumeFrameType.ACK;
+  return (
+    type === FrameType.PING ||
+    type === FrameType.PONG ||
+    type === ResumeFrameType.RESUME ||
+    type === ResumeFrameType.ACK ||
+    type === FrameType.DATAGRAM
+  );
 }
 
 export function encodeCountFrame(type: typeof ResumeFrameType.RESUME | typeof ResumeFrameType.ACK, count: number): Buffer {
@@ -274,6 +281,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.connBytes += m.length;
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
+    if (type === FrameType.DATAGRAM) {
+      // §10: handed to the mux (which checks it) only while live; never counted.
+      if (this._state === 'live') this.messageCb?.(m);
+      return;
+    }
     if (type !== -1 && isConnectionFrameType(type)) {
       this.onConnectionFrame(conn, type, m);
       return;

@@ -10,6 +10,7 @@ import type { Target } from '../core/address.js';
 import { PosternError, WireCode, errorFromSystem, errorFromWire } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
+import { addressLength } from './address.js';
 import { decodeMessage, encodeFrame } from './codec.js';
 import { MuxProtocolError } from './errors.js';
 import {
@@ -18,6 +19,7 @@ import {
   OpenCommand,
   PING_DATA_BYTES,
   PROTOCOL_MAX_PAYLOAD_BYTES,
+  type DatagramFrame,
   type Frame,
   type InvalidOpenFrame,
   type OpenFrame,
@@ -61,6 +63,8 @@ export interface SessionCloseInfo {
  */
 export interface IncomingOpen {
   readonly streamId: number;
+  /** 'udp-associate' (§10): `target` is 0.0.0.0:0 and means nothing; the stream carries DATAGRAMs. */
+  readonly command: 'connect' | 'udp-associate';
   readonly target: Target;
   readonly signal: AbortSignal;
   /** Sends OPEN_RESULT 0 with our window; returns the open stream. Throws if no longer possible. */
@@ -99,6 +103,22 @@ interface PendingPing {
   readonly reject: (e: PosternError) => void;
 }
 
+/** Receives one datagram of an association (§10). `data` is a subarray of the message: copy it to keep it. */
+export type DatagramHandler = (addr: Target, data: Buffer) => void;
+
+/** What happened to datagrams on this session (§10), for metrics and tests. */
+export interface DatagramCounts {
+  sent: number;
+  received: number;
+  /** Not sent: transport congested or detached, too large, or the association not open. */
+  droppedOnSend: number;
+  /** Received but not delivered: unknown association, no handler, unservable address. */
+  droppedOnReceive: number;
+}
+
+/** The (ignored) address an OPEN for a UDP association carries (§10). */
+const ASSOCIATE_ADDRESS: Target = { kind: 'ipv4', host: '0.0.0.0', port: 0 };
+
 /** Close code and reason when the peer goes silent (§8). The transport is dropped, not closed. */
 export const KEEPALIVE_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'keepalive timeout' } as const;
 
@@ -115,6 +135,10 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private readonly opening = new Map<number, PendingOpen>();
   /** Bridge: OPENs handed to the app and not yet accepted or rejected. */
   private readonly incoming = new Map<number, PendingIncoming>();
+  /** Streams that are UDP associations (§10), and their datagram handlers. */
+  private readonly associations = new Set<number>();
+  private readonly datagramHandlers = new Map<number, DatagramHandler>();
+  readonly datagramCounts: DatagramCounts = { sent: 0, received: 0, droppedOnSend: 0, droppedOnReceive: 0 };
   /** Streams blocked on a congested transport, woken in FIFO order on drain. */
   private drainWaiters = new Set<MuxStream>();
 
@@ -157,6 +181,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       },
       streamClosed: (s) => {
         session.streams.delete(s.id);
+        session.associations.delete(s.id);
+        session.datagramHandlers.delete(s.id);
         session.emitIdleIfEmpty();
       },
     };
@@ -189,6 +215,59 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
    * E_CANCELLED on abort, E_GOING_AWAY after a GOAWAY, E_SESSION_CLOSED if the session ends.
    */
   open(target: Target, opts: MuxOpenOptions = {}): Promise<MuxStream> {
+    return this.openWith(OpenCommand.CONNECT, target, opts);
+  }
+
+  /**
+   * Client only: opens a UDP association (§10). Resolves once the bridge answers OPEN_RESULT 0;
+   * rejects as open() does. The stream carries no data: datagrams go with sendDatagram() and
+   * arrive at setDatagramHandler(); ending the stream ends the association.
+   */
+  openAssociation(opts: MuxOpenOptions = {}): Promise<MuxStream> {
+    return this.openWith(OpenCommand.UDP_ASSOCIATE, ASSOCIATE_ADDRESS, opts);
+  }
+
+  /**
+   * Sends one datagram on an open association (§10). Never queues: returns false (and counts a
+   * drop) when the session is closed, the association is not open, the datagram is larger than
+   * UDP_MAX_DATAGRAM_BYTES or than one frame holds, or the transport already buffers more than
+   * SESSION_WRITE_HIGH_WATER_BYTES + UDP_SEND_HEADROOM_BYTES.
+   */
+  sendDatagram(streamId: number, addr: Target, data: Buffer): boolean {
+    const stream = this.streams.get(streamId);
+    const ok =
+      !this.isClosed &&
+      stream !== undefined &&
+      this.associations.has(streamId) &&
+      !this.opening.has(streamId) &&
+      data.length <= this.limits.UDP_MAX_DATAGRAM_BYTES &&
+      this.transport.bufferedBytes <= this.limits.SESSION_WRITE_HIGH_WATER_BYTES + this.limits.UDP_SEND_HEADROOM_BYTES;
+    let frame: Buffer | null = null;
+    if (ok) {
+      try {
+        if (addressLength(addr) + data.length <= PROTOCOL_MAX_PAYLOAD_BYTES) {
+          frame = encodeFrame({ type: FrameType.DATAGRAM, streamId, target: addr, data });
+        }
+      } catch {
+        frame = null; // an address that cannot be encoded
+      }
+    }
+    if (frame === null) {
+      this.datagramCounts.droppedOnSend++;
+      return false;
+    }
+    this.datagramCounts.sent++;
+    this.transport.send(frame);
+    return true;
+  }
+
+  /** Sets (or with null removes) the receiver of an association's datagrams (§10). */
+  setDatagramHandler(streamId: number, handler: DatagramHandler | null): void {
+    if (handler === null || !this.associations.has(streamId)) this.datagramHandlers.delete(streamId);
+    else this.datagramHandlers.set(streamId, handler);
+  }
+
+  private openWith(cmd: number, target: Target, opts: MuxOpenOptions): Promise<MuxStream> {
     if (this.role !== 'client') return Promise.reject(new PosternError('E_INTERNAL', 'only a client opens streams'));
     if (this.isClosed) return Promise.reject(new PosternError('E_SESSION_CLOSED'));
     if (this.goingAway) return Promise.reject(new PosternError('E_GOING_AWAY'));
@@ -198,7 +277,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (id > MAX_STREAM_ID) return Promise.reject(new PosternError('E_STREAM_LIMIT', 'stream ids exhausted'));
     let frame: Buffer;
     try {
-      frame = encodeFrame({ type: FrameType.OPEN, streamId: id, window: this.limits.STREAM_WINDOW_BYTES, cmd: OpenCommand.CONNECT, target });
+      frame = encodeFrame({ type: FrameType.OPEN, streamId: id, window: this.limits.STREAM_WINDOW_BYTES, cmd, target });
     } catch (err) {
       return Promise.reject(new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`));
     }
@@ -212,6 +291,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
       this.opening.set(id, { stream, resolve, reject, timer, signal, onAbort });
       this.streams.set(id, stream);
+      if (cmd === OpenCommand.UDP_ASSOCIATE) this.associations.add(id);
       this.send(frame);
     });
   }
@@ -283,6 +363,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       case FrameType.OPEN:
         this.onOpen(f);
         return;
+      case FrameType.DATAGRAM:
+        this.onDatagram(f);
+        return;
       default:
         this.onStreamFrame(f);
     }
@@ -305,12 +388,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     const pending: PendingIncoming = { controller: new AbortController(), settled: false };
     this.incoming.set(id, pending);
     const peerWindow = f.window;
+    const udp = f.cmd === OpenCommand.UDP_ASSOCIATE;
     const settle = (): void => {
       if (pending.settled) throw new Error(`IncomingOpen ${id}: accept() or reject() was already called`);
       pending.settled = true;
     };
     const incoming: IncomingOpen = {
       streamId: id,
+      command: udp ? 'udp-associate' : 'connect',
       target: f.target,
       signal: pending.controller.signal,
       accept: (): MuxStream => {
@@ -319,6 +404,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         this.incoming.delete(id);
         const stream = this.newStream(id, 'open', peerWindow);
         this.streams.set(id, stream);
+        if (udp) this.associations.add(id);
         this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window: this.limits.STREAM_WINDOW_BYTES }));
         return stream;
       },
@@ -369,6 +455,12 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (stream) {
       switch (f.type) {
         case FrameType.DATA:
+          if (this.associations.has(id)) {
+            // §10: an association carries no stream data.
+            this.streamViolation(id, 'DATA on a UDP association');
+            stream.abortBySession(new PosternError('E_PROTOCOL', 'DATA on a UDP association'));
+            return;
+          }
           return stream.handleData(f.payload);
         case FrameType.WINDOW:
           return stream.handleWindow(f.increment);
@@ -402,6 +494,17 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     // so that two peers cannot bounce RESETs at each other).
     if (id % 2 === 1 && id <= this.highestStreamId) return;
     if (f.type !== FrameType.RESET) this.streamViolation(id, `frame type ${f.type} for a stream never opened`);
+  }
+
+  /** §10: delivered to the association's handler, or dropped (never an error: it may race a close). */
+  private onDatagram(f: DatagramFrame): void {
+    const handler = this.datagramHandlers.get(f.streamId);
+    if (handler === undefined || f.target === null || this.opening.has(f.streamId)) {
+      this.datagramCounts.droppedOnReceive++;
+      return;
+    }
+    this.datagramCounts.received++;
+    handler(f.target, f.data);
   }
 
   /** RESET 0x08 on one stream id (§5.2). */
@@ -526,6 +629,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.incoming.clear();
     for (const s of [...this.streams.values()]) s.abortBySession(new PosternError('E_SESSION_CLOSED'));
     this.streams.clear();
+    this.associations.clear();
+    this.datagramHandlers.clear();
     for (const p of this.pings.values()) p.reject(new PosternError('E_SESSION_CLOSED'));
     this.pings.clear();
     if (action === 'close') this.transport.close(code, reason);

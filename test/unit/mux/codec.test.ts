@@ -130,6 +130,13 @@ describe('frame codec (protocol.md §4)', () => {
     ['OPEN with a domain of length 0', '01 00 00000001 00000009 | 00000001 01 | 03 00 0050', 'empty-domain'],
     ['OPEN with bytes after the port', '01 00 00000001 0000000d | 00000001 01 | 01 7f000001 1f90 00', 'address-trailing-bytes'],
     ['a good frame followed by a bad one', '05 00 00000001 00000000 | 0b 00 00000001 00000000', 'unknown-type'],
+    ['type 0x0d', '0d 00 00000001 00000000', 'unknown-type'],
+    ['DATAGRAM on stream 0', '0c 00 00000000 00000007 | 01 7f000001 0035', 'stream-id-zero'],
+    ['DATAGRAM with no address', '0c 00 00000001 00000000', 'address-truncated'],
+    ['DATAGRAM with a short IPv6 address', '0c 00 00000001 00000005 | 04 00000000', 'address-truncated'],
+    ['DATAGRAM with a domain of length 0', '0c 00 00000001 00000004 | 03 00 0035', 'empty-domain'],
+    ['DATAGRAM after another frame', '05 00 00000001 00000000 | 0c 00 00000001 00000007 | 01 7f000001 0035', 'datagram-not-alone'],
+    ['DATAGRAM before another frame', '0c 00 00000001 00000007 | 01 7f000001 0035 | 05 00 00000001 00000000', 'datagram-not-alone'],
   ];
 
   it.each(MALFORMED)('§4: rejects %s as a session protocol error', (_name, bytes, reason) => {
@@ -224,12 +231,12 @@ const target: fc.Arbitrary<Target> = fc.oneof(
 const ping8 = fc.uint8Array({ minLength: 8, maxLength: 8 }).map((b) => Buffer.from(b));
 
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
-  fc.record({ type: fc.constant(FrameType.OPEN), streamId, window: u32, cmd: fc.constant(1), target }),
+  fc.record({ type: fc.constant(FrameType.OPEN), streamId, window: u32, cmd: fc.constantFrom(1, 3), target }),
   fc.record({
     type: fc.constant(FrameType.OPEN),
     streamId,
     window: u32,
-    cmd: u8.filter((c) => c !== 1),
+    cmd: u8.filter((c) => c !== 1 && c !== 3),
     target: fc.constant(null),
     invalid: fc.constant('unknown-command' as const),
     rest: fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
@@ -243,6 +250,47 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constant(FrameType.PONG), data: ping8 }),
   fc.record({ type: fc.constant(FrameType.GOAWAY), code: u8 }),
 );
+
+const datagramArb: fc.Arbitrary<Frame> = fc.record({
+  type: fc.constant(FrameType.DATAGRAM),
+  streamId,
+  target,
+  data: fc.uint8Array({ maxLength: 1500 }).map((b) => Buffer.from(b)),
+});
+
+describe('DATAGRAM frames (protocol.md §10)', () => {
+  it('§10: byte vectors — IPv4 destination with data, IPv6 source with no data, a domain', () => {
+    expect(encodeFrame({ type: FrameType.DATAGRAM, streamId: 3, target: { kind: 'ipv4', host: '127.0.0.1', port: 53 }, data: hex('6869') })).toEqual(
+      hex('0c 00 00000003 00000009 | 01 7f000001 0035 | 6869'),
+    );
+    expect(encodeFrame({ type: FrameType.DATAGRAM, streamId: 5, target: { kind: 'ipv6', host: '::1', port: 443 }, data: Buffer.alloc(0) })).toEqual(
+      hex('0c 00 00000005 00000013 | 04 00000000000000000000000000000001 01bb'),
+    );
+    const [f] = decodeMessage(hex('0c 00 00000007 0000000a | 03 03 616263 1f90 | 010203'), MAX);
+    expect(f).toEqual({ type: FrameType.DATAGRAM, streamId: 7, target: { kind: 'domain', host: 'abc', port: 8080 }, data: hex('010203') });
+  });
+
+  it('§10: an unknown address type or a non-UTF-8 domain decodes with target null (dropped, not a session error)', () => {
+    expect(decodeMessage(hex('0c 00 00000001 00000004 | 05 01 0203'), MAX)).toEqual([
+      { type: FrameType.DATAGRAM, streamId: 1, target: null, data: Buffer.alloc(0) },
+    ]);
+    expect(decodeMessage(hex('0c 00 00000001 00000006 | 03 02 fffe 0035'), MAX)[0]).toMatchObject({ target: null });
+  });
+
+  it('§10: a DATAGRAM whose address and data exceed the frame maximum cannot be encoded into a decodable frame', () => {
+    const big = encodeFrame({ type: FrameType.DATAGRAM, streamId: 1, target: { kind: 'ipv4', host: '1.2.3.4', port: 1 }, data: Buffer.alloc(65_536) });
+    expect(() => decodeMessage(big, MAX)).toThrow(expect.objectContaining({ reason: 'payload-too-large' }));
+  });
+
+  it('§10: decoding the encoding of any DATAGRAM gives it back', () => {
+    fc.assert(
+      fc.property(datagramArb, (frame) => {
+        expect(decodeMessage(encodeFrame(frame), MAX)).toEqual([frame]);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+});
 
 describe('frame codec properties (protocol.md §4)', () => {
   it('§4: decoding the encoding of any frames gives the same frames back', () => {

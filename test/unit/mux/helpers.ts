@@ -8,6 +8,7 @@ import { defaultLimits, type Limits } from '../../../src/core/limits.js';
 import { createLogger, type Logger } from '../../../src/log/logger.js';
 import { decodeMessage } from '../../../src/mux/codec.js';
 import type { Frame } from '../../../src/mux/frame.js';
+import { ResumableLink } from '../../../src/mux/resume.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { FrameTransport } from '../../../src/mux/transport.js';
 
@@ -265,4 +266,26 @@ export function trackedPairs(): { pair: (...args: Parameters<typeof sessionPair>
       }
     },
   };
+}
+
+/**
+ * A client and a bridge session over ResumableLinks (§9), not yet connected: connect() attaches
+ * a fresh MemoryTransport pair (the previous one, if any, is simply replaced). Sessions are pushed
+ * onto `track` so the caller can close them after each test.
+ */
+export function linkedPair(limits: Limits, track: MuxSession[]) {
+  const { logger } = captureLogger();
+  const cl = new ResumableLink({ limits, logger });
+  const bl = new ResumableLink({ limits, logger });
+  const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
+  const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
+  track.push(client, bridge);
+  let conns: { client: MemoryTransport; bridge: MemoryTransport } | null = null;
+  const connect = () => {
+    conns = transportPair();
+    cl.attach(conns.client);
+    bl.attach(conns.bridge);
+    return conns;
+  };
+  return { cl, bl, client, bridge, connect, current: () => conns };
 }

@@ -4,7 +4,7 @@ import { defaultLimits } from '../../../src/core/limits.js';
 import { ResumableLink, ResumeFrameType, encodeCountFrame } from '../../../src/mux/resume.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { captureLogger, transportPair, type MemoryTransport } from './helpers.js';
+import { captureLogger, linkedPair as linkedPairOf, transportPair } from './helpers.js';
 
 const limits = defaultLimits({ SESSION_RESUME_TIMEOUT_MS: 2_000, RESUME_ACK_DELAY_MS: 5 });
 const open: MuxSession[] = [];
@@ -12,22 +12,7 @@ afterEach(() => {
   for (const s of open.splice(0)) s.close();
 });
 
-function linkedPair() {
-  const { logger } = captureLogger();
-  const cl = new ResumableLink({ limits, logger });
-  const bl = new ResumableLink({ limits, logger });
-  const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
-  const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
-  open.push(client, bridge);
-  let conns: { client: MemoryTransport; bridge: MemoryTransport } | null = null;
-  const connect = () => {
-    conns = transportPair();
-    cl.attach(conns.client);
-    bl.attach(conns.bridge);
-    return conns;
-  };
-  return { cl, bl, client, bridge, connect, current: () => conns };
-}
+const linkedPair = () => linkedPairOf(limits, open);
 
 /** Echo server on the bridge side: every accepted stream is piped back to itself. */
 function echo(bridge: MuxSession): void {
