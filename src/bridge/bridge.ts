@@ -15,6 +15,7 @@ import { createAdminServer, type AdminServer } from './admin.js';
 import { CountingVerifier, Governor } from './governor.js';
 import { Semaphore } from './limiter.js';
 import type { BridgeMetrics } from './metrics.js';
+import { UdpAssociations } from './udp.js';
 import { compilePolicy, type EgressPolicy } from './policy.js';
 
 function policyOf(c: BridgeConfig): EgressPolicy {
@@ -43,6 +44,8 @@ export class Bridge {
   private policy: EgressPolicy;
   /** Per-user sessions, stream limits and metrics. */
   private readonly governor: Governor;
+  /** UDP associations (docs/protocol.md §10), bridge-wide. */
+  private readonly udp: UdpAssociations;
   private admin: AdminServer | null = null;
   private config: BridgeConfig;
   private sessionSeq = 0;
@@ -60,6 +63,13 @@ export class Bridge {
     this.dnsResolver = limitResolver(opts.resolver ?? systemResolver, dns);
     this.resolver = withHosts(this.config.hosts, this.dnsResolver);
     this.governor = new Governor(this.config.users, limits, () => this.sessions.size);
+    this.udp = new UdpAssociations({
+      limits,
+      metrics: this.governor.metrics,
+      egress: () => ({ policy: this.policy, resolver: this.resolver }),
+      logDestinations: () => this.config.log.destinations,
+      bandwidth: (user) => this.governor.bucketsFor(user),
+    });
     this.verifier = new CountingVerifier(
       [...this.config.users],
       { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT },
@@ -176,14 +186,15 @@ export class Bridge {
       log.info({ code: info.code }, 'session closed');
     });
     session.on('open', (req) => {
-      void this.onOpen(req, log, user);
+      void this.onOpen(req, log, user, session);
     });
   }
 
-  private async onOpen(req: IncomingOpen, sessionLog: Logger, user: string): Promise<void> {
+  private async onOpen(req: IncomingOpen, sessionLog: Logger, user: string, session: MuxSession): Promise<void> {
     // The stream's child logger is made only when something is logged (most streams log nothing).
     let streamLog: Logger | null = null;
     const log = (): Logger => (streamLog ??= sessionLog.child({ stream: req.streamId }));
+    if (req.command === 'udp-associate') return this.udp.open(req, session, user, log);
     let socket: Socket;
     try {
       // req.signal aborts when the client cancels the open or the session ends first.
@@ -226,7 +237,10 @@ export class Bridge {
     // New sessions are turned away (stopping); open ones get GOAWAY and drainMs to finish their
     // streams; then the listener closes, which ends whatever is left.
     this.stopping = true;
+    this.registry.endIdleDetached(CloseCode.GOING_AWAY, 'shutdown');
     for (const s of this.sessions) s.goAway();
+    // A call never "finishes": end UDP associations now (RESET 0x0e) instead of holding the drain.
+    this.udp.closeAll();
     const deadline = Date.now() + drainMs;
     while (([...this.sessions].some((s) => s.streamCount > 0) || this.registry.unacknowledged > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));

@@ -130,7 +130,8 @@ export class Governor {
     return closed;
   }
 
-  private bucketsFor(name: string): { up: TokenBucket; down: TokenBucket } | null {
+  /** The user's bandwidth buckets (up, down), or null when the user has no cap. */
+  bucketsFor(name: string): { up: TokenBucket; down: TokenBucket } | null {
     const u = this.users.find((x) => x.name === name);
     const rate = u ? rateOf(u, this.limits) : 0;
     if (rate <= 0) return null;

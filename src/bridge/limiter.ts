@@ -85,6 +85,14 @@ export class TokenBucket {
     this.last = t;
   }
 
+  /** Spends n bytes only if the bucket holds them (for datagrams, which are dropped, never delayed). */
+  tryTake(n: number): boolean {
+    this.refill();
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+
   /** Spends n bytes; returns the wait in ms until the bucket is out of debt (0 = go on). */
   take(n: number): number {
     this.refill();

@@ -151,6 +151,14 @@ export function bridgeMetrics(registry = new Registry()) {
     policyRefusals: registry.counter('postern_policy_refusals_total', 'Stream opens refused by egress policy, by reason.'),
     handshakeTimeouts: registry.counter('postern_handshake_timeouts_total', 'Connections dropped for not finishing the TLS handshake or request head in time.'),
     reloads: registry.counter('postern_config_reloads_total', 'Configuration reloads, by result.'),
+    // UDP ASSOCIATE (docs/protocol.md §10). UDP payload bytes are also in the upload/download and per-user byte totals.
+    udpAssociations: registry.gauge('postern_udp_associations', 'UDP associations open now.'),
+    udpAssociationsTotal: registry.counter('postern_udp_associations_total', 'UDP associations accepted since start.'),
+    udpAssociationsRefused: registry.counter('postern_udp_associations_refused_total', 'UDP association opens refused, by error code.'),
+    udpAssociationEnds: registry.counter('postern_udp_association_ends_total', 'UDP associations ended, by reason (closed by the client or session, idle, error).'),
+    udpDatagrams: registry.counter('postern_udp_datagrams_total', 'UDP datagrams relayed, by direction (up: client to target).'),
+    udpBytes: registry.counter('postern_udp_bytes_total', 'UDP payload bytes relayed, by direction (up: client to target).'),
+    udpDropped: registry.counter('postern_udp_datagrams_dropped_total', 'UDP datagrams dropped at the bridge, by reason.'),
   };
 }
 export type BridgeMetrics = ReturnType<typeof bridgeMetrics>;

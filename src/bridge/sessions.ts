@@ -38,6 +38,22 @@ export class SessionRegistry {
   }
 
   /**
+   * Ends, at once, every session that is detached with no stream and nothing unacknowledged: no
+   * client is there to drain, and nothing it could still resume. Used when the bridge stops, before
+   * GOAWAY (which would itself be a message waiting for an ACK). Returns how many were ended.
+   */
+  endIdleDetached(code: number, reason: string): number {
+    let n = 0;
+    for (const e of [...this.byId.values()]) {
+      if (e.link.state === 'detached' && e.session.streamCount === 0 && e.link.unacknowledged.messages === 0) {
+        e.session.close(code, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
    * Resumes session `id` on `transport` when it exists: true when the transport was taken (attached
    * to the user's session, or refused with close 4001 because the id belongs to another user);
    * false when the id is unknown (the caller may create() it).

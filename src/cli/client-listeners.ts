@@ -5,15 +5,15 @@
 import net from 'node:net';
 import os from 'node:os';
 import type { BoundListener, ForwardSpec } from '../client/client.js';
+import { parseForward } from '../client/forward.js';
 import { generateCredentials, lanAddresses, shareLinks, type Credentials } from '../client/lan.js';
 import { whatsappEntries } from '../client/whatsapp.js';
-import { parseHostPort, targetFromHost } from '../core/address.js';
+import { parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import { generateSelfSigned } from '../transport/certs.js';
 import { qrText } from './qr.js';
 
 export interface ListenerFlags {
-  listen?: string;
   socks?: string[];
   http?: string[];
   forward?: string[];
@@ -37,32 +37,20 @@ function hostPort(value: string, what: string): { host: string; port: number } {
   return hp;
 }
 
-/** --forward [host:]port=host:port; the local host defaults to 127.0.0.1. */
-export function parseForward(spec: string): ForwardSpec {
-  const eq = spec.indexOf('=');
-  if (eq <= 0) throw new PosternError('E_CONFIG', `--forward: expected [HOST:]PORT=HOST:PORT, got "${spec}"`);
-  const local = spec.slice(0, eq);
-  const listen = /^\d{1,5}$/.test(local) ? { host: '127.0.0.1', port: Number(local) } : parseHostPort(local);
-  if (listen === null || listen.port > 65535) throw new PosternError('E_CONFIG', `--forward: bad local address "${local}"`);
-  const dest = parseHostPort(spec.slice(eq + 1));
-  if (dest === null || dest.port === 0) throw new PosternError('E_CONFIG', `--forward: expected HOST:PORT after "=", got "${spec.slice(eq + 1)}"`);
-  return { name: 'forward', listen, target: targetFromHost(dest.host, dest.port) };
-}
-
 /** Resolves the listener flags against the settings already resolved (listen, auth). */
 export function clientListenerFlags(
   flags: ListenerFlags,
-  settings: { listen: { host: string; port: number }; auth: Credentials | null; insecureOpenProxy: boolean },
+  settings: { listen: { host: string; port: number }; listenGiven: boolean; auth: Credentials | null; insecureOpenProxy: boolean },
 ): ListenerSettings {
   let listen = settings.listen;
   let auth = settings.auth;
   if (flags.lan === true) {
     // Never an open proxy on a LAN: credentials are given or generated, and the opt-out is refused.
     if (settings.insecureOpenProxy) throw new PosternError('E_CONFIG', '--lan never runs an open proxy: drop --insecure-open-proxy');
-    if (flags.listen === undefined) listen = { host: '0.0.0.0', port: listen.port };
+    if (!settings.listenGiven) listen = { host: '0.0.0.0', port: listen.port };
     if (auth === null) auth = generateCredentials();
   }
-  const forwards = (flags.forward ?? []).map(parseForward);
+  const forwards = (flags.forward ?? []).map((f) => parseForward(f));
   if (flags.whatsapp === true || flags.whatsappPorts !== undefined || flags.whatsappTarget !== undefined) {
     if (flags.whatsapp !== true) throw new PosternError('E_CONFIG', '--whatsapp-ports and --whatsapp-target go with --whatsapp');
     const entries = whatsappEntries(flags.whatsappPorts, flags.whatsappTarget);

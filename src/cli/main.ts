@@ -161,12 +161,24 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
   let listen: { host: string; port: number };
   let auth: boolean;
   let listeners: ReturnType<typeof clientListenerFlags>;
+  let listenerFlags: ListenerFlags;
   try {
     // Flags > environment (POSTERN_*) > config file > defaults (src/config/client.ts).
     const tunnel = resolveTunnelFlags(opts);
     const settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
     // --socks/--http/--forward/--whatsapp/--lan (src/cli/client-listeners.ts).
-    listeners = clientListenerFlags(opts, settings);
+    // Each listener flag overrides the config file's field of the same name.
+    const file = settings.fileListeners;
+    listenerFlags = {
+      socks: opts.socks ?? file.socks,
+      http: opts.http ?? file.http,
+      forward: opts.forward ?? file.forward,
+      whatsapp: opts.whatsapp ?? file.whatsapp,
+      whatsappPorts: opts.whatsappPorts ?? file.whatsappPorts,
+      whatsappTarget: opts.whatsappTarget,
+      lan: opts.lan ?? file.lan,
+    };
+    listeners = clientListenerFlags(listenerFlags, settings);
     listen = listeners.listen;
     auth = listeners.auth !== null;
     log = createLogger({ level: settings.logLevel });
@@ -196,7 +208,7 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
   }
   log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth, http: true }, 'listening');
   for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: fmt(l), port: l.port }, 'listening');
-  if (opts.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
+  if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
   onShutdown(log, () => client.stop(defaultLimits().SHUTDOWN_DRAIN_MS));
 }
 

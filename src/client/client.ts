@@ -7,6 +7,7 @@ import { SocksServer } from '../socks/server.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import { Tunnel, type BridgeStrategy } from './tunnel.js';
 import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
+import { udpAssociator } from './udp.js';
 import type { Target } from '../core/address.js';
 
 /** A fixed-destination listener (--forward, the WhatsApp entry point). */
@@ -82,6 +83,7 @@ export class Client {
       logger: opts.logger.child({ component: 'socks' }),
       allowOpenProxy: opts.allowOpenProxy,
       connect: (target, signal) => this.tunnel.open(target, signal),
+      udp: udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) }),
     });
     const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
     const httpOpts = (l: { host: string; port: number }) => ({
@@ -110,6 +112,7 @@ export class Client {
         logger: opts.logger.child({ component: 'socks' }),
         allowOpenProxy: opts.allowOpenProxy,
         connect,
+        udp: udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) }),
       });
       this.extra.push({ role: 'socks', name: 'socks', server });
     }

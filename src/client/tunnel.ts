@@ -126,6 +126,11 @@ class BridgeLink {
     for (const s of this.sessions) s.mux.close(1001, 'client shutdown');
   }
 
+  /** Ends the UDP associations of every session (they never finish by themselves). */
+  endAssociations(): void {
+    for (const s of this.sessions) s.mux.endAssociations();
+  }
+
   /** Streams open, plus session messages not yet acknowledged (data still in flight). */
   get pending(): number {
     let n = 0;
@@ -345,6 +350,7 @@ export class Tunnel {
   async drain(drainMs: number): Promise<void> {
     this.closed = true;
     this.notify();
+    for (const l of this.links) l.endAssociations();
     const deadline = Date.now() + drainMs;
     while (this.links.some((l) => l.pending > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     this.close();

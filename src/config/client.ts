@@ -7,6 +7,8 @@
 import { z } from 'zod';
 import { parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
+import { parseForward } from '../client/forward.js';
+import { whatsappEntries } from '../client/whatsapp.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
 
@@ -22,6 +24,8 @@ export const CLIENT_ENV = {
   pass: 'POSTERN_PASS',
   logLevel: 'POSTERN_LOG_LEVEL',
 } as const;
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"');
 
 export const clientConfigSchema = z
   .object({
@@ -43,11 +47,39 @@ export const clientConfigSchema = z
       .describe('SOCKS5 username/password apps must send (RFC 1929); required to listen on a non-loopback address.'),
     /** Allow a non-loopback listener without auth (don't). */
     insecureOpenProxy: z.boolean().optional().describe('Allow a non-loopback listener without auth: anyone on the network could use it.'),
+    socks: z.array(hostPort).max(16).optional().describe('Extra SOCKS5-only listeners, HOST:PORT each (as --socks).'),
+    http: z.array(hostPort).max(16).optional().describe('Extra HTTP-proxy-only listeners, HOST:PORT each (as --http).'),
+    forward: z
+      .array(z.string().refine((s) => problem(() => parseForward(s, 'forward')) === null, { error: (iss) => problem(() => parseForward(String(iss.input), 'forward')) ?? 'invalid' }))
+      .max(64)
+      .optional()
+      .describe('Fixed-destination forwards, "[HOST:]PORT=DEST:PORT" each, like ssh -L (as --forward).'),
+    whatsapp: z.boolean().optional().describe("WhatsApp's proxy entry point for phones on the listen host (as --whatsapp)."),
+    whatsappPorts: z
+      .string()
+      .refine((s) => problem(() => whatsappEntries(s)) === null, { error: (iss) => `e.g. "chat-tls=443,chat=5222,media=587" (${problem(() => whatsappEntries(String(iss.input)))})` })
+      .optional()
+      .describe('WhatsApp entry ports, e.g. "chat-tls=443,chat=5222,http=80,media=587"; "off" turns a role off (as --whatsapp-ports).'),
+    lan: z.boolean().optional().describe('Share with phones on this network: listen on 0.0.0.0 (unless listen is set) with a password (as --lan).'),
     log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.whatsappPorts === undefined || c.whatsapp === true, { path: ['whatsappPorts'], error: 'goes with "whatsapp": true' });
 
 export type ClientConfigFile = z.input<typeof clientConfigSchema>;
+
+/** The listener settings a config file may hold (each overridden by its flag). */
+export type FileListeners = Pick<ClientConfigFile, 'socks' | 'http' | 'forward' | 'whatsapp' | 'whatsappPorts' | 'lan'>;
+
+/** What `f` throws, without the catalogue's prefix and the flag name (the field is named by the caller), or null. */
+function problem(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (err) {
+    return (err as Error).message.replace(/^invalid configuration: /, '').replace(/^(forward|--whatsapp-ports): /, '');
+  }
+}
 
 function uriProblem(s: string): string | null {
   try {
@@ -87,9 +119,13 @@ export interface ClientSettings {
   /** Every bridge from the level that set them (flags > environment > file), in priority order. */
   bridges: BridgeInfo[];
   listen: { host: string; port: number };
+  /** True when listen came from a flag, the environment or the file (not the default). */
+  listenGiven: boolean;
   auth: { username: string; password: string } | null;
   insecureOpenProxy: boolean;
   logLevel: string;
+  /** Listener settings from the config file ({} without one). */
+  fileListeners: FileListeners;
 }
 
 /**
@@ -144,5 +180,20 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     auth = { username: file.auth.username, password: file.auth.password };
   }
 
-  return { bridge, bridges, listen, auth, insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true, logLevel };
+  const fileListeners: FileListeners = {};
+  if (file !== undefined) {
+    for (const k of ['socks', 'http', 'forward', 'whatsapp', 'whatsappPorts', 'lan'] as const) {
+      if (file[k] !== undefined) (fileListeners as Record<string, unknown>)[k] = file[k];
+    }
+  }
+  return {
+    bridge,
+    bridges,
+    listen,
+    listenGiven: flags.listen !== undefined || fromEnv('listen') !== undefined || file?.listen !== undefined,
+    auth,
+    insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
+    logLevel,
+    fileListeners,
+  };
 }

@@ -119,7 +119,7 @@ export const LIMITS = {
   UDP_DNS_CACHE_MS: 60_000,
   /** Datagrams per association waiting on a name being resolved; later ones are dropped. */
   UDP_DNS_PENDING_COUNT: 16,
-  /** Client: bytes a UDP relay may queue in its socket towards the app; past this, replies are dropped, not queued. */
+  /** Bytes a UDP socket may have waiting to be sent (client relay → app, bridge → destinations); past this, datagrams are dropped, not queued. */
   UDP_LOCAL_SEND_QUEUE_BYTES: 256 * 1024,
 } as const;
 

@@ -261,6 +261,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     return true;
   }
 
+  /**
+   * Ends every UDP association of the session with RESET (`err`'s wire code, default GOING_AWAY):
+   * on shutdown, since a call never finishes by itself. TCP streams are left to drain.
+   */
+  endAssociations(err: PosternError = new PosternError('E_GOING_AWAY')): void {
+    for (const id of [...this.associations]) if (!this.opening.has(id)) this.streams.get(id)?.destroy(err);
+  }
+
   /** Sets (or with null removes) the receiver of an association's datagrams (§10). */
   setDatagramHandler(streamId: number, handler: DatagramHandler | null): void {
     if (handler === null || !this.associations.has(streamId)) this.datagramHandlers.delete(streamId);

@@ -196,8 +196,8 @@ function isCommand(b: number): b is Command {
   return b === Command.CONNECT || b === Command.BIND || b === Command.UDP_ASSOCIATE;
 }
 
-/** ATYP ADDR PORT starting at `at`; `used` counts from the start of buf. */
-function parseAddress(buf: Uint8Array, at: number): ParseResult<Target> {
+/** ATYP ADDR PORT starting at `at`; `used` counts from the start of buf (shared with the UDP header codec, udp.ts). */
+export function parseAddress(buf: Uint8Array, at: number): ParseResult<Target> {
   if (buf.length < at + 1) return NEED_MORE;
   const atyp = buf[at]!;
   let hostEnd: number;
@@ -295,8 +295,8 @@ export function encodeRequest(command: Command, target: Target): Buffer {
   return Buffer.concat([Buffer.from([SOCKS_VERSION, command, 0x00]), encodeAddress(target)]);
 }
 
-/** ATYP ADDR PORT for a Target. */
-function encodeAddress(t: Target): Buffer {
+/** ATYP ADDR PORT for a Target (shared with the UDP header codec, udp.ts). Throws RangeError on an invalid target. */
+export function encodeAddress(t: Target): Buffer {
   if (!Number.isInteger(t.port) || t.port < 0 || t.port > 0xffff) throw new RangeError('port out of range');
   const port = [t.port >> 8, t.port & 0xff];
   switch (t.kind) {

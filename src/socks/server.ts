@@ -3,7 +3,10 @@
  * own under a timeout, asks `connect` for a stream to the target and relays both ways.
  *
  * Behaviour worth knowing:
- * - Only CONNECT is served; BIND and UDP ASSOCIATE get reply 0x07 (RFC 1928 §6).
+ * - CONNECT is served, and UDP ASSOCIATE when the server was given a `udp` handler (RFC 1928 §7):
+ *   the reply names the relay's UDP address; the control connection then carries nothing (what
+ *   the app sends on it is read and discarded), and its close ends the association. BIND, and
+ *   UDP ASSOCIATE without a handler, get reply 0x07 (RFC 1928 §6).
  * - With `auth` set, only method 0x02 is offered (RFC 1929); without, only 0x00.
  * - A pipelining client may send greeting, auth, request and payload in one write. Payload
  *   after the request ("early data") is held, up to SOCKS_EARLY_DATA_MAX_BYTES, and written to
@@ -47,6 +50,29 @@ export interface SocksAuth {
 /** Opens a stream to the target; rejects with a PosternError whose socksReply the app receives. */
 export type SocksConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
 
+/** A UDP ASSOCIATE request (RFC 1928 §7), as the `udp` handler sees it. */
+export interface SocksUdpRequest {
+  /** The local address the control connection arrived on: the relay binds there (same family). */
+  readonly localAddress: string | undefined;
+  /** The app's address: only datagrams from it are relayed. */
+  readonly remoteAddress: string | undefined;
+  /** DST.ADDR / DST.PORT: where the app says it will send from (zeros: not known yet). */
+  readonly requested: Target;
+}
+
+/** A UDP relay ready for one association. */
+export interface SocksUdpAssociation {
+  /** BND.ADDR / BND.PORT of the success reply: where the app sends its datagrams. */
+  readonly bind: Target;
+  /** Called once, just before the success reply; `ended` is called when the association ends from the far side. */
+  start(ended: () => void): void;
+  /** The control connection closed (or the server is closing): release everything. Idempotent. */
+  close(): void;
+}
+
+/** Sets up a UDP relay; rejects with a PosternError whose reply the app receives (E_PROTOCOL → 0x07). */
+export type SocksUdpAssociate = (request: SocksUdpRequest, signal: AbortSignal) => Promise<SocksUdpAssociation>;
+
 export interface SocksServerOptions {
   host: string;
   port: number;
@@ -60,6 +86,8 @@ export interface SocksServerOptions {
    * use). Refused unless set, so that a config mistake does not expose the tunnel.
    */
   allowOpenProxy?: boolean;
+  /** Serves UDP ASSOCIATE (RFC 1928 §7) through this handler; absent: the command gets 0x07. */
+  udp?: SocksUdpAssociate;
 }
 
 export interface SocksListenAddress {
@@ -72,6 +100,7 @@ interface ServerContext {
   readonly limits: Limits;
   readonly method: AuthMethod;
   readonly connect: SocksConnect;
+  readonly udp: SocksUdpAssociate | null;
   checkCredentials(username: Uint8Array, password: Uint8Array): boolean;
   forget(conn: SocksConnection): void;
 }
@@ -105,6 +134,7 @@ export class SocksServer {
       limits: opts.limits,
       method: opts.auth !== null ? AuthMethod.USER_PASS : AuthMethod.NONE,
       connect: opts.connect,
+      udp: opts.udp ?? null,
       checkCredentials: check,
       forget: (conn) => {
         this.#conns.delete(conn);
@@ -179,15 +209,17 @@ export class SocksServer {
 
 // ── One app connection ───────────────────────────────────────────────────────
 
-type State = 'greeting' | 'auth' | 'request' | 'connecting' | 'relaying' | 'closing' | 'closed';
+type State = 'greeting' | 'auth' | 'request' | 'connecting' | 'relaying' | 'associating' | 'associated' | 'closing' | 'closed';
 
 /** Legal transitions; anything else is a bug and throws. */
 const NEXT: { readonly [S in State]: readonly State[] } = {
   greeting: ['auth', 'request', 'closing', 'closed'],
   auth: ['request', 'closing', 'closed'],
-  request: ['connecting', 'closing', 'closed'],
+  request: ['connecting', 'associating', 'closing', 'closed'],
   connecting: ['relaying', 'closing', 'closed'],
   relaying: ['closed'],
+  associating: ['associated', 'closing', 'closed'],
+  associated: ['closed'],
   closing: ['closed'],
   closed: [],
 };
@@ -204,6 +236,8 @@ class SocksConnection {
   #earlyBytes = 0;
   #timer: NodeJS.Timeout | null = null;
   #abort: AbortController | null = null;
+  /** UDP ASSOCIATE: the relay, once set up; closed with this connection. */
+  #association: SocksUdpAssociation | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -278,6 +312,7 @@ class SocksConnection {
       if (this.#handshaking()) this.#handshake(chunk);
       else if (this.#state === 'connecting') this.#holdEarly(chunk);
       // 'closing': discard what the app still sends while it reads our last reply.
+      // 'associating', 'associated': the control connection carries nothing (RFC 1928 §7); discarded.
     });
   };
 
@@ -338,6 +373,12 @@ class SocksConnection {
         if (!r.ok) return 'error' in r ? this.#refuse(r.error) : false;
         this.#take(r.used);
         this.#disarm();
+        if (r.value.command === Command.UDP_ASSOCIATE && this.ctx.udp !== null) {
+          this.#buf = EMPTY;
+          this.#to('associating');
+          void this.#associate(r.value.target, this.ctx.udp);
+          return false;
+        }
         if (r.value.command !== Command.CONNECT) {
           this.#closeWith(encodeReply(SocksReply.COMMAND_NOT_SUPPORTED), 'command not supported');
           return false;
@@ -396,6 +437,36 @@ class SocksConnection {
     this.#guard(() => this.#start(stream));
   }
 
+  /** UDP ASSOCIATE: sets up the relay, then replies with its address (RFC 1928 §7). */
+  async #associate(requested: Target, udp: SocksUdpAssociate): Promise<void> {
+    const ac = new AbortController();
+    this.#abort = ac;
+    const s = this.socket;
+    let assoc: SocksUdpAssociation;
+    try {
+      assoc = await udp({ localAddress: s.localAddress, remoteAddress: s.remoteAddress, requested }, ac.signal);
+    } catch (err) {
+      this.#abort = null;
+      if (this.#state !== 'associating') return; // the app left; nobody to answer
+      const reply = udpRefusalReply(err);
+      this.#debug({ code: errorCode(err), reply }, 'udp associate failed');
+      this.#guard(() => this.#closeWith(encodeReply(reply), 'udp associate failed'));
+      return;
+    }
+    this.#abort = null;
+    if (this.#state !== 'associating') {
+      assoc.close(); // the app left while the relay was being set up
+      return;
+    }
+    this.#guard(() => {
+      this.#to('associated');
+      this.#association = assoc;
+      assoc.start(() => this.destroy('udp association ended'));
+      this.socket.write(encodeReply(SocksReply.SUCCEEDED, assoc.bind));
+      this.#debug('udp association open');
+    });
+  }
+
   #start(stream: Duplex): void {
     if (this.#state !== 'connecting') {
       // The app left while the connect was pending, and the connector did not honour the abort.
@@ -450,9 +521,23 @@ class SocksConnection {
       this.#abort.abort(new PosternError('E_CANCELLED', 'app disconnected'));
       this.#abort = null;
     }
+    if (this.#association !== null) {
+      const a = this.#association;
+      this.#association = null;
+      a.close();
+    }
     this.ctx.forget(this);
     this.#debug('socks connection closed');
   }
+}
+
+/**
+ * The reply for a failed UDP ASSOCIATE: as for CONNECT, except that E_PROTOCOL (a bridge that
+ * does not know the command) is "command not supported" (0x07).
+ */
+function udpRefusalReply(err: unknown): SocksReply {
+  if (!(err instanceof PosternError)) return SocksReply.GENERAL_FAILURE;
+  return err.code === 'E_PROTOCOL' ? SocksReply.COMMAND_NOT_SUPPORTED : err.socksReply;
 }
 
 /** A log-safe code for an error: never its message, which may name the destination. */

@@ -72,3 +72,48 @@ export function deterministicBytes(n: number, seed = 'postern'): Buffer {
 export function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
 }
+
+/** A UDP server on loopback, port 0 (see udpEchoServer). */
+export interface LocalUdp {
+  socket: import('node:dgram').Socket;
+  port: number;
+  /** Datagrams received in total. */
+  received: number;
+  /** Copies of the first SEEN_MAX_COUNT datagrams received (bounded), in arrival order. */
+  seen: Buffer[];
+  /** True when a datagram whose bytes contain `marker` arrived (among those kept in `seen`). */
+  saw(marker: string | Buffer): boolean;
+  close(): Promise<void>;
+}
+
+/** Datagrams a UDP test server keeps for inspection; later ones are only counted. */
+const SEEN_MAX_COUNT = 10_000;
+
+/** Echoes every datagram back to its sender (udp4 for an IPv4 host, udp6 for an IPv6 one). */
+export async function udpEchoServer(host = '127.0.0.1'): Promise<LocalUdp> {
+  const dgram = await import('node:dgram');
+  const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  const local: LocalUdp = {
+    socket,
+    port: 0,
+    received: 0,
+    seen: [],
+    saw: (marker) => local.seen.some((b) => b.includes(marker)),
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+  socket.on('error', () => undefined);
+  socket.on('message', (msg, rinfo) => {
+    local.received++;
+    if (local.seen.length < SEEN_MAX_COUNT) local.seen.push(Buffer.from(msg));
+    socket.send(msg, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  local.port = socket.address().port;
+  return local;
+}

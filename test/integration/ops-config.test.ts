@@ -26,7 +26,9 @@ function write(raw: unknown): string {
 describe('postern client --config', () => {
   it.each([
     ['a wrong type', { bridges: [URI], listen: 1080 }, 'listen: Invalid input: expected string, received number'],
-    ['an unknown field', { bridges: [URI], socks: '127.0.0.1:1080' }, 'socks: unknown field'],
+    ['an unknown field', { bridges: [URI], sock: ['127.0.0.1:1080'] }, 'sock: unknown field'],
+    ['a listener list given as a string', { bridges: [URI], socks: '127.0.0.1:1080' }, 'socks: Invalid input: expected array, received string'],
+    ['a bad forward', { bridges: [URI], forward: ['8080:127.0.0.1:80'] }, 'forward[0]: expected [HOST:]PORT=HOST:PORT, got "8080:127.0.0.1:80"'],
     ['a bad share link', { bridges: ['postern://x@y'] }, 'bridges[0]: a postern:// share URI'],
   ])('exits 1 naming the file and the field for %s', async (_what, raw, msg) => {
     const f = write(raw);
@@ -52,6 +54,26 @@ describe('postern client --config', () => {
     const example = path.resolve('configs/client.example.json');
     const c = new Postern(['client', '--config', example, '--listen', '127.0.0.1:0']);
     expect(await c.listening('socks')).toBeGreaterThan(0);
+  });
+
+  it('takes forwards and extra listeners from the file; a flag replaces the file\'s list', async () => {
+    const { config, uri } = await init();
+    const { port: bport } = await startBridge(config);
+    const [pf, ph, pf2] = [await freePort(), await freePort(), await freePort()];
+    const f = write({ bridges: [withPort(uri, bport)], listen: '127.0.0.1:0', forward: [`127.0.0.1:${pf}=127.0.0.1:${web.port}`], http: [`127.0.0.1:${ph}`] });
+    const c = new Postern(['client', '--config', f]);
+    await c.listening('socks');
+    await c.waitFor((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf, 10_000, 'forward listening');
+    await c.waitFor((l) => l.msg === 'listening' && l.role === 'http' && l.port === ph, 10_000, 'http listening');
+    const viaForward = await curl([`http://127.0.0.1:${pf}/page`]);
+    expect(viaForward.stdout, viaForward.stderr).toContain('hello through postern');
+    const viaHttp = await curl(['-x', `http://127.0.0.1:${ph}`, `http://127.0.0.1:${web.port}/page`]);
+    expect(viaHttp.stdout, viaHttp.stderr).toContain('hello through postern');
+    await c.stop();
+
+    const flag = new Postern(['client', '--config', f, '--forward', `127.0.0.1:${pf2}=127.0.0.1:${web.port}`]);
+    await flag.waitFor((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf2, 10_000, 'the flag\'s forward');
+    expect(flag.lines.some((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf)).toBe(false);
   });
 
   it('runs from a config file, with the environment overriding the file and a flag overriding both', async () => {

@@ -193,7 +193,6 @@ describe('postern client → bridge, end to end with the built binary', () => {
     ['a refused port', () => ipv4Request('127.0.0.1', 1), 0x05],
     ['a name that does not resolve', () => domainRequest('no-such-host.invalid', 80), 0x04],
     ['BIND', () => ipv4Request('127.0.0.1', 80, 2), 0x07],
-    ['UDP ASSOCIATE', () => ipv4Request('127.0.0.1', 80, 3), 0x07],
     ['an unknown address type', () => Buffer.from([5, 1, 0, 9, 1, 2, 3, 4, 0, 80]), 0x08],
   ])('answers %s with SOCKS reply %i (RFC 1928 §6)', async (_name, request, code) => {
     const s = await connectRaw(stack.socksPort);

@@ -26,8 +26,33 @@ describe('client config file', () => {
     [{ bridges: [] }, 'f.json: bridges: at least one share URI'],
     [{ bridges: [URI_A], auth: { username: 'u' } }, 'f.json: auth.password: '],
     [{ bridges: Array(17).fill(URI_A) }, 'f.json: bridges: at most 16 share URIs'],
+    [{ bridges: [URI_A], socks: ['nowhere'] }, 'f.json: socks[0]: HOST:PORT'],
+    [{ bridges: [URI_A], http: ['127.0.0.1:1', 'x:'] }, 'f.json: http[1]: HOST:PORT'],
+    [{ bridges: [URI_A], forward: ['8080=127.0.0.1:80', '9000'] }, 'f.json: forward[1]: expected [HOST:]PORT=HOST:PORT, got "9000"'],
+    [{ bridges: [URI_A], forward: ['9000=example.org'] }, 'f.json: forward[0]: expected HOST:PORT after "=", got "example.org"'],
+    [{ bridges: [URI_A], whatsapp: true, whatsappPorts: 'chat=99999' }, 'f.json: whatsappPorts: e.g. "chat-tls=443,chat=5222,media=587" (bad port "99999" for chat)'],
+    [{ bridges: [URI_A], whatsapp: true, whatsappPorts: 'voice=1' }, 'unknown role "voice"'],
+    [{ bridges: [URI_A], whatsappPorts: 'chat=5222' }, 'f.json: whatsappPorts: goes with "whatsapp": true'],
+    [{ bridges: [URI_A], lan: 'yes' }, 'f.json: lan: '],
   ])('names the file and field (case %#)', (raw, msg) => {
     expect(() => validateClientConfig(raw, 'f.json')).toThrow(msg);
+  });
+});
+
+describe('client settings: listeners from the file', () => {
+  it('hands the file\'s listener fields on, and says whether listen was given', () => {
+    const f = `${fs.mkdtempSync('/tmp/postern-cfg-')}/client.json`;
+    const listeners = { socks: ['127.0.0.1:1081'], http: ['127.0.0.1:8118'], forward: ['5222=g.example:5222'], whatsapp: true, whatsappPorts: 'chat=5223', lan: true };
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A], ...listeners }));
+    const s = resolveClientSettings({ config: f }, {});
+    expect(s.fileListeners).toEqual(listeners);
+    expect(s.listenGiven).toBe(false);
+    expect(resolveClientSettings({ config: f, listen: '127.0.0.1:1080' }, {}).listenGiven).toBe(true);
+    expect(resolveClientSettings({ config: f }, { POSTERN_LISTEN: '127.0.0.1:9' }).listenGiven).toBe(true);
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A], listen: '127.0.0.1:1080' }));
+    const plain = resolveClientSettings({ config: f }, {});
+    expect(plain.listenGiven).toBe(true);
+    expect(plain.fileListeners).toEqual({});
   });
 });
 

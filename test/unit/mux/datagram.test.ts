@@ -160,6 +160,25 @@ describe('UDP associations (protocol.md §10)', () => {
     expect(atBridge).toEqual([]);
   });
 
+  it('§10: endAssociations() resets every association (GOING_AWAY) and leaves TCP streams open', async () => {
+    const p = pair();
+    const [c, b] = await associate(p);
+    b.on('error', () => undefined);
+    const opened = new Promise<IncomingOpen>((r) => p.bridge.once('open', r));
+    const pendingTcp = p.client.open(DNS);
+    (await opened).accept();
+    const tcp = await pendingTcp;
+    const bridgeErr = new Promise<Error>((r) => b.once('error', r));
+    p.client.endAssociations();
+    expect(((await bridgeErr) as PosternError).code).toBe('E_GOING_AWAY');
+    expect(c.destroyed).toBe(true);
+    await until(() => p.bridge.streamCount === 1 && p.client.streamCount === 1, 2_000, 'only the TCP stream left');
+    expect(tcp.state).toBe('open');
+    expect(framesSent(p, 'c2b').filter((f) => f.type === FrameType.RESET)).toEqual([
+      { type: FrameType.RESET, streamId: c.id, code: WireCode.GOING_AWAY },
+    ]);
+  });
+
   it('§10: a bridge RESET (idle timeout) reaches the client as E_TIMEOUT', async () => {
     const p = pair();
     const [c, b] = await associate(p);
