@@ -4,7 +4,7 @@
  * prints which constructors grew, in bytes per stream (V8 heap only: RSS also holds libuv/TLS/
  * kernel-facing native memory that no snapshot shows).
  *
- *   tsx bench/heap-diff.ts [--streams 1000] [--top 25]      (after npm run build)
+ *   tsx bench/heap-diff.ts [--streams 1000] [--top 25] [--bundle FILE]   (after npm run build; FILE as in run.ts)
  *
  * Needs a quiet machine: a snapshot freezes a daemon, and one frozen past KEEPALIVE_TIMEOUT_MS (20 s)
  * makes the session drop (the script then says so instead of printing wrong figures).
@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { selfSignedCert } from './certs.js';
-import { startPair, type Daemon } from './daemons.js';
+import { startPair, useBundle, type Daemon } from './daemons.js';
 import { openIdleStreams, socksConnector } from './measure.js';
 import { startServers } from './server-host.js';
 import { sleep } from './stats.js';
@@ -79,7 +79,8 @@ async function snapshot(d: Daemon, dir: string, timeoutMs: number): Promise<stri
   throw new Error(`${d.name}: no heap snapshot within ${timeoutMs} ms`);
 }
 
-const { values } = parseArgs({ options: { streams: { type: 'string', default: '1000' }, top: { type: 'string', default: '25' } } });
+const { values } = parseArgs({ options: { streams: { type: 'string', default: '1000' }, top: { type: 'string', default: '25' }, bundle: { type: 'string' } } });
+if (values.bundle !== undefined) useBundle(values.bundle);
 const streams = Number(values.streams);
 const top = Number(values.top);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-heap-'));

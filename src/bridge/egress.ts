@@ -133,7 +133,8 @@ function connectOnce(address: string, port: number, timeoutMs: number, signal: A
 export async function connectTarget(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<net.Socket> {
   const addresses = await resolveAllowed(target, opts, signal);
   const deadline = Date.now() + opts.limits.EGRESS_CONNECT_TIMEOUT_MS;
-  let lastError: unknown = new PosternError('E_TIMEOUT', 'connect');
+  // Made only when needed: an Error captures a stack, too dear for every stream.
+  let lastError: unknown = null;
   for (const address of addresses) {
     const left = deadline - Date.now();
     if (left <= 0) break;
@@ -144,5 +145,5 @@ export async function connectTarget(target: Target, opts: EgressOptions, signal:
       if (err instanceof PosternError && err.code === 'E_CANCELLED') throw err;
     }
   }
-  throw lastError;
+  throw lastError ?? new PosternError('E_TIMEOUT', 'connect');
 }

@@ -366,9 +366,12 @@ export class MuxStream extends Duplex {
     this.single[0].chunk = EMPTY;
     const final = this.finalCallback;
     this.finalCallback = null;
-    const failure = err ?? this.closeError ?? new PosternError('E_CANCELLED');
-    pending?.(failure);
-    final?.(failure);
+    if (pending !== null || final !== null) {
+      // Made only when someone waits: an Error captures a stack, too dear for every stream's end.
+      const failure = err ?? this.closeError ?? new PosternError('E_CANCELLED');
+      pending?.(failure);
+      final?.(failure);
+    }
     callback(err);
   }
 }

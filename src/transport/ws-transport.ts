@@ -16,6 +16,9 @@ export type CloseInfo = { code: number; reason: string; error?: Error };
  */
 const PRE_LISTEN_HOLD_BYTES = 1024 * 1024;
 
+/** Messages up to this size are coalesced per event-loop turn (see WsFrameTransport). */
+const COALESCE_MAX_MESSAGE_BYTES = 1024;
+
 /** RFC 6455 §5.5: a close reason fits in 123 bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
 const WS_OPEN = 1;
@@ -38,6 +41,12 @@ function clipReason(reason: string): string {
  *   to PRE_LISTEN_HOLD_BYTES, after which the socket is paused until someone listens.
  * - bufferedBytes is ws.bufferedAmount, which already counts the socket's writableLength.
  * - onDrain listeners run when bufferedBytes returns to 0 after a send left it above 0.
+ * - Small messages (control frames: WINDOW, ACK, OPEN, FIN…) are coalesced per turn of the event
+ *   loop: the first one corks the socket and a process.nextTick uncorks it, so the ones an event
+ *   produces leave in one TLS write and one syscall instead of one each. ws corks per frame itself;
+ *   nested corks only flush at the outermost uncork. A large message flushes what is corked and
+ *   goes alone: Node's TLS socket copies a multi-buffer write into one buffer before encrypting, a
+ *   copy of every byte that a lone DATA frame does not pay. Nothing waits past the current turn.
  * - A text message closes the WebSocket with 1002 (protocol error).
  * - After close() nothing more is delivered, and reading resumes so the closing handshake ends.
  */
@@ -58,6 +67,13 @@ export class WsFrameTransport implements FrameTransport {
   #closeReported = false;
   #needDrain = false;
   readonly #afterWrite = (): void => this.#checkDrain();
+  /** The socket is corked until the end of this turn (see send()). */
+  #corked = false;
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   constructor(ws: WebSocket, socket: Duplex) {
     this.#ws = ws;
@@ -80,6 +96,13 @@ export class WsFrameTransport implements FrameTransport {
 
   send(message: Buffer): void {
     if (this.#local !== undefined || this.#ws.readyState !== WS_OPEN) return;
+    if (message.length > COALESCE_MAX_MESSAGE_BYTES) {
+      this.#uncork();
+    } else if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
     this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
     if (this.#ws.bufferedAmount > 0) this.#needDrain = true;
   }

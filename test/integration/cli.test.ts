@@ -151,8 +151,8 @@ describe('postern command line', () => {
     expect(r.code).not.toBe(0);
   });
 
-  it('demo starts a bridge and a client on loopback and carries curl', async () => {
-    const demo = new Postern(['demo', '--listen', '127.0.0.1:0', '--allow-private']);
+  it.each([[{}], [{ POSTERN_LOW_MEMORY: '1' }]])('demo starts a bridge and a client on loopback and carries curl (env %j)', async (env) => {
+    const demo = new Postern(['demo', '--listen', '127.0.0.1:0', '--allow-private'], env);
     const socksPort = await demo.listening('socks');
     await demo.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'demo tunnel');
     expect(demo.stderr).toContain(`curl --socks5-hostname 127.0.0.1:${socksPort}`);
