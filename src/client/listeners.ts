@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { HttpProxyServer } from '../http/server.js';
 import type { Logger } from '../log/logger.js';
@@ -22,24 +23,6 @@ export type Connect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
 export interface ListenAddress {
   host: string;
   port: number;
-}
-
-/** Listens on host:port; resolves with the bound address. */
-async function listenOn(server: net.Server, host: string, port: number): Promise<ListenAddress> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as net.AddressInfo;
-  return { host: a.address, port: a.port };
-}
-
-function closeServer(server: net.Server | null): Promise<void> {
-  if (server === null || !server.listening) return Promise.resolve();
-  return new Promise<void>((r) => server.close(() => r()));
 }
 
 /** The SOCKS5 version byte that opens every SOCKS5 greeting (RFC 1928 §3). */
@@ -57,32 +40,29 @@ export interface MixedOptions {
 /** One port for both proxies: reads the first byte of each connection and hands it over. */
 export class MixedListener {
   #server: net.Server | null = null;
-  readonly #pending = new Set<net.Socket>();
+  readonly #pending: ConnectionSet<net.Socket>;
 
-  constructor(private readonly opts: MixedOptions) {}
+  constructor(private readonly opts: MixedOptions) {
+    this.#pending = new ConnectionSet(opts.limits.LOCAL_MAX_CONNECTIONS);
+  }
 
   async listen(): Promise<ListenAddress> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     this.#server = server;
     server.on('connection', (s) => this.#sniff(s));
-    const addr = await listenOn(server, this.opts.host, this.opts.port);
+    const addr = await listenTcp(server, this.opts.host, this.opts.port);
     server.on('error', (err: NodeJS.ErrnoException) => this.opts.logger.warn({ code: err.code }, 'mixed listener error'));
     return addr;
   }
 
   async close(): Promise<void> {
     const closed = closeServer(this.#server);
-    for (const s of this.#pending) s.destroy();
-    this.#pending.clear();
+    for (const s of this.#pending) s.destroy(); // its 'close' (cleanup) takes it out of the set
     await closed;
   }
 
   #sniff(socket: net.Socket): void {
-    if (this.#pending.size >= this.opts.limits.LOCAL_MAX_CONNECTIONS) {
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
-    }
+    if (!this.#pending.admit(socket)) return;
     this.#pending.add(socket);
     const onError = () => undefined;
     const cleanup = () => {
@@ -128,10 +108,12 @@ export interface ForwardOptions {
 /** A fixed-destination listener: each connection becomes a stream to `target`. */
 export class ForwardListener {
   #server: net.Server | null = null;
-  readonly #conns = new Set<net.Socket>();
+  readonly #conns: ConnectionSet<net.Socket>;
   #nextId = 0;
 
-  constructor(readonly opts: ForwardOptions) {}
+  constructor(readonly opts: ForwardOptions) {
+    this.#conns = new ConnectionSet(opts.limits.LOCAL_MAX_CONNECTIONS);
+  }
 
   async listen(): Promise<ListenAddress> {
     const o = this.opts;
@@ -151,7 +133,7 @@ export class ForwardListener {
       // A failed handshake is the app's problem (or a scanner's); log its kind only.
       server.on('tlsClientError', (err: NodeJS.ErrnoException) => o.logger.debug({ code: err.code ?? err.name }, 'tls handshake failed'));
     }
-    const addr = await listenOn(server, o.host, o.port);
+    const addr = await listenTcp(server, o.host, o.port);
     server.on('error', (err: NodeJS.ErrnoException) => o.logger.warn({ code: err.code }, 'forward listener error'));
     return addr;
   }
@@ -164,11 +146,7 @@ export class ForwardListener {
 
   #accept(socket: net.Socket): void {
     const o = this.opts;
-    if (this.#conns.size >= o.limits.LOCAL_MAX_CONNECTIONS) {
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
-    }
+    if (!this.#conns.admit(socket)) return;
     const log = o.logger.child({ conn: ++this.#nextId });
     this.#conns.add(socket);
     socket.pause(); // what the app sends first waits (bounded by the socket buffers) until the stream opens

@@ -24,7 +24,7 @@ import { isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { credentialChecker } from '../core/credentials.js';
-import { listenTcp } from '../core/listen.js';
+import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -91,15 +91,17 @@ export class HttpProxyServer {
   readonly #opts: HttpProxyOptions;
   readonly #log: Logger;
   readonly #ctx: ServerContext;
-  readonly #conns = new Set<HttpConnection>();
+  readonly #conns: ConnectionSet<HttpConnection>;
   #server: net.Server | null = null;
   #closing = false;
   #nextId = 0;
-  #atLimit = false;
 
   constructor(opts: HttpProxyOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
+    this.#conns = new ConnectionSet(opts.limits.LOCAL_MAX_CONNECTIONS, () =>
+      this.#log.warn({ max: opts.limits.LOCAL_MAX_CONNECTIONS }, 'http connection limit reached; refusing new connections'),
+    );
     if (opts.auth === null && !isLoopbackHost(opts.host) && opts.allowOpenProxy !== true) {
       throw new PosternError('E_CONFIG', 'HTTP proxy on a non-loopback address requires a username and password');
     }
@@ -124,10 +126,7 @@ export class HttpProxyServer {
       connect: opts.connect,
       authRequired: opts.auth !== null,
       checkCredentials: check,
-      forget: (conn) => {
-        this.#conns.delete(conn);
-        if (this.#conns.size < opts.limits.LOCAL_MAX_CONNECTIONS) this.#atLimit = false;
-      },
+      forget: (conn) => this.#conns.delete(conn),
     };
   }
 
@@ -155,23 +154,14 @@ export class HttpProxyServer {
 
   async close(): Promise<void> {
     this.#closing = true;
-    const server = this.#server;
-    const closed = server === null || !server.listening ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
-    for (const conn of [...this.#conns]) conn.destroy('server closing');
+    const closed = closeServer(this.#server);
+    for (const conn of this.#conns) conn.destroy('server closing');
     await closed;
   }
 
   /** Serves an accepted connection; `head` holds bytes already read from it (the mixed port). */
   accept(socket: net.Socket, head: Buffer = EMPTY): void {
-    if (this.#closing || this.#conns.size >= this.#opts.limits.LOCAL_MAX_CONNECTIONS) {
-      socket.on('error', () => {});
-      socket.destroy();
-      if (!this.#closing && !this.#atLimit) {
-        this.#atLimit = true;
-        this.#log.warn({ max: this.#opts.limits.LOCAL_MAX_CONNECTIONS }, 'http connection limit reached; refusing new connections');
-      }
-      return;
-    }
+    if (!this.#conns.admit(socket, this.#closing)) return;
     const conn = new HttpConnection(socket, this.#ctx, this.#log.child({ conn: ++this.#nextId }));
     this.#conns.add(conn);
     conn.start(head);

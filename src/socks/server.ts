@@ -26,7 +26,7 @@ import { isLoopbackHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { credentialChecker } from '../core/credentials.js';
-import { listenTcp } from '../core/listen.js';
+import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -109,15 +109,17 @@ export class SocksServer {
   readonly #opts: SocksServerOptions;
   readonly #log: Logger;
   readonly #ctx: ServerContext;
-  readonly #conns = new Set<SocksConnection>();
+  readonly #conns: ConnectionSet<SocksConnection>;
   #server: net.Server | null = null;
   #closing = false;
   #nextId = 0;
-  #atLimit = false;
 
   constructor(opts: SocksServerOptions) {
     this.#opts = opts;
     this.#log = opts.logger; // the caller names the component (client.ts passes component: 'socks')
+    this.#conns = new ConnectionSet(opts.limits.LOCAL_MAX_CONNECTIONS, () =>
+      this.#log.warn({ max: opts.limits.LOCAL_MAX_CONNECTIONS }, 'socks connection limit reached; refusing new connections'),
+    );
     if (opts.auth === null && !isLoopbackHost(opts.host) && opts.allowOpenProxy !== true) {
       throw new PosternError('E_CONFIG', 'SOCKS on a non-loopback address requires a username and password');
     }
@@ -136,10 +138,7 @@ export class SocksServer {
       connect: opts.connect,
       udp: opts.udp ?? null,
       checkCredentials: check,
-      forget: (conn) => {
-        this.#conns.delete(conn);
-        if (this.#conns.size < opts.limits.LOCAL_MAX_CONNECTIONS) this.#atLimit = false;
-      },
+      forget: (conn) => this.#conns.delete(conn),
     };
   }
 
@@ -170,12 +169,8 @@ export class SocksServer {
   /** Stops accepting and destroys every open connection (pending connects are aborted). */
   async close(): Promise<void> {
     this.#closing = true;
-    const server = this.#server;
-    const closed =
-      server === null || !server.listening
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const conn of [...this.#conns]) conn.destroy('server closing');
+    const closed = closeServer(this.#server);
+    for (const conn of this.#conns) conn.destroy('server closing');
     await closed;
   }
 
@@ -191,15 +186,7 @@ export class SocksServer {
   }
 
   #accept(socket: net.Socket): void {
-    if (this.#closing || this.#conns.size >= this.#opts.limits.LOCAL_MAX_CONNECTIONS) {
-      socket.on('error', () => {});
-      socket.destroy();
-      if (!this.#closing && !this.#atLimit) {
-        this.#atLimit = true;
-        this.#log.warn({ max: this.#opts.limits.LOCAL_MAX_CONNECTIONS }, 'socks connection limit reached; refusing new connections');
-      }
-      return;
-    }
+    if (!this.#conns.admit(socket, this.#closing)) return;
     const id = ++this.#nextId;
     const conn = new SocksConnection(socket, this.#ctx, this.#log, id);
     this.#conns.add(conn);
