@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
+import { allocFrame, encodeFrame } from './codec.js';
 import { FrameType, HEADER_BYTES, PING_DATA_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES } from './frame.js';
 import { CloseCode, type FrameTransport } from './transport.js';
 
@@ -379,11 +380,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       const streamId = m.readUInt32BE(2);
       for (let off = HEADER_BYTES; off < m.length; off += hint) {
         const part = m.subarray(off, Math.min(m.length, off + hint));
-        const f = Buffer.allocUnsafe(HEADER_BYTES + part.length);
-        f[0] = FrameType.DATA;
-        f[1] = 0;
-        f.writeUInt32BE(streamId, 2);
-        f.writeUInt32BE(part.length, 6);
+        const f = allocFrame(FrameType.DATA, streamId, part.length);
         part.copy(f, HEADER_BYTES);
         out.push(f);
       }
@@ -468,10 +465,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (idle >= interval) {
       if (!this.pinged) {
         this.pinged = true;
-        const ping = Buffer.alloc(HEADER_BYTES + PING_DATA_BYTES);
-        ping[0] = FrameType.PING;
-        ping.writeUInt32BE(PING_DATA_BYTES, 6);
-        conn.send(ping);
+        conn.send(encodeFrame({ type: FrameType.PING, data: Buffer.alloc(PING_DATA_BYTES) }));
       }
       this.armKeepalive(this.lastReceivedAt + timeout - now);
     } else {

@@ -17,6 +17,7 @@ import type tls from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { PosternError } from '../core/errors.js';
+import { listenTcp } from '../core/listen.js';
 import type { Limits } from '../core/limits.js';
 import { createBuiltinDecoy } from '../decoy/builtin.js';
 import { errorPage, serializeHead, type Decoy, type DecoyErrorKind, type DecoyResponse } from '../decoy/decoy.js';
@@ -386,18 +387,15 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
 
   return {
     listen() {
-      return new Promise((resolve, reject) => {
-        const onError = (err: NodeJS.ErrnoException): void => {
-          reject(new PosternError('E_CONFIG', `cannot listen on ${opts.host}:${opts.port} (${err.code ?? err.message})`, { cause: err }));
-        };
-        server.once('error', onError);
-        server.listen({ host: opts.host, port: opts.port }, () => {
-          server.removeListener('error', onError);
+      return listenTcp(server, opts.host, opts.port).then(
+        (addr) => {
           server.on('error', (err) => log.error({ err }, 'listener error'));
-          const addr = server.address() as net.AddressInfo;
-          resolve({ host: addr.address, port: addr.port });
-        });
-      });
+          return addr;
+        },
+        (err: NodeJS.ErrnoException) => {
+          throw new PosternError('E_CONFIG', `cannot listen on ${opts.host}:${opts.port} (${err.code ?? err.message})`, { cause: err });
+        },
+      );
     },
 
     close() {
