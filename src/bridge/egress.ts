@@ -68,21 +68,18 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signa
 export async function resolveAllowed(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<string[]> {
   const pre = checkTarget(target, opts.policy);
   if (!pre.allowed) throw new PolicyRefusal(pre.reason, pre.reason === 'range' ? `${pre.range} range` : undefined);
-  let candidates: string[];
-  if (target.kind === 'domain') {
-    const found = await withTimeout(
-      opts.resolver(target.host).catch((err: NodeJS.ErrnoException) => {
-        throw new PosternError('E_DNS', err?.code, { cause: err });
-      }),
-      opts.limits.EGRESS_DNS_TIMEOUT_MS,
-      () => new PosternError('E_DNS', 'resolution timed out'),
-      signal,
-    );
-    candidates = found.map((a) => a.address);
-    if (candidates.length === 0) throw new PosternError('E_DNS', 'no addresses');
-  } else {
-    candidates = [target.host];
-  }
+  // An IP literal has been checked by checkTarget (address ranges included): nothing to resolve.
+  if (target.kind !== 'domain') return [target.host];
+  const found = await withTimeout(
+    opts.resolver(target.host).catch((err: NodeJS.ErrnoException) => {
+      throw new PosternError('E_DNS', err?.code, { cause: err });
+    }),
+    opts.limits.EGRESS_DNS_TIMEOUT_MS,
+    () => new PosternError('E_DNS', 'resolution timed out'),
+    signal,
+  );
+  const candidates = found.map((a) => a.address);
+  if (candidates.length === 0) throw new PosternError('E_DNS', 'no addresses');
   const allowed = candidates.filter((a) => checkAddress(a, opts.policy).allowed);
   if (allowed.length === 0) {
     const d = checkAddress(candidates[0] as string, opts.policy);

@@ -49,6 +49,8 @@ export class Governor {
   private readonly buckets = new Map<string, { rate: number; up: TokenBucket; down: TokenBucket }>();
   private readonly meters = new Map<string, { up: (c: Buffer) => void; down: (c: Buffer) => void }>();
   private users: readonly GovernedUser[];
+  /** `users` by name: bucketsFor() runs per stream and per datagram. */
+  private usersByName: ReadonlyMap<string, GovernedUser>;
   private openStreams = 0;
 
   constructor(
@@ -57,6 +59,7 @@ export class Governor {
     sessionCount: () => number,
   ) {
     this.users = users;
+    this.usersByName = new Map(users.map((u) => [u.name, u]));
     this.metrics.registry.onCollect(() => {
       this.metrics.sessions.set(sessionCount());
       this.metrics.streams.set(this.openStreams);
@@ -127,12 +130,13 @@ export class Governor {
       if (!u || rateOf(u, limits) !== b.rate) this.buckets.delete(name);
     }
     this.users = next;
+    this.usersByName = byName;
     return closed;
   }
 
   /** The user's bandwidth buckets (up, down), or null when the user has no cap. */
   bucketsFor(name: string): { up: TokenBucket; down: TokenBucket } | null {
-    const u = this.users.find((x) => x.name === name);
+    const u = this.usersByName.get(name);
     const rate = u ? rateOf(u, this.limits) : 0;
     if (rate <= 0) return null;
     let b = this.buckets.get(name);

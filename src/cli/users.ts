@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { PosternError } from '../core/errors.js';
 import { validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
+import { readJsonFile } from '../config/file.js';
 import { generateSecret } from '../transport/auth.js';
 import { writeFileAtomic } from './init.js';
 import { readPem, shareUri } from './share.js';
@@ -16,22 +17,9 @@ interface RawConfig {
 }
 
 function readRaw(file: string): { raw: RawConfig; config: BridgeConfig; stat: fs.Stats } {
-  let text: string;
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(file);
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new PosternError('E_CONFIG', `${file}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PosternError('E_CONFIG', `${file}: not valid JSON (${(err as Error).message})`);
-  }
+  const raw = readJsonFile(file);
   const config = validateBridgeConfig(raw, file);
-  return { raw: raw as RawConfig, config, stat };
+  return { raw: raw as RawConfig, config, stat: fs.statSync(file) };
 }
 
 function write(file: string, raw: RawConfig, stat: fs.Stats): void {

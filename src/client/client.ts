@@ -75,17 +75,19 @@ export class Client {
       rotateBytes: opts.rotate?.bytes ?? 0,
       rotateMs: opts.rotate?.ms ?? 0,
     });
-    this.socks = new SocksServer({
-      host: opts.listen.host,
-      port: opts.listen.port,
+    const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
+    const udp = udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) });
+    const socksOpts = (l: { host: string; port: number }) => ({
+      host: l.host,
+      port: l.port,
       auth: opts.auth,
       limits: opts.limits,
       logger: opts.logger.child({ component: 'socks' }),
       allowOpenProxy: opts.allowOpenProxy,
-      connect: (target, signal) => this.tunnel.open(target, signal),
-      udp: udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) }),
+      connect,
+      udp,
     });
-    const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
+    this.socks = new SocksServer(socksOpts(opts.listen));
     const httpOpts = (l: { host: string; port: number }) => ({
       host: l.host,
       port: l.port,
@@ -104,18 +106,7 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'mixed' }),
     });
-    for (const l of opts.socksListen ?? []) {
-      const server = new SocksServer({
-        ...l,
-        auth: opts.auth,
-        limits: opts.limits,
-        logger: opts.logger.child({ component: 'socks' }),
-        allowOpenProxy: opts.allowOpenProxy,
-        connect,
-        udp: udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) }),
-      });
-      this.extra.push({ role: 'socks', name: 'socks', server });
-    }
+    for (const l of opts.socksListen ?? []) this.extra.push({ role: 'socks', name: 'socks', server: new SocksServer(socksOpts(l)) });
     for (const l of opts.httpListen ?? []) this.extra.push({ role: 'http', name: 'http', server: new HttpProxyServer(httpOpts(l)) });
     for (const f of opts.forwards ?? []) {
       const server = new ForwardListener({

@@ -10,11 +10,11 @@ import type { Target } from '../core/address.js';
 import { PosternError, WireCode, errorFromSystem, errorFromWire } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
-import { addressLength } from './address.js';
 import { decodeMessage, encodeFrame } from './codec.js';
 import { MuxProtocolError } from './errors.js';
 import {
   FrameType,
+  HEADER_BYTES,
   MAX_STREAM_ID,
   OpenCommand,
   PING_DATA_BYTES,
@@ -245,12 +245,12 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     let frame: Buffer | null = null;
     if (ok) {
       try {
-        if (addressLength(addr) + data.length <= PROTOCOL_MAX_PAYLOAD_BYTES) {
-          frame = encodeFrame({ type: FrameType.DATAGRAM, streamId, target: addr, data });
-        }
+        frame = encodeFrame({ type: FrameType.DATAGRAM, streamId, target: addr, data });
       } catch {
         frame = null; // an address that cannot be encoded
       }
+      // Address and data must fit one frame (§10.1): dropped, never split.
+      if (frame !== null && frame.length - HEADER_BYTES > PROTOCOL_MAX_PAYLOAD_BYTES) frame = null;
     }
     if (frame === null) {
       this.datagramCounts.droppedOnSend++;
