@@ -10,15 +10,14 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
 import { targetFromHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
-import { sha256 } from '../transport/certs.js';
-import { dialBridge } from '../transport/dialer.js';
+import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
+import { dialBridge, errnoOf } from '../transport/dialer.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 
 export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';
@@ -93,10 +92,6 @@ export const HINTS = {
   throughputCut: 'the transfer was cut or stalled: a middlebox may reset or throttle long connections; try another network or bridge',
 } as const;
 
-function errnoOf(err: unknown): string {
-  const e = err as NodeJS.ErrnoException | undefined;
-  return e?.code ?? e?.message ?? String(err);
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -284,9 +279,7 @@ function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number): Promis
     s.once('secureConnect', () => {
       const version = s.getProtocol() ?? '?';
       if (info.pin !== undefined) {
-        const cert = s.getPeerX509Certificate();
-        const got = cert === undefined ? undefined : sha256(cert.publicKey.export({ type: 'spki', format: 'der' }));
-        if (got === undefined || got.length !== info.pin.length || !timingSafeEqual(got, info.pin)) {
+        if (!pinMatches(peerSpkiSha256(s), info.pin)) {
           finish(() => reject(new StepFailure('certificate does not match the pin in the link', HINTS.pin)));
           return;
         }

@@ -3,7 +3,8 @@
  * and the SPKI pin clients check (docs/protocol.md §1, `pin`).
  */
 import net from 'node:net';
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import type tls from 'node:tls';
 import forge from 'node-forge';
 
 /** Validity of a generated certificate unless told otherwise (browsers' current maximum). */
@@ -72,6 +73,17 @@ export function generateSelfSigned(opts: SelfSignedOptions): { keyPem: string; c
 /** SHA-256 of a DER SubjectPublicKeyInfo. */
 export function sha256(der: Uint8Array): Buffer {
   return createHash('sha256').update(der).digest();
+}
+
+/** The pin of the certificate a TLS peer presented (null when it presented none). */
+export function peerSpkiSha256(s: tls.TLSSocket): Buffer | null {
+  const cert = s.getPeerX509Certificate();
+  return cert === undefined ? null : sha256(cert.publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+/** True when `got` is `pin`, compared in constant time. */
+export function pinMatches(got: Buffer | null, pin: Buffer): boolean {
+  return got !== null && got.length === pin.length && timingSafeEqual(got, pin);
 }
 
 /** The pin of a certificate: SHA-256 of its DER SubjectPublicKeyInfo (32 bytes). */

@@ -4,7 +4,6 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { WebSocket } from 'ws';
 import { PosternError } from '../core/errors.js';
@@ -13,7 +12,7 @@ import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { SESSION_HEADER, makeToken, toBase64Url } from './auth.js';
-import { sha256 } from './certs.js';
+import { peerSpkiSha256, pinMatches } from './certs.js';
 import type { BridgeInfo } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
 
@@ -59,7 +58,8 @@ export function nativeMaskingActive(): boolean {
   return maskingActive;
 }
 
-function errnoOf(err: unknown): string {
+/** An error's errno code (ECONNREFUSED…), else its message. */
+export function errnoOf(err: unknown): string {
   const e = err as NodeJS.ErrnoException | undefined;
   return e?.code ?? e?.message ?? String(err);
 }
@@ -164,10 +164,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
       s.once('secureConnect', () => {
         if (settled) return;
         if (info.pin !== undefined) {
-          const cert = s.getPeerX509Certificate();
-          const got = cert === undefined ? undefined : sha256(cert.publicKey.export({ type: 'spki', format: 'der' }));
-          if (got === undefined || got.length !== info.pin.length || !timingSafeEqual(got, info.pin)) {
-            const gotText = got === undefined ? 'no certificate' : toBase64Url(got);
+          const got = peerSpkiSha256(s);
+          if (!pinMatches(got, info.pin)) {
+            const gotText = got === null ? 'no certificate' : toBase64Url(got);
             fail(new PosternError('E_PIN_MISMATCH', `expected ${toBase64Url(info.pin)} got ${gotText}`));
             return;
           }
