@@ -48,7 +48,11 @@ export function nativeMaskingActive(): boolean {
       maskingActive = false; // ws honours this variable and uses JS masking
     } else {
       try {
-        const mod = createRequire(import.meta.url)('bufferutil') as { mask?: unknown };
+        // A literal require('bufferutil') where the bundle has one (the ESM bundle's banner makes
+        // it; the single executable resolves it to its embedded copy), else from this module.
+        const mod = (typeof require === 'function' ? require('bufferutil') : createRequire(import.meta.url)('bufferutil')) as {
+          mask?: unknown;
+        };
         maskingActive = typeof mod.mask === 'function';
       } catch {
         maskingActive = false;

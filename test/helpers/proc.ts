@@ -23,10 +23,15 @@ export class Postern {
   private waiters: Array<() => void> = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+  /**
+   * `opts.exe` runs that executable instead of `node bin/postern` (the single-file build);
+   * `opts.cleanEnv` gives it `env` alone instead of `env` over this process's environment.
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, opts: { exe?: string; cleanEnv?: boolean } = {}) {
+    const [cmd, argv] = opts.exe ? [opts.exe, args] : [process.execPath, [BIN, ...args]];
+    this.child = spawn(cmd, argv, {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: opts.cleanEnv ? env : { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
