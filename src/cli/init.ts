@@ -12,6 +12,8 @@ export interface InitOptions {
   dir: string;
   host: string;
   port: number;
+  /** The port clients dial when it differs from the one we listen on (a container's published port, NAT). */
+  publicPort?: number;
   listenHost: string;
   user: string;
   force: boolean;
@@ -35,7 +37,7 @@ export function initBridge(o: InitOptions): InitResult {
   const existing = o.existing ? checkExisting(o.existing) : null;
   if (!o.force) {
     for (const f of existing ? [configFile] : [configFile, keyFile, certFile]) {
-      if (fs.existsSync(f)) throw new PosternError('E_CONFIG', `${f} already exists (use --force to overwrite)`);
+      if (fs.existsSync(f)) throw new PosternError('E_FILE_EXISTS', `${f} already exists (use --force to overwrite)`);
     }
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -46,6 +48,7 @@ export function initBridge(o: InitOptions): InitResult {
     listen: `${net.isIPv6(o.listenHost) ? `[${o.listenHost}]` : o.listenHost}:${o.port}`,
     path: secretPath,
     publicHost: o.host,
+    ...(o.publicPort !== undefined && o.publicPort !== o.port ? { publicPort: o.publicPort } : {}),
     tls: o.existing ? { cert: path.resolve(o.existing.certFile), key: path.resolve(o.existing.keyFile) } : { cert: 'cert.pem', key: 'key.pem' },
     users: [{ name: o.user, secret: secret.toString('base64url') }],
     allowPrivate: false,
@@ -57,7 +60,7 @@ export function initBridge(o: InitOptions): InitResult {
   }
   writeFileAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`, 0o600);
   // A self-signed certificate is pinned; a CA-issued one is verified by name (sni=host).
-  const uri = shareUri({ secret, publicHost: o.host, publicPort: o.port, path: secretPath, certPem, label: o.user });
+  const uri = shareUri({ secret, publicHost: o.host, publicPort: o.publicPort ?? o.port, path: secretPath, certPem, label: o.user });
   return { configFile, uri };
 }
 

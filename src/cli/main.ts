@@ -6,7 +6,7 @@ import { watchConfigFile } from '../bridge/config-watch.js';
 import { Client } from '../client/client.js';
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
 import { parseHostPort } from '../core/address.js';
-import { PosternError } from '../core/errors.js';
+import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { generateSecret } from '../transport/auth.js';
@@ -27,11 +27,11 @@ import { addUser, listUsers, removeUser, shareUser, signalReload } from './users
 declare const POSTERN_VERSION: string;
 const VERSION = typeof POSTERN_VERSION === 'string' ? POSTERN_VERSION : '0.0.0-dev';
 
-/** One-line reason on stderr, exit 1. The only place (with main) that exits. */
+/** One-line reason on stderr, exit with the error's status (exitStatus). The only place (with main) that exits. */
 function fail(err: unknown): never {
   const msg = err instanceof PosternError ? `${err.code}: ${err.message}` : (err as Error)?.message ?? String(err);
   process.stderr.write(`postern: ${msg}\n`);
-  process.exit(1);
+  process.exit(exitStatus(err instanceof PosternError ? err.code : undefined));
 }
 
 function hostPort(value: string, what: string): { host: string; port: number } {
@@ -46,8 +46,18 @@ function listenError(err: unknown, where: { host: string; port: number }): Poste
   const code = sys?.code;
   if (err instanceof PosternError && !code) return err;
   const addr = `${net.isIPv6(where.host) ? `[${where.host}]` : where.host}:${where.port}`;
-  if (code === 'EADDRINUSE') return new PosternError('E_CONFIG', `cannot listen on ${addr}: address already in use`);
-  if (code === 'EACCES') return new PosternError('E_CONFIG', `cannot listen on ${addr}: permission denied`);
+  if (code === 'EADDRINUSE') {
+    return new PosternError('E_ADDR_IN_USE', `cannot listen on ${addr}: another program uses it; stop that program, or choose another port (--listen HOST:PORT)`);
+  }
+  if (code === 'EACCES') {
+    const low = where.port > 0 && where.port < 1024;
+    return new PosternError(
+      'E_LISTEN_DENIED',
+      low
+        ? `cannot listen on ${addr}: ports below 1024 need privileges; run as root, or grant the capability (sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"; the systemd unit does this with AmbientCapabilities), or use a port of 1024 or more, e.g. --listen ${net.isIPv6(where.host) ? `[${where.host}]` : where.host}:8443`
+        : `cannot listen on ${addr}: permission denied`,
+    );
+  }
   if (code === 'EADDRNOTAVAIL') return new PosternError('E_CONFIG', `cannot listen on ${addr}: no such local address`);
   return new PosternError('E_CONFIG', `cannot listen on ${addr}: ${code ?? (err as Error)?.message}`);
 }
@@ -278,7 +288,10 @@ export function buildProgram(): Command {
   const program = new Command('postern')
     .description('Censorship-circumvention proxy: SOCKS5 in, multiplexed WebSocket-over-TLS tunnel, bridge out')
     .version(VERSION)
-    .showHelpAfterError();
+    // A usage error: one line, then the command's usage (not its whole help), exit status 2.
+    // Both settings are inherited by the subcommands made below.
+    .configureOutput({ outputError: (str, write) => write(`postern: ${str.replace(/^error: /, '')}`) })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : exitStatus('E_USAGE')));
 
   program
     .command('bridge')
@@ -324,19 +337,25 @@ export function buildProgram(): Command {
     .requiredOption('--dir <dir>', 'folder to write bridge.json, key.pem and cert.pem into')
     .requiredOption('--host <host>', 'public host name or IP that clients will dial')
     .option('--port <port>', 'port to listen on and to put in the URI', '443')
+    .option('--public-port <port>', 'port clients dial, when it is not --port (a container\'s published port, NAT, a front)')
     .option('--listen-host <host>', 'local address to bind', '0.0.0.0')
     .option('--user <name>', 'name of the first user', 'user1')
     .option('--force', 'overwrite existing files')
     .option('--cert <file>', 'use this existing certificate (e.g. Let\'s Encrypt fullchain.pem) instead of a self-signed one')
     .option('--key <file>', 'the private key of --cert')
     .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
-    .action((o: { dir: string; host: string; port: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean }) => {
+    .action((o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean }) => {
       try {
-        const port = Number(o.port);
-        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new PosternError('E_CONFIG', `--port: expected 1..65535, got "${o.port}"`);
+        const portOf = (text: string, flag: string): number => {
+          const n = Number(text);
+          if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new PosternError('E_USAGE', `${flag}: expected 1..65535, got "${text}"`);
+          return n;
+        };
+        const port = portOf(o.port, '--port');
+        const publicPort = o.publicPort !== undefined ? portOf(o.publicPort, '--public-port') : undefined;
         if ((o.cert === undefined) !== (o.key === undefined)) throw new PosternError('E_CONFIG', '--cert and --key go together');
         const existing = o.cert !== undefined ? { certFile: o.cert, keyFile: o.key as string } : undefined;
-        const res = initBridge({ dir: o.dir, host: o.host, port, listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}) });
+        const res = initBridge({ dir: o.dir, host: o.host, port, ...(publicPort !== undefined ? { publicPort } : {}), listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}) });
         process.stderr.write(`wrote ${res.configFile}${existing ? '' : ' (and key.pem, cert.pem)'}\nshare URI for "${o.user}" (keep it secret):\n`);
         printShare(res.uri, o.qr);
       } catch (err) {
@@ -439,6 +458,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDemo(o));
 
+  // After an error, each command prints its own usage line and where to find the rest.
+  const withUsage = (cmd: Command, prefix: string): void => {
+    const name = `${prefix}${cmd.name()}`;
+    cmd.showHelpAfterError(`Usage: ${name} ${cmd.usage()}\n(run "${name} --help" for all options)`);
+    for (const sub of cmd.commands) withUsage(sub, `${name} `);
+  };
+  withUsage(program, '');
   return program;
 }
 

@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { PosternError } from '../core/errors.js';
+import { unreadableError } from '../config/file.js';
 import { spkiSha256 } from '../transport/certs.js';
 import { formatShareUri, type BridgeInfo } from '../transport/uri.js';
 
@@ -43,7 +44,7 @@ export function readPem(file: string, option: string): string {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PosternError('E_CONFIG', `${option} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw unreadableError(file, err) ?? new PosternError('E_CONFIG', `${option} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   if (!text.includes('-----BEGIN')) throw new PosternError('E_CONFIG', `${option} ${file}: not a PEM file`);
   return text;

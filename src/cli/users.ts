@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { PosternError } from '../core/errors.js';
-import { validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
+import { USER_NAME_RULE, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
 import { readJsonFile } from '../config/file.js';
 import { generateSecret } from '../transport/auth.js';
 import { writeFileAtomic } from './init.js';
@@ -43,7 +43,8 @@ export function listUsers(file: string): string[] {
 }
 
 /** Adds a user with a fresh secret; returns its share URI. */
-export function addUser(file: string, name: string, opts: { cert?: string } = {}): string {
+export function addUser(file: string, given: string, opts: { cert?: string } = {}): string {
+  const name = given.normalize('NFC'); // one spelling of "é", whatever the keyboard sent
   const { raw, config, stat } = readRaw(file);
   if (config.users.some((u) => u.name === name)) throw new PosternError('E_CONFIG', `${file}: a user named "${name}" already exists`);
   raw.users = [...raw.users, { name, secret: generateSecret().toString('base64url') }];
@@ -51,7 +52,7 @@ export function addUser(file: string, name: string, opts: { cert?: string } = {}
     validateBridgeConfig(raw, file);
   } catch (err) {
     if (err instanceof PosternError && /users\[\d+\]\.name/.test(err.message)) {
-      throw new PosternError('E_CONFIG', `user name "${name}": letters, digits, ".", "_" or "-", 1 to 64 of them`);
+      throw new PosternError('E_CONFIG', `user name "${name}": ${USER_NAME_RULE}`);
     }
     throw err;
   }
@@ -59,7 +60,8 @@ export function addUser(file: string, name: string, opts: { cert?: string } = {}
   return shareUser(file, name, opts);
 }
 
-export function removeUser(file: string, name: string): void {
+export function removeUser(file: string, given: string): void {
+  const name = given.normalize('NFC');
   const { raw, config, stat } = readRaw(file);
   if (!config.users.some((u) => u.name === name)) throw unknownUser(file, name, config);
   if (config.users.length === 1) throw new PosternError('E_CONFIG', `${file}: "${name}" is the only user; add another before removing it`);
@@ -68,11 +70,12 @@ export function removeUser(file: string, name: string): void {
 }
 
 /** The share URI of a user. `cert`: the certificate clients see, when not the config's (e.g. nginx's). */
-export function shareUser(file: string, name: string, opts: { cert?: string } = {}): string {
+export function shareUser(file: string, given: string, opts: { cert?: string } = {}): string {
+  const name = given.normalize('NFC');
   const { config } = readRaw(file);
   const user = config.users.find((u) => u.name === name);
   if (!user) throw unknownUser(file, name, config);
-  const certPem = opts.cert !== undefined ? readPem(opts.cert, '--cert') : (config.tls?.certPem ?? null);
+  const certPem = opts.cert !== undefined ? readPem(opts.cert, '--cert') : (config.shareCertPem ?? config.tls?.certPem ?? null);
   return shareUri({ secret: user.secret, publicHost: config.publicHost, publicPort: config.publicPort, path: config.path, certPem, label: name });
 }
 

@@ -5,9 +5,14 @@ import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, parseHostPort } from '../core/address.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
 import type { DecoyConfig } from '../decoy/index.js';
-import { configError, parseWith, readJsonFile } from './file.js';
+import { configError, parseWith, readJsonFile, unreadableError } from './file.js';
+import { PosternError } from '../core/errors.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** A user name: letters of any alphabet (with their combining marks), digits, ".", "_", "-". */
+export const USER_NAME_RE = /^[\p{L}\p{M}\p{N}._-]{1,64}$/u;
+export const USER_NAME_RULE = 'letters (any alphabet), digits, ".", "_" or "-", 1 to 64 of them';
 
 const limitsSchema = z
   .object(
@@ -22,7 +27,7 @@ const limitsSchema = z
 
 const userSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" or "-", 1 to 64 of them'),
+    name: z.string().regex(USER_NAME_RE, USER_NAME_RULE),
     secret: z
       .string()
       .regex(BASE64URL, 'base64url characters only')
@@ -90,6 +95,11 @@ export const bridgeConfigSchema = z
       .object({ cert: z.string().min(1), key: z.string().min(1) })
       .strict()
       .nullable(),
+    /**
+     * The certificate clients see when a TLS front (nginx, a CDN) presents its own, relative to this
+     * file: share links are made from it (a pin when self-signed, else sni=publicHost), not from tls.cert.
+     */
+    shareCert: z.string().min(1).optional(),
     users: z.array(userSchema).min(1).max(10_000),
     allowPrivate: z.boolean().default(false),
     egress: egressSchema.default({ denyPorts: [], allowRanges: [] }),
@@ -126,6 +136,8 @@ export interface BridgeConfig {
   readonly publicHost: string;
   readonly publicPort: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly certPem: string; readonly keyPem: string } | null;
+  /** shareCert's PEM (the front's certificate), or null: links are then made from tls. */
+  readonly shareCertPem: string | null;
   readonly users: ReadonlyArray<{ readonly name: string; readonly secret: Buffer; readonly maxBytesPerSecond?: number }>;
   readonly allowPrivate: boolean;
   readonly egress: {
@@ -143,6 +155,17 @@ export interface BridgeConfig {
 }
 
 /** Validates a parsed JSON value; errors name the file, the field path and what was expected. */
+/** A file a config names (certificate, key): errors name the config, the field and the file. */
+function readConfigFile(configFile: string, f: string, field: string): string {
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch (err) {
+    const denied = unreadableError(f, err);
+    if (denied) throw new PosternError('E_CONFIG_UNREADABLE', `${configFile}: ${field}: ${denied.message.replace(/^cannot read a file: /, '')}`);
+    throw configError(configFile, field, `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
   const c = parseWith(bridgeConfigSchema, raw, file);
   const dir = path.dirname(path.resolve(file));
@@ -156,15 +179,9 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
   if (c.tls) {
     const certFile = path.resolve(dir, c.tls.cert);
     const keyFile = path.resolve(dir, c.tls.key);
-    const read = (f: string, field: string) => {
-      try {
-        return fs.readFileSync(f, 'utf8');
-      } catch (err) {
-        throw configError(file, field, `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    };
-    tls = { certFile, keyFile, certPem: read(certFile, 'tls.cert'), keyPem: read(keyFile, 'tls.key') };
+    tls = { certFile, keyFile, certPem: readConfigFile(file, certFile, 'tls.cert'), keyPem: readConfigFile(file, keyFile, 'tls.key') };
   }
+  const shareCertPem = c.shareCert !== undefined ? readConfigFile(file, path.resolve(dir, c.shareCert), 'shareCert') : null;
   const limits = defaultLimits(c.limits as Partial<Limits>);
   let decoy: DecoyConfig;
   if (c.decoy.type === 'static') {
@@ -204,6 +221,7 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
     publicHost: c.publicHost,
     publicPort: c.publicPort ?? listen.port,
     tls,
+    shareCertPem,
     users: c.users.map((u) => ({
       name: u.name,
       secret: Buffer.from(u.secret, 'base64url'),

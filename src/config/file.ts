@@ -21,13 +21,36 @@ export function parseWith<S extends z.ZodType>(schema: S, raw: unknown, file: st
   throw configError(file, fieldPath(issue.path), issue.message);
 }
 
+/**
+ * A file that exists but may not be read: the error names it, its owner and mode, and who we run as,
+ * with the fix (the common case is a root-owned file mounted into a container that runs as a user).
+ */
+export function unreadableError(file: string, err: unknown): PosternError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+  let owner = '';
+  try {
+    const st = fs.statSync(file);
+    owner = ` (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
+  } catch {
+    // the folder itself may be unreadable: then nothing more to say about the file
+  }
+  const me = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const who = me === undefined ? 'this user' : `uid ${me}`;
+  return new PosternError(
+    'E_CONFIG_UNREADABLE',
+    `${file}${owner}: permission denied for ${who}; run Postern as the file's owner, or let ${who} read it (e.g. chown ${me ?? 'USER'} ${file} — in a container, the image's user must own mounted files)`,
+    { cause: err },
+  );
+}
+
 /** Reads and parses a JSON config file; a missing or malformed file is a configError naming it. */
 export function readJsonFile(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw configError(file, '', `cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw unreadableError(file, err) ?? configError(file, '', `cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   try {
     return JSON.parse(text);

@@ -75,6 +75,12 @@ export const ERRORS = {
   E_SOCKS_PROTOCOL: { wire: WireCode.PROTOCOL_ERROR, socks: SocksReply.GENERAL_FAILURE, http: 400, message: 'malformed SOCKS message' },
   E_SOCKS_AUTH: { wire: WireCode.NOT_ALLOWED, socks: SocksReply.NOT_ALLOWED, http: 407, message: 'SOCKS authentication failed' },
   E_HANDSHAKE_TIMEOUT: { wire: WireCode.TIMEOUT, socks: SocksReply.TTL_EXPIRED, http: 408, message: 'handshake timed out' },
+  // Local errors of the command line: each says what to do, and exits with its own status (exitStatus)
+  E_USAGE: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'usage' },
+  E_CONFIG_UNREADABLE: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'cannot read a file' },
+  E_FILE_EXISTS: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'file exists' },
+  E_ADDR_IN_USE: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'address already in use' },
+  E_LISTEN_DENIED: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'permission denied' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -147,5 +153,31 @@ export function errorFromSystem(err: unknown): PosternError {
       return new PosternError('E_CONN_RESET', code, { cause: err });
     default:
       return new PosternError('E_GENERAL', code || (err as Error | undefined)?.message, { cause: err });
+  }
+}
+
+/**
+ * The process exit status for an error that ends a command (sysexits.h): usage 2 (as commander and
+ * most tools), configuration 78 (EX_CONFIG), a file that cannot be read 66 (EX_NOINPUT), one that
+ * should not be overwritten 73 (EX_CANTCREAT), a port in use 69 (EX_UNAVAILABLE), a port not
+ * allowed 77 (EX_NOPERM); anything else 1.
+ */
+export function exitStatus(code: ErrorCode | undefined): number {
+  switch (code) {
+    case 'E_USAGE':
+      return 2;
+    case 'E_CONFIG':
+    case 'E_BAD_URI':
+      return 78;
+    case 'E_CONFIG_UNREADABLE':
+      return 66;
+    case 'E_FILE_EXISTS':
+      return 73;
+    case 'E_ADDR_IN_USE':
+      return 69;
+    case 'E_LISTEN_DENIED':
+      return 77;
+    default:
+      return 1;
   }
 }

@@ -72,6 +72,15 @@ function hostNameProblem(name: string): string | null {
 /** Parses and checks a share URI. Throws PosternError('E_BAD_URI', reason). */
 export function parseShareUri(s: string): BridgeInfo {
   const input = s.trim();
+  // A link copied out of a chat or an e-mail is often split across lines or indented: say so,
+  // rather than report the first odd character as bad percent-encoding.
+  if (/\s/.test(input)) {
+    throw bad(
+      /[\r\n]/.test(input)
+        ? 'the link contains a line break: it was split when copied; join it into one line (no spaces) and try again'
+        : 'the link contains a space: copy it again as one piece, with nothing inside it',
+    );
+  }
   const schemeEnd = input.indexOf('://');
   if (schemeEnd < 0 || input.slice(0, schemeEnd).toLowerCase() !== SHARE_URI_SCHEME) {
     throw bad(`scheme must be ${SHARE_URI_SCHEME}://`);

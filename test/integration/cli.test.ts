@@ -51,7 +51,7 @@ describe('postern command line', () => {
 
   it('bridge exits non-zero with a one-line reason for a bad config, a used port and an unreadable certificate', async () => {
     const missing = await runPostern(['bridge', '--config', '/nonexistent/bridge.json']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(78); // EX_CONFIG
     expect(missing.stderr.trim()).toBe('postern: E_CONFIG: invalid configuration: /nonexistent/bridge.json: cannot read config file (ENOENT)');
 
     const { config, dir } = await init();
@@ -60,13 +60,13 @@ describe('postern command line', () => {
     const port = (busy.address() as net.AddressInfo).port;
     const inUse = await runPostern(['bridge', '--config', config, '--listen', `127.0.0.1:${port}`]);
     busy.close();
-    expect(inUse.code).toBe(1);
-    expect(inUse.stderr).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
+    expect(inUse.code).toBe(69); // EX_UNAVAILABLE
+    expect(inUse.stderr).toContain(`E_ADDR_IN_USE: address already in use: cannot listen on 127.0.0.1:${port}: another program uses it`);
     expect(inUse.stderr.trim().split('\n')).toHaveLength(1);
 
     fs.rmSync(path.join(dir, 'cert.pem'));
     const noCert = await runPostern(['bridge', '--config', config]);
-    expect(noCert.code).toBe(1);
+    expect(noCert.code).toBe(78);
     expect(noCert.stderr).toContain('tls.cert: cannot read');
   });
 
@@ -105,16 +105,67 @@ describe('postern command line', () => {
     expect(await replyFor(socksPort, ipv4Request('127.0.0.1', echo.port))).toBe(0x01);
   });
 
+  it('a usage error prints one line and the command\'s usage, exit status 2 (not the whole help)', async () => {
+    const r = await runPostern(['client', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      "postern: unknown option '--no-such-flag'",
+      'Usage: postern client [options]',
+      '(run "postern client --help" for all options)',
+    ]);
+    const sub = await runPostern(['users', 'add']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toContain('Usage: postern users add [options] <name>');
+    expect((await runPostern(['client', '--help'])).code).toBe(0);
+  });
+
+  it('init: an existing file exits 73 naming it; --public-port puts the published port in the link, not the listen port', async () => {
+    const { dir } = await init();
+    const again = await runPostern(['init', '--dir', dir, '--host', '127.0.0.1']);
+    expect(again.code).toBe(73);
+    expect(again.stderr).toMatch(/E_FILE_EXISTS: .*bridge\.json already exists \(use --force/);
+    const out = fs.mkdtempSync(path.join(path.dirname(dir), 'pp-'));
+    const r = await runPostern(['init', '--dir', out, '--host', 'bridge.example.org', '--port', '8443', '--public-port', '443']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/@bridge\.example\.org:443\//);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'bridge.json'), 'utf8')) as { listen: string; publicPort: number };
+    expect(cfg.listen).toBe('0.0.0.0:8443');
+    expect(cfg.publicPort).toBe(443);
+    const bad = await runPostern(['init', '--dir', out, '--host', 'h', '--public-port', '70000', '--force']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--public-port: expected 1..65535, got "70000"');
+  });
+
+  it.runIf(process.getuid?.() === 0)('as an unprivileged user: a low port names both fixes (exit 77), an unreadable config names owner, mode and fix (exit 66)', async () => {
+    const { config, dir } = await init();
+    // Run as "nobody" through setpriv: the folder is readable, bridge.json (0600, root's) is not.
+    fs.chmodSync(dir, 0o755);
+    const asNobody = (args: string[]) =>
+      exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.resolve('bin/postern'), ...args], { timeout: 20_000 }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+    const denied = await asNobody(['bridge', '--config', config]);
+    expect(denied.code).toBe(66);
+    expect(denied.stderr).toMatch(new RegExp(`E_CONFIG_UNREADABLE: .*${config.replace(/[.]/g, '\\.')} \\(owner uid 0, mode 0600\\): permission denied for uid 65534; run Postern as the file's owner, or let uid 65534 read it \\(e\\.g\\. chown 65534 `));
+    for (const f of ['bridge.json', 'key.pem', 'cert.pem']) fs.chmodSync(path.join(dir, f), 0o644);
+    const low = await asNobody(['bridge', '--config', config, '--listen', '127.0.0.1:81']);
+    expect(low.code).toBe(77);
+    expect(low.stderr).toContain('E_LISTEN_DENIED: permission denied: cannot listen on 127.0.0.1:81: ports below 1024 need privileges');
+    expect(low.stderr).toContain('cap_net_bind_service');
+    expect(low.stderr).toContain('--listen 127.0.0.1:8443');
+  });
+
   it('client refuses to start an open proxy on a non-loopback address', async () => {
     const { uri } = await init();
     const r = await runPostern(['client', '--bridge', uri, '--listen', '0.0.0.0:0']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/refusing to run an open proxy on 0\.0\.0\.0/);
   });
 
   it('client rejects a malformed share URI naming the problem', async () => {
     const r = await runPostern(['client', '--bridge', 'postern://short@127.0.0.1:443/x']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/E_BAD_URI/);
   });
 

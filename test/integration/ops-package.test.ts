@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers/proc.js';
+import { freePort } from '../helpers/ops.js';
+import { Postern, ROOT, stopAll, tempDir } from '../helpers/proc.js';
 
 const exec = promisify(execFile);
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
@@ -64,6 +65,37 @@ describe('npm package', () => {
       expect(stderr).toMatch(/SOCKS5 proxy: +127\.0\.0\.1:\d+/);
     } finally {
       demo.kill('SIGKILL');
+    }
+  });
+
+  it('the systemd unit verifies, and its ExecStart runs as written after the documented install', async () => {
+    const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+    const root = tempDir('postern-systemd-');
+    const packed = await exec('npm', ['pack', '--json', '--pack-destination', root], { cwd: ROOT, env, timeout: 60_000 });
+    const tgz = path.join(root, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename);
+    // The unit's header: `sudo npm install -g --prefix /usr/local ./postern-VERSION.tgz`, here into a
+    // private /usr/local, and the unit's paths moved there and nowhere else.
+    const prefix = path.join(root, 'usr/local');
+    await exec('npm', ['install', '-g', '--offline', '--prefix', prefix, tgz], { cwd: root, env, timeout: 90_000 });
+    const etc = path.join(root, 'etc/postern');
+    const port = await freePort();
+    await exec(path.join(prefix, 'bin/postern'), ['init', '--dir', etc, '--host', '127.0.0.1', '--listen-host', '127.0.0.1', '--port', String(port)], { timeout: 20_000 });
+    const unit = fs
+      .readFileSync(path.join(ROOT, 'configs/systemd/postern-bridge.service'), 'utf8')
+      .replaceAll('/usr/local/bin/postern', path.join(prefix, 'bin/postern'))
+      .replaceAll('/etc/postern', etc);
+    const unitFile = path.join(root, 'postern-bridge.service');
+    fs.writeFileSync(unitFile, unit);
+    const verify = await exec('systemd-analyze', ['verify', unitFile], { timeout: 30_000 }).catch((e: { stderr: string; code: number }) => e);
+    expect('code' in verify ? verify.stderr : '').toBe('');
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!.split(' ');
+    expect(execStart[0]).toBe(path.join(prefix, 'bin/postern'));
+    // Run exactly that command line (with no `postern` on PATH) and see the bridge listen.
+    const bridge = new Postern(execStart.slice(1), { PATH: '/usr/bin:/bin', HOME: root }, { exe: execStart[0]!, cleanEnv: true });
+    try {
+      expect(await bridge.listening('bridge')).toBe(port);
+    } finally {
+      await stopAll();
     }
   });
 });

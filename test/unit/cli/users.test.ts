@@ -32,7 +32,7 @@ describe('users (config edits)', () => {
     addUser(file, 'carol');
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(() => addUser(file, 'carol')).toThrow('a user named "carol" already exists');
-    expect(() => addUser(file, 'no spaces')).toThrow('user name "no spaces": letters, digits');
+    expect(() => addUser(file, 'no spaces')).toThrow('user name "no spaces": letters (any alphabet), digits');
     expect(() => removeUser(file, 'dave')).toThrow('no user named "dave" (users: alice, carol)');
     expect(() => shareUser(file, 'dave')).toThrow('no user named "dave"');
   });
@@ -53,5 +53,32 @@ describe('qrText', () => {
     const w = [...lines[0]!].length;
     expect(Math.abs(w - lines.length * 2)).toBeLessThanOrEqual(1);
     expect(lines[0]).toMatch(/^\u2588+$/);
+  });
+
+  it('takes user names in any alphabet, stored in one Unicode spelling (NFC), and shares them', () => {
+    const file = fresh();
+    const uri = addUser(file, 'Маша');
+    expect(parseShareUri(uri).label).toBe('Маша');
+    // "é" typed as e + combining accent is the same user as the precomposed "é".
+    addUser(file, 'Ren\u0065\u0301');
+    expect(listUsers(file)).toContain('Ren\u00e9');
+    expect(() => addUser(file, 'Ren\u00e9')).toThrow('already exists');
+    expect(shareUser(file, 'Ren\u0065\u0301')).toBe(shareUser(file, 'Ren\u00e9'));
+    expect(() => addUser(file, 'Мария Ивановна')).toThrow('letters (any alphabet), digits, ".", "_" or "-"');
+  });
+
+  it('makes links from shareCert (the front\'s certificate), not from the unused self-signed one init wrote', () => {
+    const file = fresh();
+    const dir = path.dirname(file);
+    const before = parseShareUri(shareUser(file, 'alice')).pin?.toString('hex');
+    // Another self-signed certificate stands in for nginx's.
+    const front = initBridge({ dir: path.join(dir, 'front'), host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'x', force: false });
+    const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    raw.shareCert = 'front/cert.pem';
+    fs.writeFileSync(file, JSON.stringify(raw));
+    const after = parseShareUri(shareUser(file, 'alice')).pin?.toString('hex');
+    expect(after).toBe(parseShareUri(front.uri).pin?.toString('hex'));
+    expect(after).toMatch(/^[0-9a-f]{64}$/);
+    expect(after).not.toBe(before);
   });
 });

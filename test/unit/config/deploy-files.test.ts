@@ -22,7 +22,7 @@ describe('deployment files in configs/', () => {
     ]) {
       expect(unit).toContain(d);
     }
-    expect(unit).toMatch(/^ExecStart=\S+ postern bridge --config \/etc\/postern\/bridge\.json$/m);
+    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/postern bridge --config \/etc\/postern\/bridge\.json$/m);
   });
 
   it('the Dockerfile runs on node:20-slim as a non-root user', () => {

@@ -85,7 +85,9 @@ describe('parseShareUri (protocol.md §1)', () => {
     ['IP literal as sni', `postern://${S}@h.example/?sni=192.0.2.1`, /sni must be a host name/],
     ['dot segment in path', `postern://${S}@h.example/a/../b`, /segments/],
     ['encoded dot segment', `postern://${S}@h.example/a/%2E%2e/b`, /segments/],
-    ['space in path', `postern://${S}@h.example/a b`, /percent-encoded/],
+    ['space in path', `postern://${S}@h.example/a b`, /contains a space: copy it again/],
+    ['line break (a link split when copied)', `postern://${S}@h.exa\nmple/a?pin=x`, /line break: it was split when copied; join it into one line/],
+    ['bad path character', `postern://${S}@h.example/a"b`, /percent-encoded/],
     ['bad percent escape', `postern://${S}@h.example/a%zz`, /malformed percent-escape/],
     ['bad label escape', `postern://${S}@h.example/#%E2%9C`, /label/],
   ])('rejects %s with a specific reason', (_name, uri, reason) => {
