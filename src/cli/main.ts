@@ -424,13 +424,14 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('doctor <share-uri>')
-    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput')
+    .command('doctor [share-uri]')
+    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput (the link: the argument, else --config, $POSTERN_BRIDGE or the default client config file)')
     .version(VERSION)
     .option('--json', 'print a machine-readable report (secrets redacted)')
     .option('--target <host:port>', 'where the test stream goes through the bridge (default: example.com:80)')
     .option('--download <url>', 'an http:// URL (1 MiB or more) to sample throughput through the bridge')
-    .action(async (uri: string, o: { json?: boolean; target?: string; download?: string }) => {
+    .option('--config <file>', 'take the link from this client config file (its first bridge) [env: POSTERN_CONFIG]')
+    .action(async (uri: string | undefined, o: { json?: boolean; target?: string; download?: string; config?: string }) => {
       let code: number;
       try {
         code = await doctorCommand(uri, o);

@@ -4,7 +4,9 @@
  * Errors name where the bad value came from — the file and field path, the variable, or the flag —
  * and what was expected.
  */
+import fs from 'node:fs';
 import { z } from 'zod';
+import { defaultClientConfigFile } from './paths.js';
 import { parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import { parseForward } from '../client/forward.js';
@@ -128,16 +130,22 @@ export interface ClientSettings {
   fileListeners: FileListeners;
 }
 
+/** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
+function existingDefaultConfig(env: NodeJS.ProcessEnv): string | undefined {
+  const file = defaultClientConfigFile(env);
+  return fs.existsSync(file) ? file : undefined;
+}
+
 /**
  * Merges flags > environment > config file > defaults. The file is `flags.config`, else
- * $POSTERN_CONFIG, else none.
+ * $POSTERN_CONFIG, else $XDG_CONFIG_HOME/postern/client.json when it exists, else none.
  */
 export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv): ClientSettings {
   const fromEnv = (k: keyof typeof CLIENT_ENV): string | undefined => {
     const v = env[CLIENT_ENV[k]];
     return v === undefined || v === '' ? undefined : v;
   };
-  const configFile = flags.config ?? fromEnv('config');
+  const configFile = flags.config ?? fromEnv('config') ?? existingDefaultConfig(env);
   const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
   const where = (flag: string, envKey: keyof typeof CLIENT_ENV, field: string): string =>
     flags[envKey as keyof ClientFlags] !== undefined ? flag : fromEnv(envKey) !== undefined ? `$${CLIENT_ENV[envKey]}` : `${configFile}: ${field}`;

@@ -19,19 +19,15 @@ import type { MuxStream } from '../mux/stream.js';
 import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
 import { dialBridge, errnoOf } from '../transport/dialer.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { english, type Translate } from '../i18n/messages.js';
 
 export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';
 export type StepStatus = 'ok' | 'fail' | 'skip' | 'warn';
 
-export const STEP_TITLES: Record<StepName, string> = {
-  uri: 'share link',
-  dns: 'DNS',
-  tcp: 'TCP connect',
-  tls: 'TLS and pin',
-  auth: 'upgrade and authentication',
-  stream: 'test stream',
-  throughput: 'throughput',
-};
+/** A step's title in the reader's language. */
+export function stepTitle(step: StepName, t: Translate = english): string {
+  return t(`doctor.title.${step}`);
+}
 
 export interface StepResult {
   step: StepName;
@@ -55,6 +51,8 @@ export interface DoctorOptions {
   download?: string;
   onStart?: (step: StepName) => void;
   onResult?: (r: StepResult) => void;
+  /** The language of details and hints (default English, as in --json). */
+  t?: Translate;
 }
 
 export const DEFAULT_TARGET = { host: 'example.com', port: 80 };
@@ -75,22 +73,25 @@ class StepFailure extends Error {
 }
 
 /** The messages doctor can end with; README's troubleshooting section quotes each (a test checks). */
-export const HINTS = {
-  badUri: 'copy the whole link again from whoever runs the bridge; it starts with postern://',
-  dns: 'check the host name in the link; if DNS is blocked where you are, ask for a link with the IP address',
-  refused: 'nothing listens there: the bridge is not running, or the port in the link is wrong',
-  tcpTimeout: 'the host did not answer: it is down, or a firewall drops the traffic; try another network or bridge',
-  reset: 'the connection was cut by something between you and the bridge (a middlebox); try another network or bridge',
-  pin: 'the certificate is not your bridge\'s: a middlebox is intercepting TLS, or the operator changed the key — ask for a new link',
-  untrusted: 'the certificate is not trusted for this name: ask for a link with a pin, or fix the bridge\'s certificate',
-  tlsFailed: 'TLS was refused or cut: the port may not speak TLS, or a middlebox blocks it',
-  notFound: 'ask the operator for a fresh link: your user may have been removed, or the link was mistyped',
-  notBridge: 'the link points at an ordinary web server: check the host, port and path with the operator',
-  clock: 'set this device\'s clock to the right time (turn on automatic time), then try again',
-  upgradeCut: 'the bridge did not complete the WebSocket upgrade: a proxy or middlebox in between may block WebSockets',
-  stream: 'the tunnel works but the bridge could not reach the test target: try --target with another HOST:PORT',
-  throughputCut: 'the transfer was cut or stalled: a middlebox may reset or throttle long connections; try another network or bridge',
-} as const;
+const HINT_NAMES = [
+  'badUri',
+  'dns',
+  'refused',
+  'tcpTimeout',
+  'reset',
+  'pin',
+  'untrusted',
+  'tlsFailed',
+  'notFound',
+  'notBridge',
+  'clock',
+  'upgradeCut',
+  'stream',
+  'throughputCut',
+] as const;
+type HintName = (typeof HINT_NAMES)[number];
+/** The hints in English (README's troubleshooting section quotes each; a test checks). */
+export const HINTS = Object.fromEntries(HINT_NAMES.map((h) => [h, english(`doctor.hint.${h}`)])) as Record<HintName, string>;
 
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
@@ -105,6 +106,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Prom
 
 /** Runs every step in order, stopping at the first failure. Returns all results. */
 export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
+  const t = o.t ?? english;
+  const hint = (h: HintName): string => t(`doctor.hint.${h}`);
   const results: StepResult[] = [];
   const run = async (step: StepName, fn: () => Promise<Omit<StepResult, 'step' | 'ms'>>): Promise<boolean> => {
     o.onStart?.(step);
@@ -117,7 +120,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
         r = { step, ms: 0, status: 'fail', detail: err.detail, hint: err.hint };
         if (err.data) r.data = err.data;
       } else {
-        r = { step, ms: 0, status: 'fail', detail: `unexpected error: ${(err as Error).message}`, hint: 'report this as a bug' };
+        r = { step, ms: 0, status: 'fail', detail: t('doctor.fail.unexpected', { message: (err as Error).message }), hint: t('doctor.hint.bug') };
       }
     }
     r.ms = Math.round(performance.now() - t0);
@@ -127,7 +130,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
   };
   const skipRest = (from: StepName[]): void => {
     for (const step of from) {
-      const r: StepResult = { step, status: 'skip', ms: 0, detail: 'not run (an earlier step failed)' };
+      const r: StepResult = { step, status: 'skip', ms: 0, detail: t('doctor.skip.earlier') };
       results.push(r);
       o.onResult?.(r);
     }
@@ -144,10 +147,10 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
         try {
           info = parseShareUri(o.uri);
         } catch (err) {
-          throw new StepFailure(`share link is not valid: ${(err as Error).message}`, HINTS.badUri);
+          throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
-        const how = info.plain ? 'plain ws (loopback only)' : info.pin ? 'pinned certificate' : 'CA-verified certificate';
-        return { status: 'ok', detail: `bridge ${net.isIPv6(info.host) ? `[${info.host}]` : info.host}:${info.port}, ${how}` };
+        const how = t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca');
+        return { status: 'ok', detail: t('doctor.ok.uri', { hostPort: `${net.isIPv6(info.host) ? `[${info.host}]` : info.host}:${info.port}`, how }) };
       }))
     )
       return (skipRest(after('uri')), results);
@@ -156,14 +159,14 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
       !(await run('dns', async () => {
         if (net.isIP(info.host) !== 0) {
           address = info.host;
-          return { status: 'ok', detail: 'IP address in the link, no lookup needed' };
+          return { status: 'ok', detail: t('doctor.ok.dns.literal') };
         }
         try {
           const all = await withTimeout(dns.lookup(info.host, { all: true }), o.limits.DIAL_TIMEOUT_MS, () => new Error('ETIMEOUT'));
           address = all[0]!.address;
-          return { status: 'ok', detail: `${info.host} has ${all.length} address${all.length === 1 ? '' : 'es'}`, data: { addresses: all.length } };
+          return { status: 'ok', detail: t(all.length === 1 ? 'doctor.ok.dns.one' : 'doctor.ok.dns', { host: info.host, count: all.length }), data: { addresses: all.length } };
         } catch (err) {
-          throw new StepFailure(`cannot resolve ${info.host} (${errnoOf(err)})`, HINTS.dns);
+          throw new StepFailure(t('doctor.fail.dns', { host: info.host, code: errnoOf(err) }), hint('dns'));
         }
       }))
     )
@@ -172,8 +175,8 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     let sock: net.Socket | undefined;
     if (
       !(await run('tcp', async () => {
-        sock = await connectTcp(address, info.port, o.limits.DIAL_TIMEOUT_MS);
-        return { status: 'ok', detail: `connected to port ${info.port}` };
+        sock = await connectTcp(address, info.port, o.limits.DIAL_TIMEOUT_MS, t);
+        return { status: 'ok', detail: t('doctor.ok.tcp', { port: info.port }) };
       }))
     )
       return (skipRest(after('tcp')), results);
@@ -181,8 +184,8 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     const tlsOk = await run('tls', async () => {
       const s = sock!;
       try {
-        if (info.plain) return { status: 'skip', detail: 'plain link (loopback, no TLS)' };
-        return await checkTls(s, info, o.limits.DIAL_TIMEOUT_MS);
+        if (info.plain) return { status: 'skip', detail: t('doctor.skip.tls.plain') };
+        return await checkTls(s, info, o.limits.DIAL_TIMEOUT_MS, t);
       } finally {
         s.destroy();
       }
@@ -196,14 +199,14 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
           session = new MuxSession(transport, { role: 'client', limits: o.limits, logger: o.logger });
           session.on('close', () => undefined);
         } catch (err) {
-          throw authFailure(err);
+          throw authFailure(err, t);
         }
         const rtts: number[] = [];
         for (let i = 0; i < PINGS_COUNT; i++) {
-          rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure('the bridge stopped answering pings', HINTS.upgradeCut)));
+          rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure(t('doctor.fail.pings'), hint('upgradeCut'))));
         }
         const ping = Math.round(Math.min(...rtts) * 10) / 10;
-        return { status: 'ok', detail: `authenticated; ping ${ping} ms`, data: { pingMs: ping } };
+        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping }), data: { pingMs: ping } };
       }))
     )
       return (skipRest(after('auth')), results);
@@ -212,17 +215,17 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     if (
       !(await run('stream', async () => {
         const t0 = performance.now();
-        const stream = await openStream(session!, target);
+        const stream = await openStream(session!, target, t);
         const openMs = Math.round(performance.now() - t0);
         stream.destroy();
-        return { status: 'ok', detail: `opened a stream through the bridge in ${openMs} ms`, data: { openMs } };
+        return { status: 'ok', detail: t('doctor.ok.stream', { ms: openMs }), data: { openMs } };
       }))
     )
       return (skipRest(after('stream')), results);
 
     await run('throughput', async () => {
-      if (o.download === undefined) return { status: 'skip', detail: 'no sample: pass --download http://HOST/FILE (1 MiB or more) to measure' };
-      return sampleThroughput(session!, o.download, o.limits.DOCTOR_DOWNLOAD_TIMEOUT_MS);
+      if (o.download === undefined) return { status: 'skip', detail: t('doctor.skip.throughput') };
+      return sampleThroughput(session!, o.download, o.limits.DOCTOR_DOWNLOAD_TIMEOUT_MS, t);
     });
     return results;
   } finally {
@@ -230,12 +233,12 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
   }
 }
 
-function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectTcp(host: string, port: number, timeoutMs: number, t: Translate): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new StepFailure(`no answer from port ${port} within ${timeoutMs} ms`, HINTS.tcpTimeout));
+      reject(new StepFailure(t('doctor.fail.tcp.timeout', { port, ms: timeoutMs }), t('doctor.hint.tcpTimeout')));
     }, timeoutMs);
     s.once('connect', () => {
       clearTimeout(timer);
@@ -246,15 +249,15 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.
     s.once('error', (err) => {
       clearTimeout(timer);
       const code = errnoOf(err);
-      if (code === 'ECONNREFUSED') reject(new StepFailure(`connection refused on port ${port}`, HINTS.refused));
-      else if (code === 'ECONNRESET') reject(new StepFailure('connection reset while connecting', HINTS.reset));
-      else reject(new StepFailure(`cannot connect (${code})`, HINTS.tcpTimeout));
+      if (code === 'ECONNREFUSED') reject(new StepFailure(t('doctor.fail.tcp.refused', { port }), t('doctor.hint.refused')));
+      else if (code === 'ECONNRESET') reject(new StepFailure(t('doctor.fail.tcp.reset'), t('doctor.hint.reset')));
+      else reject(new StepFailure(t('doctor.fail.tcp.other', { code }), t('doctor.hint.tcpTimeout')));
     });
   });
 }
 
 /** TLS handshake on an open socket; checks the pin (or the CA chain and name without one). */
-function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number): Promise<Omit<StepResult, 'step' | 'ms'>> {
+function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number, t: Translate): Promise<Omit<StepResult, 'step' | 'ms'>> {
   return new Promise((resolve, reject) => {
     const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
     const opts: tls.ConnectionOptions = { socket: sock, host: info.host, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', rejectUnauthorized: false };
@@ -268,71 +271,71 @@ function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number): Promis
       s.destroy();
       f();
     };
-    const timer = setTimeout(() => finish(() => reject(new StepFailure(`TLS handshake did not finish within ${timeoutMs} ms`, HINTS.tlsFailed))), timeoutMs);
+    const timer = setTimeout(() => finish(() => reject(new StepFailure(t('doctor.fail.tls.timeout', { ms: timeoutMs }), t('doctor.hint.tlsFailed')))), timeoutMs);
     s.on('error', (err) => {
       const code = errnoOf(err);
-      if (code === 'ECONNRESET') finish(() => reject(new StepFailure('connection reset during the TLS handshake', HINTS.reset)));
-      else if (/alert/i.test(err.message)) finish(() => reject(new StepFailure(`TLS alert from the server (${err.message.replace(/^.*alert /i, '').slice(0, 60)})`, HINTS.tlsFailed)));
-      else finish(() => reject(new StepFailure(`TLS handshake failed (${code})`, HINTS.tlsFailed)));
+      if (code === 'ECONNRESET') finish(() => reject(new StepFailure(t('doctor.fail.tls.reset'), t('doctor.hint.reset'))));
+      else if (/alert/i.test(err.message)) finish(() => reject(new StepFailure(t('doctor.fail.tls.alert', { alert: err.message.replace(/^.*alert /i, '').slice(0, 60) }), t('doctor.hint.tlsFailed'))));
+      else finish(() => reject(new StepFailure(t('doctor.fail.tls.other', { code }), t('doctor.hint.tlsFailed'))));
     });
-    s.once('close', () => finish(() => reject(new StepFailure('connection closed during the TLS handshake', HINTS.reset))));
+    s.once('close', () => finish(() => reject(new StepFailure(t('doctor.fail.tls.closed'), t('doctor.hint.reset')))));
     s.once('secureConnect', () => {
       const version = s.getProtocol() ?? '?';
       if (info.pin !== undefined) {
         if (!pinMatches(peerSpkiSha256(s), info.pin)) {
-          finish(() => reject(new StepFailure('certificate does not match the pin in the link', HINTS.pin)));
+          finish(() => reject(new StepFailure(t('doctor.fail.pin'), t('doctor.hint.pin'))));
           return;
         }
-        finish(() => resolve({ status: 'ok', detail: `${version}, certificate matches the pin`, data: { tls: version } }));
+        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.pin', { version }), data: { tls: version } }));
       } else if (!s.authorized) {
         const why = String(s.authorizationError ?? 'not verified');
-        finish(() => reject(new StepFailure(`certificate not trusted (${why})`, HINTS.untrusted)));
+        finish(() => reject(new StepFailure(t('doctor.fail.untrusted', { why }), t('doctor.hint.untrusted'))));
       } else {
-        finish(() => resolve({ status: 'ok', detail: `${version}, certificate valid for ${servername ?? info.host}`, data: { tls: version } }));
+        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.ca', { version, name: servername ?? info.host }), data: { tls: version } }));
       }
     });
   });
 }
 
 /** Maps a dial error (after TCP and TLS passed on their own) to what it means for the user. */
-function authFailure(err: unknown): StepFailure {
+function authFailure(err: unknown, t: Translate): StepFailure {
   const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message);
   const code: string = e.code;
   if (code === 'E_CLOCK_SKEW') {
     const by = /differs by (\d+) s/.exec(e.message)?.[1];
-    return new StepFailure(`clock skew: the bridge refused the token because this device's clock is off${by !== undefined ? ` (by ${by} s)` : ''}`, HINTS.clock);
+    return new StepFailure(t('doctor.fail.clock', { by: by !== undefined ? t('doctor.fail.clock.by', { seconds: by }) : '' }), t('doctor.hint.clock'));
   }
   if (code === 'E_AUTH_REJECTED') {
     const status = /answered (\d{3})/.exec(e.message)?.[1];
-    if (status === '404') return new StepFailure('bridge answered 404: wrong secret or path, or not a Postern bridge', HINTS.notFound);
-    if (status !== undefined) return new StepFailure(`not a Postern bridge: the server answered ${status} to the upgrade`, HINTS.notBridge);
-    return new StepFailure('not a Postern bridge: the server did not speak WebSocket', HINTS.notBridge);
+    if (status === '404') return new StepFailure(t('doctor.fail.auth.404'), t('doctor.hint.notFound'));
+    if (status !== undefined) return new StepFailure(t('doctor.fail.auth.status', { status }), t('doctor.hint.notBridge'));
+    return new StepFailure(t('doctor.fail.auth.notws'), t('doctor.hint.notBridge'));
   }
-  if (code === 'E_PIN_MISMATCH') return new StepFailure('certificate does not match the pin in the link', HINTS.pin);
-  if (code === 'E_TLS') return new StepFailure('TLS failed on the second connection', HINTS.tlsFailed);
-  return new StepFailure('connection cut or timed out during the WebSocket upgrade', HINTS.upgradeCut);
+  if (code === 'E_PIN_MISMATCH') return new StepFailure(t('doctor.fail.pin'), t('doctor.hint.pin'));
+  if (code === 'E_TLS') return new StepFailure(t('doctor.fail.auth.tls2'), t('doctor.hint.tlsFailed'));
+  return new StepFailure(t('doctor.fail.auth.cut'), t('doctor.hint.upgradeCut'));
 }
 
-async function openStream(session: MuxSession, target: Target): Promise<MuxStream> {
+async function openStream(session: MuxSession, target: Target, t: Translate): Promise<MuxStream> {
   try {
     return await session.open(target);
   } catch (err) {
     const code = err instanceof PosternError ? err.code : 'E_GENERAL';
-    throw new StepFailure(`the bridge could not open the test stream (${code})`, HINTS.stream);
+    throw new StepFailure(t('doctor.fail.stream', { code }), t('doctor.hint.stream'));
   }
 }
 
 /** Downloads an http:// URL through the session; times the first 16 KB and 1 MiB of body. */
-async function sampleThroughput(session: MuxSession, url: string, timeoutMs: number): Promise<Omit<StepResult, 'step' | 'ms'>> {
+async function sampleThroughput(session: MuxSession, url: string, timeoutMs: number, t: Translate): Promise<Omit<StepResult, 'step' | 'ms'>> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new StepFailure('--download is not a URL', 'pass an http:// URL');
+    throw new StepFailure(t('doctor.fail.download.url'), t('doctor.hint.downloadUrl'));
   }
-  if (u.protocol !== 'http:') throw new StepFailure('--download must be an http:// URL', 'pass an http:// URL (the tunnel already encrypts it)');
+  if (u.protocol !== 'http:') throw new StepFailure(t('doctor.fail.download.scheme'), t('doctor.hint.downloadUrl'));
   const port = u.port === '' ? 80 : Number(u.port);
-  const stream = await openStream(session, targetFromHost(u.hostname, port));
+  const stream = await openStream(session, targetFromHost(u.hostname, port), t);
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     let header = Buffer.alloc(0);
@@ -360,26 +363,26 @@ async function sampleThroughput(session: MuxSession, url: string, timeoutMs: num
     const report = (): void => {
       const d = figures();
       if (second !== undefined) {
-        done(() => resolve({ status: 'ok', detail: `16 KB in ${d.first16KiBMs} ms, 1 MiB in ${d.first1MiBMs} ms (${d.mbps} Mbit/s past 16 KB)`, data: d }));
+        done(() => resolve({ status: 'ok', detail: t('doctor.ok.throughput', { first: d.first16KiBMs!, second: d.first1MiBMs!, mbps: d.mbps! }), data: d }));
       } else {
-        done(() => resolve({ status: 'warn', detail: `the file had only ${body} bytes: download one of 1 MiB or more to see throttling`, data: d }));
+        done(() => resolve({ status: 'warn', detail: t('doctor.warn.throughput.short', { bytes: body }), data: d }));
       }
     };
     const timer = setTimeout(() => {
       if (second !== undefined) report();
-      else done(() => reject(new StepFailure(`stalled: ${body} bytes in ${timeoutMs} ms`, HINTS.throughputCut, figures())));
+      else done(() => reject(new StepFailure(t('doctor.fail.stalled', { bytes: body, ms: timeoutMs }), t('doctor.hint.throughputCut'), figures())));
     }, timeoutMs);
     stream.on('data', (chunk: Buffer) => {
       if (!inBody) {
         header = Buffer.concat([header, chunk]);
         const end = header.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (header.length > 16 * 1024) done(() => reject(new StepFailure('--download: the answer is not HTTP', 'pass an http:// URL of a file')));
+          if (header.length > 16 * 1024) done(() => reject(new StepFailure(t('doctor.fail.download.nothttp'), t('doctor.hint.downloadFile'))));
           return;
         }
         const status = /^HTTP\/1\.[01] (\d{3})/.exec(header.toString('latin1', 0, Math.min(end, 64)))?.[1];
         if (status !== '200') {
-          done(() => reject(new StepFailure(`--download answered ${status ?? 'something not HTTP'}`, 'pass an http:// URL of a file that exists')));
+          done(() => reject(new StepFailure(status !== undefined ? t('doctor.fail.download.status', { status }) : t('doctor.fail.download.nothttp'), t('doctor.hint.downloadFile'))));
           return;
         }
         inBody = true;
@@ -398,7 +401,7 @@ async function sampleThroughput(session: MuxSession, url: string, timeoutMs: num
       if (second === undefined) report();
     });
     stream.once('error', (err) => {
-      done(() => reject(new StepFailure(`transfer reset after ${body} bytes (${err instanceof PosternError ? err.code : errnoOf(err)})`, HINTS.throughputCut, figures())));
+      done(() => reject(new StepFailure(t('doctor.fail.reset', { bytes: body, code: err instanceof PosternError ? err.code : errnoOf(err) }), t('doctor.hint.throughputCut'), figures())));
     });
     const host = u.port === '' ? u.hostname : `${u.hostname}:${u.port}`;
     stream.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: postern-doctor\r\nAccept: */*\r\nConnection: close\r\n\r\n`);

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import https from 'node:https';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -137,5 +139,38 @@ describe('postern doctor', () => {
     for (const msg of ['bridge answered 404: wrong secret or path, or not a Postern bridge', 'certificate does not match the pin in the link', 'not a Postern bridge: the server answered', 'connection refused on port', 'clock skew']) {
       expect(readme, msg).toContain(msg);
     }
+  });
+
+  it('speaks Russian when the locale is Russian (steps, results, hints); --json stays English', async () => {
+    const ru = await run(['doctor', uri, ...local()], { LANG: 'ru_RU.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(ru.code).toBe(0);
+    expect(ru.stdout).toContain('TLS и отпечаток');
+    expect(ru.stdout).toContain('сертификат совпадает с отпечатком');
+    expect(ru.stdout).toContain('все проверки пройдены');
+    const bad = await run(['doctor', withSecret(uri, generateSecret().toString('base64url'))], { LANG: 'ru_RU.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('что делать: попросите у владельца моста новую ссылку');
+    expect(bad.stderr).toContain('не пройден шаг «вход на мост»');
+    const json = await doctor(uri, local(), { LANG: 'ru_RU.UTF-8' });
+    expect(json.report.steps[0]!.detail).toMatch(/^bridge 127\.0\.0\.1:\d+, pinned certificate$/);
+  });
+
+  it('takes its link from --config, then $POSTERN_BRIDGE, then the default client config file', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-doctor-'));
+    const env = { XDG_CONFIG_HOME: home, POSTERN_BRIDGE: '', POSTERN_CONFIG: '', LANG: 'C' };
+    const none = await run(['doctor'], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`no share link: pass one (postern doctor 'postern://…'), or --config FILE, or set $POSTERN_BRIDGE, or put "bridges" in ${home}/postern/client.json`);
+    const target = ['--target', `127.0.0.1:${web.port}`];
+    const fromEnv = await run(['doctor', '--json', ...target], { ...env, POSTERN_BRIDGE: uri });
+    expect(JSON.parse(fromEnv.stdout).ok).toBe(true);
+    fs.mkdirSync(path.join(home, 'postern'));
+    fs.writeFileSync(path.join(home, 'postern/client.json'), JSON.stringify({ bridges: [uri] }));
+    const fromDefault = await run(['doctor', '--json', ...target], env);
+    expect(JSON.parse(fromDefault.stdout).ok).toBe(true);
+    const other = path.join(home, 'other.json');
+    fs.writeFileSync(other, JSON.stringify({ bridges: [withSecret(uri, generateSecret().toString('base64url'))] }));
+    const fromFlag = await run(['doctor', '--json', ...target, '--config', other], { ...env, POSTERN_BRIDGE: uri });
+    expect(JSON.parse(fromFlag.stdout).failedStep).toBe('auth'); // --config wins over the environment
   });
 });

@@ -106,3 +106,26 @@ describe('client settings precedence: flags > environment > file > defaults', ()
     expect(() => resolveClientSettings({ bridge: URI_A }, { POSTERN_USER: 'u' })).toThrow('$POSTERN_USER and $POSTERN_PASS go together');
   });
 });
+
+describe('the default client config file', () => {
+  it('is read from $XDG_CONFIG_HOME/postern/client.json when present, and loses to --config and $POSTERN_CONFIG', async () => {
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-xdg-'));
+    expect(() => resolveClientSettings({}, { XDG_CONFIG_HOME: home })).toThrow(/no bridge/);
+    fs.mkdirSync(path.join(home, 'postern'));
+    const file = path.join(home, 'postern/client.json');
+    fs.writeFileSync(file, JSON.stringify({ bridges: [URI_A], listen: '127.0.0.1:1090' }));
+    const s = resolveClientSettings({}, { XDG_CONFIG_HOME: home });
+    expect(s.bridge.host).toBe('a.example.org');
+    expect(s.listen.port).toBe(1090);
+    const other = path.join(home, 'other.json');
+    fs.writeFileSync(other, JSON.stringify({ bridges: [URI_B] }));
+    expect(resolveClientSettings({ config: other }, { XDG_CONFIG_HOME: home }).bridge.host).toBe('b.example.org');
+    expect(resolveClientSettings({}, { XDG_CONFIG_HOME: home, POSTERN_CONFIG: other }).bridge.host).toBe('b.example.org');
+    // Without XDG_CONFIG_HOME it is $HOME/.config/postern/client.json.
+    fs.mkdirSync(path.join(home, 'h/.config/postern'), { recursive: true });
+    fs.copyFileSync(other, path.join(home, 'h/.config/postern/client.json'));
+    expect(resolveClientSettings({}, { HOME: path.join(home, 'h') }).bridge.host).toBe('b.example.org');
+  });
+});

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { CATALOGUES, english, localeFromEnv, translator, type MessageKey } from '../../../src/i18n/messages.js';
+
+const placeholders = (text: string): string[] => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!).sort();
+
+describe('message catalogue', () => {
+  const keys = Object.keys(CATALOGUES.en) as MessageKey[];
+
+  it('has every message in English and Russian, none empty, with the same placeholders', () => {
+    expect(Object.keys(CATALOGUES.ru).sort()).toEqual([...keys].sort());
+    for (const key of keys) {
+      expect(CATALOGUES.en[key].trim(), key).not.toBe('');
+      expect(CATALOGUES.ru[key].trim(), key).not.toBe('');
+      expect(placeholders(CATALOGUES.ru[key]), key).toEqual(placeholders(CATALOGUES.en[key]));
+    }
+  });
+
+  it('is translated: Russian messages are in Cyrillic, except names that stay as they are', () => {
+    const sameInBoth = keys.filter((k) => CATALOGUES.ru[k] === CATALOGUES.en[k]);
+    expect(sameInBoth).toEqual(['doctor.title.dns']);
+    for (const key of keys) if (!sameInBoth.includes(key)) expect(CATALOGUES.ru[key], key).toMatch(/[а-яё]/i);
+  });
+
+  it.each([
+    [{ LANG: 'ru_RU.UTF-8' }, 'ru'],
+    [{ LANG: 'ru' }, 'ru'],
+    [{ LANG: 'ru_UA.UTF-8' }, 'ru'],
+    [{ LANG: 'en_US.UTF-8' }, 'en'],
+    [{ LANG: 'C.UTF-8' }, 'en'],
+    [{}, 'en'],
+    [{ LANG: 'rus' }, 'en'],
+    [{ LC_ALL: 'en_US.UTF-8', LANG: 'ru_RU.UTF-8' }, 'en'], // LC_ALL wins
+    [{ LC_MESSAGES: 'ru_RU.UTF-8', LANG: 'en_US.UTF-8' }, 'ru'], // then LC_MESSAGES
+    [{ LC_ALL: '', LC_MESSAGES: 'ru_RU.UTF-8' }, 'ru'], // an empty variable is unset
+  ] as const)('locale of %j is %s (POSIX order: LC_ALL, LC_MESSAGES, LANG)', (env, locale) => {
+    expect(localeFromEnv(env)).toBe(locale);
+  });
+
+  it('fills placeholders and leaves an unknown one as it is', () => {
+    expect(english('doctor.ok.tcp', { port: 443 })).toBe('connected to port 443');
+    expect(translator('ru')('doctor.ok.tcp', { port: 443 })).toBe('соединение с портом 443 установлено');
+    expect(english('doctor.ok.tcp')).toBe('connected to port {port}');
+  });
+});
