@@ -437,10 +437,10 @@ describe('--lan (phone sharing)', () => {
 
   it('refuses --lan with --insecure-open-proxy, and an open non-loopback listener without --lan', async () => {
     const a = await runPostern(['client', '--bridge', stack.uri, '--lan', '--listen', '127.0.0.1:0', '--insecure-open-proxy']);
-    expect(a.code).toBe(1);
+    expect(a.code).toBe(78);
     expect(a.stderr).toContain('--lan never runs an open proxy');
     const b = await runPostern(['client', '--bridge', stack.uri, '--listen', '0.0.0.0:0']);
-    expect(b.code).toBe(1);
+    expect(b.code).toBe(78);
     expect(b.stderr).toContain('open proxy');
   });
 });

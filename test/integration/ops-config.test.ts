@@ -30,18 +30,18 @@ describe('postern client --config', () => {
     ['a listener list given as a string', { bridges: [URI], socks: '127.0.0.1:1080' }, 'socks: Invalid input: expected array, received string'],
     ['a bad forward', { bridges: [URI], forward: ['8080:127.0.0.1:80'] }, 'forward[0]: expected [HOST:]PORT=HOST:PORT, got "8080:127.0.0.1:80"'],
     ['a bad share link', { bridges: ['postern://x@y'] }, 'bridges[0]: a postern:// share URI'],
-  ])('exits 1 naming the file and the field for %s', async (_what, raw, msg) => {
+  ])('exits 78 (EX_CONFIG) naming the file and the field for %s', async (_what, raw, msg) => {
     const f = write(raw);
     const r = await run(['client', '--config', f]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr.trim()).toBe(`postern: E_CONFIG: invalid configuration: ${f}: ${r.stderr.includes('bridges[0]') ? r.stderr.trim().split(`${f}: `)[1] : msg}`);
     expect(r.stderr).toContain(`${f}: ${msg}`);
   });
 
-  it('exits 1 naming a missing file and invalid JSON', async () => {
+  it('exits 78 naming a missing file and invalid JSON', async () => {
     const missing = path.join(tempDir(), 'nope.json');
     const r = await run(['client', '--config', missing]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr.trim()).toBe(`postern: E_CONFIG: invalid configuration: ${missing}: cannot read config file (ENOENT)`);
     const viaEnv = await run(['client'], { POSTERN_CONFIG: missing });
     expect(viaEnv.stderr).toContain(`${missing}: cannot read config file (ENOENT)`);

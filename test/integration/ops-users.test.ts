@@ -67,7 +67,7 @@ describe('postern init', () => {
     const other = generateSelfSigned({ commonName: 'x', altNames: ['x'] });
     fs.writeFileSync(path.join(dir, 'other.pem'), other.keyPem);
     const bad = await run(['init', '--dir', tempDir(), '--host', 'bridge.example.org', '--cert', path.join(dir, 'fullchain.pem'), '--key', path.join(dir, 'other.pem')]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(78);
     expect(bad.stderr).toContain('is not the private key of --cert');
     expect(new X509Certificate(certPem).subject).toContain('bridge.example.org');
   });
@@ -84,10 +84,10 @@ describe('postern users', () => {
     const list = await run(['users', 'list', '--config', config]);
     expect(list.stdout.trim().split('\n')).toEqual(['user1', 'bob']);
     const dup = await run(['users', 'add', 'bob', '--config', config]);
-    expect(dup.code).toBe(1);
+    expect(dup.code).toBe(78);
     expect(dup.stderr).toContain('a user named "bob" already exists');
     const unknown = await run(['users', 'share', 'carol', '--config', config]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(78);
     expect(unknown.stderr).toContain('no user named "carol"');
 
     const share = await run(['users', 'share', 'bob', '--config', config]);
@@ -118,7 +118,7 @@ describe('postern users', () => {
     expect(still.report.failedStep).toBe(null);
 
     const last = await run(['users', 'remove', 'user1', '--config', config]);
-    expect(last.code).toBe(1);
+    expect(last.code).toBe(78);
     expect(last.stderr).toContain('is the only user');
   });
 });
@@ -127,7 +127,7 @@ describe('postern bridge --plain', () => {
   it('refuses a non-loopback listen address unless --insecure-plain-listen', async () => {
     const { config } = await init();
     const r = await run(['bridge', '--plain', '--config', config, '--listen', '0.0.0.0:0']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78);
     expect(r.stderr).toContain('--plain: refusing to listen on 0.0.0.0 without TLS');
   });
 });
