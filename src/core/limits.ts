@@ -53,6 +53,30 @@ export const LIMITS = {
   /** A stream request arriving while no bridge connection is up waits this long before it fails. */
   TUNNEL_WAIT_MS: 10_000,
 
+  // ── Walls: connections frozen or cut after a few KB (docs/protocol.md §9.6, §9.7) ──
+  /** Floor of the freeze timeout: bytes owed and nothing received for this long (or a few RTTs) → the connection is cut. */
+  FREEZE_MIN_MS: 300,
+  /** The freeze timeout is at least this many smoothed RTTs (plus the peer's ACK delay). */
+  FREEZE_TIMEOUT_RTTS: 4,
+  /** The freeze timeout before any RTT was measured on the session. */
+  FREEZE_NO_RTT_MS: 1_000,
+  /** After this long without a byte the path may be asleep (a phone's radio wakes in ~1–2 s)… */
+  FREEZE_IDLE_GAP_MS: 5_000,
+  /** …so a request sent after such a gap gets at least this long before the connection is judged frozen. */
+  FREEZE_AFTER_IDLE_MS: 2_500,
+  /** Silence this long after the peer sent session messages (or 2 RTTs) → one probe PING to learn whether the path froze. */
+  FREEZE_PROBE_MIN_MS: 100,
+  /** A sender under a connection budget keeps this much of it for connection messages (MOVE, ACK, PONG). */
+  CONN_BUDGET_RESERVE_BYTES: 1_024,
+  /** Smallest per-connection budget (learned, configured or asked for by a peer); smaller is raised to this. */
+  CONN_BUDGET_MIN_BYTES: 4_096,
+  /** Cuts of connections that carried more than this are not taken for a wall. */
+  WALL_MAX_BYTES: 1024 * 1024,
+  /** A learned budget is forgotten after this long (the wall may have moved or gone); it is relearned in two cuts. */
+  WALL_BUDGET_TTL_MS: 7 * 24 * 3_600_000,
+  /** At most one new connection (TLS handshake) to a bridge per this interval: the censor flags more than 3 within ~400 ms. */
+  DIAL_MIN_INTERVAL_MS: 150,
+
   // ── Transport ────────────────────────────────────────────────────────────
   /** The TLS handshake, and then the first request head, must each complete within this time (nginx's client_header_timeout is 60 s). */
   HANDSHAKE_TIMEOUT_MS: 60_000,
@@ -153,6 +177,17 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   RESUME_ACK_BYTES: [4_096, 16 * 1024 * 1024],
   RESUME_ACK_DELAY_MS: [1, 10_000],
   TUNNEL_WAIT_MS: [100, 120_000],
+  FREEZE_MIN_MS: [50, 60_000],
+  FREEZE_TIMEOUT_RTTS: [2, 64],
+  FREEZE_NO_RTT_MS: [100, 60_000],
+  FREEZE_IDLE_GAP_MS: [500, 600_000],
+  FREEZE_AFTER_IDLE_MS: [100, 60_000],
+  FREEZE_PROBE_MIN_MS: [10, 60_000],
+  CONN_BUDGET_RESERVE_BYTES: [256, 64 * 1024],
+  CONN_BUDGET_MIN_BYTES: [2_048, 1024 * 1024],
+  WALL_MAX_BYTES: [16 * 1024, 64 * 1024 * 1024],
+  WALL_BUDGET_TTL_MS: [60_000, 365 * 24 * 3_600_000],
+  DIAL_MIN_INTERVAL_MS: [0, 60_000],
   HANDSHAKE_TIMEOUT_MS: [1_000, 300_000],
   DIAL_TIMEOUT_MS: [1_000, 120_000],
   HTTP_MAX_HEADER_BYTES: [4_096, 65_536],

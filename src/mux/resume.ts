@@ -17,6 +17,12 @@
  *
  * The link also does keepalive per connection (§8): PING after KEEPALIVE_INTERVAL_MS of silence,
  * the connection is dropped (and the link detached) after KEEPALIVE_TIMEOUT_MS of silence.
+ *
+ * Walls (§9.6, §9.7): a connection on which the peer owes us something (an ACK for what we sent, a
+ * PONG, its RESUME) and from which nothing arrives for a few smoothed RTTs is taken as frozen and
+ * dropped at once; a peer's BUDGET caps the bytes we send on one connection, and when the next
+ * session message would not fit we hold it back (writers stall) and send MOVE, so that the client
+ * moves the session to a new connection with nothing in flight on the old one.
  */
 import { EventEmitter } from 'node:events';
 import type { Limits } from '../core/limits.js';
@@ -29,7 +35,24 @@ import { CloseCode, type FrameTransport } from './transport.js';
 export const ResumeFrameType = {
   RESUME: 0x0a,
   ACK: 0x0b,
+  /** §9.7: the most bytes the receiver may send on this connection (client → bridge, before RESUME). */
+  BUDGET: 0x0d,
+  /** §9.7: the sender's budget on this connection is spent; it sends no more session messages on it. */
+  MOVE: 0x0e,
 } as const;
+
+type CountFrameType = (typeof ResumeFrameType)[keyof typeof ResumeFrameType];
+
+/** PING data of the link's own probes (§9.6): a marker no mux ping uses (its seq high word is small). */
+const PROBE_MARK = 0xffff_fffe;
+
+/**
+ * §9.7: what a message of `len` bytes costs against a connection budget — the payload, a
+ * WebSocket header, and a TLS record's overhead per 16 KiB (a conservative estimate of wire bytes).
+ */
+export function budgetCharge(len: number): number {
+  return len + 10 + 29 * Math.ceil((len + 10) / 16_384);
+}
 
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
@@ -51,11 +74,13 @@ export function isConnectionFrameType(type: number): boolean {
     type === FrameType.PONG ||
     type === ResumeFrameType.RESUME ||
     type === ResumeFrameType.ACK ||
+    type === ResumeFrameType.BUDGET ||
+    type === ResumeFrameType.MOVE ||
     type === FrameType.DATAGRAM
   );
 }
 
-export function encodeCountFrame(type: typeof ResumeFrameType.RESUME | typeof ResumeFrameType.ACK, count: number): Buffer {
+export function encodeCountFrame(type: CountFrameType, count: number): Buffer {
   const buf = Buffer.alloc(HEADER_BYTES + COUNT_BYTES);
   buf[0] = type;
   buf.writeUInt32BE(COUNT_BYTES, 6);
@@ -70,7 +95,17 @@ export type ResumableLinkEvents = {
   detached: [info: CloseInfo];
   /** RESUME exchanged on a new connection: `resent` session messages went out again. */
   resumed: [resent: number];
+  /** The peer's budget on this connection is spent (§9.7): move the session to a new connection. */
+  move: [];
+  /** The link dropped its connection as frozen (§9.6): bytes owed, nothing received for `silentMs`. */
+  frozen: [silentMs: number];
 };
+
+/** What attach() sends before RESUME. */
+export interface AttachOptions {
+  /** §9.7: ask the peer to send at most this many bytes on this connection (BUDGET). */
+  readonly budgetBytes?: number;
+}
 
 export interface ResumableLinkOptions {
   readonly limits: Limits;
@@ -95,9 +130,29 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private bytesSinceAck = 0;
   private ackTimer: NodeJS.Timeout | null = null;
 
-  private keepaliveTimer: NodeJS.Timeout | null = null;
+  /** One timer per connection for keepalive, probes and freeze detection (§8, §9.6). */
+  private watchTimer: NodeJS.Timeout | null = null;
+  private watchAt = 0;
   private lastReceivedAt = 0;
   private pinged = false;
+  /** Smoothed RTT and its variation (ms), from the link's own PINGs; null before the first sample. */
+  private srtt: number | null = null;
+  private rttvar = 0;
+  private probeSeq = 0;
+  /** When our probe PING went out (0: none unanswered) and its number. */
+  private probeAt = 0;
+  private probeSent = 0;
+  /** Since when the peer owes us something (see owed()). */
+  private owedSince = 0;
+  /** The last message received was a session message: the peer was sending (a probe may follow). */
+  private lastWasSession = false;
+  /** Session messages [acked, transmitted) went out on a connection; [transmitted, sent) are held (§9.7). */
+  private transmitted = 0;
+  /** §9.7: the peer's BUDGET for this connection (Infinity: none), what we charged on it, MOVE sent. */
+  private connBudget = Number.POSITIVE_INFINITY;
+  private connCharged = 0;
+  private moveSent = false;
+  private budgetReceived = false;
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
   private stalledByQueue = false;
@@ -138,7 +193,20 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   }
 
   get maxPayloadHint(): number {
-    return this.payloadHint;
+    if (this.connBudget === Number.POSITIVE_INFINITY) return this.payloadHint;
+    // Under a budget, DATA small enough that at least 8 messages fit in one connection.
+    const fit = 2 ** Math.floor(Math.log2(Math.max(MIN_PAYLOAD_HINT_BYTES, this.connBudget / 8)));
+    return Math.min(this.payloadHint, fit);
+  }
+
+  /** Smoothed RTT in ms measured by the link's PINGs (null before the first). */
+  get rttMs(): number | null {
+    return this.srtt;
+  }
+
+  /** True while session messages are held back because this connection's budget is spent (§9.7). */
+  get moving(): boolean {
+    return this.moveSent;
   }
 
   /** Bytes carried (both ways) by the current connection and its age in ms (for rotation). */
@@ -154,7 +222,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   // ── FrameTransport (what the mux sees) ────────────────────────────────
 
   get bufferedBytes(): number {
-    if (this._state !== 'live' || this.conn === null) return Number.POSITIVE_INFINITY;
+    if (this._state !== 'live' || this.conn === null || this.moveSent) return Number.POSITIVE_INFINITY;
     if (this.queuedBytes > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = true;
       return Number.POSITIVE_INFINITY;
@@ -165,16 +233,38 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   send(message: Buffer): void {
     if (this._state === 'ended' || message.length === 0) return;
     if (isConnectionFrameType(message[0] as number)) {
-      if (this._state === 'live') this.conn?.send(message);
+      if (this._state === 'live' && this.conn !== null) this.sendOnConn(this.conn, message);
       return;
     }
     this.queue.push(message);
     this.sent++;
     this.queuedBytes += message.length;
-    if (this._state === 'live' && this.conn !== null) {
-      this.connBytes += message.length;
-      this.conn.send(message);
+    if (this._state === 'live' && this.conn !== null && this.transmitted === this.sent - 1) this.pump(this.conn);
+  }
+
+  /** Sends held session messages [transmitted, sent) on `conn` while they fit its budget (§9.7). */
+  private pump(conn: FrameTransport): void {
+    while (this.transmitted < this.sent) {
+      const m = this.queue[this.head + this.transmitted - this.acked] as Buffer;
+      if (this.connCharged + budgetCharge(m.length) > this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES) {
+        if (!this.moveSent) {
+          this.moveSent = true;
+          this.log.debug({ charged: this.connCharged, budget: this.connBudget }, 'connection budget spent: MOVE');
+          this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.MOVE, this.transmitted));
+        }
+        return;
+      }
+      if (this.transmitted === this.acked && this.probeAt === 0) this.owedSince = performance.now();
+      this.transmitted++;
+      this.connBytes += m.length;
+      this.sendOnConn(conn, m);
     }
+    this.armWatch();
+  }
+
+  private sendOnConn(conn: FrameTransport, m: Buffer): void {
+    this.connCharged += budgetCharge(m.length);
+    conn.send(m);
   }
 
   onDrain(cb: () => void): void {
@@ -221,7 +311,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
    * Puts the link on `conn` (a fresh, open connection of the same session). A connection still
    * attached is dropped first. Sends RESUME at once; session messages flow after the peer's RESUME.
    */
-  attach(conn: FrameTransport): void {
+  attach(conn: FrameTransport, opts: AttachOptions = {}): void {
     if (this._state === 'ended') {
       conn.close(SESSION_LOST_CLOSE.code, SESSION_LOST_CLOSE.reason);
       return;
@@ -238,6 +328,13 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.connProgress = 0;
     this.grownAt = 0;
     this.connSince = performance.now();
+    this.connBudget = Number.POSITIVE_INFINITY;
+    this.connCharged = 0;
+    this.moveSent = false;
+    this.budgetReceived = false;
+    this.probeAt = 0;
+    this.lastWasSession = false;
+    this.owedSince = this.connSince; // the peer owes its RESUME
     conn.onMessage((m) => this.onConnMessage(conn, m));
     conn.onDrain(() => {
       if (conn === this.conn && this._state === 'live') this.fireDrain();
@@ -246,8 +343,13 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (this.paused) conn.pause();
     this.lastReceivedAt = performance.now();
     this.pinged = false;
-    this.armKeepalive(this.limits.KEEPALIVE_INTERVAL_MS);
-    conn.send(encodeCountFrame(ResumeFrameType.RESUME, this.received));
+    if (opts.budgetBytes !== undefined) {
+      const b = Math.max(this.limits.CONN_BUDGET_MIN_BYTES, Math.floor(opts.budgetBytes));
+      this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
+    }
+    this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.RESUME, this.received));
+    this.sendProbe(conn); // the first RTT sample of this connection
+    this.armWatch();
   }
 
   /** Drops the current connection (as if it were cut); the link detaches and waits for attach(). */
@@ -279,6 +381,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (conn !== this.conn || this._state === 'ended') return;
     this.lastReceivedAt = performance.now();
     this.pinged = false;
+    this.lastWasSession = false;
     this.connBytes += m.length;
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
@@ -292,6 +395,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       return;
     }
     if (this._state !== 'live') return this.protocolError(conn, 'session message before RESUME');
+    this.lastWasSession = true;
+    this.armWatch();
     this.received++;
     this.bytesSinceAck += m.length;
     this.messageCb?.(m);
@@ -314,17 +419,31 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       if (type === FrameType.PING) {
         const pong = Buffer.from(m);
         pong[0] = FrameType.PONG;
-        conn.send(pong);
+        this.sendOnConn(conn, pong);
+      } else if (m.readUInt32BE(HEADER_BYTES) === PROBE_MARK) {
+        this.onProbePong(m.readUInt32BE(HEADER_BYTES + 4));
       } else if (this._state === 'live') {
         this.messageCb?.(m); // the mux matches PONGs to its ping() calls
       }
       return;
     }
-    if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK size');
+    if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK/BUDGET/MOVE size');
     const count = Number(m.readBigUInt64BE(HEADER_BYTES));
+    if (type === ResumeFrameType.BUDGET) {
+      // §9.7: once per connection, before the sender's RESUME (so before we send any session message).
+      if (this._state !== 'handshake' || this.budgetReceived) return this.protocolError(conn, 'BUDGET after RESUME');
+      this.budgetReceived = true;
+      this.connBudget = Math.max(this.limits.CONN_BUDGET_MIN_BYTES, count);
+      return;
+    }
+    if (type === ResumeFrameType.MOVE) {
+      // Everything the peer sent on this connection has arrived (MOVE follows it in order).
+      if (this._state === 'live' && count === this.received) this.emit('move');
+      return;
+    }
     if (type === ResumeFrameType.RESUME) {
       if (this._state !== 'handshake') return this.protocolError(conn, 'second RESUME');
-      if (count < this.acked || count > this.sent) {
+      if (count < this.acked || count > this.transmitted) {
         // The peer has lost (or never had) this session's state: it cannot be continued.
         this.log.warn({ peerReceived: count, acked: this.acked, sent: this.sent }, 'peer cannot resume this session');
         this.conn = null;
@@ -336,20 +455,18 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       this.release(count);
       this._state = 'live';
       this.splitKept();
-      const resend = this.sent - this.acked;
-      for (let i = this.head; i < this.queue.length; i++) {
-        const m = this.queue[i] as Buffer;
-        this.connBytes += m.length;
-        conn.send(m);
-      }
+      const resend = Math.max(0, this.transmitted - this.acked);
+      this.transmitted = this.acked;
+      this.pump(conn);
       this.emit('resumed', resend);
       if (this._state === 'live' && this.conn === conn && conn.bufferedBytes === 0) setImmediate(() => this.fireDrain());
       return;
     }
     // ACK
     if (this._state !== 'live') return this.protocolError(conn, 'ACK before RESUME');
-    if (count < this.acked || count > this.sent) return this.protocolError(conn, 'ACK out of range');
+    if (count < this.acked || count > this.transmitted) return this.protocolError(conn, 'ACK out of range');
     this.release(count);
+    if (this.acked === this.transmitted && this.probeAt === 0) this.owedSince = 0;
     if (this.stalledByQueue && this.queuedBytes <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = false;
       this.fireDrain();
@@ -362,7 +479,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
    * bytes, same order), so that a path that cuts early still lets whole messages through.
    */
   private splitKept(): void {
-    const hint = this.payloadHint;
+    const hint = this.maxPayloadHint;
     if (hint === Number.POSITIVE_INFINITY) return;
     let needed = false;
     for (let i = this.head; i < this.queue.length && !needed; i++) {
@@ -386,6 +503,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
     }
     this.sent = this.acked + out.length;
+    this.transmitted = this.acked;
     this.queue = out;
     this.head = 0;
     let bytes = 0;
@@ -444,38 +562,113 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
 
   // ── timers ────────────────────────────────────────────────────────────
 
-  private armKeepalive(delayMs: number): void {
-    this.keepaliveTimer = setTimeout(() => this.onKeepaliveTimer(), Math.max(1, Math.ceil(delayMs)));
-    this.keepaliveTimer.unref();
+  /**
+   * The peer owes us something on this connection: its RESUME, an ACK for session messages we
+   * sent, or the PONG of our probe.
+   */
+  private owed(): boolean {
+    return this._state === 'handshake' || this.transmitted > this.acked || this.probeAt !== 0;
   }
 
-  /** §8 per connection: PING after the interval, drop the connection after the timeout. */
-  private onKeepaliveTimer(): void {
-    this.keepaliveTimer = null;
+  /** §9.6: how long an owing peer may stay silent before the connection is taken as frozen. */
+  private freezeTimeoutMs(): number {
+    const l = this.limits;
+    const rtt = this.srtt === null ? l.FREEZE_NO_RTT_MS : Math.max(l.FREEZE_TIMEOUT_RTTS * this.srtt, this.srtt + 4 * this.rttvar);
+    let t = Math.max(l.FREEZE_MIN_MS, rtt) + l.RESUME_ACK_DELAY_MS;
+    // A request after a long silence may wait for a sleeping radio to wake.
+    if (this.owedSince - this.lastReceivedAt >= l.FREEZE_IDLE_GAP_MS) t = Math.max(t, l.FREEZE_AFTER_IDLE_MS);
+    return Math.min(t, l.KEEPALIVE_TIMEOUT_MS);
+  }
+
+  private probeDelayMs(): number {
+    return Math.max(this.limits.FREEZE_PROBE_MIN_MS, 2 * (this.srtt ?? this.limits.FREEZE_PROBE_MIN_MS));
+  }
+
+  /** When the watch must look next: freeze deadline, probe, keepalive ping or timeout. */
+  private nextWatchAt(): number {
+    const { KEEPALIVE_INTERVAL_MS: interval, KEEPALIVE_TIMEOUT_MS: timeout } = this.limits;
+    let at = this.lastReceivedAt + (this.pinged ? timeout : interval);
+    if (this.owed()) at = Math.min(at, Math.max(this.lastReceivedAt, this.owedSince) + this.freezeTimeoutMs());
+    else if (this.lastWasSession) at = Math.min(at, this.lastReceivedAt + this.probeDelayMs());
+    return at;
+  }
+
+  /** (Re)arms the watch timer when it would fire later than needed (or is not armed). */
+  private armWatch(): void {
+    if (this.conn === null || this._state === 'ended' || this._state === 'detached') return;
+    const at = this.nextWatchAt();
+    if (this.watchTimer !== null) {
+      if (this.watchAt <= at) return;
+      clearTimeout(this.watchTimer);
+    }
+    this.watchAt = at;
+    this.watchTimer = setTimeout(() => this.onWatch(), Math.max(1, Math.ceil(at - performance.now())));
+    this.watchTimer.unref();
+  }
+
+  /**
+   * §8 per connection and §9.6: drop a connection that owes and is silent past the freeze
+   * timeout, or silent past the keepalive timeout; probe once after the peer's sending stopped;
+   * PING after the keepalive interval.
+   */
+  private onWatch(): void {
+    this.watchTimer = null;
     const conn = this.conn;
-    if (conn === null || this._state === 'ended') return;
+    if (conn === null || this._state === 'ended' || this._state === 'detached') return;
     const now = performance.now();
     const idle = now - this.lastReceivedAt;
-    const { KEEPALIVE_INTERVAL_MS: interval, KEEPALIVE_TIMEOUT_MS: timeout } = this.limits;
-    if (idle >= timeout) {
+    if (this.owed()) {
+      const silent = now - Math.max(this.lastReceivedAt, this.owedSince);
+      if (silent >= this.freezeTimeoutMs()) {
+        this.log.info({ silentMs: Math.round(silent), rttMs: this.srtt === null ? null : Math.round(this.srtt) }, 'connection frozen: bytes owed, nothing received');
+        this.emit('frozen', silent);
+        conn.terminate();
+        return;
+      }
+    }
+    if (idle >= this.limits.KEEPALIVE_TIMEOUT_MS) {
       this.log.warn({ idleMs: Math.round(idle) }, 'connection silent: keepalive timeout');
       conn.terminate();
       return;
     }
-    if (idle >= interval) {
-      if (!this.pinged) {
-        this.pinged = true;
-        conn.send(encodeFrame({ type: FrameType.PING, data: Buffer.alloc(PING_DATA_BYTES) }));
-      }
-      this.armKeepalive(this.lastReceivedAt + timeout - now);
-    } else {
-      this.armKeepalive(this.lastReceivedAt + interval - now);
+    if (!this.owed() && this.lastWasSession && idle >= this.probeDelayMs()) {
+      this.lastWasSession = false;
+      this.sendProbe(conn);
+    } else if (idle >= this.limits.KEEPALIVE_INTERVAL_MS && !this.pinged) {
+      this.pinged = true;
+      this.sendOnConn(conn, encodeFrame({ type: FrameType.PING, data: Buffer.alloc(PING_DATA_BYTES) }));
     }
+    this.armWatch();
+  }
+
+  /** A PING of the link's own (§9.6): an RTT sample, and a question the peer owes an answer to. */
+  private sendProbe(conn: FrameTransport): void {
+    const data = Buffer.allocUnsafe(PING_DATA_BYTES);
+    data.writeUInt32BE(PROBE_MARK, 0);
+    data.writeUInt32BE(++this.probeSeq >>> 0, 4);
+    if (!this.owed()) this.owedSince = performance.now();
+    this.probeAt = performance.now();
+    this.probeSent = this.probeSeq >>> 0;
+    this.sendOnConn(conn, encodeFrame({ type: FrameType.PING, data }));
+  }
+
+  private onProbePong(seq: number): void {
+    if (this.probeAt === 0 || seq !== this.probeSent) return;
+    const sample = performance.now() - this.probeAt;
+    this.probeAt = 0;
+    if (this.srtt === null) {
+      this.srtt = sample;
+      this.rttvar = sample / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
+      this.srtt = 0.875 * this.srtt + 0.125 * sample;
+    }
+    if (!this.owed()) this.owedSince = 0;
   }
 
   private stopConnTimers(): void {
-    if (this.keepaliveTimer !== null) clearTimeout(this.keepaliveTimer);
-    this.keepaliveTimer = null;
+    if (this.watchTimer !== null) clearTimeout(this.watchTimer);
+    this.watchTimer = null;
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     // A new connection starts its ACK accounting from the RESUME it sends.
@@ -508,6 +701,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
+    this.transmitted = this.acked = this.sent = 0;
     this.endInfo = info;
     this.reportEnd();
   }
