@@ -18,6 +18,7 @@ import { formatShareUri, parseShareUri } from '../transport/uri.js';
 import { resolveClientSettings, type ClientFlags } from '../config/client.js';
 import { isLoopbackHost } from '../core/address.js';
 import { collect, resolveTunnelFlags, type TunnelFlags } from '../client/tunnel-flags.js';
+import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
 import { qrText } from './qr.js';
@@ -198,6 +199,11 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
       bridges: [...settings.bridges, ...tunnel.more],
       strategy: tunnel.strategy,
       rotate: tunnel.rotate,
+      ...(() => {
+        const budget = tunnel.budget ?? settings.connBudget;
+        return budget !== undefined ? { budget } : {};
+      })(),
+      wallStore: new WallStore(defaultWallFile(), tunnel.limits.WALL_BUDGET_TTL_MS, (err) => log.warn({ err: err.message }, 'cannot read or write the learned connection budgets')),
       listen,
       socksListen: listeners.socks,
       httpListen: listeners.http,
@@ -315,6 +321,8 @@ export function buildProgram(): Command {
     .option('--resume-timeout-ms <ms>', 'a session not resumed within this time is ended and its streams reset (default 60000)')
     .option('--rotate-bytes <n>', 'move the session to a fresh connection after this many bytes on one (default: never)')
     .option('--rotate-ms <ms>', 'move the session to a fresh connection after this long on one (default: never)')
+    .option('--conn-budget <bytes>', 'bridge→client bytes per tunnel connection before moving to a new one, for networks that freeze connections after a few KB: auto (learned, default), off, or bytes')
+    .option('--dial-interval-ms <ms>', 'at most one new tunnel connection (TLS handshake) per this interval (default 150)')
     .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')
     .option('--listen <host:port>', 'SOCKS5 listen address (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
     .option('--user <name>', 'require SOCKS5 username/password (RFC 1929) with this user name [env: POSTERN_USER]')

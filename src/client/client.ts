@@ -6,6 +6,7 @@ import { HttpProxyServer } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import { Tunnel, type BridgeStrategy } from './tunnel.js';
+import type { BudgetPolicy, WallStore } from './wall.js';
 import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
 import { udpAssociator } from './udp.js';
 import type { Target } from '../core/address.js';
@@ -34,6 +35,10 @@ export interface ClientOptions {
   readonly strategy?: BridgeStrategy;
   /** Connection rotation budget (absent or 0: off), see TunnelOptions. */
   readonly rotate?: { readonly bytes: number; readonly ms: number };
+  /** Per-connection budget of bridge→client bytes (docs/protocol.md §9.7); absent: share link's, else learned. */
+  readonly budget?: BudgetPolicy;
+  /** Where learned budgets are remembered (absent/null: not remembered). */
+  readonly wallStore?: WallStore | null;
   /** The mixed port: SOCKS5 and HTTP proxy on one listener. */
   readonly listen: { host: string; port: number };
   /** Extra SOCKS5-only and HTTP-proxy-only listeners. */
@@ -74,6 +79,8 @@ export class Client {
       strategy: opts.strategy ?? 'failover',
       rotateBytes: opts.rotate?.bytes ?? 0,
       rotateMs: opts.rotate?.ms ?? 0,
+      ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
+      wallStore: opts.wallStore ?? null,
     });
     const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
     const udp = udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) });

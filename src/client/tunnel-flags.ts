@@ -3,9 +3,10 @@
  * keepalive / resume bounds. Parsed here so that the CLI only forwards them.
  */
 import { PosternError } from '../core/errors.js';
-import { LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
+import { LIMIT_BOUNDS, LIMITS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy } from './tunnel.js';
+import { parseBudget, type BudgetPolicy } from './wall.js';
 
 export interface TunnelFlags {
   /** Every --bridge, in order (commander collects repeats into an array). */
@@ -15,6 +16,8 @@ export interface TunnelFlags {
   resumeTimeoutMs?: string;
   rotateBytes?: string;
   rotateMs?: string;
+  connBudget?: string;
+  dialIntervalMs?: string;
 }
 
 export interface TunnelSettings {
@@ -26,6 +29,8 @@ export interface TunnelSettings {
   limits: Limits;
   /** Connection rotation budget (0: off). */
   rotate: { bytes: number; ms: number };
+  /** --conn-budget (absent: the config file's, else each share link's, else learned). */
+  budget: BudgetPolicy | undefined;
 }
 
 /** Commander collector for a repeatable option. */
@@ -57,6 +62,16 @@ export function resolveTunnelFlags(flags: TunnelFlags): TunnelSettings {
     over.KEEPALIVE_TIMEOUT_MS = limitValue('--keepalive-ms', flags.keepaliveMs, 'KEEPALIVE_TIMEOUT_MS');
     over.KEEPALIVE_INTERVAL_MS = Math.max(LIMIT_BOUNDS.KEEPALIVE_INTERVAL_MS[0], Math.floor(over.KEEPALIVE_TIMEOUT_MS / 2));
   }
+  if (flags.dialIntervalMs !== undefined) {
+    over.DIAL_MIN_INTERVAL_MS = limitValue('--dial-interval-ms', flags.dialIntervalMs, 'DIAL_MIN_INTERVAL_MS');
+  }
+  let connBudget: BudgetPolicy | undefined;
+  if (flags.connBudget !== undefined) {
+    const min = LIMITS.CONN_BUDGET_MIN_BYTES;
+    const parsed = parseBudget(flags.connBudget, min);
+    if (parsed === null) throw new PosternError('E_CONFIG', `--conn-budget: expected auto, off (or 0), or a byte count ≥ ${min}, got "${flags.connBudget}"`);
+    connBudget = parsed;
+  }
   if (flags.resumeTimeoutMs !== undefined) {
     over.SESSION_RESUME_TIMEOUT_MS = limitValue('--resume-timeout-ms', flags.resumeTimeoutMs, 'SESSION_RESUME_TIMEOUT_MS');
   }
@@ -67,5 +82,5 @@ export function resolveTunnelFlags(flags: TunnelFlags): TunnelSettings {
     return n;
   };
   const rotate = { bytes: budget('--rotate-bytes', flags.rotateBytes, 64 * 1024), ms: budget('--rotate-ms', flags.rotateMs, 1_000) };
-  return { first: list[0], more, strategy, limits: defaultLimits(over), rotate };
+  return { first: list[0], more, strategy, limits: defaultLimits(over), rotate, budget: connBudget };
 }

@@ -7,9 +7,11 @@ import type { Logger } from '../log/logger.js';
 import { ResumableLink } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
+import type { FrameTransport } from '../mux/transport.js';
 import { SESSION_ID_BYTES } from '../transport/auth.js';
 import { dialBridge } from '../transport/dialer.js';
 import type { BridgeInfo } from '../transport/uri.js';
+import { WallLearner, wallKey, type BudgetPolicy, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
@@ -29,6 +31,13 @@ export interface TunnelOptions {
    */
   readonly rotateBytes?: number;
   readonly rotateMs?: number;
+  /**
+   * Per-connection budget of bridge→client bytes (docs/protocol.md §9.7) for every bridge; absent:
+   * each bridge's share-link `budget`, else learned ('auto').
+   */
+  readonly budget?: BudgetPolicy;
+  /** Where learned budgets are remembered across restarts (null: not remembered). */
+  readonly wallStore?: WallStore | null;
 }
 
 /** How often the rotation budget is checked. */
@@ -66,6 +75,16 @@ class BridgeLink {
   private closed = false;
   private rotateTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
+  /** When the last dial started: at most one per DIAL_MIN_INTERVAL_MS (the censor flags bursts). */
+  private lastDialAt = Number.NEGATIVE_INFINITY;
+  /** The connection attached last, and whether the next attach is a move (§9.7) rather than a resume. */
+  private conn: FrameTransport | null = null;
+  private moving = false;
+  /** Learns the wall in 'auto' mode (null otherwise). */
+  private readonly learner: WallLearner | null;
+  private readonly wallKey: string;
+  /** Connections dialled, moves made, cuts seen (for tests, metrics and the bench). */
+  readonly counts = { dials: 0, moves: 0, cuts: 0 };
 
   constructor(
     readonly index: number,
@@ -74,8 +93,31 @@ class BridgeLink {
     logger: Logger,
     private readonly changed: () => void,
     private readonly rotation: { bytes: number; ms: number } = { bytes: 0, ms: 0 },
+    private readonly budget: BudgetPolicy = { mode: 'auto' },
+    private readonly wallStore: WallStore | null = null,
   ) {
     this.log = logger.child({ bridge: index });
+    this.wallKey = wallKey(info);
+    this.learner = budget.mode === 'auto' ? new WallLearner(limits, wallStore?.get(this.wallKey) ?? null) : null;
+    const b = this.budgetBytes();
+    if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto' }, 'moving to a new connection every budget of bytes from the bridge');
+  }
+
+  /** Bridge→client bytes one connection may carry (§9.7), or null: no budget. */
+  budgetBytes(): number | null {
+    if (this.budget.mode === 'fixed') return this.budget.bytes;
+    return this.learner?.budget ?? null;
+  }
+
+  /** A lost connection may teach the wall (auto mode): remembered when it does. */
+  private learnFromCut(): void {
+    this.counts.cuts++;
+    const bytes = this.conn?.wireBytesRead;
+    if (this.learner === null || bytes === undefined) return;
+    const next = this.learner.observeCut(bytes);
+    if (next === null) return;
+    this.log.info({ cutAtBytes: bytes, budget: next }, 'connections to this bridge die after about the same byte count: moving before it from now on');
+    this.wallStore?.set(this.wallKey, next);
   }
 
   /** The current session takes new streams: live on a connection, no GOAWAY, not closed. */
@@ -166,8 +208,14 @@ class BridgeLink {
     const session = this.current ?? this.newSession();
     this.dialing = true;
     this.lastAttemptAt = performance.now();
-    const started = Date.now();
+    let started = Date.now();
     try {
+      const wait = this.lastDialAt + this.limits.DIAL_MIN_INTERVAL_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (this.closed) return;
+      this.lastDialAt = performance.now();
+      started = Date.now();
+      this.counts.dials++;
       const transport = await dialBridge(this.info, { limits: this.limits, logger: this.log, sessionId: session.id });
       if (this.closed || session.link.state === 'ended') {
         transport.terminate();
@@ -175,8 +223,14 @@ class BridgeLink {
         return;
       }
       this.dialStartedAt = started;
-      if (rotate) this.log.info('rotating the tunnel connection');
-      session.link.attach(transport);
+      this.moving = rotate;
+      if (rotate) {
+        this.counts.moves++;
+        this.log.debug('moving the session to a new connection');
+      }
+      const budget = this.budgetBytes();
+      session.link.attach(transport, budget === null ? {} : { budgetBytes: budget - (transport.wireBytesRead ?? 0) });
+      this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
       if (rotate && session.link.state === 'live') {
@@ -212,12 +266,18 @@ class BridgeLink {
       this.failures = 0;
       this.lastError = null;
       this.health = 'up';
-      this.log.info({ ms: Date.now() - this.dialStartedAt, resumed: session.live, resent }, 'tunnel to bridge up');
+      const fields = { ms: Date.now() - this.dialStartedAt, resumed: session.live, resent };
+      if (this.moving) this.log.debug(fields, 'tunnel moved to a new connection');
+      else this.log.info(fields, 'tunnel to bridge up');
       session.live = true;
       this.changed();
     });
+    link.on('move', () => {
+      if (this.current === session && !this.closed) void this.attempt(true);
+    });
     link.on('detached', () => {
       if (this.current !== session || this.closed) return;
+      this.learnFromCut();
       this.health = 'connecting';
       this.log.warn('tunnel to bridge lost; resuming');
       this.changed();
@@ -264,7 +324,10 @@ export class Tunnel {
     this.limits = limits;
     this.strategy = opts.strategy ?? 'failover';
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
-    this.links = list.map((b, i) => new BridgeLink(i, b, limits, logger, () => this.notify(), rotation));
+    this.links = list.map((b, i) => {
+      const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
+      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null);
+    });
   }
 
   private readonly limits: Limits;
@@ -273,6 +336,11 @@ export class Tunnel {
     if (this.links.some((l) => l.usable() !== null)) return 'up';
     if (this.links.some((l) => l.busy)) return 'connecting';
     return this.links.some((l) => l.lastError !== null) ? 'backoff' : 'idle';
+  }
+
+  /** Per bridge: connections dialled, moves (§9.7) and cuts seen, and the budget in force. */
+  get wallStats(): Array<{ dials: number; moves: number; cuts: number; budget: number | null }> {
+    return this.links.map((l) => ({ ...l.counts, budget: l.budgetBytes() }));
   }
 
   /** Health of each bridge, in list order. */

@@ -11,6 +11,8 @@ import { parseHostPort } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import { parseForward } from '../client/forward.js';
 import { whatsappEntries } from '../client/whatsapp.js';
+import { parseBudget, type BudgetPolicy } from '../client/wall.js';
+import { LIMITS } from '../core/limits.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
 
@@ -62,6 +64,12 @@ export const clientConfigSchema = z
       .refine((s) => problem(() => whatsappEntries(s)) === null, { error: (iss) => `e.g. "chat-tls=443,chat=5222,media=587" (${problem(() => whatsappEntries(String(iss.input)))})` })
       .optional()
       .describe('WhatsApp entry ports, e.g. "chat-tls=443,chat=5222,http=80,media=587"; "off" turns a role off (as --whatsapp-ports).'),
+    connBudget: z
+      .union([z.literal('auto'), z.literal('off'), z.literal(0), z.int().min(LIMITS.CONN_BUDGET_MIN_BYTES).max(LIMITS.WALL_MAX_BYTES)])
+      .optional()
+      .describe(
+        `Bridge→client bytes per tunnel connection before the client moves to a new one, for networks that freeze connections after a few KB: "auto" (default: learned), "off"/0, or bytes ${LIMITS.CONN_BUDGET_MIN_BYTES}..${LIMITS.WALL_MAX_BYTES} (as --conn-budget).`,
+      ),
     lan: z.boolean().optional().describe('Share with phones on this network: listen on 0.0.0.0 (unless listen is set) with a password (as --lan).'),
     log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),
   })
@@ -128,6 +136,8 @@ export interface ClientSettings {
   logLevel: string;
   /** Listener settings from the config file ({} without one). */
   fileListeners: FileListeners;
+  /** The config file's connBudget, if any. */
+  connBudget: BudgetPolicy | undefined;
 }
 
 /** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
@@ -203,5 +213,6 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
     logLevel,
     fileListeners,
+    connBudget: file?.connBudget === undefined ? undefined : (parseBudget(file.connBudget, LIMITS.CONN_BUDGET_MIN_BYTES) ?? undefined),
   };
 }

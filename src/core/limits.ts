@@ -67,7 +67,7 @@ export const LIMITS = {
   /** Silence this long after the peer sent session messages (or 2 RTTs) → one probe PING to learn whether the path froze. */
   FREEZE_PROBE_MIN_MS: 100,
   /** A sender under a connection budget keeps this much of it for connection messages (MOVE, ACK, PONG). */
-  CONN_BUDGET_RESERVE_BYTES: 1_024,
+  CONN_BUDGET_RESERVE_BYTES: 512,
   /** Smallest per-connection budget (learned, configured or asked for by a peer); smaller is raised to this. */
   CONN_BUDGET_MIN_BYTES: 4_096,
   /** Cuts of connections that carried more than this are not taken for a wall. */

@@ -57,6 +57,9 @@ export function budgetCharge(len: number): number {
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
 
+/** A held DATA message is cut to fill a connection's budget only when at least this much fits. */
+const MIN_SPLIT_BYTES = 256;
+
 /** RESUME and ACK carry one u64: a count of session messages received. */
 const COUNT_BYTES = 8;
 
@@ -245,8 +248,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   /** Sends held session messages [transmitted, sent) on `conn` while they fit its budget (§9.7). */
   private pump(conn: FrameTransport): void {
     while (this.transmitted < this.sent) {
-      const m = this.queue[this.head + this.transmitted - this.acked] as Buffer;
-      if (this.connCharged + budgetCharge(m.length) > this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES) {
+      const at = this.head + this.transmitted - this.acked;
+      let m = this.queue[at] as Buffer;
+      const room = this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES - this.connCharged;
+      if (budgetCharge(m.length) > room && this.splitToFit(at, room)) m = this.queue[at] as Buffer;
+      if (budgetCharge(m.length) > room) {
         if (!this.moveSent) {
           this.moveSent = true;
           this.log.debug({ charged: this.connCharged, budget: this.connBudget }, 'connection budget spent: MOVE');
@@ -260,6 +266,26 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       this.sendOnConn(conn, m);
     }
     this.armWatch();
+  }
+
+  /**
+   * §9.7 with §9.3: a held DATA message (the peer has none of it) that does not fit the budget left
+   * is cut in two so that its first part fills the connection; the rest waits for the next one.
+   */
+  private splitToFit(at: number, room: number): boolean {
+    const m = this.queue[at] as Buffer;
+    const payload = m.length - HEADER_BYTES;
+    const fits = room - budgetCharge(HEADER_BYTES);
+    if (m[0] !== FrameType.DATA || m.readUInt32BE(6) !== payload || fits < MIN_SPLIT_BYTES || fits >= payload) return false;
+    const streamId = m.readUInt32BE(2);
+    const first = allocFrame(FrameType.DATA, streamId, fits);
+    m.copy(first, HEADER_BYTES, HEADER_BYTES, HEADER_BYTES + fits);
+    const rest = allocFrame(FrameType.DATA, streamId, payload - fits);
+    m.copy(rest, HEADER_BYTES, HEADER_BYTES + fits);
+    this.queue.splice(at, 1, first, rest);
+    this.sent++;
+    this.queuedBytes += HEADER_BYTES;
+    return true;
   }
 
   private sendOnConn(conn: FrameTransport, m: Buffer): void {
@@ -344,7 +370,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.lastReceivedAt = performance.now();
     this.pinged = false;
     if (opts.budgetBytes !== undefined) {
-      const b = Math.max(this.limits.CONN_BUDGET_MIN_BYTES, Math.floor(opts.budgetBytes));
+      const b = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.budgetBytes));
       this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
     }
     this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.RESUME, this.received));
@@ -433,7 +459,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       // §9.7: once per connection, before the sender's RESUME (so before we send any session message).
       if (this._state !== 'handshake' || this.budgetReceived) return this.protocolError(conn, 'BUDGET after RESUME');
       this.budgetReceived = true;
-      this.connBudget = Math.max(this.limits.CONN_BUDGET_MIN_BYTES, count);
+      // Never less than twice the reserve: a peer cannot make us send nothing but MOVE.
+      this.connBudget = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, count);
       return;
     }
     if (type === ResumeFrameType.MOVE) {

@@ -23,6 +23,8 @@ export interface FrameTransport {
   terminate(): void;
   /** Optional: the largest DATA payload worth sending now (a resumable link on a cutting path). */
   readonly maxPayloadHint?: number;
+  /** Optional: bytes received on the wire so far (TCP payload: TLS handshake and records, HTTP, frames). */
+  readonly wireBytesRead?: number;
 }
 
 /** WebSocket close codes the mux uses (RFC 6455 §7.4.1). */

@@ -41,6 +41,24 @@ const STAGE_TEXT: Record<Stage, string> = {
 
 let maskingActive: boolean | undefined;
 
+/**
+ * TLS sessions (tickets) for resumption, one per bridge identity (host, port, SNI, pin or CA).
+ * Only a session that came from a connection we verified (pin or CA) is kept, so a resumed
+ * handshake — which carries no certificate — is with the holder of a key we already checked.
+ */
+const tlsSessions = new Map<string, Buffer>();
+
+function tlsSessionKey(info: BridgeInfo, ca: DialOptions['ca']): string {
+  const pin = info.pin === undefined ? 'ca' : toBase64Url(info.pin);
+  const cas = ca === undefined ? '' : Array.isArray(ca) ? ca.join('') : ca;
+  return `${info.host}|${info.port}|${info.sni ?? ''}|${pin}|${cas.length}:${cas.slice(-64)}`;
+}
+
+/** Forgets every kept TLS session (tests, and after a pin change). */
+export function forgetTlsSessions(): void {
+  tlsSessions.clear();
+}
+
 /** Whether ws masks client frames natively (bufferutil loads). Never throws. */
 export function nativeMaskingActive(): boolean {
   if (maskingActive === undefined) {
@@ -154,8 +172,18 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
       };
       if (servername !== undefined) options.servername = servername;
       if (opts.ca !== undefined) options.ca = opts.ca;
+      const sessionKey = tlsSessionKey(info, opts.ca);
+      const offered = tlsSessions.get(sessionKey);
+      if (offered !== undefined) options.session = offered;
       const s = tls.connect(options);
       secure = s;
+      // Tickets may arrive before or after secureConnect: kept only once this connection is verified.
+      let verified = false;
+      let ticket: Buffer | undefined;
+      s.on('session', (t: Buffer) => {
+        if (verified) tlsSessions.set(sessionKey, t);
+        else ticket = t;
+      });
       s.on('error', (err) => {
         if (stage === 'tls') {
           const code = (err as NodeJS.ErrnoException).code;
@@ -167,9 +195,16 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
       });
       s.once('secureConnect', () => {
         if (settled) return;
-        if (info.pin !== undefined) {
+        if (s.isSessionReused()) {
+          // A resumed session shows no certificate; it is one we offered, from a verified connection.
+          if (offered === undefined) {
+            fail(new PosternError('E_TLS', 'resumed a TLS session that was not offered'));
+            return;
+          }
+        } else if (info.pin !== undefined) {
           const got = peerSpkiSha256(s);
           if (!pinMatches(got, info.pin)) {
+            tlsSessions.delete(sessionKey);
             const gotText = got === null ? 'no certificate' : toBase64Url(got);
             fail(new PosternError('E_PIN_MISMATCH', `expected ${toBase64Url(info.pin)} got ${gotText}`));
             return;
@@ -179,7 +214,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
           fail(new PosternError('E_TLS', String(s.authorizationError ?? 'certificate not verified')));
           return;
         }
-        log.debug({ protocol: s.getProtocol(), alpn: s.alpnProtocol }, 'bridge TLS verified');
+        verified = true;
+        if (ticket !== undefined) tlsSessions.set(sessionKey, ticket);
+        log.debug({ protocol: s.getProtocol(), alpn: s.alpnProtocol, resumed: s.isSessionReused() }, 'bridge TLS verified');
         upgrade(s);
       });
     };
@@ -250,7 +287,7 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         cleanup();
         socket.removeListener('close', onEarlyClose);
         socket.removeListener('error', onError);
-        const transport = new WsFrameTransport(socket, sock);
+        const transport = new WsFrameTransport(socket, sock, raw);
         log.debug({ ms: Date.now() - started }, 'bridge session open');
         resolve(transport);
       });

@@ -1,6 +1,6 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&plain=1#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&plain=1&budget=<bytes>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
@@ -24,13 +24,18 @@ export interface BridgeInfo {
   plain: boolean;
   /** Human name for the bridge; never sent. */
   label?: string;
+  /** Bytes the bridge may send on one connection before the client moves to the next (§9.7), for a walled path. */
+  budget?: number;
 }
+
+/** Smallest `budget` a share URI may carry (§1). */
+export const URI_BUDGET_MIN_BYTES = 4_096;
 
 export const SHARE_URI_SCHEME = 'postern';
 export const DEFAULT_BRIDGE_PORT = 443;
 export const PIN_BYTES = 32;
 
-const KNOWN_PARAMS = new Set(['pin', 'sni', 'plain']);
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'plain', 'budget']);
 /** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
 const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
@@ -179,6 +184,10 @@ export function parseShareUri(s: string): BridgeInfo {
         const problem = hostNameProblem(value);
         if (problem !== null) throw bad(`sni: ${problem}`);
         info.sni = value;
+      } else if (key === 'budget') {
+        const n = /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : Number.NaN;
+        if (!(n >= URI_BUDGET_MIN_BYTES)) throw bad(`budget must be a byte count of at least ${URI_BUDGET_MIN_BYTES}`);
+        info.budget = n;
       } else {
         if (value !== '1') throw bad('plain must be "1" when present');
         info.plain = true;
@@ -200,6 +209,7 @@ export function formatShareUri(info: BridgeInfo): string {
   if (info.pin !== undefined) params.push(`pin=${toBase64Url(info.pin)}`);
   if (info.sni !== undefined) params.push(`sni=${info.sni}`);
   if (info.plain) params.push('plain=1');
+  if (info.budget !== undefined) params.push(`budget=${info.budget}`);
   const query = params.length > 0 ? `?${params.join('&')}` : '';
   const label = info.label !== undefined && info.label !== '' ? `#${encodeURIComponent(info.label)}` : '';
   return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${host}:${info.port}${info.path}${query}${label}`;

@@ -75,9 +75,13 @@ export class WsFrameTransport implements FrameTransport {
     this.#socket.uncork();
   };
 
-  constructor(ws: WebSocket, socket: Duplex) {
+  readonly #wire: { readonly bytesRead: number } | undefined;
+
+  /** `wire`: the TCP socket under TLS, when the caller holds it (for wireBytesRead). */
+  constructor(ws: WebSocket, socket: Duplex, wire?: { readonly bytesRead: number }) {
     this.#ws = ws;
     this.#socket = socket;
+    this.#wire = wire;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.#receive(data, isBinary));
     ws.on('error', (err: Error) => {
@@ -92,6 +96,10 @@ export class WsFrameTransport implements FrameTransport {
 
   get bufferedBytes(): number {
     return this.#ws.bufferedAmount;
+  }
+
+  get wireBytesRead(): number | undefined {
+    return this.#wire?.bytesRead;
   }
 
   send(message: Buffer): void {

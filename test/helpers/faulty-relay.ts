@@ -1,7 +1,9 @@
 /**
  * A fault-injecting TCP relay for tests (loopback only): sits between a client and a bridge and
  * can delay, throttle, cut with RST after N bytes (fixed or seeded-random per connection), cut
- * everything now, and blackhole (keep connections open while every byte vanishes).
+ * everything now, blackhole (keep connections open while every byte vanishes), and freeze each
+ * connection after N bridge→client bytes (the "16 KB wall": later bridge→client bytes vanish, no
+ * RST, no FIN reaches the client; client→bridge bytes pass freely).
  */
 import net from 'node:net';
 
@@ -30,6 +32,9 @@ interface Pair {
   budget: number;
   used: number;
   blackholed: boolean;
+  /** Bridge→client bytes passed (freeze mode counts only these). */
+  down: number;
+  frozen: boolean;
 }
 
 export class FaultyRelay {
@@ -44,8 +49,16 @@ export class FaultyRelay {
   bytesPerSecond = 0;
   /** New connections are blackholed too while true. */
   blackholeNew = false;
+  /** Freeze each connection after this many bridge→client bytes (null: never). */
+  freezeAfter: number | null = null;
   cuts = 0;
   accepted = 0;
+  /** Connections frozen, bytes that vanished into a freeze or a cut, bytes passed bridge→client. */
+  freezes = 0;
+  droppedBytes = 0;
+  downBytes = 0;
+  /** When each connection was accepted (performance.now()), for handshakes per second. */
+  readonly acceptedAt: number[] = [];
   port = 0;
 
   constructor(private readonly opts: FaultyRelayOptions) {
@@ -63,6 +76,14 @@ export class FaultyRelay {
     for (const p of this.pairs) p.blackholed = true;
   }
 
+  /** Existing connections freeze now: bridge→client bytes vanish from here on. */
+  freezeAll(): void {
+    for (const p of this.pairs) {
+      if (!p.frozen) this.freezes++;
+      p.frozen = true;
+    }
+  }
+
   /** RST every connection now. */
   cutAll(): void {
     for (const p of [...this.pairs]) this.cut(p);
@@ -72,6 +93,18 @@ export class FaultyRelay {
     return this.pairs.size;
   }
 
+  /** The most connections accepted within any `windowMs` (the censor flags > 3 in ~400 ms). */
+  maxAcceptedWithin(windowMs: number): number {
+    let best = 0;
+    let lo = 0;
+    const t = this.acceptedAt;
+    for (let hi = 0; hi < t.length; hi++) {
+      while ((t[hi] as number) - (t[lo] as number) >= windowMs) lo++;
+      best = Math.max(best, hi - lo + 1);
+    }
+    return best;
+  }
+
   async close(): Promise<void> {
     for (const p of [...this.pairs]) this.cut(p);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -79,18 +112,25 @@ export class FaultyRelay {
 
   private accept(a: net.Socket): void {
     this.accepted++;
+    this.acceptedAt.push(performance.now());
     const b = net.connect({ host: '127.0.0.1', port: this.opts.target });
     const budget = this.cutRange === null ? Infinity : Math.floor(this.cutRange[0] + this.random() * (this.cutRange[1] - this.cutRange[0] + 1));
-    const pair: Pair = { a, b, budget, used: 0, blackholed: this.blackholeNew };
+    const pair: Pair = { a, b, budget, used: 0, blackholed: this.blackholeNew, down: 0, frozen: false };
     this.pairs.add(pair);
-    // A blackholed path does not pass a close on either: the other side just hears nothing.
-    const gone = (): void => {
-      if (!pair.blackholed) this.cut(pair);
+    // A blackholed path does not pass a close on either: the other side just hears nothing. A
+    // frozen one passes the client's close to the bridge, but nothing from the bridge's side.
+    const gone = (fromBridge: boolean): void => {
+      if (pair.blackholed) return;
+      if (pair.frozen && fromBridge) {
+        b.destroy();
+        return;
+      }
+      this.cut(pair);
     };
-    a.on('error', gone);
-    b.on('error', gone);
-    a.on('close', gone);
-    b.on('close', gone);
+    a.on('error', () => gone(false));
+    b.on('error', () => gone(true));
+    a.on('close', () => gone(false));
+    b.on('close', () => gone(true));
     this.forward(pair, a, b);
     this.forward(pair, b, a);
   }
@@ -99,16 +139,35 @@ export class FaultyRelay {
     let chain = Promise.resolve();
     let nextFree = 0;
     let queued = 0;
+    const down = from === pair.b;
     from.on('data', (chunk: Buffer) => {
       if (!this.pairs.has(pair) || pair.blackholed) return;
       let data = chunk;
+      if (down && pair.frozen) {
+        this.droppedBytes += data.length;
+        return;
+      }
+      if (down && this.freezeAfter !== null) {
+        const room = this.freezeAfter - pair.down;
+        if (data.length >= room) {
+          this.droppedBytes += data.length - room;
+          data = data.subarray(0, room);
+          pair.frozen = true;
+          this.freezes++;
+        }
+      }
       const left = pair.budget - pair.used;
       let cutAfter = false;
       if (data.length >= left) {
+        this.droppedBytes += data.length - left;
         data = data.subarray(0, left);
         cutAfter = true;
       }
       pair.used += data.length;
+      if (down) {
+        pair.down += data.length;
+        this.downBytes += data.length;
+      }
       if (this.delayMs === 0 && this.bytesPerSecond === 0) {
         if (data.length > 0) to.write(data);
         if (cutAfter) this.cut(pair);

@@ -31,7 +31,8 @@ export class Postern {
     const [cmd, argv] = opts.exe ? [opts.exe, args] : [process.execPath, [BIN, ...args]];
     this.child = spawn(cmd, argv, {
       cwd: ROOT,
-      env: opts.cleanEnv ? env : { ...process.env, ...env },
+      // Learned state (the client's walls.json) goes to a test folder, never the user's home.
+      env: opts.cleanEnv ? env : { ...process.env, XDG_STATE_HOME: testStateHome(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
@@ -128,6 +129,13 @@ export async function runPostern(args: string[], timeoutMs = 20_000): Promise<{ 
   clearTimeout(t);
   running.delete(p);
   return { code, stdout: p.stdout, stderr: p.stderr };
+}
+
+let stateHome: string | undefined;
+/** One XDG_STATE_HOME per test worker, so that no test writes under the real home folder. */
+function testStateHome(): string {
+  stateHome ??= tempDir('postern-state-');
+  return stateHome;
 }
 
 export function tempDir(prefix = 'postern-test-'): string {

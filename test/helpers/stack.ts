@@ -31,8 +31,8 @@ export async function startBridge(config: string, extra: string[] = ['--allow-pr
   return { bridge, port: await bridge.listening('bridge') };
 }
 
-export async function startClient(uri: string, extra: string[] = []): Promise<{ client: Postern; port: number }> {
-  const client = new Postern(['client', '--bridge', uri, '--listen', '127.0.0.1:0', ...extra]);
+export async function startClient(uri: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ client: Postern; port: number }> {
+  const client = new Postern(['client', '--bridge', uri, '--listen', '127.0.0.1:0', ...extra], env);
   const port = await client.listening('socks');
   return { client, port };
 }

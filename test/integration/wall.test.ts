@@ -1,0 +1,192 @@
+/**
+ * Through the wall (issue 16, docs/protocol.md §9.6–§9.7): the built binary behind a relay that
+ * freezes every connection after 16 KiB bridge→client — no RST, no FIN, bytes just stop.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FaultyRelay } from '../helpers/faulty-relay.js';
+import { stopAll, tempDir } from '../helpers/proc.js';
+import { seededBytes, sha256 } from '../helpers/resilience.js';
+import { ipv4Request, socksConnect } from '../helpers/socks.js';
+import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
+
+const KIB = 1024;
+const closers: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  await stopAll();
+  for (const c of closers.splice(0)) await c();
+});
+
+/** A server that sends `data` to whoever connects, then ends. */
+async function source(data: Buffer, bytesPerSecond = 0): Promise<number> {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    if (bytesPerSecond === 0) return void s.end(data);
+    let off = 0;
+    const tick = setInterval(() => {
+      const n = Math.ceil(bytesPerSecond / 20);
+      s.write(data.subarray(off, off + n));
+      off += n;
+      if (off >= data.length) {
+        clearInterval(tick);
+        s.end();
+      }
+    }, 50);
+    s.on('close', () => clearInterval(tick));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A server that hashes what it receives; resolves with hash and byte count at EOF. */
+async function sink(): Promise<{ port: number; result: Promise<{ hash: string; bytes: number }> }> {
+  let resolve!: (v: { hash: string; bytes: number }) => void;
+  const result = new Promise<{ hash: string; bytes: number }>((r) => (resolve = r));
+  const server = net.createServer((s) => {
+    const h = crypto.createHash('sha256');
+    let bytes = 0;
+    s.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    s.on('end', () => {
+      s.end();
+      resolve({ hash: h.digest('hex'), bytes });
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { port: (server.address() as net.AddressInfo).port, result };
+}
+
+async function download(socksPort: number, port: number): Promise<{ hash: string; bytes: number; ms: number }> {
+  const started = performance.now();
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', port));
+  expect(reply).toBe(0);
+  const h = crypto.createHash('sha256');
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (d: Buffer) => {
+      h.update(d);
+      bytes += d.length;
+    });
+    socket.on('end', resolve);
+    socket.on('error', reject);
+    socket.resume();
+  });
+  socket.destroy();
+  return { hash: h.digest('hex'), bytes, ms: performance.now() - started };
+}
+
+async function upload(socksPort: number, port: number, data: Buffer): Promise<number> {
+  const started = performance.now();
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', port));
+  expect(reply).toBe(0);
+  socket.on('error', () => undefined);
+  socket.resume();
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.end(data);
+  await closed;
+  return performance.now() - started;
+}
+
+/** init → bridge → relay → client (default settings unless `args`), tunnel up. */
+async function walled(opts: { freezeAfter?: number | null; args?: string[]; stateHome?: string } = {}) {
+  const { uri, config } = await init();
+  const { port: bridgePort } = await startBridge(config);
+  const relay = new FaultyRelay({ target: bridgePort });
+  relay.freezeAfter = opts.freezeAfter === undefined ? 16 * KIB : opts.freezeAfter;
+  closers.push(() => relay.close());
+  const relayPort = await relay.listen();
+  const stateHome = opts.stateHome ?? tempDir('postern-state-');
+  const { client, port: socksPort } = await startClient(withPort(uri, relayPort), opts.args ?? [], { XDG_STATE_HOME: stateHome });
+  await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+  return { uri, relay, relayPort, client, socksPort, stateHome };
+}
+
+describe('a network that freezes every connection after 16 KiB downstream', () => {
+  it('delivers a 1 MiB download intact with default client settings, learning the wall on the way', async () => {
+    const s = await walled();
+    const data = seededBytes(1024 * KIB, 1);
+    const r = await download(s.socksPort, await source(data));
+    expect(r.bytes).toBe(data.length);
+    expect(r.hash).toBe(sha256(data));
+    expect(s.relay.freezes).toBeGreaterThan(0);
+    const learned = s.client.lines.find((l) => l.budget !== undefined && l.cutAtBytes !== undefined);
+    expect(learned?.budget).toBeLessThan(16 * KIB);
+    // Once learned, connections move before the wall instead of freezing into it.
+    expect(s.relay.freezes).toBeLessThan(s.relay.accepted / 2);
+    // Never a burst of handshakes: at most 3 within 400 ms.
+    expect(s.relay.maxAcceptedWithin(400)).toBeLessThanOrEqual(3);
+  }, 60_000);
+
+  it('notices a freeze in well under a second while data is owed, and resumes on a new connection', async () => {
+    const s = await walled({ freezeAfter: null, args: ['--conn-budget', 'off'] });
+    const data = seededBytes(2048 * KIB, 2);
+    const got = download(s.socksPort, await source(data, 1024 * KIB));
+    await new Promise((r) => setTimeout(r, 600));
+    const before = s.relay.accepted;
+    const frozenAt = performance.now();
+    s.relay.freezeAll();
+    const r = await got;
+    expect(r.hash).toBe(sha256(data));
+    expect(s.relay.accepted).toBeGreaterThan(before);
+    const detectedMs = (s.relay.acceptedAt[before] as number) - frozenAt;
+    expect(detectedMs).toBeLessThan(800);
+    const line = s.client.lines.find((l) => l.msg === 'connection frozen: bytes owed, nothing received');
+    expect(line?.silentMs).toBeLessThan(800);
+  }, 30_000);
+
+  it('keeps an idle tunnel on one connection: no reconnect loop', async () => {
+    const s = await walled({ args: ['--keepalive-ms', '2000'] });
+    await new Promise((r) => setTimeout(r, 4_000));
+    // Keepalive PINGs (every second) are answered: the tunnel stays on its first connection.
+    expect(s.relay.accepted).toBe(1);
+    expect(s.client.lines.filter((l) => l.msg === 'connection frozen: bytes owed, nothing received')).toHaveLength(0);
+  }, 30_000);
+
+  it('uploads 16 MiB at full speed: the upstream is not walled, so nothing rotates for it', async () => {
+    const data = seededBytes(16 * 1024 * KIB, 3);
+    const free = await walled({ freezeAfter: null });
+    const dst1 = await sink();
+    const freeMs = await upload(free.socksPort, dst1.port, data);
+    expect((await dst1.result).hash).toBe(sha256(data));
+    const s = await walled();
+    const dst2 = await sink();
+    const wallMs = await upload(s.socksPort, dst2.port, data);
+    expect((await dst2.result).hash).toBe(sha256(data));
+    // ACKs and window updates cost the downstream little: a connection or two at most.
+    expect(s.relay.accepted).toBeLessThanOrEqual(3);
+    expect(wallMs).toBeLessThan(freeMs * 2 + 1_000);
+  }, 60_000);
+
+  it('remembers the learned budget across a client restart', async () => {
+    const s = await walled({ args: ['--dial-interval-ms', '50'] });
+    const data = seededBytes(128 * KIB, 4);
+    const r = await download(s.socksPort, await source(data));
+    expect(r.hash).toBe(sha256(data));
+    const learned = s.client.lines.find((l) => l.cutAtBytes !== undefined);
+    expect(learned).toBeDefined();
+    const file = path.join(s.stateHome, 'postern', 'walls.json');
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { bridges: Record<string, { budgetBytes: number }> };
+    expect(Object.values(stored.bridges).map((e) => e.budgetBytes)).toEqual([learned?.budget]);
+    // The state file names no bridge address.
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('127.0.0.1');
+    await s.client.stop('SIGKILL');
+
+    const { client, port } = await startClient(withPort(s.uri, s.relayPort), [], { XDG_STATE_HOME: s.stateHome });
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    const start = client.lines.find((l) => l.learned === true);
+    expect(start?.budget).toBe(learned?.budget);
+    const freezes = s.relay.freezes;
+    const again = await download(port, await source(data));
+    expect(again.hash).toBe(sha256(data));
+    // With the budget known from the start, no connection runs into the wall.
+    expect(s.relay.freezes - freezes).toBeLessThanOrEqual(1);
+  }, 60_000);
+});
