@@ -147,8 +147,13 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private probeSent = 0;
   /** Since when the peer owes us something (see owed()). */
   private owedSince = 0;
-  /** The last message received was a session message: the peer was sending (a probe may follow). */
-  private lastWasSession = false;
+  /**
+   * Probes after the peer's last session message: the k-th goes out probeDelay × 2^k after it,
+   * while that is below KEEPALIVE_INTERVAL_MS, so that a freeze of the peer's next burst is seen
+   * soon after a pause too, and an idle session stops probing after a few.
+   */
+  private lastSessionAt = 0;
+  private probeRound = Number.POSITIVE_INFINITY;
   /** Session messages [acked, transmitted) went out on a connection; [transmitted, sent) are held (§9.7). */
   private transmitted = 0;
   /** §9.7: the peer's BUDGET for this connection (Infinity: none), what we charged on it, MOVE sent. */
@@ -359,7 +364,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.moveSent = false;
     this.budgetReceived = false;
     this.probeAt = 0;
-    this.lastWasSession = false;
+    this.probeRound = Number.POSITIVE_INFINITY;
     this.owedSince = this.connSince; // the peer owes its RESUME
     conn.onMessage((m) => this.onConnMessage(conn, m));
     conn.onDrain(() => {
@@ -407,7 +412,6 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (conn !== this.conn || this._state === 'ended') return;
     this.lastReceivedAt = performance.now();
     this.pinged = false;
-    this.lastWasSession = false;
     this.connBytes += m.length;
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
@@ -421,7 +425,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       return;
     }
     if (this._state !== 'live') return this.protocolError(conn, 'session message before RESUME');
-    this.lastWasSession = true;
+    this.lastSessionAt = this.lastReceivedAt;
+    this.probeRound = 0;
     this.armWatch();
     this.received++;
     this.bytesSinceAck += m.length;
@@ -611,12 +616,19 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return Math.max(this.limits.FREEZE_PROBE_MIN_MS, 2 * (this.srtt ?? this.limits.FREEZE_PROBE_MIN_MS));
   }
 
+  /** When the next probe is due (Infinity: none left since the peer's last session message). */
+  private probeDueAt(): number {
+    const wait = this.probeDelayMs() * 2 ** this.probeRound;
+    if (wait >= this.limits.KEEPALIVE_INTERVAL_MS) return Number.POSITIVE_INFINITY;
+    return Math.max(this.lastSessionAt + wait, this.lastReceivedAt + this.probeDelayMs());
+  }
+
   /** When the watch must look next: freeze deadline, probe, keepalive ping or timeout. */
   private nextWatchAt(): number {
     const { KEEPALIVE_INTERVAL_MS: interval, KEEPALIVE_TIMEOUT_MS: timeout } = this.limits;
     let at = this.lastReceivedAt + (this.pinged ? timeout : interval);
     if (this.owed()) at = Math.min(at, Math.max(this.lastReceivedAt, this.owedSince) + this.freezeTimeoutMs());
-    else if (this.lastWasSession) at = Math.min(at, this.lastReceivedAt + this.probeDelayMs());
+    else at = Math.min(at, this.probeDueAt());
     return at;
   }
 
@@ -658,8 +670,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       conn.terminate();
       return;
     }
-    if (!this.owed() && this.lastWasSession && idle >= this.probeDelayMs()) {
-      this.lastWasSession = false;
+    if (!this.owed() && now >= this.probeDueAt()) {
+      this.probeRound++;
       this.sendProbe(conn);
     } else if (idle >= this.limits.KEEPALIVE_INTERVAL_MS && !this.pinged) {
       this.pinged = true;

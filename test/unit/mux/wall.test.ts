@@ -1,0 +1,142 @@
+import crypto from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultLimits } from '../../../src/core/limits.js';
+import { FrameType, HEADER_BYTES } from '../../../src/mux/frame.js';
+import { ResumableLink, ResumeFrameType, budgetCharge } from '../../../src/mux/resume.js';
+import { MuxSession } from '../../../src/mux/session.js';
+import { captureLogger, transportPair, until, type MemoryTransport } from './helpers.js';
+
+const limits = defaultLimits({ SESSION_RESUME_TIMEOUT_MS: 5_000, RESUME_ACK_DELAY_MS: 5, DIAL_MIN_INTERVAL_MS: 0 });
+const open: MuxSession[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+const target = { kind: 'ipv4', host: '127.0.0.1', port: 7 } as const;
+
+function pair() {
+  const { logger } = captureLogger();
+  const cl = new ResumableLink({ limits, logger });
+  const bl = new ResumableLink({ limits, logger });
+  const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
+  const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
+  open.push(client, bridge);
+  return { cl, bl, client, bridge };
+}
+
+describe('connection budgets (protocol.md §9.7)', () => {
+  it('holds session messages past the BUDGET, says MOVE, and after each move resends nothing', async () => {
+    const { cl, bl, client, bridge } = pair();
+    const budget = 8 * 1024;
+    const data = crypto.randomBytes(256 * 1024);
+    bridge.on('open', (req) => req.accept().on('error', () => undefined).end(data));
+    const perConn: number[] = [];
+    let dataBytes = 0;
+    const connect = (): void => {
+      const conns = transportPair();
+      const i = perConn.push(0) - 1;
+      conns.bridge.tap = (_dir, m) => {
+        perConn[i] = (perConn[i] as number) + budgetCharge(m.length);
+        if (m[0] === FrameType.DATA) dataBytes += m.readUInt32BE(6);
+      };
+      cl.attach(conns.client, { budgetBytes: budget });
+      bl.attach(conns.bridge);
+    };
+    cl.on('move', () => setImmediate(connect));
+    connect();
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await new Promise((r) => s.on('end', r));
+    expect(crypto.createHash('sha256').update(Buffer.concat(got)).digest('hex')).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+    expect(perConn.length).toBeGreaterThan(256 / 8);
+    for (const charged of perConn) expect(charged).toBeLessThanOrEqual(budget);
+    // Every DATA byte crossed exactly once.
+    expect(dataBytes).toBe(data.length);
+    expect(bl.maxPayloadHint).toBeLessThanOrEqual(budget / 8);
+  });
+
+  it('refuses a BUDGET after RESUME (session protocol error)', async () => {
+    const { logger } = captureLogger();
+    const bl = new ResumableLink({ limits, logger });
+    const closed = new Promise<{ code: number }>((r) => bl.onClose(r));
+    const conns = transportPair();
+    bl.attach(conns.bridge);
+    const count = (type: number, n: number): Buffer => {
+      const b = Buffer.alloc(HEADER_BYTES + 8);
+      b[0] = type;
+      b.writeUInt32BE(8, 6);
+      b.writeBigUInt64BE(BigInt(n), HEADER_BYTES);
+      return b;
+    };
+    conns.bridge.inject(count(ResumeFrameType.RESUME, 0));
+    conns.bridge.inject(count(ResumeFrameType.BUDGET, 9_000));
+    expect((await closed).code).toBe(1002);
+  });
+});
+
+describe('frozen connections (protocol.md §9.6)', () => {
+  function live() {
+    const p = pair();
+    const conns = transportPair();
+    p.cl.attach(conns.client);
+    p.bl.attach(conns.bridge);
+    return { ...p, conns };
+  }
+
+  it('drops a connection within the freeze timeout when bytes are owed and nothing arrives', async () => {
+    const { cl, client, bridge, conns } = live();
+    bridge.on('open', (req) => req.accept().on('error', () => undefined).resume());
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    await until(() => cl.rttMs !== null, 2_000, 'first RTT sample');
+    (conns.bridge as MemoryTransport).stalled = true; // bridge→client bytes stop: the wall
+    const frozen = new Promise<number>((r) => cl.once('frozen', r));
+    const t0 = performance.now();
+    s.write(Buffer.alloc(1000)); // a session message the bridge now owes an ACK for
+    const silent = await frozen;
+    const elapsed = performance.now() - t0;
+    expect(elapsed).toBeLessThan(limits.FREEZE_MIN_MS + limits.RESUME_ACK_DELAY_MS + 300);
+    expect(silent).toBeGreaterThanOrEqual(limits.FREEZE_MIN_MS);
+    await until(() => cl.state === 'detached', 1_000, 'detached');
+  });
+
+  it('notices a download that froze mid-way through a probe PING', async () => {
+    const { cl, client, bridge, conns } = live();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    bridge.on('open', (req) => {
+      const st = req.accept();
+      st.on('error', () => undefined);
+      st.write(Buffer.alloc(4000));
+      void gate.then(() => st.write(Buffer.alloc(4000)));
+    });
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    s.resume();
+    await until(() => cl.rttMs !== null, 2_000, 'first RTT sample');
+    await new Promise((r) => setTimeout(r, 50)); // everything owed was answered
+    (conns.bridge as MemoryTransport).stalled = true;
+    const frozen = new Promise<number>((r) => cl.once('frozen', r));
+    const t0 = performance.now();
+    release();
+    await frozen;
+    expect(performance.now() - t0).toBeLessThan(1_500);
+    await until(() => cl.state === 'detached', 1_000, 'detached');
+  });
+
+  it('leaves an idle connection alone: no probe loop, no drop', async () => {
+    const { cl, conns } = live();
+    let frozen = false;
+    cl.on('frozen', () => (frozen = true));
+    await new Promise((r) => setTimeout(r, 300));
+    let sent = 0;
+    (conns.client as MemoryTransport).tap = () => {
+      sent++;
+    };
+    await new Promise((r) => setTimeout(r, 800));
+    expect(frozen).toBe(false);
+    expect(cl.state).toBe('live');
+    expect(sent).toBe(0); // nothing after the handshake's RESUME and first probe
+  });
+});
