@@ -90,6 +90,12 @@ async function upload(socksPort: number, port: number, n: number): Promise<numbe
   return performance.now() - started;
 }
 
+/** A transfer's ms, or NaN when it took longer than TRANSFER_MAX_MS (the table says so). */
+const TRANSFER_MAX_MS = 90_000;
+function bounded(p: Promise<number>): Promise<number> {
+  return Promise.race([p, new Promise<number>((r) => setTimeout(() => r(Number.NaN), TRANSFER_MAX_MS).unref())]);
+}
+
 interface Row {
   mode: 'freeze' | 'reset';
   wallKiB: number;
@@ -181,12 +187,13 @@ async function main(): Promise<void> {
         for (const delayMs of QUICK ? [0] : [0, 25]) {
           const down = wall * 32;
           let s = await scenario(bridgePort, uri, mode, wall, delayMs);
-          rows.push(row(mode, wall, delayMs, 'down', down, await download(s.socksPort, srv.source, down), s.relay));
+          rows.push(row(mode, wall, delayMs, 'down', down, await bounded(download(s.socksPort, srv.source, down)), s.relay));
           await s.client.stop('SIGKILL');
           await s.relay.close();
-          const up = 4 * MIB;
+          // Reset mode counts both directions: an upload there is walled too, so it is kept as small.
+          const up = mode === 'freeze' ? 4 * MIB : wall * 32;
           s = await scenario(bridgePort, uri, mode, wall, delayMs);
-          rows.push(row(mode, wall, delayMs, 'up', up, await upload(s.socksPort, srv.sink, up), s.relay));
+          rows.push(row(mode, wall, delayMs, 'up', up, await bounded(upload(s.socksPort, srv.sink, up)), s.relay));
           await s.client.stop('SIGKILL');
           await s.relay.close();
           process.stderr.write(`${mode} ${wall / KIB} KiB ${delayMs} ms done\n`);
