@@ -149,7 +149,7 @@ class BridgeLink {
     if (this.closed || this.dialing || c === null || c.link.state !== 'live') return;
     const use = c.link.connectionUse;
     const { bytes, ms } = this.rotation;
-    if ((bytes > 0 && use.bytes >= bytes) || (ms > 0 && use.ageMs >= ms)) void this.attempt(true);
+    if ((bytes > 0 && use.bytes >= bytes) || (ms > 0 && use.ageMs >= ms)) void this.attempt('rotate');
   }
 
   /** A stream is waiting: try now unless a dial is running or one started very recently. */
@@ -199,7 +199,8 @@ class BridgeLink {
    * Dials once: resumes the current session if it is detached (or, with `rotate`, moves it from
    * its live connection to the new one), else starts a new session.
    */
-  private async attempt(rotate = false): Promise<void> {
+  private async attempt(move: 'rotate' | 'budget' | null = null): Promise<void> {
+    const rotate = move !== null;
     if (this.closed || this.dialing) return;
     const cur = this.current;
     if (cur !== null && (cur.mux.closed || cur.mux.goingAway)) this.current = null;
@@ -224,7 +225,8 @@ class BridgeLink {
       }
       this.dialStartedAt = started;
       this.moving = rotate;
-      if (rotate) {
+      if (move === 'rotate') this.log.info('rotating the tunnel connection');
+      else if (move === 'budget') {
         this.counts.moves++;
         this.log.debug('moving the session to a new connection');
       }
@@ -273,7 +275,7 @@ class BridgeLink {
       this.changed();
     });
     link.on('move', () => {
-      if (this.current === session && !this.closed) void this.attempt(true);
+      if (this.current === session && !this.closed) void this.attempt('budget');
     });
     link.on('detached', () => {
       if (this.current !== session || this.closed) return;

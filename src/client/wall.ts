@@ -11,8 +11,10 @@ import path from 'node:path';
 import type { Limits } from '../core/limits.js';
 import type { BridgeInfo } from '../transport/uri.js';
 
-/** Two cuts at most this far apart (a fraction of the larger) count as the same wall. */
+/** Cuts at most this far apart (a fraction of the largest) count as the same wall… */
 const WALL_MATCH_FRACTION = 0.125;
+/** …and this many in a row make a wall (fewer would take a path that cuts at random for one). */
+const WALL_MATCH_COUNT = 3;
 /** The budget adopted is this fraction of the lower of the two cuts: handshakes vary in size. */
 const WALL_SAFETY_FRACTION = 0.85;
 /** The state file holds at most this many bridges (oldest forgotten first). */
@@ -35,13 +37,13 @@ export function parseBudget(text: string | number, min: number): BudgetPolicy | 
 }
 
 /**
- * Learns a wall from the bytes each lost connection had received: two cuts in a row within
- * WALL_MATCH_FRACTION of each other, between CONN_BUDGET_MIN_BYTES and WALL_MAX_BYTES, give a
+ * Learns a wall from the bytes each lost connection had received: WALL_MATCH_COUNT cuts in a row
+ * within WALL_MATCH_FRACTION of each other, between CONN_BUDGET_MIN_BYTES and WALL_MAX_BYTES, give a
  * budget of WALL_SAFETY_FRACTION × the lower one. A budget only ever moves down while it is
  * remembered (a lower wall replaces a higher one); it expires after WALL_BUDGET_TTL_MS.
  */
 export class WallLearner {
-  private lastCut: number | null = null;
+  private cuts: number[] = [];
 
   constructor(
     private readonly limits: Limits,
@@ -51,17 +53,22 @@ export class WallLearner {
   /** A connection was lost after receiving `bytes`: the new budget when it changed, else null. */
   observeCut(bytes: number): number | null {
     const { CONN_BUDGET_MIN_BYTES: min, WALL_MAX_BYTES: max } = this.limits;
-    if (!Number.isFinite(bytes) || bytes < min || bytes > max) {
-      this.lastCut = null;
+    // Under a budget a connection reads about the budget, so cuts near it say nothing of a wall:
+    // only one clearly below it (the wall moved lower) counts.
+    const ceiling = this.budget === null ? max : WALL_SAFETY_FRACTION * this.budget;
+    if (!Number.isFinite(bytes) || bytes < min || bytes > ceiling) {
+      this.cuts = [];
       return null;
     }
-    const prev = this.lastCut;
-    this.lastCut = bytes;
-    if (prev === null || Math.abs(prev - bytes) > WALL_MATCH_FRACTION * Math.max(prev, bytes)) return null;
-    const next = Math.max(min, Math.floor(WALL_SAFETY_FRACTION * Math.min(prev, bytes)));
+    this.cuts = [...this.cuts, bytes].slice(-WALL_MATCH_COUNT);
+    if (this.cuts.length < WALL_MATCH_COUNT) return null;
+    const lo = Math.min(...this.cuts);
+    const hi = Math.max(...this.cuts);
+    if (hi - lo > WALL_MATCH_FRACTION * hi) return null;
+    const next = Math.max(min, Math.floor(WALL_SAFETY_FRACTION * lo));
     if (this.budget !== null && next >= this.budget) return null;
     this.budget = next;
-    this.lastCut = null;
+    this.cuts = [];
     return next;
   }
 }

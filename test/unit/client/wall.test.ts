@@ -9,9 +9,10 @@ import { parseShareUri } from '../../../src/transport/uri.js';
 const limits = defaultLimits();
 
 describe('WallLearner', () => {
-  it('adopts a budget below two cuts at about the same byte count', () => {
+  it('adopts a budget below three cuts in a row at about the same byte count', () => {
     const l = new WallLearner(limits);
     expect(l.observeCut(16_384)).toBeNull();
+    expect(l.observeCut(16_300)).toBeNull();
     expect(l.observeCut(16_100)).toBe(Math.floor(0.85 * 16_100));
     expect(l.budget).toBe(Math.floor(0.85 * 16_100));
   });
@@ -26,7 +27,10 @@ describe('WallLearner', () => {
     const l = new WallLearner(limits, 12_000);
     expect(l.observeCut(64_000)).toBeNull();
     expect(l.observeCut(64_000)).toBeNull();
+    expect(l.observeCut(64_000)).toBeNull(); // not below the budget: no change
+    for (const near of [11_900, 11_950, 12_000]) expect(l.observeCut(near)).toBeNull(); // cut near the budget: no wall news
     expect(l.observeCut(8_000)).toBeNull();
+    expect(l.observeCut(8_200)).toBeNull();
     expect(l.observeCut(8_100)).toBe(6_800);
   });
 });

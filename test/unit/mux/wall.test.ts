@@ -4,7 +4,7 @@ import { defaultLimits } from '../../../src/core/limits.js';
 import { FrameType, HEADER_BYTES } from '../../../src/mux/frame.js';
 import { ResumableLink, ResumeFrameType, budgetCharge } from '../../../src/mux/resume.js';
 import { MuxSession } from '../../../src/mux/session.js';
-import { captureLogger, transportPair, until, type MemoryTransport } from './helpers.js';
+import { captureLogger, linkedPair, transportPair, until, type MemoryTransport } from './helpers.js';
 
 const limits = defaultLimits({ SESSION_RESUME_TIMEOUT_MS: 5_000, RESUME_ACK_DELAY_MS: 5, DIAL_MIN_INTERVAL_MS: 0 });
 const open: MuxSession[] = [];
@@ -13,15 +13,8 @@ afterEach(() => {
 });
 const target = { kind: 'ipv4', host: '127.0.0.1', port: 7 } as const;
 
-function pair() {
-  const { logger } = captureLogger();
-  const cl = new ResumableLink({ limits, logger });
-  const bl = new ResumableLink({ limits, logger });
-  const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
-  const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
-  open.push(client, bridge);
-  return { cl, bl, client, bridge };
-}
+/** A client and a bridge session over ResumableLinks, not yet connected (the tests attach). */
+const pair = () => linkedPair(limits, open);
 
 describe('connection budgets (protocol.md §9.7)', () => {
   it('holds session messages past the BUDGET, says MOVE, and after each move resends nothing', async () => {
