@@ -22,7 +22,7 @@ import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
 import { qrText } from './qr.js';
 import { clientListenerFlags, printLanShare, type ListenerFlags } from './client-listeners.js';
-import { addUser, listUsers, removeUser, shareUser, signalReload } from './users.js';
+import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 
 declare const POSTERN_VERSION: string;
 const VERSION = typeof POSTERN_VERSION === 'string' ? POSTERN_VERSION : '0.0.0-dev';
@@ -365,6 +365,12 @@ export function buildProgram(): Command {
 
   const users = program.command('users').description("manage a bridge's users: add, remove, list, share").version(VERSION);
   const configOpt = () => new Option('--config <file>', 'bridge config file').default('/etc/postern/bridge.json');
+  const connectOpt = () =>
+    new Option('--connect <host:port>', 'a relay (TCP forwarder, e.g. nginx stream) the link dials instead of the bridge; TLS name and pin stay the bridge\'s');
+  const shareOptions = (o: { cert?: string; connect?: string }): ShareOptions => ({
+    ...(o.cert !== undefined ? { cert: o.cert } : {}),
+    ...(o.connect !== undefined ? { connect: o.connect } : {}),
+  });
   const pidOpt = () => new Option('--pid <pid-or-file>', 'send SIGHUP to this bridge process (a PID or a PID file) so it reloads now');
   users
     .command('add <name>')
@@ -372,10 +378,11 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .addOption(pidOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .addOption(connectOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; pid?: string; cert?: string; connect?: string; qr?: boolean }) => {
       try {
-        const uri = addUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {});
+        const uri = addUser(o.config, name, shareOptions(o));
         process.stderr.write(`added "${name}" to ${o.config}\n`);
         if (o.pid !== undefined) process.stderr.write(`sent SIGHUP to ${signalReload(o.pid)}\n`);
         process.stderr.write(`share URI for "${name}" (keep it secret):\n`);
@@ -414,10 +421,11 @@ export function buildProgram(): Command {
     .description("print a user's share URI")
     .addOption(configOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .addOption(connectOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; cert?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; cert?: string; connect?: string; qr?: boolean }) => {
       try {
-        printShare(shareUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {}), o.qr);
+        printShare(shareUser(o.config, name, shareOptions(o)), o.qr);
       } catch (err) {
         fail(err);
       }

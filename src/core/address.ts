@@ -27,8 +27,14 @@ export function formatTarget(t: Target): string {
   return t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 
+/** A host (name or IP literal; IPv6 without brackets) and a TCP port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 /** Parses "host:port", "[v6]:port"; returns null when malformed. */
-export function parseHostPort(s: string): { host: string; port: number } | null {
+export function parseHostPort(s: string): HostPort | null {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s.trim());
   if (!m) return null;
   const port = Number(m[3]);

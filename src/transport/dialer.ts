@@ -128,8 +128,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
     }, limits.DIAL_TIMEOUT_MS);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-    // ── TCP ──
-    raw = net.connect({ host: info.host, port: info.port, noDelay: true });
+    // ── TCP: to the relay when the link names one (§1 connect), else to the bridge ──
+    const dest = info.connect ?? info;
+    raw = net.connect({ host: dest.host, port: dest.port, noDelay: true });
     raw.on('error', (err) => {
       if (stage === 'tcp') fail(new PosternError('E_DIAL', errnoOf(err), { cause: err }));
       else if (stage === 'tls') fail(new PosternError('E_TLS', `connection failed during the handshake (${errnoOf(err)})`, { cause: err }));
