@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { startNginx, siteFromTemplate, type Nginx } from '../helpers/nginx.js';
@@ -11,7 +12,9 @@ import { seededBytes } from '../helpers/resilience.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startClient, withPort } from '../helpers/stack.js';
+import { SESSION_HEADER, SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
 import { generateSelfSigned } from '../../src/transport/certs.js';
+import { parseShareUri } from '../../src/transport/uri.js';
 
 let web: Local<import('node:http').Server>;
 let echo: Local<net.Server>;
@@ -32,6 +35,30 @@ afterAll(async () => {
   await web?.close();
   await echo?.close();
 });
+
+/** Sends one WebSocket upgrade over TLS to nginx and returns the answer's status code (0: none in 5 s). */
+function upgradeStatus(port: number, target: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    let head = '';
+    const done = (code: number): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(code);
+    };
+    const t = setTimeout(() => done(0), 5_000);
+    s.once('secureConnect', () => {
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      s.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+    });
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3}) /.exec(head);
+      if (m) done(Number(m[1]));
+    });
+    s.on('error', () => done(0));
+  });
+}
 
 const ECHO_CHUNK_BYTES = 32 * 1024;
 const ECHO_MAX_BYTES = 64 * 1024 * 1024;
@@ -181,6 +208,18 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     expect(resumed[0]! + resumed[1]!).toBeGreaterThanOrEqual(CUTS - 2);
     const opened = (p: Postern) => p.lines.filter((l) => l.msg === 'session open').length;
     expect(opened(a.bridge) + opened(b.bridge)).toBe(2);
+
+    // One replay cache per bridge, yet a replayed token always meets the one that saw it: a token
+    // bound to a session is hashed on that session, an unbound one on the token itself.
+    const link = parseShareUri(share.stdout.trim());
+    const sessionId = crypto.randomBytes(SESSION_ID_BYTES).toString('base64url');
+    const bound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now(), undefined, sessionId)}`, [SESSION_HEADER]: sessionId };
+    const unbound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now())}` };
+    for (const headers of [bound, unbound]) {
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++) codes.push(await upgradeStatus(nginx.port, link.path, headers));
+      expect(codes).toEqual([101, 404, 404, 404]);
+    }
     console.log(`two bridges behind nginx: ${relay.cuts} cuts, resumed ${resumed.join(' + ')}, ${results.map((x) => x.bytes).join(' + ')} bytes echoed, sessions on bridges ${opened(a.bridge)}/${opened(b.bridge)}, ${wallMs} ms`);
   }, 60_000);
 
