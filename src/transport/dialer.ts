@@ -93,8 +93,8 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
   const now = opts.now ?? Date.now;
   const log = logger.child({ component: 'dialer' });
 
-  if (info.plain && !isLoopbackHost(info.host)) {
-    return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host'));
+  if (info.plain && (!isLoopbackHost(info.host) || (info.connect !== undefined && !isLoopbackHost(info.connect.host)))) {
+    return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host (and relay)'));
   }
   if (opts.signal?.aborted === true) {
     return Promise.reject(new PosternError('E_DIAL', 'aborted', { cause: opts.signal.reason }));

@@ -291,6 +291,38 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
     await within(new Promise((r) => client.onClose(r)), 5_000, 'client close');
   });
 
+  it('opens TCP to the relay named by connect (§1), keeping the bridge as TLS name, pin and Host', async () => {
+    const b = await startBridge({ tls: cert, pin });
+    const direct = b.info();
+    // The bridge's own name does not resolve: only the relay address can have been dialled.
+    const relayed = { ...direct, host: 'bridge.invalid', port: 443, connect: { host: '127.0.0.1', port: direct.port } };
+    track(await dialBridge(relayed, { limits, logger }));
+    expect((await b.nextSession()).user).toBe('alice');
+
+    const seen: string[] = [];
+    const srv = tls.createServer({
+      key: cert.keyPem,
+      cert: cert.certPem,
+      SNICallback: (name, cb) => {
+        seen.push(name);
+        cb(null, tls.createSecureContext({ key: cert.keyPem, cert: cert.certPem }));
+      },
+    });
+    srv.on('secureConnection', (s) => {
+      s.on('error', () => s.destroy());
+      s.on('data', (d: Buffer) => {
+        seen.push(/\r\nHost: ([^\r]*)/i.exec(d.toString('latin1'))?.[1] ?? '');
+        s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    onCleanup(() => new Promise<void>((r) => srv.close(() => r())));
+    const port = (srv.address() as net.AddressInfo).port;
+    const info = { secret: generateSecret(), host: 'bridge.invalid', port: 8443, path: '/', pin, connect: { host: '127.0.0.1', port }, plain: false };
+    expect((await dialError(dialBridge(info, { limits, logger }))).code).toBe('E_AUTH_REJECTED');
+    expect(seen).toEqual(['bridge.invalid', 'bridge.invalid:8443']);
+  });
+
   it('works over plain ws:// on loopback (plain=1)', async () => {
     const b = await startBridge({ tls: null });
     const client = track(await dialBridge(b.info(), { limits, logger }));
@@ -303,9 +335,11 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
     expect((await back)[0]?.toString()).toBe('world');
   });
 
-  it('refuses plain=1 for a non-loopback host without connecting', async () => {
+  it('refuses plain=1 for a non-loopback host or relay without connecting', async () => {
     const err = await dialError(dialBridge({ secret: generateSecret(), host: '192.0.2.1', port: 80, path: '/', plain: true }, { limits, logger }));
     expect(err.code).toBe('E_BAD_URI');
+    const viaRelay = { secret: generateSecret(), host: '127.0.0.1', port: 80, path: '/', connect: { host: '192.0.2.1', port: 80 }, plain: true };
+    expect((await dialError(dialBridge(viaRelay, { limits, logger }))).code).toBe('E_BAD_URI');
   });
 
   it('reports whether native masking is active without throwing', () => {
