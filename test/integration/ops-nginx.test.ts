@@ -138,6 +138,18 @@ async function nginxFront(config: string, upstreams: number[]): Promise<{ nginx:
   return { nginx: n, certFile };
 }
 
+/** Two plain bridges sharing one users file behind nginx; `share` is user1's link to nginx. */
+async function twoBridgesBehindNginx(): Promise<{ a: { bridge: Postern; port: number }; b: { bridge: Postern; port: number }; front: Nginx; share: string }> {
+  const { config } = await init();
+  const a = await plainBridge(config);
+  const b = await plainBridge(config);
+  const front = await nginxFront(config, [a.port, b.port]);
+  nginx = front.nginx;
+  const r = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
+  expect(r.code, r.stderr).toBe(0);
+  return { a, b, front: front.nginx, share: r.stdout.trim() };
+}
+
 describe('behind nginx (configs/nginx/postern.conf)', () => {
   it('tunnels through a real nginx that terminates TLS in front of postern bridge --plain, and serves the decoy for everything else', async () => {
     const { config } = await init();
@@ -176,16 +188,11 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
   });
 
   it('sends every reconnect to the bridge that holds the session: two bridges, a relay resetting every 32–64 KB, no stream lost in 100 cuts', async () => {
-    const { config } = await init();
-    const a = await plainBridge(config);
-    const b = await plainBridge(config);
-    const front = await nginxFront(config, [a.port, b.port]);
-    nginx = front.nginx;
-    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
-    relay = new FaultyRelay({ target: nginx.port, seed: 16 });
+    const { a, b, front, share } = await twoBridgesBehindNginx();
+    relay = new FaultyRelay({ target: front.port, seed: 16 });
     const relayPort = await relay.listen();
     // Two sessions (two clients), each reconnecting through the resetting relay to one nginx.
-    const clients = await Promise.all([0, 1].map(() => startClient(withPort(share.stdout.trim(), relayPort))));
+    const clients = await Promise.all([0, 1].map(() => startClient(withPort(share, relayPort))));
     for (const c of clients) await c.client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
     relay.cutRange = [32 * 1024, 64 * 1024];
     relay.cutAll(); // the first connections were made without a budget
@@ -211,26 +218,21 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
 
     // One replay cache per bridge, yet a replayed token always meets the one that saw it: a token
     // bound to a session is hashed on that session, an unbound one on the token itself.
-    const link = parseShareUri(share.stdout.trim());
+    const link = parseShareUri(share);
     const sessionId = crypto.randomBytes(SESSION_ID_BYTES).toString('base64url');
     const bound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now(), undefined, sessionId)}`, [SESSION_HEADER]: sessionId };
     const unbound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now())}` };
     for (const headers of [bound, unbound]) {
       const codes: number[] = [];
-      for (let i = 0; i < 4; i++) codes.push(await upgradeStatus(nginx.port, link.path, headers));
+      for (let i = 0; i < 4; i++) codes.push(await upgradeStatus(front.port, link.path, headers));
       expect(codes).toEqual([101, 404, 404, 404]);
     }
     console.log(`two bridges behind nginx: ${relay.cuts} cuts, resumed ${resumed.join(' + ')}, ${results.map((x) => x.bytes).join(' + ')} bytes echoed, sessions on bridges ${opened(a.bridge)}/${opened(b.bridge)}, ${wallMs} ms`);
   }, 60_000);
 
   it('load-balances two bridges sharing one users file: one killed, new connections still succeed', async () => {
-    const { config } = await init();
-    const a = await plainBridge(config);
-    const b = await plainBridge(config);
-    const front = await nginxFront(config, [a.port, b.port]);
-    nginx = front.nginx;
-    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
-    const { port: socks } = await startClient(withPort(share.stdout.trim(), nginx.port));
+    const { a, b, front, share } = await twoBridgesBehindNginx();
+    const { port: socks } = await startClient(withPort(share, front.port));
     const fetchPage = () => curl(['--max-time', '5', '--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
     expect((await fetchPage()).stdout).toContain('hello through postern');
 

@@ -91,6 +91,29 @@ async function captureServer(answer?: string) {
   };
 }
 
+/** A TLS server that records each connection's SNI and Host header, then answers 404. */
+async function sniHostServer(): Promise<{ port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const srv = tls.createServer({
+    key: cert.keyPem,
+    cert: cert.certPem,
+    SNICallback: (name, cb) => {
+      seen.push(name);
+      cb(null, tls.createSecureContext({ key: cert.keyPem, cert: cert.certPem }));
+    },
+  });
+  srv.on('secureConnection', (s) => {
+    s.on('error', () => s.destroy());
+    s.on('data', (d: Buffer) => {
+      seen.push(/\r\nHost: ([^\r]*)/i.exec(d.toString('latin1'))?.[1] ?? '');
+      s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  onCleanup(() => new Promise<void>((r) => srv.close(() => r())));
+  return { port: (srv.address() as net.AddressInfo).port, seen };
+}
+
 describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () => {
   it('connects with the right secret and pin, and messages flow both ways in order', async () => {
     const b = await startBridge({ tls: cert, pin });
@@ -181,27 +204,9 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
   });
 
   it('uses the sni as TLS server name and Host header', async () => {
-    const names: string[] = [];
     const srv = await captureServer('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
     // Observe the SNI through a second server with an SNICallback.
-    const sniSrv = tls.createServer({
-      key: cert.keyPem,
-      cert: cert.certPem,
-      SNICallback: (name, cb) => {
-        names.push(name);
-        cb(null, tls.createSecureContext({ key: cert.keyPem, cert: cert.certPem }));
-      },
-    });
-    sniSrv.on('secureConnection', (s) => {
-      s.on('error', () => s.destroy());
-      s.on('data', (d: Buffer) => {
-        names.push(/\r\nHost: ([^\r]*)/i.exec(d.toString('latin1'))?.[1] ?? '');
-        s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      });
-    });
-    await new Promise<void>((r) => sniSrv.listen(0, '127.0.0.1', () => r()));
-    onCleanup(() => new Promise<void>((r) => sniSrv.close(() => r())));
-    const port = (sniSrv.address() as net.AddressInfo).port;
+    const { port, seen: names } = await sniHostServer();
     const info = { secret: generateSecret(), host: '127.0.0.1', port, path: '/', pin, sni: 'cdn.example.com', plain: false };
     expect((await dialError(dialBridge(info, { limits, logger }))).code).toBe('E_AUTH_REJECTED');
     expect(names).toEqual(['cdn.example.com', `cdn.example.com:${port}`]);
@@ -299,25 +304,7 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
     track(await dialBridge(relayed, { limits, logger }));
     expect((await b.nextSession()).user).toBe('alice');
 
-    const seen: string[] = [];
-    const srv = tls.createServer({
-      key: cert.keyPem,
-      cert: cert.certPem,
-      SNICallback: (name, cb) => {
-        seen.push(name);
-        cb(null, tls.createSecureContext({ key: cert.keyPem, cert: cert.certPem }));
-      },
-    });
-    srv.on('secureConnection', (s) => {
-      s.on('error', () => s.destroy());
-      s.on('data', (d: Buffer) => {
-        seen.push(/\r\nHost: ([^\r]*)/i.exec(d.toString('latin1'))?.[1] ?? '');
-        s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      });
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-    onCleanup(() => new Promise<void>((r) => srv.close(() => r())));
-    const port = (srv.address() as net.AddressInfo).port;
+    const { port, seen } = await sniHostServer();
     const info = { secret: generateSecret(), host: 'bridge.invalid', port: 8443, path: '/', pin, connect: { host: '127.0.0.1', port }, plain: false };
     expect((await dialError(dialBridge(info, { limits, logger }))).code).toBe('E_AUTH_REJECTED');
     expect(seen).toEqual(['bridge.invalid', 'bridge.invalid:8443']);
