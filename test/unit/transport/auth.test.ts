@@ -1,6 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  checkResumeProof,
+  resumeProof,
+  tokenHead,
   deriveKeys,
   fromBase64Url,
   generateSecret,
@@ -15,6 +18,8 @@ const NONCE = Buffer.from('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', 'hex');
 const T0 = 1_700_000_000_000;
 const PATH = '/s3cret/path';
 const WINDOW = 120_000;
+/** docs/protocol.md §9.2 test vector. */
+const RESUME_VECTOR = 'bP2jzCuo3IZEdgaj6UaGKBBLP0rXYk24bErkXSS5o1A';
 
 /** protocol.md §3, computed here without the module under test. */
 function referenceToken(secret: Buffer, path: string, time: number, nonce: Buffer): Buffer {
@@ -233,5 +238,28 @@ describe('TokenVerifier', () => {
   it('refuses two users with the same secret', () => {
     const v = verifierAt({ now: T0 });
     expect(() => v.setUsers([{ name: 'a', secret: SECRET }, { name: 'b', secret: Buffer.from(SECRET) }])).toThrow(PosternError);
+  });
+});
+
+describe('resume proof (protocol.md §9.2)', () => {
+  it('is HMAC-SHA256(resume secret, "postern resume v1" ‖ token bytes 0..33), checked in constant time, bound to one token', () => {
+    const secret = Buffer.alloc(32, 0x5a);
+    const token = makeToken(SECRET, PATH, T0, NONCE, 'AAAAAAAAAAAAAAAAAAAAAA');
+    const head = tokenHead(token) as Buffer;
+    expect(head.toString('hex')).toBe((fromBase64Url(token) as Buffer).subarray(0, 33).toString('hex'));
+    const proof = resumeProof(secret, head);
+    expect(proof.equals(createHmac('sha256', secret).update('postern resume v1').update(head).digest())).toBe(true);
+    const text = toBase64Url(proof);
+    expect(text).toHaveLength(43);
+    expect(checkResumeProof(secret, head, text)).toBe(true);
+    expect(checkResumeProof(Buffer.alloc(32, 1), head, text)).toBe(false);
+    const other = tokenHead(makeToken(SECRET, PATH, T0, nonce(1), 'AAAAAAAAAAAAAAAAAAAAAA')) as Buffer;
+    expect(checkResumeProof(secret, other, text)).toBe(false);
+    for (const bad of ['', 'x', `${text}A`, `${text.slice(0, 42)}B`, text.replace(/.$/, '=')]) expect(checkResumeProof(secret, head, bad)).toBe(false);
+  });
+
+  it('matches the fixed test vector (resume secret 5a × 32, the §3 vector token bound to session AAAAAAAAAAAAAAAAAAAAAA)', () => {
+    const token = makeToken(SECRET, PATH, T0, NONCE, 'AAAAAAAAAAAAAAAAAAAAAA');
+    expect(toBase64Url(resumeProof(Buffer.alloc(32, 0x5a), tokenHead(token) as Buffer))).toBe(RESUME_VECTOR);
   });
 });
