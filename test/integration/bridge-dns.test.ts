@@ -86,6 +86,7 @@ describe('DNS at the bridge, per user (issue 10, finding 3)', () => {
         EGRESS_DNS_MAX_CONCURRENT: 8,
         EGRESS_DNS_MAX_CONCURRENT_PER_USER: 4,
         EGRESS_DNS_MAX_PENDING_PER_USER: PENDING,
+        LOG_SUMMARY_INTERVAL_MS: 1_000,
       };
     });
     const bobSecret = addUserToConfig(config, 'bob');
@@ -143,6 +144,17 @@ describe('DNS at the bridge, per user (issue 10, finding 3)', () => {
     expect(dns.queries.get('inhosts.test')).toBeUndefined();
     expect(dns.queries.get('alias.inhosts.test')).toBeUndefined();
     expect([...dns.queries.keys()].filter((n) => n.endsWith('.hole.test')).length).toBeLessThanOrEqual(PENDING);
+    // A's refused streams: one info summary per interval with counts by code, no line per stream.
+    let summed = 0;
+    for (let i = 0; i < 50 && summed < FLOOD; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      summed = bridge.lines.filter((l) => l.msg === 'streams refused').reduce((n, l) => n + ((l.byCode as Record<string, number>).E_DNS ?? 0), 0);
+    }
+    expect(summed).toBe(FLOOD);
+    const summaries = bridge.lines.filter((l) => l.msg === 'streams refused');
+    expect(summaries.every((l) => l.level === 30)).toBe(true);
+    expect(summaries.length).toBeLessThanOrEqual(3);
+    expect(bridge.lines.filter((l) => l.msg === 'stream refused')).toHaveLength(0);
     // No destination in the logs (privacy by default).
     expect(bridge.stdout).not.toContain('hole.test');
     expect(bridge.stdout).not.toContain('inhosts.test');
