@@ -228,19 +228,38 @@ export interface CaresOptions {
   readonly tryTimeoutMs: number;
 }
 
+/** Most idle c-ares channels kept for reuse (an idle channel holds no socket). */
+const CARES_POOL_MAX = 64;
+
 /**
- * A Resolver on c-ares: A and AAAA queries in parallel, IPv4 addresses first. One channel per
- * lookup, so that aborting one lookup (Resolver.cancel) cancels that lookup only.
+ * A Resolver on c-ares: A and AAAA queries in parallel, IPv4 addresses first. Each lookup has a
+ * channel to itself, so that aborting it (Resolver.cancel) cancels that lookup only; channels are
+ * reused from a small pool (making one costs a few hundred µs of main-thread time).
  */
 export function caresResolver(opts: CaresOptions): Resolver {
+  const timeout = Math.max(100, Math.floor(opts.tryTimeoutMs));
+  let pool: dns.promises.Resolver[] = [];
+  let poolKey = '';
+  const take = (): dns.promises.Resolver => {
+    const servers = opts.servers?.() ?? null;
+    const key = servers === null ? '' : servers.join(',');
+    if (key !== poolKey) {
+      pool = []; // servers changed (reload): start afresh
+      poolKey = key;
+    }
+    const reused = pool.pop();
+    if (reused !== undefined) return reused;
+    const r = new dns.promises.Resolver({ timeout, tries: 2 });
+    if (servers !== null && servers.length > 0) r.setServers([...servers]);
+    return r;
+  };
   return async (name, ctx) => {
     if (net.isIP(name) !== 0) return [{ address: name, family: net.isIPv6(name) ? 6 : 4 }];
-    const r = new dns.promises.Resolver({ timeout: Math.max(100, Math.floor(opts.tryTimeoutMs)), tries: 2 });
-    const servers = opts.servers?.() ?? null;
-    if (servers !== null && servers.length > 0) r.setServers([...servers]);
     const signal = ctx?.signal;
-    const onAbort = (): void => r.cancel();
     if (signal?.aborted) throw new PosternError('E_DNS', 'lookup aborted');
+    const key = poolKey;
+    const r = take();
+    const onAbort = (): void => r.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const [a, aaaa] = await Promise.allSettled([r.resolve4(name), r.resolve6(name)]);
@@ -254,6 +273,8 @@ export function caresResolver(opts: CaresOptions): Resolver {
       return out;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      // Both queries have ended (answered, failed or cancelled): the channel is idle again.
+      if (poolKey === key && pool.length < CARES_POOL_MAX) pool.push(r);
     }
   };
 }

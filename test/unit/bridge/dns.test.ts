@@ -122,12 +122,17 @@ describe('caresResolver (c-ares, against a DNS server on loopback)', () => {
   });
 
   it('cancels a lookup the server never answers as soon as its signal aborts', async () => {
+    const r = resolver();
     const ac = new AbortController();
     const t0 = performance.now();
-    const p = resolver()('x.hole.test', { signal: ac.signal });
+    const p = r('x.hole.test', { signal: ac.signal });
+    const other = r('answered.test'); // a lookup beside it on the same resolver is not cancelled with it
     setTimeout(() => ac.abort(), 100);
     await expect(p).rejects.toMatchObject({ code: 'ECANCELLED' });
     expect(performance.now() - t0).toBeLessThan(2_000);
     expect(dns.queries.get('x.hole.test')).toBeGreaterThanOrEqual(1);
+    expect(await other).toEqual([{ address: '127.0.0.9', family: 4 }]);
+    // The cancelled lookup's channel goes back to the pool and answers the next lookups.
+    for (let i = 0; i < 3; i++) expect(await r('answered.test')).toEqual([{ address: '127.0.0.9', family: 4 }]);
   });
 });
