@@ -18,6 +18,11 @@ export type HostsTable = ReadonlyMap<string, readonly string[]>;
 /** A host name as hosts(5) and RFC 1123 allow it: labels of letters, digits, '-' and '_' (common in practice), dot-separated. */
 const NAME_RE = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
+/** RFC 6761 §6.3: `localhost` and names under it are loopback, and never go to a DNS server. */
+export function localhostAnswer(key: string): readonly string[] | undefined {
+  return key === 'localhost' || key.endsWith('.localhost') ? ['127.0.0.1', '::1'] : undefined;
+}
+
 /** The form a name is looked up under: lower case, one trailing dot removed. */
 export function hostsKey(name: string): string {
   return name.toLowerCase().replace(/\.$/, '');
@@ -36,8 +41,8 @@ export function parseHosts(text: string): HostsTable {
     const fields = line.split(/[ \t]+/).filter((f) => f !== '');
     if (fields.length < 2) continue;
     const address = fields[0] as string;
-    // Zone ids (fe80::1%eth0) are kept as written; policy refuses link-local anyway.
-    if (net.isIP(address) === 0) continue;
+    // An address with a zone id (fe80::1%eth0) names an interface, not a destination: skipped.
+    if (net.isIP(address) === 0 || address.includes('%')) continue;
     for (const name of fields.slice(1)) {
       const key = hostsKey(name);
       if (!NAME_RE.test(key)) continue;
@@ -69,10 +74,11 @@ export class HostsFile {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** The addresses the file gives `name`, or undefined. */
+  /** The addresses the file gives `name` (else loopback for `localhost`, RFC 6761), or undefined. */
   lookup(name: string): readonly string[] | undefined {
     this.refresh();
-    return this.table.get(hostsKey(name));
+    const key = hostsKey(name);
+    return this.table.get(key) ?? localhostAnswer(key);
   }
 
   /** Names in the table now (metrics, tests). */

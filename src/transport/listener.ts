@@ -353,6 +353,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
   // Should ws itself find fault with an upgrade we let through, the decoy answers it too.
   wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
     log.debug({ reason: 'ws_rejected' }, 'upgrade refused');
+    upgrade?.onRefused?.('ws_rejected');
     decoyRaw(req, socket);
   });
 

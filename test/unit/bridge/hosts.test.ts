@@ -14,6 +14,7 @@ describe('parseHosts (hosts(5))', () => {
     ['IPv6 and a name on several lines, in file order, no duplicates', '::1 l.test\n127.0.0.1 l.test\n::1 l.test\n', { 'l.test': ['::1', '127.0.0.1'] }],
     ['case and a trailing dot fold', '192.0.2.1 MiXeD.Test.\n', { 'mixed.test': ['192.0.2.1'] }],
     ['a line without a name, a bad address, a bad name are skipped', '127.0.0.1\n999.1.1.1 bad.test\nlocalhost 127.0.0.1\n127.0.0.1 ok.test bad..name -bad.test\n', { 'ok.test': ['127.0.0.1'] }],
+    ['an address with a zone id is skipped', 'fe80::1%eth0 z.test\n2001:db8::1%lo z.test\n', {}],
     ['a comment glued to a name ends it', '127.0.0.1 a.test#b.test\n', { 'a.test': ['127.0.0.1'] }],
   ])('%s', (_name, text, want) => {
     expect(Object.fromEntries(parseHosts(text))).toEqual(want);
@@ -47,6 +48,8 @@ describe('HostsFile', () => {
     const h = new HostsFile(file, { HOSTS_FILE_RECHECK_MS: 1_000, HOSTS_FILE_MAX_BYTES: 4_096 }, null, () => t);
     expect(h.lookup('one.test')).toEqual(['127.0.0.1']);
     expect(h.lookup('two.test')).toBeUndefined();
+    expect(h.lookup('LocalHost.')).toEqual(['127.0.0.1', '::1']); // RFC 6761, when the file has no line for it
+    expect(h.lookup('a.localhost')).toEqual(['127.0.0.1', '::1']);
     fs.writeFileSync(file, '127.0.0.1 one.test two.test\n');
     t = 500;
     expect(h.lookup('two.test')).toBeUndefined(); // not re-checked yet
