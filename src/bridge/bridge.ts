@@ -10,10 +10,12 @@ import { createBridgeListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
 import type { BridgeConfig } from '../config/bridge.js';
 import { SessionRegistry } from './sessions.js';
-import { connectTarget, limitResolver, PolicyRefusal, systemResolver, withHosts, type Resolver } from './egress.js';
+import { connectTarget, PolicyRefusal, withHosts, withTable, type Resolver } from './egress.js';
+import { caresResolver, dnsMetrics, DnsLimiter, limitResolver, type DnsMetrics } from './dns.js';
+import { HostsFile } from './hosts.js';
+import { LogSummary } from '../log/summary.js';
 import { createAdminServer, type AdminServer } from './admin.js';
 import { CountingVerifier, Governor } from './governor.js';
-import { Semaphore } from './limiter.js';
 import type { BridgeMetrics } from './metrics.js';
 import { UdpAssociations } from './udp.js';
 import { compilePolicy, type EgressPolicy } from './policy.js';
@@ -25,7 +27,7 @@ function policyOf(c: BridgeConfig): EgressPolicy {
 export interface BridgeOptions {
   readonly config: BridgeConfig;
   readonly logger: Logger;
-  /** Replaces DNS (tests); the config's `hosts` table is consulted first either way. */
+  /** Replaces DNS (tests); the config's `hosts` table and the hosts file are consulted first either way. */
   readonly resolver?: Resolver;
 }
 
@@ -39,8 +41,13 @@ export class Bridge {
   private readonly listener: ReturnType<typeof createBridgeListener>;
   private readonly sessions = new Set<MuxSession>();
   private resolver: Resolver;
-  /** DNS with bounded concurrency (EGRESS_DNS_MAX_*), under the `hosts` table. */
+  /** DNS (c-ares) with bounded, per-user concurrency (EGRESS_DNS_MAX_*), under the hosts file and the `hosts` table. */
   private readonly dnsResolver: Resolver;
+  private hostsFile: HostsFile | null;
+  private readonly dnsMetrics: DnsMetrics;
+  /** Per-minute info summaries of refused streams and refused upgrades (each one is at debug). */
+  private readonly refusedStreams: LogSummary;
+  private readonly refusedUpgrades: LogSummary;
   private policy: EgressPolicy;
   /** Per-user sessions, stream limits and metrics. */
   private readonly governor: Governor;
@@ -59,10 +66,14 @@ export class Bridge {
     this.registry = new SessionRegistry(this.config.limits, this.log);
     const { limits } = this.config;
     this.policy = policyOf(this.config);
-    const dns = new Semaphore(limits.EGRESS_DNS_MAX_CONCURRENT, limits.EGRESS_DNS_MAX_QUEUED);
-    this.dnsResolver = limitResolver(opts.resolver ?? systemResolver, dns);
-    this.resolver = withHosts(this.config.hosts, this.dnsResolver);
     this.governor = new Governor(this.config.users, limits, () => this.sessions.size);
+    this.dnsMetrics = dnsMetrics(this.governor.metrics.registry);
+    const cares = caresResolver({ servers: () => this.config.dns.servers, tryTimeoutMs: limits.EGRESS_DNS_TIMEOUT_MS / 2 });
+    this.dnsResolver = limitResolver(opts.resolver ?? cares, new DnsLimiter(limits, this.dnsMetrics));
+    this.hostsFile = this.makeHostsFile(this.config);
+    this.resolver = this.makeResolver(this.config);
+    this.refusedStreams = new LogSummary(this.log, 'streams refused', 'byCode', limits.LOG_SUMMARY_INTERVAL_MS);
+    this.refusedUpgrades = new LogSummary(this.log, 'upgrades refused', 'byReason', limits.LOG_SUMMARY_INTERVAL_MS);
     this.udp = new UdpAssociations({
       limits,
       metrics: this.governor.metrics,
@@ -72,7 +83,7 @@ export class Bridge {
     });
     this.verifier = new CountingVerifier(
       [...this.config.users],
-      { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT },
+      { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_PER_USER_COUNT },
       (reason) => this.governor.metrics.authFailures.inc({ reason }),
     );
     this.listener = createBridgeListener({
@@ -85,8 +96,22 @@ export class Bridge {
       logger: this.log,
       onSession: (transport, user, resumeId) => this.onSession(transport, user, resumeId),
       onHandshakeTimeout: () => this.metrics.handshakeTimeouts.inc(),
+      admitSession: (user, id, proof, head) => this.registry.admit(id, user, proof, head),
+      onRefused: (reason) => this.refusedUpgrades.note(reason),
       decoy: createDecoy(this.config.decoy, limits),
     });
+  }
+
+  private makeHostsFile(c: BridgeConfig): HostsFile | null {
+    return c.dns.hostsFile === null ? null : new HostsFile(c.dns.hostsFile, c.limits, this.log);
+  }
+
+  /** The config's `hosts` table, then the hosts file, then DNS (limited per user). */
+  private makeResolver(c: BridgeConfig): Resolver {
+    const hit = (): void => this.dnsMetrics.hostsAnswers.inc();
+    const file = this.hostsFile;
+    const underTable = file === null ? this.dnsResolver : withTable((name) => file.lookup(name), this.dnsResolver, hit);
+    return withHosts(c.hosts, underTable, hit);
   }
 
   get sessionCount(): number {
@@ -129,7 +154,8 @@ export class Bridge {
     const closed = this.governor.setUsers(next.users);
     const restartOnly = (['listen', 'path', 'limits', 'admin'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     this.policy = policy;
-    this.resolver = withHosts(next.hosts, this.dnsResolver);
+    if (next.dns.hostsFile !== this.config.dns.hostsFile) this.hostsFile = this.makeHostsFile(next);
+    this.resolver = this.makeResolver(next);
     this.config = {
       ...this.config,
       users: next.users,
@@ -137,6 +163,7 @@ export class Bridge {
       allowPrivate: next.allowPrivate,
       egress: next.egress,
       hosts: next.hosts,
+      dns: next.dns,
       log: { ...this.config.log, destinations: next.log.destinations },
     };
     this.metrics.reloads.inc({ result: 'ok' });
@@ -200,14 +227,16 @@ export class Bridge {
       // req.signal aborts when the client cancels the open or the session ends first.
       socket = await connectTarget(
         req.target,
-        { policy: this.policy, resolver: this.resolver, limits: this.config.limits },
+        { policy: this.policy, resolver: this.resolver, limits: this.config.limits, user },
         req.signal,
       );
     } catch (err) {
       const e = errorFromSystem(err);
       this.metrics.streamsRefused.inc({ code: e.code });
       if (e instanceof PolicyRefusal) this.metrics.policyRefusals.inc({ reason: e.reason });
-      log().info(
+      // A user can make thousands of these a second: one info summary a minute, each one at debug.
+      this.refusedStreams.note(e instanceof PolicyRefusal ? `${e.code}/${e.reason}` : e.code);
+      if (sessionLog.isLevelEnabled('debug')) log().debug(
         {
           code: e.code,
           ...(e instanceof PolicyRefusal ? { policy: e.reason } : {}),
@@ -248,5 +277,7 @@ export class Bridge {
     for (const s of this.sessions) s.close(CloseCode.GOING_AWAY, 'shutdown');
     await this.listener.close();
     await this.admin?.close();
+    this.refusedStreams.close();
+    this.refusedUpgrades.close();
   }
 }

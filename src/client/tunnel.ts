@@ -163,12 +163,26 @@ class BridgeLink {
     if (cur !== null && (cur.mux.closed || cur.mux.goingAway)) this.current = null;
     const state = this.current?.link.state;
     if (state !== undefined && state !== 'detached' && !(rotate && state === 'live')) return; // live or handshaking
+    // A session whose first connection was lost before the bridge's RESUME arrived has no resume
+    // secret (§9.3) and cannot be resumed: start afresh (nothing was exchanged on it).
+    if (this.current !== null && this.current.link.resumeSecret === null && !this.current.link.wasLive) {
+      const stale = this.current;
+      this.current = null;
+      stale.link.close(1000, 'not resumable');
+    }
     const session = this.current ?? this.newSession();
+    // Resuming (or rotating): prove the session's resume secret; a new session's first dial has none.
+    const resumeSecret = session.link.wasLive ? (session.link.resumeSecret ?? undefined) : undefined;
     this.dialing = true;
     this.lastAttemptAt = performance.now();
     const started = Date.now();
     try {
-      const transport = await dialBridge(this.info, { limits: this.limits, logger: this.log, sessionId: session.id });
+      const transport = await dialBridge(this.info, {
+        limits: this.limits,
+        logger: this.log,
+        sessionId: session.id,
+        ...(resumeSecret !== undefined ? { resumeSecret } : {}),
+      });
       if (this.closed || session.link.state === 'ended') {
         transport.terminate();
         if (!this.closed) this.schedule(0);

@@ -132,3 +132,14 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   if (bestAt < 0) return hex(words);
   return `${hex(words.slice(0, bestAt))}::${hex(words.slice(bestAt + bestLen))}`;
 }
+
+/** "IP", "IP:PORT" or "[IPv6]:PORT", as dns.setServers takes them; null when malformed. */
+export function parseDnsServer(s: string): { host: string; port: number } | null {
+  if (net.isIP(s) !== 0) return { host: s, port: 53 };
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  if (m === null) return null;
+  const host = m[1] as string;
+  const port = Number(m[2]);
+  if (net.isIP(host) === 0 || port < 1 || port > 65535) return null;
+  return { host, port };
+}

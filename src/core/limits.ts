@@ -72,8 +72,12 @@ export const LIMITS = {
   DECOY_PROXY_MAX_SOCKETS_COUNT: 256,
   /** Accepted clock difference for an auth token timestamp. */
   AUTH_WINDOW_MS: 120_000,
-  /** Nonces remembered to refuse replays (each kept for 2 × AUTH_WINDOW_MS). */
-  AUTH_REPLAY_CACHE_COUNT: 100_000,
+  /**
+   * Nonces remembered per user to refuse replays (each kept for 2 × AUTH_WINDOW_MS, 4 min by
+   * default). A full cache refuses that user's new tokens (decoy answer) rather than forget a
+   * nonce: 4,096 allows 17 upgrades/s for 4 min per user (a client makes one per reconnect), ≈ 0.5 MB.
+   */
+  AUTH_REPLAY_CACHE_PER_USER_COUNT: 4_096,
   /** Client reconnect backoff: first delay and cap. */
   RECONNECT_MIN_MS: 250,
   RECONNECT_MAX_MS: 15_000,
@@ -95,6 +99,14 @@ export const LIMITS = {
   EGRESS_DNS_MAX_CONCURRENT: 64,
   /** Lookups that may wait for a slot; beyond this a stream is refused at once (→ DNS_FAILURE). */
   EGRESS_DNS_MAX_QUEUED: 1_024,
+  /** Lookups one user runs at once (a share of EGRESS_DNS_MAX_CONCURRENT, so one user cannot hold every slot). */
+  EGRESS_DNS_MAX_CONCURRENT_PER_USER: 8,
+  /** Lookups one user may have pending (running + waiting); beyond this only that user's streams are refused at once (→ DNS_FAILURE). */
+  EGRESS_DNS_MAX_PENDING_PER_USER: 64,
+  /** The bridge re-reads /etc/hosts (or dns.hostsFile) when it changed, checking at most this often. */
+  HOSTS_FILE_RECHECK_MS: 5_000,
+  /** A hosts file larger than this is not read (the bridge logs it and uses DNS alone). */
+  HOSTS_FILE_MAX_BYTES: 1024 * 1024,
   /** Default per-user bandwidth cap, each direction; 0 = none (a user's maxBytesPerSecond overrides). */
   USER_MAX_BYTES_PER_SECOND: 0,
   /** Config file changes within this time are folded into one reload (editors write in steps). */
@@ -103,6 +115,10 @@ export const LIMITS = {
   // ── Diagnostics ──────────────────────────────────────────────────────────
   /** `postern doctor` stops its throughput sample after this time (a slow link still gets a figure). */
   DOCTOR_DOWNLOAD_TIMEOUT_MS: 30_000,
+
+  // ── Logs ─────────────────────────────────────────────────────────────────
+  /** Refused streams and refused upgrades are logged as one info summary per this interval (each one at debug). */
+  LOG_SUMMARY_INTERVAL_MS: 60_000,
 
   // ── Process ──────────────────────────────────────────────────────────────
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */
@@ -162,7 +178,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   DECOY_PROXY_TIMEOUT_MS: [1_000, 600_000],
   DECOY_PROXY_MAX_SOCKETS_COUNT: [1, 65_536],
   AUTH_WINDOW_MS: [10_000, 3_600_000],
-  AUTH_REPLAY_CACHE_COUNT: [1_000, 10_000_000],
+  AUTH_REPLAY_CACHE_PER_USER_COUNT: [16, 1_000_000],
   RECONNECT_MIN_MS: [10, 60_000],
   RECONNECT_MAX_MS: [100, 600_000],
   EGRESS_CONNECT_TIMEOUT_MS: [500, 120_000],
@@ -173,8 +189,13 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   SESSION_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
   EGRESS_DNS_MAX_CONCURRENT: [1, 4_096],
   EGRESS_DNS_MAX_QUEUED: [0, 65_536],
+  EGRESS_DNS_MAX_CONCURRENT_PER_USER: [1, 4_096],
+  EGRESS_DNS_MAX_PENDING_PER_USER: [1, 65_536],
+  HOSTS_FILE_RECHECK_MS: [100, 3_600_000],
+  HOSTS_FILE_MAX_BYTES: [4_096, 64 * 1024 * 1024],
   USER_MAX_BYTES_PER_SECOND: [0, 10 * 1024 * 1024 * 1024],
   CONFIG_WATCH_DEBOUNCE_MS: [50, 10_000],
+  LOG_SUMMARY_INTERVAL_MS: [1_000, 3_600_000],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
   DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
   UDP_ASSOCIATION_IDLE_MS: [1_000, 86_400_000],

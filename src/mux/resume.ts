@@ -36,6 +36,8 @@ const MIN_PAYLOAD_HINT_BYTES = 1024;
 
 /** RESUME and ACK carry one u64: a count of session messages received. */
 const COUNT_BYTES = 8;
+/** §9.3: the bridge's RESUME on the first connection of a session also carries the session's resume secret. */
+export const RESUME_SECRET_BYTES = 32;
 
 /** WebSocket close code sent when a RESUME names a state the receiver cannot continue from. */
 export const SESSION_LOST_CLOSE = { code: 4001, reason: 'session unknown' } as const;
@@ -55,11 +57,13 @@ export function isConnectionFrameType(type: number): boolean {
   );
 }
 
-export function encodeCountFrame(type: typeof ResumeFrameType.RESUME | typeof ResumeFrameType.ACK, count: number): Buffer {
-  const buf = Buffer.alloc(HEADER_BYTES + COUNT_BYTES);
+export function encodeCountFrame(type: typeof ResumeFrameType.RESUME | typeof ResumeFrameType.ACK, count: number, secret?: Buffer): Buffer {
+  const extra = secret?.length ?? 0;
+  const buf = Buffer.alloc(HEADER_BYTES + COUNT_BYTES + extra);
   buf[0] = type;
-  buf.writeUInt32BE(COUNT_BYTES, 6);
+  buf.writeUInt32BE(COUNT_BYTES + extra, 6);
   buf.writeBigUInt64BE(BigInt(count), HEADER_BYTES);
+  secret?.copy(buf, HEADER_BYTES + COUNT_BYTES);
   return buf;
 }
 
@@ -75,6 +79,11 @@ export type ResumableLinkEvents = {
 export interface ResumableLinkOptions {
   readonly limits: Limits;
   readonly logger: Logger;
+  /**
+   * Bridge: the session's resume secret (RESUME_SECRET_BYTES random bytes), sent once, in the
+   * RESUME on the session's first connection (§9.3). A resuming client proves it holds it.
+   */
+  readonly resumeSecret?: Buffer;
 }
 
 export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements FrameTransport {
@@ -120,16 +129,36 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private paused = false;
   private endInfo: CloseInfo | null = null;
   private endReported = false;
+  /** Bridge: the secret to send in the first RESUME; null once sent (or never given). */
+  private secretToSend: Buffer | null;
+  /** This side (the bridge) issues the secret, and so never accepts one. */
+  private readonly issuesSecret: boolean;
+  /** Client: the secret the bridge sent in its first RESUME (null: none yet, or an older bridge). */
+  private peerSecret: Buffer | null = null;
+  /** A RESUME has been accepted on some connection (the first connection is over once this is true). */
+  private everLive = false;
 
   constructor(opts: ResumableLinkOptions) {
     super();
     this.limits = opts.limits;
     this.log = opts.logger;
+    this.secretToSend = opts.resumeSecret ?? null;
+    this.issuesSecret = opts.resumeSecret !== undefined;
     this.startExpiry();
   }
 
   get state(): LinkState {
     return this._state;
+  }
+
+  /** Client: the session's resume secret, as the bridge sent it on the first connection (§9.3), or null. */
+  get resumeSecret(): Buffer | null {
+    return this.peerSecret;
+  }
+
+  /** Whether a RESUME was ever exchanged (the session has been live on some connection). */
+  get wasLive(): boolean {
+    return this.everLive;
   }
 
   /** Session messages kept for resending, and their bytes (for tests and metrics). */
@@ -247,7 +276,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.lastReceivedAt = performance.now();
     this.pinged = false;
     this.armKeepalive(this.limits.KEEPALIVE_INTERVAL_MS);
-    conn.send(encodeCountFrame(ResumeFrameType.RESUME, this.received));
+    // The secret goes out on the session's first connection only (§9.3), never again.
+    const secret = this.secretToSend ?? undefined;
+    this.secretToSend = null;
+    conn.send(encodeCountFrame(ResumeFrameType.RESUME, this.received, secret));
   }
 
   /** Drops the current connection (as if it were cut); the link detaches and waits for attach(). */
@@ -320,7 +352,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
       return;
     }
-    if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK size');
+    if (type === ResumeFrameType.RESUME && len === COUNT_BYTES + RESUME_SECRET_BYTES) {
+      // §9.3: only the first RESUME of a session, on its first connection, carries the secret.
+      if (this.issuesSecret || this.everLive || this.peerSecret !== null || this._state !== 'handshake') return this.protocolError(conn, 'resume secret after the first connection');
+      this.peerSecret = Buffer.from(m.subarray(HEADER_BYTES + COUNT_BYTES));
+    } else if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK size');
     const count = Number(m.readBigUInt64BE(HEADER_BYTES));
     if (type === ResumeFrameType.RESUME) {
       if (this._state !== 'handshake') return this.protocolError(conn, 'second RESUME');
@@ -335,6 +371,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
       this.release(count);
       this._state = 'live';
+      this.everLive = true;
       this.splitKept();
       const resend = this.sent - this.acked;
       for (let i = this.head; i < this.queue.length; i++) {

@@ -11,7 +11,7 @@ import { isLoopbackHost } from '../core/address.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { SESSION_HEADER, makeToken, toBase64Url } from './auth.js';
+import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
 import type { BridgeInfo } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
@@ -30,6 +30,22 @@ export interface DialOptions {
    * Postern-Session header and bound into the token's MAC.
    */
   sessionId?: string;
+  /**
+   * Resuming that session: its resume secret (protocol.md §9.3, from the bridge's first RESUME).
+   * The upgrade then carries Postern-Resume, a proof bound to this upgrade's token — never the secret.
+   */
+  resumeSecret?: Buffer;
+}
+
+/** Host, Authorization and, for a resumable session, Postern-Session and Postern-Resume (§2, §9.2). */
+function upgradeHeaders(info: BridgeInfo, nowMs: number, opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>): Record<string, string> {
+  const token = makeToken(info.secret, info.path, nowMs, undefined, opts.sessionId);
+  const headers: Record<string, string> = { Host: hostHeader(info), Authorization: `Bearer ${token}` };
+  if (opts.sessionId !== undefined) {
+    headers[SESSION_HEADER] = opts.sessionId;
+    if (opts.resumeSecret !== undefined) headers[RESUME_HEADER] = toBase64Url(resumeProof(opts.resumeSecret, tokenHead(token) as Buffer));
+  }
+  return headers;
 }
 
 type Stage = 'tcp' | 'tls' | 'upgrade';
@@ -200,11 +216,7 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
           skipUTF8Validation: true,
           handshakeTimeout: remaining,
           followRedirects: false,
-          headers: {
-            Host: hostHeader(info),
-            Authorization: `Bearer ${makeToken(info.secret, info.path, now(), undefined, opts.sessionId)}`,
-            ...(opts.sessionId !== undefined ? { [SESSION_HEADER]: opts.sessionId } : {}),
-          },
+          headers: upgradeHeaders(info, now(), opts),
         });
       } catch (err) {
         fail(new PosternError('E_BAD_URI', (err as Error).message, { cause: err }));

@@ -23,7 +23,10 @@ import { createBuiltinDecoy } from '../decoy/builtin.js';
 import { errorPage, serializeHead, type Decoy, type DecoyErrorKind, type DecoyResponse } from '../decoy/decoy.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
+import { RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
+
+/** §9.2: the close code for an upgrade naming a session the bridge cannot resume (mux/resume.ts SESSION_LOST_CLOSE). */
+const SESSION_LOST_CODE = 4001;
 import { bridgePathProblem } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
 
@@ -45,6 +48,14 @@ export interface BridgeListenerOptions {
   onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
   /** Called when a connection is dropped for not finishing its TLS handshake or request head in time (metrics). */
   onHandshakeTimeout?: () => void;
+  /**
+   * Before the 101 of an authenticated upgrade carrying Postern-Session (§9.2): 'refuse' → the
+   * decoy answers; 'lost' → 101, then close 4001; 'ok' (default) → onSession. `proof` is the
+   * Postern-Resume header, `head` the token's bytes 0..33.
+   */
+  admitSession?: (user: string, sessionId: string, proof: string | undefined, head: Buffer) => 'ok' | 'lost' | 'refuse';
+  /** Each refused upgrade to the secret path (or with a credential), by reason (a per-minute log summary). */
+  onRefused?: (reason: string) => void;
   /** What everyone else gets (default: the built-in site). */
   decoy?: Decoy;
 }
@@ -98,7 +109,10 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
   const pathProblem = bridgePathProblem(opts.path);
   if (pathProblem !== null) throw new PosternError('E_CONFIG', pathProblem);
   const decoy = opts.decoy ?? createBuiltinDecoy({ siteTimeMs: Date.now() });
-  return createFront({ ...opts, decoy }, { path: opts.path, verifier: opts.verifier, onSession: opts.onSession, onHandshakeTimeout: opts.onHandshakeTimeout });
+  return createFront(
+    { ...opts, decoy },
+    { path: opts.path, verifier: opts.verifier, onSession: opts.onSession, onHandshakeTimeout: opts.onHandshakeTimeout, admitSession: opts.admitSession, onRefused: opts.onRefused },
+  );
 }
 
 export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
@@ -110,6 +124,8 @@ interface Upgrade {
   verifier: TokenVerifier;
   onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
   onHandshakeTimeout?: (() => void) | undefined;
+  admitSession?: BridgeListenerOptions['admitSession'];
+  onRefused?: ((reason: string) => void) | undefined;
 }
 
 /** Per-connection state, keyed by the TCP socket. */
@@ -337,6 +353,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
   // Should ws itself find fault with an upgrade we let through, the decoy answers it too.
   wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
     log.debug({ reason: 'ws_rejected' }, 'upgrade refused');
+    upgrade?.onRefused?.('ws_rejected');
     decoyRaw(req, socket);
   });
 
@@ -351,6 +368,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
     }
     const refuse = (reason: string): void => {
       log.debug({ reason }, 'upgrade refused');
+      upgrade.onRefused?.(reason);
       decoyRaw(req, socket);
     };
     if (closing) return refuse('closing');
@@ -362,8 +380,18 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
     if (sessionHeader !== undefined && (typeof sessionHeader !== 'string' || !SESSION_ID_RE.test(sessionHeader))) {
       return refuse('session_id');
     }
+    const resumeHeader = req.headers[RESUME_HEADER.toLowerCase()];
+    if (resumeHeader !== undefined && (typeof resumeHeader !== 'string' || sessionHeader === undefined || !RESUME_PROOF_RE.test(resumeHeader))) {
+      return refuse('resume_proof');
+    }
     const auth = upgrade.verifier.verify(bearerToken(req.headers.authorization), upgrade.path, sessionHeader);
     if (!auth.ok) return refuse(auth.reason);
+    const admission = sessionHeader === undefined ? 'ok' : (upgrade.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
+    if (admission === 'refuse') return refuse('resume_proof');
+    if (admission === 'lost') {
+      wss.handleUpgrade(req, socket, head, (ws) => ws.close(SESSION_LOST_CODE, 'session unknown'));
+      return;
+    }
 
     // From here the session's own keepalive bounds the connection (no timer is armed).
     wss.handleUpgrade(req, socket, head, (ws) => {

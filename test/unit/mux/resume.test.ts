@@ -133,6 +133,60 @@ describe('ResumableLink (protocol.md §9)', () => {
     expect((await closed).code).toBe(4001);
   });
 
+  it('§9.3: the bridge sends the resume secret in its first RESUME only; the client keeps it', async () => {
+    const { logger } = captureLogger();
+    const secret = crypto.randomBytes(32);
+    const cl = new ResumableLink({ limits, logger });
+    const bl = new ResumableLink({ limits, logger, resumeSecret: secret });
+    const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
+    const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
+    open.push(client, bridge);
+    echo(bridge);
+    const resumes: number[] = [];
+    const connect = () => {
+      const t = transportPair();
+      const send = t.bridge.send.bind(t.bridge);
+      t.bridge.send = (m: Buffer) => {
+        if (m[0] === ResumeFrameType.RESUME) resumes.push(m.readUInt32BE(6));
+        send(m);
+      };
+      cl.attach(t.client);
+      bl.attach(t.bridge);
+      return t;
+    };
+    const first = connect();
+    const s = await client.open(target);
+    expect(await roundTrip(s, Buffer.from('one'))).toBe(crypto.createHash('sha256').update('one').digest('hex'));
+    expect(cl.resumeSecret?.equals(secret)).toBe(true);
+    expect(cl.wasLive).toBe(true);
+    first.client.terminate();
+    connect();
+    const s2 = await client.open(target);
+    expect(await roundTrip(s2, Buffer.from('two'))).toBe(crypto.createHash('sha256').update('two').digest('hex'));
+    expect(resumes).toEqual([40, 8]);
+    expect(bl.resumeSecret).toBeNull(); // the issuer never takes one
+  });
+
+  it('§9.3: a secret in a RESUME after the first connection is a protocol error (close 1002)', async () => {
+    const { logger } = captureLogger();
+    const link = new ResumableLink({ limits, logger });
+    const closed = new Promise<{ code: number }>((resolve) => link.onClose(resolve));
+    const a = transportPair();
+    a.bridge.onMessage(() => undefined);
+    a.bridge.onClose(() => undefined);
+    link.attach(a.client);
+    a.bridge.send(encodeCountFrame(ResumeFrameType.RESUME, 0, crypto.randomBytes(32)));
+    await new Promise((r) => setImmediate(r));
+    expect(link.resumeSecret).not.toBeNull();
+    a.client.terminate();
+    const b = transportPair();
+    b.bridge.onMessage(() => undefined);
+    b.bridge.onClose(() => undefined);
+    link.attach(b.client);
+    b.bridge.send(encodeCountFrame(ResumeFrameType.RESUME, 0, crypto.randomBytes(32)));
+    expect((await closed).code).toBe(1002);
+  });
+
   it('while detached, writers stall (bufferedBytes is Infinity) and the app sees no error', async () => {
     const p = linkedPair();
     echo(p.bridge);

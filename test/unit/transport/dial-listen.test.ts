@@ -200,7 +200,7 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
     expect(headers.has('sec-websocket-protocol')).toBe(false);
     const token = /^Bearer ([A-Za-z0-9_-]{87})$/.exec(headers.get('authorization') ?? '')?.[1];
     const v = new TokenVerifier([{ name: 'u', secret }], { windowMs: 120_000, replayCacheCount: 10 });
-    expect(v.verify(token, '/s/p')).toEqual({ ok: true, user: 'u' });
+    expect(v.verify(token, '/s/p')).toMatchObject({ ok: true, user: 'u' });
   });
 
   it('uses the sni as TLS server name and Host header', async () => {

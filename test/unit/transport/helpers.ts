@@ -86,7 +86,7 @@ export async function startBridge(o: {
   const limits = defaultLimits(o.limits);
   const verifier = new TokenVerifier([{ name: 'alice', secret }], {
     windowMs: limits.AUTH_WINDOW_MS,
-    replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT,
+    replayCacheCount: limits.AUTH_REPLAY_CACHE_PER_USER_COUNT,
   });
   const sessions: Array<{ transport: FrameTransport; user: string }> = [];
   const waiters: Array<(s: { transport: FrameTransport; user: string }) => void> = [];
