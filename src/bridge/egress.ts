@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Target } from '../core/address.js';
-import { PosternError, errorFromSystem } from '../core/errors.js';
+import { connectTcp } from '../core/dial.js';
+import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Resolver } from './dns.js';
 import { checkAddress, checkTarget, type EgressPolicy } from './policy.js';
@@ -96,40 +97,6 @@ export async function resolveAllowed(target: Target, opts: EgressOptions, signal
   return allowed;
 }
 
-function connectOnce(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-      socket.off('connect', onConnect);
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      socket.destroy();
-      reject(errorFromSystem(err));
-    };
-    const onConnect = () => {
-      cleanup();
-      resolve(socket);
-    };
-    const onAbort = () => {
-      cleanup();
-      socket.destroy();
-      reject(new PosternError('E_CANCELLED'));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      socket.destroy();
-      reject(new PosternError('E_TIMEOUT', 'connect'));
-    }, timeoutMs);
-    socket.once('error', onError);
-    socket.once('connect', onConnect);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * Opens a TCP connection to a target for a stream: resolve at the bridge, check every address
  * against policy, connect to exactly a checked address, trying the allowed ones in order
@@ -144,7 +111,7 @@ export async function connectTarget(target: Target, opts: EgressOptions, signal:
     const left = deadline - Date.now();
     if (left <= 0) break;
     try {
-      return await connectOnce(address, target.port, left, signal);
+      return await connectTcp(address, target.port, left, signal);
     } catch (err) {
       lastError = err;
       if (err instanceof PosternError && err.code === 'E_CANCELLED') throw err;

@@ -22,6 +22,10 @@ import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
 import { qrText } from './qr.js';
 import { clientListenerFlags, printLanShare, type ListenerFlags } from './client-listeners.js';
+import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
+import { loadClientConfig } from '../config/client.js';
+import { resolveRoute } from '../config/route.js';
+import { targetFromHost } from '../core/address.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 
 declare const POSTERN_VERSION: string;
@@ -165,7 +169,48 @@ function fmt(a: { host: string; port: number }): string {
   return `${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & ListenerFlags): Promise<void> {
+interface RouteFlags {
+  route?: string;
+  routeFile?: string;
+  allowLanPrivate?: boolean;
+  explain?: string;
+}
+
+/**
+ * TESTING ONLY: $POSTERN_TEST_HOSTS, a JSON object of name → [addresses], replaces the system's
+ * lookups for routing (a name not in it does not resolve), so tests give names to loopback
+ * addresses and never query real DNS.
+ */
+function localResolver(): LocalResolver {
+  const text = process.env.POSTERN_TEST_HOSTS;
+  if (text === undefined || text === '') return systemLocalResolver;
+  const table = JSON.parse(text) as Record<string, string[]>;
+  return async (name) => {
+    const found = Object.hasOwn(table, name.toLowerCase()) ? table[name.toLowerCase()] : undefined;
+    if (found === undefined) throw Object.assign(new Error('not in POSTERN_TEST_HOSTS'), { code: 'ENOTFOUND' });
+    return found;
+  };
+}
+
+/** `postern client --explain HOST[:PORT]`: which rule matches and its action; nothing is started. */
+async function runExplain(opts: Omit<ClientFlags, 'bridge'> & RouteFlags, what: string): Promise<void> {
+  try {
+    const configFile = opts.config ?? (process.env.POSTERN_CONFIG || undefined);
+    const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
+    const settings = resolveRoute(opts, file?.route, configFile);
+    const hp = parseHostPort(what) ?? (/^[^:\s]+$|^\[[^\]]+\]$/.test(what) ? { host: what, port: 443 } : null);
+    if (hp === null) throw new PosternError('E_CONFIG', `--explain: expected HOST or HOST:PORT, got "${what}"`);
+    const target = targetFromHost(hp.host, hp.port);
+    const route = new ClientRoute({ router: settings.router, resolver: localResolver(), limits: defaultLimits(), allowLanPrivate: settings.allowLanPrivate });
+    const routed = await route.route(target, new AbortController().signal);
+    process.stdout.write(`${explainLine(target, routed)}\n`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & ListenerFlags & RouteFlags): Promise<void> {
+  if (opts.explain !== undefined) return runExplain(opts, opts.explain);
   let client: Client;
   let log: Logger;
   let listen: { host: string; port: number };
@@ -206,6 +251,7 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
       allowOpenProxy: settings.insecureOpenProxy,
       limits: tunnel.limits,
       logger: log,
+      route: { ...resolveRoute(opts, settings.fileRoute, settings.configFile), resolver: localResolver() },
     });
   } catch (err) {
     fail(err);
@@ -219,7 +265,13 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
   log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth, http: true }, 'listening');
   for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: fmt(l), port: l.port }, 'listening');
   if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
-  onShutdown(log, () => client.stop(defaultLimits().SHUTDOWN_DRAIN_MS));
+  // Bytes per route action (never destinations): on SIGUSR2 and at shutdown.
+  const counters = () => log.info({ route: client.route.stats.snapshot() }, 'route counters');
+  process.on('SIGUSR2', counters);
+  onShutdown(log, () => {
+    counters();
+    return client.stop(defaultLimits().SHUTDOWN_DRAIN_MS);
+  });
 }
 
 async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string }): Promise<void> {
@@ -327,6 +379,10 @@ export function buildProgram(): Command {
     .option('--whatsapp-ports <list>', 'WhatsApp ports, e.g. chat-tls=443,chat=5222,http=80,media=587 (off turns a role off)')
     .option('--whatsapp-target <list>', "TESTING ONLY: replace WhatsApp's servers, e.g. chat=HOST:PORT,media=HOST:PORT")
     .option('--lan', 'share with phones on this network: listen on 0.0.0.0 (or the --listen host) with a password, print links and QR codes')
+    .option('--route <preset>', 'which destinations use the tunnel: all (default), messaging-only, domestic-direct, blocked-only (with --route-file)')
+    .option('--route-file <file>', 'for --route blocked-only: the list of what goes through the tunnel, one domain or CIDR a line')
+    .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
+    .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runClient(o));
 

@@ -9,6 +9,9 @@ import { Tunnel, type BridgeStrategy } from './tunnel.js';
 import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
 import { udpAssociator } from './udp.js';
 import type { Target } from '../core/address.js';
+import { pacProxy, routePac } from '../route/pac.js';
+import { Router } from '../route/rules.js';
+import { ClientRoute, systemLocalResolver, type LocalResolver } from './route.js';
 
 /** A fixed-destination listener (--forward, the WhatsApp entry point). */
 export interface ForwardSpec {
@@ -45,6 +48,14 @@ export interface ClientOptions {
   readonly allowOpenProxy: boolean;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** Route rules (absent: everything through the tunnel, today's behaviour). */
+  readonly route?: {
+    readonly router: Router;
+    /** Let a direct route from a LAN listener reach loopback and private networks. */
+    readonly allowLanPrivate?: boolean;
+    /** Local lookups for direct routes and address rules (default: the system's). */
+    readonly resolver?: LocalResolver;
+  };
 }
 
 /**
@@ -54,6 +65,8 @@ export interface ClientOptions {
  */
 export class Client {
   readonly tunnel: Tunnel;
+  /** The one routing decision every listener and the UDP relay go through. */
+  readonly route: ClientRoute;
   private readonly socks: SocksServer;
   private readonly http: HttpProxyServer;
   private readonly mixed: MixedListener;
@@ -75,8 +88,19 @@ export class Client {
       rotateBytes: opts.rotate?.bytes ?? 0,
       rotateMs: opts.rotate?.ms ?? 0,
     });
-    const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
-    const udp = udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) });
+    this.route = new ClientRoute({
+      router: opts.route?.router ?? new Router([], 'tunnel'),
+      resolver: opts.route?.resolver ?? systemLocalResolver,
+      limits: opts.limits,
+      allowLanPrivate: opts.route?.allowLanPrivate === true,
+    });
+    const open = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
+    // A listener on a non-loopback address serves the LAN: its direct routes are guarded.
+    const connectFor = (host: string) => this.route.connector(open, !isLoopbackHost(host));
+    const udpFor = (host: string) =>
+      udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }), route: this.route, lan: !isLoopbackHost(host) });
+    const router = this.route.router;
+    const pac = router.rules.length === 0 ? undefined : (host: string, port: number) => routePac(router, pacProxy(host, port));
     const socksOpts = (l: { host: string; port: number }) => ({
       host: l.host,
       port: l.port,
@@ -84,8 +108,8 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'socks' }),
       allowOpenProxy: opts.allowOpenProxy,
-      connect,
-      udp,
+      connect: connectFor(l.host),
+      udp: udpFor(l.host),
     });
     this.socks = new SocksServer(socksOpts(opts.listen));
     const httpOpts = (l: { host: string; port: number }) => ({
@@ -95,7 +119,8 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'http' }),
       allowOpenProxy: opts.allowOpenProxy,
-      connect,
+      connect: connectFor(l.host),
+      pac,
     });
     this.http = new HttpProxyServer(httpOpts(opts.listen));
     this.mixed = new MixedListener({
@@ -117,7 +142,7 @@ export class Client {
         tls: f.tls,
         limits: opts.limits,
         logger: opts.logger.child({ component: 'forward', name: f.name }),
-        connect,
+        connect: connectFor(f.listen.host),
       });
       this.extra.push({ role: 'forward', name: f.name, server });
     }

@@ -13,6 +13,7 @@ import { parseForward } from '../client/forward.js';
 import { whatsappEntries } from '../client/whatsapp.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
+import { routeConfigSchema, type RouteConfig } from './route.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const CLIENT_DEFAULTS = { listen: '127.0.0.1:1080', logLevel: 'info' } as const;
@@ -64,6 +65,7 @@ export const clientConfigSchema = z
       .describe('WhatsApp entry ports, e.g. "chat-tls=443,chat=5222,http=80,media=587"; "off" turns a role off (as --whatsapp-ports).'),
     lan: z.boolean().optional().describe('Share with phones on this network: listen on 0.0.0.0 (unless listen is set) with a password (as --lan).'),
     log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),
+    route: routeConfigSchema.optional().describe('Which destinations go through the tunnel, direct, or nowhere (as --route, --route-file).'),
   })
   .strict()
   .refine((c) => c.whatsappPorts === undefined || c.whatsapp === true, { path: ['whatsappPorts'], error: 'goes with "whatsapp": true' });
@@ -128,6 +130,9 @@ export interface ClientSettings {
   logLevel: string;
   /** Listener settings from the config file ({} without one). */
   fileListeners: FileListeners;
+  /** The config file's `route` object, and the file's name (for errors). */
+  fileRoute: RouteConfig | undefined;
+  configFile: string | undefined;
 }
 
 /** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
@@ -203,5 +208,7 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
     logLevel,
     fileListeners,
+    fileRoute: file?.route,
+    configFile,
   };
 }

@@ -142,6 +142,14 @@ export const LIMITS = {
   UDP_DNS_PENDING_COUNT: 16,
   /** Bytes a UDP socket may have waiting to be sent (client relay → app, bridge → destinations); past this, datagrams are dropped, not queued. */
   UDP_LOCAL_SEND_QUEUE_BYTES: 256 * 1024,
+
+  // ── Client routing (direct routes) ────────────────────────────────────────
+  /** A direct connection from the client machine must be established within this time (as the bridge's egress). */
+  DIRECT_CONNECT_TIMEOUT_MS: 10_000,
+  /** A local lookup a route needs (a direct destination, or an address rule) must answer within this time. */
+  ROUTE_DNS_TIMEOUT_MS: 5_000,
+  /** Local lookups in progress at once for routing; past this a destination that needs one is refused (E_DNS). */
+  ROUTE_DNS_MAX_CONCURRENT: 64,
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
@@ -207,6 +215,9 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   UDP_DNS_CACHE_MS: [0, 3_600_000],
   UDP_DNS_PENDING_COUNT: [0, 4_096],
   UDP_LOCAL_SEND_QUEUE_BYTES: [16 * 1024, 64 * 1024 * 1024],
+  DIRECT_CONNECT_TIMEOUT_MS: [500, 120_000],
+  ROUTE_DNS_TIMEOUT_MS: [500, 60_000],
+  ROUTE_DNS_MAX_CONCURRENT: [1, 4_096],
 };
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {

@@ -61,6 +61,8 @@ export interface HttpProxyOptions {
   connect: HttpConnect;
   /** Listen on a non-loopback address without auth (an open proxy). Refused unless set. */
   allowOpenProxy?: boolean;
+  /** The PAC file for this proxy (host and port as the app reached it); default pacFile. */
+  pac?: (host: string, port: number) => string;
 }
 
 export const PAC_PATH = '/proxy.pac';
@@ -83,6 +85,7 @@ interface ServerContext {
   readonly limits: Limits;
   readonly connect: HttpConnect;
   readonly authRequired: boolean;
+  readonly pac: (host: string, port: number) => string;
   checkCredentials(headers: readonly Header[]): boolean;
   forget(conn: HttpConnection): void;
 }
@@ -125,6 +128,7 @@ export class HttpProxyServer {
       limits: opts.limits,
       connect: opts.connect,
       authRequired: opts.auth !== null,
+      pac: opts.pac ?? pacFile,
       checkCredentials: check,
       forget: (conn) => this.#conns.delete(conn),
     };
@@ -380,7 +384,7 @@ class HttpConnection {
     const isGet = head.method === 'GET' || head.method === 'HEAD';
     if (isGet && (path === PAC_PATH || path.startsWith(`${PAC_PATH}?`))) {
       const host = this.socket.localAddress ?? '127.0.0.1';
-      const pac = pacFile(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
+      const pac = this.ctx.pac(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
       this.#finish(simpleResponse(200, pac, { contentType: PAC_CONTENT_TYPE, omitBody: head.method === 'HEAD' }), 'served pac');
       return;
     }
