@@ -173,7 +173,7 @@ interface RouteFlags {
   route?: string;
   routeFile?: string;
   allowLanPrivate?: boolean;
-  explain?: string;
+  explain?: string[];
 }
 
 /**
@@ -192,18 +192,20 @@ function localResolver(): LocalResolver {
   };
 }
 
-/** `postern client --explain HOST[:PORT]`: which rule matches and its action; nothing is started. */
-async function runExplain(opts: Omit<ClientFlags, 'bridge'> & RouteFlags, what: string): Promise<void> {
+/** `postern client --explain HOST[:PORT]` (repeatable): which rule matches each and its action; nothing is started. */
+async function runExplain(opts: Omit<ClientFlags, 'bridge'> & RouteFlags, all: readonly string[]): Promise<void> {
   try {
     const configFile = opts.config ?? (process.env.POSTERN_CONFIG || undefined);
     const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
     const settings = resolveRoute(opts, file?.route, configFile);
-    const hp = parseHostPort(what) ?? (/^[^:\s]+$|^\[[^\]]+\]$/.test(what) ? { host: what, port: 443 } : null);
-    if (hp === null) throw new PosternError('E_CONFIG', `--explain: expected HOST or HOST:PORT, got "${what}"`);
-    const target = targetFromHost(hp.host, hp.port);
     const route = new ClientRoute({ router: settings.router, resolver: localResolver(), limits: defaultLimits(), allowLanPrivate: settings.allowLanPrivate });
-    const routed = await route.route(target, new AbortController().signal);
-    process.stdout.write(`${explainLine(target, routed)}\n`);
+    for (const what of all) {
+      const hp = parseHostPort(what) ?? (/^[^:\s]+$|^\[[^\]]+\]$/.test(what) ? { host: what, port: 443 } : null);
+      if (hp === null) throw new PosternError('E_CONFIG', `--explain: expected HOST or HOST:PORT, got "${what}"`);
+      const target = targetFromHost(hp.host, hp.port);
+      const routed = await route.route(target, new AbortController().signal);
+      process.stdout.write(`${explainLine(target, routed)}\n`);
+    }
   } catch (err) {
     fail(err);
   }
@@ -382,7 +384,7 @@ export function buildProgram(): Command {
     .option('--route <preset>', 'which destinations use the tunnel: all (default), messaging-only, domestic-direct, blocked-only (with --route-file)')
     .option('--route-file <file>', 'for --route blocked-only: the list of what goes through the tunnel, one domain or CIDR a line')
     .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
-    .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit')
+    .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit (repeatable)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runClient(o));
 
