@@ -15,9 +15,12 @@ import { asciiDomain } from '../core/domain.js';
 /** Longest domain name (RFC 1035 §2.3.4), also the longest keyword. */
 const MAX_NAME_CHARS = 253;
 const LABEL = /^(?:\*|[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)$/;
+/** A name already in canonical form (lower-case ASCII labels, no trailing dot): the common case, one test. */
+const CANONICAL = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /** A rule's domain entry in canonical form, or a reason it is not one. */
 export function canonicalDomain(text: string): { ok: true; name: string } | { ok: false; reason: string } {
+  if (text.length <= MAX_NAME_CHARS && CANONICAL.test(text)) return { ok: true, name: text };
   const t = text.trim();
   if (t === '') return { ok: false, reason: 'empty domain' };
   const a = asciiDomain(t.replace(/^\.+/, ''));

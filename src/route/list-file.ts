@@ -43,11 +43,13 @@ export function parseRouteList(text: string, file: string): RuleMatchSpec[] {
     if (hash >= 0) line = line.slice(0, hash).trim();
     const err = (why: string) => new RouteRuleError(`${file}:${lineNo}: ${why}`);
     if (++count > ROUTE_LIST_MAX_ENTRIES) throw err(`more than ${ROUTE_LIST_MAX_ENTRIES} entries`);
-    const fields = line.split(/\s+/);
-    if (fields.length === 2 && parseCidrKeys(fields[0]!) !== null && !fields[0]!.includes('/')) {
-      line = fields[1]!; // hosts-file form: "ADDRESS NAME"
-    } else if (fields.length !== 1) {
-      throw err(`one domain or CIDR a line, got "${line.slice(0, 80)}"`);
+    if (line.indexOf(' ') >= 0 || line.indexOf('\t') >= 0) {
+      const fields = line.split(/\s+/);
+      if (fields.length === 2 && parseCidrKeys(fields[0]!) !== null && !fields[0]!.includes('/')) {
+        line = fields[1]!; // hosts-file form: "ADDRESS NAME"
+      } else {
+        throw err(`one domain or CIDR a line, got "${line.slice(0, 80)}"`);
+      }
     }
     if (line.startsWith('keyword:')) {
       const k = line.slice(8);
