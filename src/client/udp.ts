@@ -7,8 +7,11 @@
  * - Only the app that asked may use it: a datagram is taken only from the control connection's
  *   IP, and, if the request named a non-zero DST.ADDR and/or DST.PORT, only from that. The first
  *   datagram taken pins the app's address and port; from then on only that address and port.
- * - Each datagram taken (FRAG 0, well-formed, payload ≤ UDP_MAX_DATAGRAM_BYTES) becomes one
- *   DATAGRAM on the association. Domain names go to the bridge unresolved (no DNS query here).
+ * - Each datagram taken (FRAG 0, well-formed, payload ≤ UDP_MAX_DATAGRAM_BYTES) goes where the
+ *   client's route rules say (client/route.ts, docs/protocol.md §11): `tunnel` — one DATAGRAM on
+ *   the association, a domain name unresolved (no DNS query here); `direct` — sent from this
+ *   machine (a name looked up locally), replies taken only from endpoints sent to; `block` —
+ *   dropped. Without rules, everything goes through the tunnel.
  * - A datagram from the bridge goes to the pinned address with the SOCKS UDP header naming its
  *   source; before a pin there is nobody to send it to.
  * - Everything else is dropped and counted (never queued, never logged with an address).

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { PosternError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 import { loadCountryTable } from '../route/country.js';
 import { parseRouteList } from '../route/list-file.js';
 import { ROUTE_PRESETS, routePreset, type RoutePresetName } from '../route/presets.js';
@@ -74,8 +75,11 @@ export function resolveRoute(
     if (listFile !== undefined) {
       let text: string;
       try {
+        const size = fs.statSync(listFile).size;
+        if (size > LIMITS.ROUTE_LIST_MAX_BYTES) throw new RouteRuleError(`${listFile}: larger than ${LIMITS.ROUTE_LIST_MAX_BYTES} bytes (ROUTE_LIST_MAX_BYTES)`);
         text = fs.readFileSync(listFile, 'utf8');
       } catch (err) {
+        if (err instanceof RouteRuleError) throw err;
         throw new RouteRuleError(`${listFile}: cannot read the list file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
       }
       matches = parseRouteList(text, listFile);

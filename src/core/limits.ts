@@ -150,6 +150,12 @@ export const LIMITS = {
   ROUTE_DNS_TIMEOUT_MS: 5_000,
   /** Local lookups in progress at once for routing; past this a destination that needs one is refused (E_DNS). */
   ROUTE_DNS_MAX_CONCURRENT: 64,
+  /** Entries one route list file may hold (bounds the memory a file takes: 500,000 names ≈ 60 MiB of heap). */
+  ROUTE_LIST_MAX_ENTRIES: 2_000_000,
+  /** Size of one route list file read (read whole, at start-up). */
+  ROUTE_LIST_MAX_BYTES: 128 * 1024 * 1024,
+  /** Names the served PAC file carries (PAC engines parse it on every load); rules past this stay with the proxy. */
+  PAC_MAX_ENTRIES: 20_000,
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
@@ -218,6 +224,9 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   DIRECT_CONNECT_TIMEOUT_MS: [500, 120_000],
   ROUTE_DNS_TIMEOUT_MS: [500, 60_000],
   ROUTE_DNS_MAX_CONCURRENT: [1, 4_096],
+  ROUTE_LIST_MAX_ENTRIES: [1, 10_000_000],
+  ROUTE_LIST_MAX_BYTES: [1024, 1024 * 1024 * 1024],
+  PAC_MAX_ENTRIES: [0, 1_000_000],
 };
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {

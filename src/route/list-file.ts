@@ -11,18 +11,17 @@
  *
  * Pure: text in, a rule match or an error naming the file and line out.
  */
+import { LIMITS } from '../core/limits.js';
 import { canonicalDomain } from './domains.js';
 import { parseCidrKeys } from './ranges.js';
 import { RouteRuleError, type RuleMatchSpec } from './rules.js';
 
-/** Most entries a list file may hold (bounds the memory a file can take). */
-export const ROUTE_LIST_MAX_ENTRIES = 2_000_000;
 
 /**
  * Parses a list file. Returns up to two matches — names, then addresses — because one rule with
  * both kinds would need both to match (rules.ts); a list means either.
  */
-export function parseRouteList(text: string, file: string): RuleMatchSpec[] {
+export function parseRouteList(text: string, file: string, maxEntries: number = LIMITS.ROUTE_LIST_MAX_ENTRIES): RuleMatchSpec[] {
   const suffix: string[] = [];
   const domain: string[] = [];
   const keyword: string[] = [];
@@ -42,7 +41,7 @@ export function parseRouteList(text: string, file: string): RuleMatchSpec[] {
     const hash = line.indexOf(' #');
     if (hash >= 0) line = line.slice(0, hash).trim();
     const err = (why: string) => new RouteRuleError(`${file}:${lineNo}: ${why}`);
-    if (++count > ROUTE_LIST_MAX_ENTRIES) throw err(`more than ${ROUTE_LIST_MAX_ENTRIES} entries`);
+    if (++count > maxEntries) throw err(`more than ${maxEntries} entries (ROUTE_LIST_MAX_ENTRIES)`);
     if (line.indexOf(' ') >= 0 || line.indexOf('\t') >= 0) {
       const fields = line.split(/\s+/);
       if (fields.length === 2 && parseCidrKeys(fields[0]!) !== null && !fields[0]!.includes('/')) {

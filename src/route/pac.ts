@@ -11,10 +11,9 @@
  * the proxy being unreachable.
  */
 import net from 'node:net';
+import { LIMITS } from '../core/limits.js';
 import type { CompiledRule, Router } from './rules.js';
 
-/** Most domain entries a PAC file carries (PAC engines parse it on every load; lists beyond this stay in the proxy). */
-export const PAC_MAX_ENTRIES = 20_000;
 
 function keys(set: Iterable<string>): string {
   const o: Record<string, 1> = {};
@@ -23,7 +22,7 @@ function keys(set: Iterable<string>): string {
 }
 
 /** The PAC file for `proxy` (e.g. "PROXY 127.0.0.1:1080") and the router's rules. */
-export function routePac(router: Router, proxy: string): string {
+export function routePac(router: Router, proxy: string, maxEntries: number = LIMITS.PAC_MAX_ENTRIES): string {
   const rows: string[] = [];
   let entries = 0;
   let complete = true;
@@ -34,7 +33,7 @@ export function routePac(router: Router, proxy: string): string {
       break;
     }
     entries += r.names.size;
-    if (entries > PAC_MAX_ENTRIES) {
+    if (entries > maxEntries) {
       complete = false;
       break;
     }

@@ -7,7 +7,7 @@
  * - address: `cidr` (IPv4/IPv6 ranges), `country` (ISO 3166-1 alpha-2 of the address) — any one;
  * - `port`: numbers or "LO-HI" ranges — any one.
  *
- * Order of evaluation (docs/protocol.md §12):
+ * Order of evaluation (docs/protocol.md §11):
  * - An IP-literal destination goes through every rule in order.
  * - A named destination first goes through the rules without an address condition, in order
  *   (name rules decide before any lookup). If none matches and some rule has an address
