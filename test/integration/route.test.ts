@@ -235,12 +235,12 @@ describe('rule errors, --explain and the PAC file', () => {
     const list = path.join(dir, 'blocked.txt');
     fs.writeFileSync(list, '# list\nexample.org\n10.0.0.0/33\n');
     const r = await run(['client', '--bridge', uri, '--listen', '127.0.0.1:0', '--route', 'blocked-only', '--route-file', list]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(78); // EX_CONFIG
     expect(r.stderr).toContain(`${list}:3: not an IP address or CIDR: "10.0.0.0/33"`);
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ bridges: [uri], route: { rules: [rules[0], { name: 'oops', match: { cidr: ['300.1.1.1/8'] }, action: 'direct' }] } }));
     const r2 = await run(['client', '--config', bad]);
-    expect(r2.code).toBe(1);
+    expect(r2.code).toBe(78);
     expect(r2.stderr).toContain(`${bad}: route.rules[1] ("oops"): match.cidr[0]: not an IP address or CIDR`);
   });
 
