@@ -18,24 +18,14 @@ import { loadCountryTable } from '../src/route/country.js';
 import { parseRouteList } from '../src/route/list-file.js';
 import { ipKey } from '../src/route/ranges.js';
 import { Router } from '../src/route/rules.js';
+import { prng } from '../test/helpers/faulty-relay.js';
 
 const DOMAINS = 500_000;
 const CIDRS = 20_000;
 const TARGET_LOAD_MS = 2_000;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function listText(domains: number, cidrs: number, seed: number): { text: string; names: string[]; ips: string[] } {
-  const r = rng(seed);
+  const r = prng(seed);
   const word = () => Math.floor(r() * 36 ** 6).toString(36);
   const tlds = ['com', 'net', 'org', 'ru', 'io', 'info'];
   const names: string[] = [];
@@ -100,7 +90,7 @@ function main(): void {
   const heapMiB = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
   const smallRouter = build(small.text);
 
-  const r = rng(3);
+  const r = prng(3);
   const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
   const mk = (names: string[], ips: string[]) => ({
     hitExact: Array.from({ length: 2000 }, () => targetFromHost(pick(names), 443)),

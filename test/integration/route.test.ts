@@ -16,6 +16,7 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rewriteConfig } from '../helpers/bridge-config.js';
+import { getText, sample } from '../helpers/metrics.js';
 import { curl, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
 import { echoServer, httpServer, udpEchoServer, type Local, type LocalUdp } from '../helpers/servers.js';
@@ -73,21 +74,7 @@ afterAll(async () => {
   await Promise.all([echo?.close(), web?.close(), udpEcho?.close()]);
 });
 
-function get(port: number, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-function sample(text: string, name: string, labels = ''): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
+const get = getText;
 async function bridgeStreams(): Promise<number> {
   const m = await get(adminPort, '/metrics');
   return sample(m, 'postern_streams_total') + sample(m, 'postern_udp_associations_total');
