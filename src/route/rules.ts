@@ -163,12 +163,14 @@ export class Router {
   /** True when looking a name up cannot end in the tunnel (see the module comment). */
   readonly #mayLookUp: boolean;
   #country: CountryLookup | null = null;
+  readonly #plain: RouteDecision;
 
   constructor(rules: readonly Rule[], defaultAction: RouteAction) {
     this.rules = rules;
     this.defaultAction = defaultAction;
     this.#nameRules = rules.filter((r) => r.ranges === null && r.countries === null);
     this.#addressRules = rules.filter((r) => r.ranges !== null || r.countries !== null);
+    this.#plain = { action: defaultAction, rule: -1, label: 'default', by: 'default' };
     this.#mayLookUp = this.#addressRules.length > 0 && defaultAction !== 'tunnel' && this.#addressRules.every((r) => r.action !== 'tunnel');
   }
 
@@ -221,6 +223,7 @@ export class Router {
    * looked up first (then call byAddress with one of its addresses).
    */
   byName(target: Target): RouteDecision | 'lookup' {
+    if (this.rules.length === 0) return this.#plain; // `all`: nothing to parse per stream or datagram
     // A "domain" that is an IP in text is the IP literal it is.
     const key = ipKey(target.host);
     if (key !== null) {
