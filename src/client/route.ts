@@ -145,15 +145,17 @@ export class ClientRoute {
   /** Of `all`, the addresses a direct route may reach; throws E_ROUTE_PRIVATE / E_NOT_ALLOWED when none. */
   allowedDirect(all: readonly string[], lan: boolean): string[] {
     const guard = lan && !this.opts.allowLanPrivate;
+    // This machine's own and private networks: closed to LAN clients unless the user allows them.
+    const guarded = (range: string) => PRIVATE_RANGES.has(range) || range === 'reserved';
+    // Never destinations of a connection (0.0.0.0 would even reach this machine).
+    const never = (range: string) => range === 'unspecified' || range === 'multicast' || range === 'broadcast' || range === 'invalid';
     const ok = all.filter((a) => {
       const range = addressRange(a);
-      if (range === 'unicast') return true;
-      if (range === 'unspecified' || range === 'multicast' || range === 'broadcast' || range === 'invalid') return false;
-      return !guard || !(PRIVATE_RANGES.has(range) || range === 'reserved') ? true : false;
+      return range === 'unicast' || (!never(range) && !(guard && guarded(range)));
     });
     if (ok.length === 0) {
       const range = addressRange(all[0]!);
-      throw new PosternError(guard && (PRIVATE_RANGES.has(range) || range === 'reserved') ? 'E_ROUTE_PRIVATE' : 'E_NOT_ALLOWED', range);
+      throw new PosternError(guard && guarded(range) ? 'E_ROUTE_PRIVATE' : 'E_NOT_ALLOWED', range);
     }
     return ok;
   }
