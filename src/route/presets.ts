@@ -33,8 +33,12 @@ export function routePreset(name: RoutePresetName, list?: readonly RuleMatchSpec
       };
     case 'domestic-direct':
       // .ru, .рф (xn--p1ai), .su and addresses in Russia direct; everything else through the tunnel.
+      // Messaging always goes through the tunnel, first: the country data places some of
+      // Telegram's published ranges (e.g. 91.108.4.0/22) in RU, and those are blocked there.
       return {
         rules: [
+          { name: 'messaging', match: { suffix: MESSAGING_LIST.domains }, action: 'tunnel' },
+          { name: 'messaging ranges', match: { cidr: MESSAGING_LIST.ranges }, action: 'tunnel' },
           { name: 'domestic names', match: { suffix: ['ru', 'xn--p1ai', 'su'] }, action: 'direct' },
           { name: 'domestic addresses', match: { country: ['RU'] }, action: 'direct' },
         ],
