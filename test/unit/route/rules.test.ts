@@ -139,6 +139,18 @@ describe('presets', () => {
   });
 });
 
+describe('domestic-direct', () => {
+  it('sends messaging through the tunnel before any country rule (Telegram ranges are placed in RU by the data)', () => {
+    const r = Router.compile(routePreset('domestic-direct').rules as RuleSpec[], 'tunnel', (i) => `r${i}`);
+    for (const h of ['web.telegram.org', 'whatsapp.net', '91.108.4.1', '149.154.167.51']) {
+      const d = r.byName(targetFromHost(h, 443));
+      expect([h, d !== 'lookup' && d.action]).toEqual([h, 'tunnel']);
+    }
+    const ru = r.byName(targetFromHost('gosuslugi.ru', 443));
+    expect(ru !== 'lookup' && ru.action).toBe('direct');
+  });
+});
+
 describe('PAC file mirrors the name rules', () => {
   const run = (pac: string, host: string) => {
     const ctx = vm.createContext({});
@@ -147,7 +159,7 @@ describe('PAC file mirrors the name rules', () => {
   };
   const cases: [RuleSpec[], 'tunnel' | 'direct' | 'block', string[]][] = [
     [routePreset('messaging-only').rules as RuleSpec[], 'direct', ['web.telegram.org', 'whatsapp.net', 'example.com', 'a.b.signal.org', '91.108.4.1', '8.8.8.8']],
-    [routePreset('domestic-direct').rules as RuleSpec[], 'tunnel', ['gosuslugi.ru', 'ya.ru', 'example.com', 'xn--p1ai', '77.88.8.8']],
+    [routePreset('domestic-direct').rules as RuleSpec[], 'tunnel', ['gosuslugi.ru', 'ya.ru', 'example.com', 'xn--p1ai', '77.88.8.8', 'web.telegram.org', '91.108.4.1']],
     [[{ match: { keyword: ['ads'] }, action: 'block' }, { match: { domain: ['d.example'] }, action: 'direct' }], 'tunnel', ['ads.d.example', 'd.example', 'x.d.example', '10.0.0.1']],
     [[{ match: { suffix: ['d.example'] }, action: 'direct' }], 'direct', ['d.example', 'other', '1.2.3.4']],
   ];
