@@ -157,6 +157,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private keepalivePinged = false;
   private pingSeq = 0;
   private readonly pings = new Map<number, PendingPing>();
+  /** The latest PING not yet answered: one PONG answers every PING before it (§8). */
+  private pongDue: Buffer | null = null;
+  /** Refusals left in the bucket (§5.1 refused-open rate), and when it was last refilled. */
+  private refusalTokens: number;
+  private refusalRefilledAt = performance.now();
 
   constructor(transport: FrameTransport, opts: MuxSessionOptions) {
     super();
@@ -164,6 +169,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.transport = transport;
     this.limits = opts.limits;
     this.log = opts.logger;
+    this.refusalTokens = opts.limits.SESSION_REFUSED_OPEN_BURST_COUNT;
     const session = this;
     this.host = {
       // A resumable link may ask for smaller DATA frames on a path that cuts connections early.
@@ -341,6 +347,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         if (this.isClosed) return;
         this.dispatch(frame);
       }
+      if (this.pongDue !== null) this.flushPong();
     } catch (err) {
       if (err instanceof MuxProtocolError) {
         this.log.warn({ reason: err.reason }, 'session protocol error');
@@ -356,7 +363,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private dispatch(f: Frame): void {
     switch (f.type) {
       case FrameType.PING:
-        this.send(encodeFrame({ type: FrameType.PONG, data: f.data }));
+        // Answered once the message is processed, or on drain while congested (flushPong).
+        this.pongDue = f.data;
         return;
       case FrameType.PONG:
         this.onPong(f.data);
@@ -431,6 +439,40 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private refuseOpen(id: number, code: number): void {
     this.log.debug({ stream: id, code }, 'OPEN refused');
     this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code, window: 0 }));
+    this.countRefusal();
+  }
+
+  /**
+   * §5.1: refused OPENs (and RESETs 0x08 for frames on streams never opened) are limited to a burst
+   * of SESSION_REFUSED_OPEN_BURST_COUNT and SESSION_REFUSED_OPENS_PER_SECOND after it; past that
+   * the peer is flooding us with answers to make, and the session ends as a protocol violation.
+   */
+  private countRefusal(): void {
+    if (this.isClosed) return;
+    const now = performance.now();
+    const { SESSION_REFUSED_OPEN_BURST_COUNT: burst, SESSION_REFUSED_OPENS_PER_SECOND: rate } = this.limits;
+    this.refusalTokens = Math.min(burst, this.refusalTokens + ((now - this.refusalRefilledAt) * rate) / 1000);
+    this.refusalRefilledAt = now;
+    if (this.refusalTokens >= 1) {
+      this.refusalTokens -= 1;
+      return;
+    }
+    const err = new MuxProtocolError('refused-open-flood', `over ${burst} refusals and ${rate}/s`);
+    this.log.warn({ reason: err.reason, burst, perSecond: rate }, 'session protocol error');
+    this.teardown(err.closeCode, err.reason, err, 'close');
+  }
+
+  /** Sends the PONG due (§8), unless the transport is congested: then on drain, still one for all. */
+  private flushPong(): void {
+    const data = this.pongDue;
+    if (data === null || this.isClosed) return;
+    if (this.transport.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES) {
+      // Keep 8 bytes, not the message they sit in.
+      if (data.buffer.byteLength > 64) this.pongDue = Buffer.from(data);
+      return;
+    }
+    this.pongDue = null;
+    this.send(encodeFrame({ type: FrameType.PONG, data }));
   }
 
   private onStreamFrame(f: Exclude<StreamFrame, OpenFrame | InvalidOpenFrame>): void {
@@ -515,10 +557,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     handler(f.target, f.data);
   }
 
-  /** RESET 0x08 on one stream id (§5.2). */
+  /** RESET 0x08 on one stream id (§5.2); counted as a refusal (§5.1 refused-open rate). */
   private streamViolation(id: number, detail: string): void {
     this.log.debug({ stream: id, code: WireCode.PROTOCOL_ERROR }, `stream protocol violation: ${detail}`);
     this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.PROTOCOL_ERROR }));
+    this.countRefusal();
   }
 
   // ── client opens ───────────────────────────────────────────────────────
@@ -551,6 +594,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   /** Wakes blocked writers in FIFO order; whoever re-blocks goes behind those not yet served. */
   private onDrain(): void {
+    if (this.pongDue !== null) this.flushPong();
     if (this.drainWaiters.size === 0 || this.isClosed) return;
     const waiting = [...this.drainWaiters];
     this.drainWaiters.clear();
