@@ -120,7 +120,12 @@ export const LIMITS = {
    * buffer and send queue of the user's sessions. At a budget the user's new streams are refused
    * (OPEN_RESULT 0x09); other users are not affected.
    */
-  USER_MAX_BUFFERED_BYTES: 256 * 1024 * 1024,
+  USER_MAX_BUFFERED_BYTES: 512 * 1024 * 1024,
+  /**
+   * Near a buffer budget a new stream gets a smaller receive window (what is left / 32); one that
+   * would get less than this is refused instead (0x09).
+   */
+  STREAM_MIN_WINDOW_BYTES: 16 * 1024,
   /** Streams (TCP and UDP associations) one user may have open or connecting at once, over all sessions. */
   USER_MAX_STREAMS: 1_024,
   /** Descriptors one user may hold: a socket per stream, association and session. */
@@ -232,6 +237,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   BRIDGE_MAX_SESSIONS: [1, 1_000_000],
   BRIDGE_MAX_SESSIONS_PER_USER: [1, 1_000_000],
   USER_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 64 * 1024 * 1024 * 1024],
+  STREAM_MIN_WINDOW_BYTES: [4_096, 16 * 1024 * 1024],
   USER_MAX_STREAMS: [1, 1_000_000],
   USER_MAX_DESCRIPTORS: [2, 1_000_000],
   BRIDGE_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 1024 * 1024 * 1024 * 1024],

@@ -183,6 +183,12 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return { messages: this.sent - this.acked, bytes: this.queuedBytes };
   }
 
+  /** Bytes held for the peer: every kept message and what the connection still buffers. */
+  get heldBytes(): number {
+    const b = this.conn?.bufferedBytes ?? 0;
+    return this.queuedBytes + (Number.isFinite(b) ? b : 0);
+  }
+
   get maxPayloadHint(): number {
     return this.payloadHint;
   }

@@ -67,8 +67,11 @@ export interface IncomingOpen {
   readonly command: 'connect' | 'udp-associate';
   readonly target: Target;
   readonly signal: AbortSignal;
-  /** Sends OPEN_RESULT 0 with our window; returns the open stream. Throws if no longer possible. */
-  accept(): MuxStream;
+  /**
+   * Sends OPEN_RESULT 0 with our receive window (STREAM_WINDOW_BYTES, or `window` when the bridge's
+   * memory budget grants less); returns the open stream. Throws if no longer possible.
+   */
+  accept(window?: number): MuxStream;
   /** Sends OPEN_RESULT with err.wire and window 0. */
   reject(err: PosternError): void;
 }
@@ -206,6 +209,17 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   /** Streams opening, open, or offered to the app and not yet accepted/rejected. */
   get streamCount(): number {
     return this.streams.size + this.incoming.size;
+  }
+
+  /**
+   * Bytes the session's transport holds for the peer: its send queue, and on a resumable link every
+   * kept message (docs/protocol.md §9.1). Stream buffers are the streams' windows, counted apart.
+   */
+  get heldBytes(): number {
+    const t = this.transport;
+    if (t.heldBytes !== undefined) return t.heldBytes;
+    const b = t.bufferedBytes;
+    return Number.isFinite(b) ? b : 0;
   }
 
   /** True once either side sent GOAWAY: no new stream will be opened on this session. */
@@ -414,14 +428,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       command: udp ? 'udp-associate' : 'connect',
       target: f.target,
       signal: pending.controller.signal,
-      accept: (): MuxStream => {
+      accept: (window: number = this.limits.STREAM_WINDOW_BYTES): MuxStream => {
         settle();
         if (pending.controller.signal.aborted) throw pending.controller.signal.reason as PosternError;
         this.incoming.delete(id);
-        const stream = this.newStream(id, 'open', peerWindow);
+        const stream = this.newStream(id, 'open', peerWindow, window);
         this.streams.set(id, stream);
         if (udp) this.associations.add(id);
-        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window: this.limits.STREAM_WINDOW_BYTES }));
+        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window }));
         return stream;
       },
       reject: (err: PosternError): void => {
@@ -582,8 +596,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     p.reject(err);
   }
 
-  private newStream(id: number, state: 'opening' | 'open', sendCredit: number): MuxStream {
-    return new MuxStream(this.host, { id, state, receiveWindow: this.limits.STREAM_WINDOW_BYTES, sendCredit });
+  private newStream(id: number, state: 'opening' | 'open', sendCredit: number, receiveWindow = this.limits.STREAM_WINDOW_BYTES): MuxStream {
+    return new MuxStream(this.host, { id, state, receiveWindow, sendCredit });
   }
 
   // ── send path and backpressure ──────────────────────────────────────────
