@@ -263,7 +263,7 @@ export class Bridge {
     const log = this.log.child({ session: id, user });
     const session =
       resumeId !== null
-        ? this.registry.create(resumeId, user, transport, log)
+        ? this.registry.create(resumeId, user, transport, log, () => this.governor.sessionsOverBudget(user))
         : new MuxSession(transport, { role: 'bridge', limits, logger: log });
     this.sessions.add(session);
     this.governor.track(session, user, log);

@@ -139,6 +139,16 @@ export class Governor {
   }
 
   /**
+   * True when the sessions of `user` (send queues, resume buffers) hold more than the user's
+   * budget, or all sessions more than the bridge's: a resumable session whose peer does not ACK is
+   * then cut off (docs/protocol.md §9.1). Stream windows are not counted here: they are granted
+   * within the budgets when streams open.
+   */
+  sessionsOverBudget(user: string): boolean {
+    return this.userSessionsHeld(user) > this.limits.USER_MAX_BUFFERED_BYTES || this.allSessionsHeld(0) > this.limits.BRIDGE_MAX_BUFFERED_BYTES;
+  }
+
+  /**
    * Admits a new stream of `user` within the budgets (docs/protocol.md §7.1), or says which one is
    * spent. Streams and descriptors are counts; bytes held are every open stream's receive window
    * plus the sessions' send queues and resume buffers, and near the budget a stream gets a smaller

@@ -39,6 +39,15 @@ export const ResumeFrameType = {
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
 
+/**
+ * What keeping one message costs beyond its bytes (a Buffer object and its queue slot), counted
+ * against the caps: 11 M kept RESETs of 11 bytes each took 2 GB, not 120 MB.
+ */
+export const KEPT_MESSAGE_OVERHEAD_BYTES = 128;
+
+/** The budget hook (ResumableLinkOptions.overBudget) is consulted each time kept bytes grow by this. */
+const BUDGET_CHECK_STEP_BYTES = 256 * 1024;
+
 /** RESUME and ACK carry one u64: a count of session messages received. */
 const COUNT_BYTES = 8;
 /** §9.3: the bridge's RESUME on the first connection of a session also carries the session's resume secret. */
@@ -91,6 +100,11 @@ export interface ResumableLinkOptions {
    * RESUME on the session's first connection (§9.3). A resuming client proves it holds it.
    */
   readonly resumeSecret?: Buffer;
+  /**
+   * True when the owner's budget for held bytes is spent (the bridge: the user's or the bridge's);
+   * consulted as the kept messages grow, and the peer is then cut off as past the overflow.
+   */
+  readonly overBudget?: () => boolean;
 }
 
 export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements FrameTransport {
@@ -111,6 +125,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private readonly overflowAt: number;
   /** Kept messages are put on the connection only while it buffers at most this. */
   private readonly wireMaxBytes: number;
+  private readonly overBudget: (() => boolean) | undefined;
+  private nextBudgetCheck = BUDGET_CHECK_STEP_BYTES;
   /** The latest connection PING not yet answered (the connection was congested). */
   private pongDue: Buffer | null = null;
   /** Session messages received (and handed to the mux). */
@@ -125,6 +141,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
   private stalledByQueue = false;
+  /** The peer let the kept messages overflow: the session is being ended. */
+  private overflowed = false;
   /**
    * DATA payload size to use (Infinity: the protocol maximum). A connection cut after carrying
    * little shrinks it (a path that resets every few KB never passes a 64 KiB message); every
@@ -160,6 +178,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.secretToSend = opts.resumeSecret ?? null;
     this.issuesSecret = opts.resumeSecret !== undefined;
     this.overflowAt = opts.limits.SESSION_RESUME_BUFFER_MAX_BYTES + opts.limits.SESSION_RESUME_OVERFLOW_BYTES;
+    this.overBudget = opts.overBudget;
     this.wireMaxBytes = sendQueueBound(opts.limits) / 2;
     this.startExpiry();
   }
@@ -183,10 +202,15 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return { messages: this.sent - this.acked, bytes: this.queuedBytes };
   }
 
-  /** Bytes held for the peer: every kept message and what the connection still buffers. */
+  /** Bytes held for the peer: every kept message (with its overhead) and what the connection still buffers. */
   get heldBytes(): number {
     const b = this.conn?.bufferedBytes ?? 0;
-    return this.queuedBytes + (Number.isFinite(b) ? b : 0);
+    return this.keptCost + (Number.isFinite(b) ? b : 0);
+  }
+
+  /** What the kept messages cost: their bytes plus KEPT_MESSAGE_OVERHEAD_BYTES each. */
+  private get keptCost(): number {
+    return this.queuedBytes + (this.sent - this.acked) * KEPT_MESSAGE_OVERHEAD_BYTES;
   }
 
   get maxPayloadHint(): number {
@@ -207,7 +231,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
 
   get bufferedBytes(): number {
     if (this._state !== 'live' || this.conn === null || this.onWire < this.sent) return Number.POSITIVE_INFINITY;
-    if (this.queuedBytes > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    if (this.keptCost > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = true;
       return Number.POSITIVE_INFINITY;
     }
@@ -220,15 +244,22 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       if (this._state === 'live') this.conn?.send(message);
       return;
     }
-    if (this.queuedBytes > this.overflowAt) return; // being cut off (below)
+    if (this.overflowed) return; // being cut off (below)
     this.queue.push(message);
     this.sent++;
     this.queuedBytes += message.length;
-    if (this.queuedBytes > this.overflowAt) {
+    const cost = this.keptCost;
+    let over = cost > this.overflowAt;
+    if (!over && cost > this.nextBudgetCheck) {
+      this.nextBudgetCheck = cost + BUDGET_CHECK_STEP_BYTES;
+      over = this.overBudget?.() === true;
+    }
+    if (over) {
       // Every kept message counts: a peer that provokes answers and never acknowledges them is cut
       // off. After this turn, so that the mux is not torn down inside its own send().
+      this.overflowed = true;
       this.log.warn(
-        { code: RESUME_OVERFLOW_CLOSE.code, reason: RESUME_OVERFLOW_CLOSE.reason, keptBytes: this.queuedBytes, messages: this.sent - this.acked },
+        { code: RESUME_OVERFLOW_CLOSE.code, reason: RESUME_OVERFLOW_CLOSE.reason, keptBytes: cost, messages: this.sent - this.acked, overBudget: cost <= this.overflowAt },
         'peer does not acknowledge: resume buffer full; ending the session',
       );
       queueMicrotask(() => this.close(RESUME_OVERFLOW_CLOSE.code, RESUME_OVERFLOW_CLOSE.reason));
@@ -437,7 +468,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     // Only what is on the wire can have been received.
     if (count < this.acked || count > this.onWire) return this.protocolError(conn, 'ACK out of range');
     this.release(count);
-    if (this.stalledByQueue && this.queuedBytes <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    this.nextBudgetCheck = Math.min(this.nextBudgetCheck, this.keptCost + BUDGET_CHECK_STEP_BYTES);
+    if (this.stalledByQueue && this.keptCost <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = false;
       this.fireDrain();
     }
