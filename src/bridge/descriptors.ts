@@ -45,7 +45,7 @@ function countOpen(): number | null {
 }
 
 export class Descriptors {
-  readonly limit: NofileLimit | null;
+  private lim: NofileLimit | null;
   private sampled: number | null = null;
   private sampledAt = Number.NEGATIVE_INFINITY;
   private oursAtSample = 0;
@@ -53,10 +53,15 @@ export class Descriptors {
   /** `ours()`: descriptors the bridge knows it holds now (sessions, streams). */
   constructor(
     private readonly ours: () => number,
-    limit: NofileLimit | null = readNofile(),
+    private readonly readLimit: () => NofileLimit | null = readNofile,
     private readonly count: () => number | null = countOpen,
   ) {
-    this.limit = limit;
+    this.lim = readLimit();
+  }
+
+  /** RLIMIT_NOFILE as last read (re-read with every sample: `prlimit` may change it while we run). */
+  get limit(): NofileLimit | null {
+    return this.lim;
   }
 
   /** Descriptors open now (estimated between samples), or null when unknown. */
@@ -65,6 +70,7 @@ export class Descriptors {
       this.sampledAt = now;
       this.sampled = this.count();
       this.oursAtSample = this.ours();
+      this.lim = this.readLimit();
     }
     if (this.sampled === null) return null;
     return Math.max(0, this.sampled + this.ours() - this.oursAtSample);
