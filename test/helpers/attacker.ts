@@ -43,6 +43,8 @@ export interface Attacker {
   received(): Buffer;
   /** Writes `chunk` again and again: at most `maxBytes` or `maxMs`; stops early when the bridge stops reading for `stallMs`. */
   flood(next: () => Buffer, maxBytes: number, maxMs: number, stallMs?: number): Promise<{ bytes: number; stalled: boolean }>;
+  /** Reads again until nothing arrives for `quietMs` (at most `maxMs`); resolves with the bytes received in all. */
+  readAll(quietMs?: number, maxMs?: number): Promise<number>;
   /** Reads again and resolves with the WebSocket close code and reason the bridge sent (or null if it just dropped us). */
   closeFrame(timeoutMs?: number): Promise<{ code: number; reason: string } | null>;
   destroy(): void;
@@ -104,20 +106,32 @@ export async function attack(uri: string, opts: { sessionId?: string } = {}): Pr
         bytes += chunk.length;
         if (!socket.write(chunk)) {
           const drained = await new Promise<boolean>((r) => {
-            const t = setTimeout(() => r(false), Math.min(stallMs, Math.max(1, deadline - Date.now())));
-            socket.once('drain', () => {
+            const done = (v: boolean): void => {
               clearTimeout(t);
-              r(true);
-            });
-            socket.once('close', () => {
-              clearTimeout(t);
-              r(true);
-            });
+              socket.off('drain', onDrain);
+              socket.off('close', onDrain);
+              r(v);
+            };
+            const onDrain = (): void => done(true);
+            const t = setTimeout(() => done(false), Math.min(stallMs, Math.max(1, deadline - Date.now())));
+            socket.once('drain', onDrain);
+            socket.once('close', onDrain);
           });
           if (!drained) return { bytes, stalled: true };
         }
       }
       return { bytes, stalled: false };
+    },
+    async readAll(quietMs = 500, maxMs = 5_000) {
+      socket.on('data', onRx);
+      socket.resume();
+      const deadline = Date.now() + maxMs;
+      let last = -1;
+      while (Date.now() < deadline && !socket.destroyed && rx.length !== last) {
+        last = rx.length;
+        await new Promise((r) => setTimeout(r, quietMs));
+      }
+      return rx.length;
     },
     async closeFrame(timeoutMs = 10_000) {
       socket.on('data', onRx);

@@ -22,6 +22,7 @@ import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
 
 const MIB = 1024 * 1024;
 const RSS_BOUND = 256 * MIB;
+const PINGS_PER_MESSAGE = Number(process.env.PINGS_PER_MESSAGE ?? 1);
 
 let echo: Local<net.Server>;
 beforeAll(async () => {
@@ -81,6 +82,11 @@ function metric(text: string, name: string, labels = ''): number {
   return line === undefined ? Number.NaN : Number(line.split(' ').pop());
 }
 
+/** Runs `fn` `n` times, 50 at once. */
+async function inBatches(n: number, fn: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < n; i += 50) await Promise.all(Array.from({ length: Math.min(50, n - i) }, fn));
+}
+
 /** `n` bytes of `frame()` packed in messages of up to `perMessage` frames. */
 function chunkOf(frame: () => Buffer, perMessage: number, n: number): Buffer {
   const parts: Buffer[] = [];
@@ -96,20 +102,27 @@ function chunkOf(frame: () => Buffer, perMessage: number, n: number): Buffer {
 }
 
 describe('finding 1: control replies to a client that does not read', () => {
-  it('a PING flood (one PING per message) stops being read once the replies queue up; bob unaffected', async () => {
+  it('a PING flood (one PING per message) is not read while its PONGs queue up; bob unaffected', async () => {
     const s = await scene();
+    await bobEchoes(s, 0);
+    const rest = rssBytes(s.bridge.pid);
     const peak = rssSampler(s.bridge.pid, rssBytes);
     const a = await attack(s.mallory);
-    const chunk = chunkOf(pingFrame, 1, MIB); // 43,690 PING messages
-    const flood = a.flood(() => chunk, 512 * MIB, 8_000);
+    const chunk = chunkOf(pingFrame, PINGS_PER_MESSAGE, MIB);
+    // 8 s of flooding, whatever the bridge takes (on main it read 2–4 MiB/s here and queued a PONG for each).
+    const flood = a.flood(() => chunk, 512 * MIB, 8_000, 8_000);
     await new Promise((r) => setTimeout(r, 1_000));
     await bobEchoes(s, 1); // during
     const f = await flood;
     await bobEchoes(s, 2); // after
     const rss = peak.stop();
-    console.log(`PING flood: ${(f.bytes / MIB).toFixed(1)} MiB written, stalled ${f.stalled}; bridge peak RSS ${(rss / MIB).toFixed(0)} MiB`);
-    // The bridge stopped reading mallory (her writes stalled) instead of queueing PONGs.
-    expect(f.stalled).toBe(true);
+    const answered = await a.readAll();
+    console.log(
+      `PING flood: ${(f.bytes / MIB).toFixed(1)} MiB of PINGs written in 8 s, ${(answered / MIB).toFixed(1)} MiB of PONGs came back; bridge RSS ${(rest / MIB).toFixed(0)} MiB at rest, peak ${(rss / MIB).toFixed(0)} MiB`,
+    );
+    // What the bridge queued for her is bounded (one PONG answers many PINGs while she does not
+    // read; past the send-queue bound it stops reading her), not one PONG per PING as on main.
+    expect(answered).toBeLessThan(f.bytes / 4);
     expect(rss).toBeLessThan(RSS_BOUND);
     a.destroy();
   }, 60_000);
@@ -195,7 +208,7 @@ describe('finding 4: budgets per user', () => {
   }
 
   it('streams to a sink that never reads hold at most the user’s buffer budget; then only she is refused', async () => {
-    const s = await scene({ USER_MAX_BUFFERED_BYTES: 64 * MIB });
+    const s = await scene({ USER_MAX_BUFFERED_BYTES: 32 * MIB });
     const target = await sink();
     const { client, port: malloryPort } = await startClient(s.mallory);
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'mallory tunnel up');
@@ -204,24 +217,24 @@ describe('finding 4: budgets per user', () => {
     const sockets: net.Socket[] = [];
     const replies: number[] = [];
     try {
-      for (let i = 0; i < 400; i++) {
+      await inBatches(200, async () => {
         const { socket, reply } = await socksConnect(malloryPort, ipv4Request('127.0.0.1', target.port));
         socket.on('error', () => undefined);
         replies.push(reply);
         sockets.push(socket);
         if (reply === 0) socket.write(payload);
-      }
+      });
       await new Promise((r) => setTimeout(r, 1_500));
       await bobEchoes(s, 6); // during
       const accepted = replies.filter((r) => r === 0).length;
       const text = await metrics(s.adminPort);
       const rss = peak.stop();
-      console.log(`sink: ${accepted}/400 accepted; bridge holds ${metric(text, 'postern_buffered_bytes')} B; peak RSS ${(rss / MIB).toFixed(0)} MiB`);
-      expect(accepted).toBeGreaterThan(50);
-      expect(accepted).toBeLessThan(400);
+      console.log(`sink: ${accepted}/200 accepted; bridge holds ${metric(text, 'postern_buffered_bytes')} B; peak RSS ${(rss / MIB).toFixed(0)} MiB`);
+      expect(accepted).toBeGreaterThan(40);
+      expect(accepted).toBeLessThan(200);
       expect(replies.filter((r) => r !== 0).every((r) => r === 0x01)).toBe(true); // 0x09 → SOCKS general failure
       expect(metric(text, 'postern_budget_refusals_total', '{budget="user_buffered"}')).toBeGreaterThan(0);
-      expect(metric(text, 'postern_buffered_bytes')).toBeLessThanOrEqual(64 * MIB + 8 * MIB);
+      expect(metric(text, 'postern_buffered_bytes')).toBeLessThanOrEqual(32 * MIB + 8 * MIB);
       expect(rss).toBeLessThan(RSS_BOUND);
       const logged = s.bridge.lines.filter((l) => l.msg === 'stream refused: budget spent');
       expect(logged).toHaveLength(1); // once per minute, not once per stream
@@ -234,7 +247,7 @@ describe('finding 4: budgets per user', () => {
   }, 90_000);
 
   it('at her descriptor budget under a low RLIMIT_NOFILE only she is refused; bob’s new session and echo succeed', async () => {
-    const s = await scene({ USER_MAX_DESCRIPTORS: 500 });
+    const s = await scene({ USER_MAX_DESCRIPTORS: 200 });
     // The descriptor limit the issue measured with: 1,024 (read again by the bridge once a second).
     execFileSync('prlimit', ['--pid', String(s.bridge.pid), '--nofile=1024:1024']);
     await new Promise((r) => setTimeout(r, 1_100));
@@ -243,12 +256,12 @@ describe('finding 4: budgets per user', () => {
     const sockets: net.Socket[] = [];
     let accepted = 0;
     try {
-      for (let i = 0; i < 600; i++) {
+      await inBatches(300, async () => {
         const { socket, reply } = await socksConnect(malloryPort, ipv4Request('127.0.0.1', echo.port));
         socket.on('error', () => undefined);
         sockets.push(socket);
         if (reply === 0) accepted++;
-      }
+      });
       // A new session of bob's (a second client) is accepted and carries an echo.
       const { client: bob2, port: bob2Port } = await startClient(s.bob);
       await bob2.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'bob second tunnel up');
@@ -257,8 +270,8 @@ describe('finding 4: budgets per user', () => {
       expect(r.hash).toBe(sha256(data));
       await bobEchoes(s, 9);
       const text = await metrics(s.adminPort);
-      console.log(`descriptors: mallory ${accepted}/600 accepted; bridge ${metric(text, 'postern_descriptors')} of ${metric(text, 'postern_descriptor_limit')}`);
-      expect(accepted).toBe(499); // her session holds one of her 500
+      console.log(`descriptors: mallory ${accepted}/300 accepted; bridge ${metric(text, 'postern_descriptors')} of ${metric(text, 'postern_descriptor_limit')}`);
+      expect(accepted).toBe(199); // her session holds one of her 200
       expect(metric(text, 'postern_descriptor_limit')).toBe(1024);
       expect(metric(text, 'postern_budget_refusals_total', '{budget="user_descriptors"}')).toBe(101);
     } finally {
