@@ -37,10 +37,10 @@ export const LIMITS = {
    */
   SESSION_WRITE_HIGH_WATER_BYTES: 256 * 1024,
   /**
-   * A session stops reading its transport while more than this is waiting to be sent on it, whatever
-   * the queued frames are (control replies too: PONG, OPEN_RESULT, RESET), and reads again on drain.
-   * Above the write high water plus a frame and the datagram headroom, so that two honest peers never
-   * both stop reading (docs/protocol.md §5.3).
+   * A bridge stops reading a session's transport while more than this is waiting to be sent on it,
+   * whatever the queued frames are (control replies too: PONG, OPEN_RESULT, RESET), and reads again
+   * once half has left. Far above what honest writers queue (data stops at the write high water);
+   * clients always read, so two peers never both wait (docs/protocol.md §5.3).
    */
   SESSION_SEND_QUEUE_MAX_BYTES: 2 * 1024 * 1024,
   /**

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { WebSocket } from 'ws';
 import { PosternError } from '../core/errors.js';
 import { isLoopbackHost } from '../core/address.js';
-import { sendQueueBound, type Limits } from '../core/limits.js';
+import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
@@ -263,7 +263,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         cleanup();
         socket.removeListener('close', onEarlyClose);
         socket.removeListener('error', onError);
-        const transport = new WsFrameTransport(socket, sock, sendQueueBound(limits));
+        // A client always reads (no send-queue bound): only the bridge stops reading a peer that
+        // does not read its answers, so two honest peers can never both wait for each other (§5.3).
+        const transport = new WsFrameTransport(socket, sock);
         log.debug({ ms: Date.now() - started }, 'bridge session open');
         resolve(transport);
       });

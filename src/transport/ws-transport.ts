@@ -87,7 +87,7 @@ export class WsFrameTransport implements FrameTransport {
 
   /**
    * @param sendQueueMaxBytes stop reading while more than this waits to be sent (default: no limit;
-   *   sessions pass SESSION_SEND_QUEUE_MAX_BYTES through sendQueueBound()).
+   *   the bridge's listener passes sendQueueBound(limits); a client reads always).
    */
   constructor(ws: WebSocket, socket: Duplex, sendQueueMaxBytes = Number.POSITIVE_INFINITY) {
     this.#ws = ws;
