@@ -3,6 +3,7 @@ import { formatTarget } from '../core/address.js';
 import { PosternError, errorFromSystem } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 import { MuxSession, type IncomingOpen } from '../mux/session.js';
+import type { MuxStream } from '../mux/stream.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { CloseCode } from '../mux/transport.js';
 import { TokenVerifier } from '../transport/auth.js';
@@ -15,10 +16,41 @@ import { caresResolver, dnsMetrics, DnsLimiter, limitResolver, type DnsMetrics }
 import { HostsFile } from './hosts.js';
 import { LogSummary } from '../log/summary.js';
 import { createAdminServer, type AdminServer } from './admin.js';
-import { CountingVerifier, Governor } from './governor.js';
+import { BudgetRefusal, CountingVerifier, Governor, type StreamLease } from './governor.js';
 import type { BridgeMetrics } from './metrics.js';
 import { UdpAssociations } from './udp.js';
 import { compilePolicy, type EgressPolicy } from './policy.js';
+
+/**
+ * `req` with its budget lease released exactly once: when it is rejected, when accept() throws,
+ * when the open is cancelled before an answer, or when the accepted stream closes.
+ */
+function leased(req: IncomingOpen, lease: StreamLease): IncomingOpen {
+  const { release } = lease;
+  req.signal.addEventListener('abort', release, { once: true });
+  return {
+    streamId: req.streamId,
+    command: req.command,
+    target: req.target,
+    signal: req.signal,
+    accept: (window?: number) => {
+      let stream: MuxStream;
+      try {
+        stream = req.accept(window ?? lease.window);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      req.signal.removeEventListener('abort', release);
+      stream.once('close', release);
+      return stream;
+    },
+    reject: (err) => {
+      release();
+      req.reject(err);
+    },
+  };
+}
 
 function policyOf(c: BridgeConfig): EgressPolicy {
   return compilePolicy({ allowPrivate: c.allowPrivate, ...c.egress });
@@ -66,7 +98,7 @@ export class Bridge {
     this.registry = new SessionRegistry(this.config.limits, this.log);
     const { limits } = this.config;
     this.policy = policyOf(this.config);
-    this.governor = new Governor(this.config.users, limits, () => this.sessions.size);
+    this.governor = new Governor(this.config.users, limits, () => this.sessions.size, this.log);
     this.dnsMetrics = dnsMetrics(this.governor.metrics.registry);
     const cares = caresResolver({ servers: () => this.config.dns.servers, tryTimeoutMs: limits.EGRESS_DNS_TIMEOUT_MS / 2 });
     this.dnsResolver = limitResolver(opts.resolver ?? cares, new DnsLimiter(limits, this.dnsMetrics));
@@ -124,6 +156,7 @@ export class Bridge {
 
   /** Starts the public listener and, when configured, the admin listener (metrics, health). */
   async start(): Promise<{ host: string; port: number }> {
+    this.reportDescriptorLimit();
     const addr = await this.listener.listen();
     if (this.config.admin) {
       const admin = createAdminServer({ ...this.config.admin, registry: this.metrics.registry, logger: this.log });
@@ -137,6 +170,33 @@ export class Bridge {
       }
     }
     return addr;
+  }
+
+  /**
+   * Logs RLIMIT_NOFILE at start (Node has already raised the soft limit to the hard one) and the
+   * stream budgets under it; warns when the limit cannot hold what the budgets allow.
+   */
+  private reportDescriptorLimit(): void {
+    const { limits } = this.config;
+    const lim = this.governor.descriptors.limit;
+    if (lim === null) {
+      this.log.info('descriptor limit unknown (no /proc): streams are refused by the stream budgets only');
+      return;
+    }
+    const fmt = (n: number): number | string => (Number.isFinite(n) ? n : 'unlimited');
+    const streamsUnder = Math.max(0, lim.soft - limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT);
+    this.log.info(
+      { soft: fmt(lim.soft), hard: fmt(lim.hard), reserve: limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT, maxStreams: Math.min(limits.BRIDGE_MAX_STREAMS, streamsUnder) },
+      'descriptor limit (RLIMIT_NOFILE)',
+    );
+    if (lim.soft < lim.hard) this.log.warn({ soft: lim.soft, hard: lim.hard }, 'soft descriptor limit below the hard one; raise it (ulimit -n) before starting the bridge');
+    const wanted = limits.BRIDGE_MAX_STREAMS + limits.BRIDGE_MAX_SESSIONS + limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT;
+    if (lim.soft < wanted) {
+      this.log.warn(
+        { limit: lim.soft, wanted },
+        'descriptor limit below BRIDGE_MAX_STREAMS + BRIDGE_MAX_SESSIONS + reserve: new streams are refused near the limit (raise LimitNOFILE, or lower the budgets)',
+      );
+    }
   }
 
   /**
@@ -203,7 +263,7 @@ export class Bridge {
     const log = this.log.child({ session: id, user });
     const session =
       resumeId !== null
-        ? this.registry.create(resumeId, user, transport, log)
+        ? this.registry.create(resumeId, user, transport, log, () => this.governor.sessionsOverBudget(user))
         : new MuxSession(transport, { role: 'bridge', limits, logger: log });
     this.sessions.add(session);
     this.governor.track(session, user, log);
@@ -221,6 +281,13 @@ export class Bridge {
     // The stream's child logger is made only when something is logged (most streams log nothing).
     let streamLog: Logger | null = null;
     const log = (): Logger => (streamLog ??= sessionLog.child({ stream: req.streamId }));
+    const lease = this.governor.admitStream(user, req.command === 'connect');
+    if (lease instanceof BudgetRefusal) {
+      this.metrics.streamsRefused.inc({ code: lease.code });
+      req.reject(lease);
+      return;
+    }
+    req = leased(req, lease);
     if (req.command === 'udp-associate') return this.udp.open(req, session, user, log);
     let socket: Socket;
     try {
@@ -250,7 +317,7 @@ export class Bridge {
     socket.setNoDelay(true);
     let stream;
     try {
-      stream = req.accept();
+      stream = req.accept(lease.window);
     } catch (err) {
       // The session ended while we were connecting.
       socket.destroy();

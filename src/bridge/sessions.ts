@@ -96,10 +96,13 @@ export class SessionRegistry {
     return true;
   }
 
-  /** A new resumable session `id` on `transport`; it leaves the registry when it ends. */
-  create(id: string, user: string, transport: FrameTransport, logger: Logger): MuxSession {
+  /**
+   * A new resumable session `id` on `transport`; it leaves the registry when it ends. `overBudget`
+   * (the user's or the bridge's held-bytes budget is spent) cuts off a peer that does not ACK.
+   */
+  create(id: string, user: string, transport: FrameTransport, logger: Logger, overBudget?: () => boolean): MuxSession {
     const secret = randomBytes(RESUME_SECRET_BYTES);
-    const link = new ResumableLink({ limits: this.limits, logger, resumeSecret: secret });
+    const link = new ResumableLink({ limits: this.limits, logger, resumeSecret: secret, ...(overBudget ? { overBudget } : {}) });
     const session = new MuxSession(link, { role: 'bridge', limits: this.limits, logger, keepalive: false });
     const entry: Entry = { user, secret, link, session };
     this.byId.set(id, entry);

@@ -36,6 +36,20 @@ export const LIMITS = {
    * 1.17 s to 0.86 s median (npm run bench:call).
    */
   SESSION_WRITE_HIGH_WATER_BYTES: 256 * 1024,
+  /**
+   * A bridge stops reading a session's transport while more than this is waiting to be sent on it,
+   * whatever the queued frames are (control replies too: PONG, OPEN_RESULT, RESET), and reads again
+   * once half has left. Far above what honest writers queue (data stops at the write high water);
+   * clients always read, so two peers never both wait (docs/protocol.md §5.3).
+   */
+  SESSION_SEND_QUEUE_MAX_BYTES: 2 * 1024 * 1024,
+  /**
+   * OPENs a session may have refused (OPEN_RESULT ≠ 0, or RESET 0x08 for a frame on a stream never
+   * opened) in a burst, and per second after it; past that rate the session is ended as a protocol
+   * violation (close 1002 "too many refused opens"). A browser's blocked or failing requests stay far below.
+   */
+  SESSION_REFUSED_OPEN_BURST_COUNT: 2_048,
+  SESSION_REFUSED_OPENS_PER_SECOND: 512,
   /** A stream must get its OPEN_RESULT within this time (bridge connect timeout + slack). */
   STREAM_OPEN_TIMEOUT_MS: 15_000,
   /** Interval between keepalive pings on an idle session. */
@@ -44,8 +58,17 @@ export const LIMITS = {
   KEEPALIVE_TIMEOUT_MS: 20_000,
   /** A session whose connection was lost is ended (its streams reset) if not resumed within this time. */
   SESSION_RESUME_TIMEOUT_MS: 60_000,
-  /** Writers stall while more than this many sent bytes await the peer's ACK (resend memory cap). */
+  /**
+   * Writers stall while more than this many sent bytes, of every kept message (DATA and control),
+   * await the peer's ACK (resend memory cap).
+   */
   SESSION_RESUME_BUFFER_MAX_BYTES: 32 * 1024 * 1024,
+  /**
+   * Past SESSION_RESUME_BUFFER_MAX_BYTES plus this, kept for a peer that does not acknowledge, the
+   * session is ended (close 1008 "resume buffer full"): control replies go on after writers stall,
+   * and an honest peer acknowledges long before.
+   */
+  SESSION_RESUME_OVERFLOW_BYTES: 4 * 1024 * 1024,
   /** A receiver acknowledges at least every this many received bytes (bounds the peer's resend queue). */
   RESUME_ACK_BYTES: 64 * 1024,
   /** …and at most this long after an unacknowledged message arrived. */
@@ -91,6 +114,30 @@ export const LIMITS = {
   BRIDGE_MAX_SESSIONS: 1_024,
   /** Sessions one user may hold at once (one client normally holds one; reconnects overlap briefly). */
   BRIDGE_MAX_SESSIONS_PER_USER: 32,
+  /**
+   * Budgets per user (every session of the user, detached ones included, until they end). Bytes held:
+   * each open stream's receive window (what the user may make us hold in it), plus every resume
+   * buffer and send queue of the user's sessions. At a budget the user's new streams are refused
+   * (OPEN_RESULT 0x09); other users are not affected.
+   */
+  USER_MAX_BUFFERED_BYTES: 512 * 1024 * 1024,
+  /**
+   * Near a buffer budget a new stream gets a smaller receive window (what is left / 32); one that
+   * would get less than this is refused instead (0x09).
+   */
+  STREAM_MIN_WINDOW_BYTES: 16 * 1024,
+  /** Streams (TCP and UDP associations) one user may have open or connecting at once, over all sessions. */
+  USER_MAX_STREAMS: 1_024,
+  /** Descriptors one user may hold: a socket per stream, association and session. */
+  USER_MAX_DESCRIPTORS: 1_024,
+  /** The same budgets for the whole bridge. */
+  BRIDGE_MAX_BUFFERED_BYTES: 1024 * 1024 * 1024,
+  BRIDGE_MAX_STREAMS: 16_384,
+  /**
+   * Descriptors kept free under the process's RLIMIT_NOFILE for new sessions, listeners and files:
+   * when fewer are left, new streams are refused (0x09) before a new session could fail.
+   */
+  BRIDGE_DESCRIPTOR_RESERVE_COUNT: 128,
   /** A bridge stream with no byte either way for this long is reset (Xray's connIdle is 300 s). */
   STREAM_IDLE_TIMEOUT_MS: 300_000,
   /** A bridge session with no stream for this long is closed (the client redials on demand). */
@@ -175,11 +222,15 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],
   SESSION_MAX_STREAMS: [1, 65_536],
   SESSION_WRITE_HIGH_WATER_BYTES: [64 * 1024, 64 * 1024 * 1024],
+  SESSION_SEND_QUEUE_MAX_BYTES: [1024 * 1024, 256 * 1024 * 1024],
+  SESSION_REFUSED_OPEN_BURST_COUNT: [16, 1_000_000],
+  SESSION_REFUSED_OPENS_PER_SECOND: [1, 1_000_000],
   STREAM_OPEN_TIMEOUT_MS: [1_000, 120_000],
   KEEPALIVE_INTERVAL_MS: [1_000, 300_000],
   KEEPALIVE_TIMEOUT_MS: [2_000, 600_000],
   SESSION_RESUME_TIMEOUT_MS: [1_000, 3_600_000],
   SESSION_RESUME_BUFFER_MAX_BYTES: [1024 * 1024, 1024 * 1024 * 1024],
+  SESSION_RESUME_OVERFLOW_BYTES: [256 * 1024, 1024 * 1024 * 1024],
   RESUME_ACK_BYTES: [4_096, 16 * 1024 * 1024],
   RESUME_ACK_DELAY_MS: [1, 10_000],
   TUNNEL_WAIT_MS: [100, 120_000],
@@ -199,6 +250,13 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   EGRESS_DNS_TIMEOUT_MS: [500, 60_000],
   BRIDGE_MAX_SESSIONS: [1, 1_000_000],
   BRIDGE_MAX_SESSIONS_PER_USER: [1, 1_000_000],
+  USER_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 64 * 1024 * 1024 * 1024],
+  STREAM_MIN_WINDOW_BYTES: [4_096, 16 * 1024 * 1024],
+  USER_MAX_STREAMS: [1, 1_000_000],
+  USER_MAX_DESCRIPTORS: [2, 1_000_000],
+  BRIDGE_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 1024 * 1024 * 1024 * 1024],
+  BRIDGE_MAX_STREAMS: [1, 10_000_000],
+  BRIDGE_DESCRIPTOR_RESERVE_COUNT: [16, 65_536],
   STREAM_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
   SESSION_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
   EGRESS_DNS_MAX_CONCURRENT: [1, 4_096],
@@ -231,4 +289,13 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {
   return { ...LIMITS, ...overrides };
+}
+
+/**
+ * The send-queue bound a transport stops reading at: SESSION_SEND_QUEUE_MAX_BYTES, raised when
+ * needed above what honest writers may queue by themselves (the write high water, a message past
+ * it, and the datagram headroom), so that two honest peers never both stop reading.
+ */
+export function sendQueueBound(l: Limits): number {
+  return Math.max(l.SESSION_SEND_QUEUE_MAX_BYTES, 2 * (l.SESSION_WRITE_HIGH_WATER_BYTES + l.UDP_SEND_HEADROOM_BYTES + l.WS_MAX_MESSAGE_BYTES));
 }

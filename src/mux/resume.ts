@@ -13,13 +13,18 @@
  *
  * Memory: the resend queue holds what the peer has not acknowledged. DATA in it is bounded by the
  * streams' flow-control credit (a receiver acknowledges at least every RESUME_ACK_BYTES), and as a
- * safety belt writers stall while it holds more than SESSION_RESUME_BUFFER_MAX_BYTES.
+ * safety belt writers stall while it holds more than SESSION_RESUME_BUFFER_MAX_BYTES, counting every
+ * kept message (control ones too). A peer that lets it grow past that plus
+ * SESSION_RESUME_OVERFLOW_BYTES (by never acknowledging the answers it provokes) is cut off: close
+ * 1008 "resume buffer full". Kept messages go onto a connection while it buffers at most half the
+ * send-queue bound (a resend after RESUME is paced by drain, never dumped at once), so that the
+ * connection's read stop (sendQueueBound) is never reached by our own resending.
  *
  * The link also does keepalive per connection (§8): PING after KEEPALIVE_INTERVAL_MS of silence,
  * the connection is dropped (and the link detached) after KEEPALIVE_TIMEOUT_MS of silence.
  */
 import { EventEmitter } from 'node:events';
-import type { Limits } from '../core/limits.js';
+import { sendQueueBound, type Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { allocFrame, encodeFrame } from './codec.js';
 import { FrameType, HEADER_BYTES, PING_DATA_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES } from './frame.js';
@@ -34,6 +39,15 @@ export const ResumeFrameType = {
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
 
+/**
+ * What keeping one message costs beyond its bytes (a Buffer object and its queue slot), counted
+ * against the caps: 11 M kept RESETs of 11 bytes each took 2 GB, not 120 MB.
+ */
+export const KEPT_MESSAGE_OVERHEAD_BYTES = 128;
+
+/** The budget hook (ResumableLinkOptions.overBudget) is consulted each time kept bytes grow by this. */
+const BUDGET_CHECK_STEP_BYTES = 256 * 1024;
+
 /** RESUME and ACK carry one u64: a count of session messages received. */
 const COUNT_BYTES = 8;
 /** §9.3: the bridge's RESUME on the first connection of a session also carries the session's resume secret. */
@@ -41,6 +55,8 @@ export const RESUME_SECRET_BYTES = 32;
 
 /** WebSocket close code sent when a RESUME names a state the receiver cannot continue from. */
 export const SESSION_LOST_CLOSE = { code: 4001, reason: 'session unknown' } as const;
+/** Close code and reason when the peer lets the resume buffer overflow (never acknowledges). */
+export const RESUME_OVERFLOW_CLOSE = { code: CloseCode.POLICY, reason: 'resume buffer full' } as const;
 /** Close code (local report) when a detached link was not resumed in time. */
 export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resume timeout' } as const;
 
@@ -84,6 +100,11 @@ export interface ResumableLinkOptions {
    * RESUME on the session's first connection (§9.3). A resuming client proves it holds it.
    */
   readonly resumeSecret?: Buffer;
+  /**
+   * True when the owner's budget for held bytes is spent (the bridge: the user's or the bridge's);
+   * consulted as the kept messages grow, and the peer is then cut off as past the overflow.
+   */
+  readonly overBudget?: () => boolean;
 }
 
 export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements FrameTransport {
@@ -97,7 +118,17 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private head = 0;
   private acked = 0;
   private sent = 0;
+  /** Session messages handed to the current connection (absolute number; acked ≤ onWire ≤ sent while live). */
+  private onWire = 0;
   private queuedBytes = 0;
+  /** Kept bytes past which the peer is cut off (cap + overflow). */
+  private readonly overflowAt: number;
+  /** Kept messages are put on the connection only while it buffers at most this. */
+  private readonly wireMaxBytes: number;
+  private readonly overBudget: (() => boolean) | undefined;
+  private nextBudgetCheck = BUDGET_CHECK_STEP_BYTES;
+  /** The latest connection PING not yet answered (the connection was congested). */
+  private pongDue: Buffer | null = null;
   /** Session messages received (and handed to the mux). */
   private received = 0;
   private ackedToPeer = 0;
@@ -110,6 +141,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
   private stalledByQueue = false;
+  /** The peer let the kept messages overflow: the session is being ended. */
+  private overflowed = false;
   /**
    * DATA payload size to use (Infinity: the protocol maximum). A connection cut after carrying
    * little shrinks it (a path that resets every few KB never passes a 64 KiB message); every
@@ -144,6 +177,9 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.log = opts.logger;
     this.secretToSend = opts.resumeSecret ?? null;
     this.issuesSecret = opts.resumeSecret !== undefined;
+    this.overflowAt = opts.limits.SESSION_RESUME_BUFFER_MAX_BYTES + opts.limits.SESSION_RESUME_OVERFLOW_BYTES;
+    this.overBudget = opts.overBudget;
+    this.wireMaxBytes = sendQueueBound(opts.limits) / 2;
     this.startExpiry();
   }
 
@@ -166,6 +202,17 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return { messages: this.sent - this.acked, bytes: this.queuedBytes };
   }
 
+  /** Bytes held for the peer: every kept message (with its overhead) and what the connection still buffers. */
+  get heldBytes(): number {
+    const b = this.conn?.bufferedBytes ?? 0;
+    return this.keptCost + (Number.isFinite(b) ? b : 0);
+  }
+
+  /** What the kept messages cost: their bytes plus KEPT_MESSAGE_OVERHEAD_BYTES each. */
+  private get keptCost(): number {
+    return this.queuedBytes + (this.sent - this.acked) * KEPT_MESSAGE_OVERHEAD_BYTES;
+  }
+
   get maxPayloadHint(): number {
     return this.payloadHint;
   }
@@ -183,8 +230,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   // ── FrameTransport (what the mux sees) ────────────────────────────────
 
   get bufferedBytes(): number {
-    if (this._state !== 'live' || this.conn === null) return Number.POSITIVE_INFINITY;
-    if (this.queuedBytes > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    if (this._state !== 'live' || this.conn === null || this.onWire < this.sent) return Number.POSITIVE_INFINITY;
+    if (this.keptCost > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = true;
       return Number.POSITIVE_INFINITY;
     }
@@ -197,12 +244,38 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       if (this._state === 'live') this.conn?.send(message);
       return;
     }
+    if (this.overflowed) return; // being cut off (below)
     this.queue.push(message);
     this.sent++;
     this.queuedBytes += message.length;
-    if (this._state === 'live' && this.conn !== null) {
-      this.connBytes += message.length;
-      this.conn.send(message);
+    const cost = this.keptCost;
+    let over = cost > this.overflowAt;
+    if (!over && cost > this.nextBudgetCheck) {
+      this.nextBudgetCheck = cost + BUDGET_CHECK_STEP_BYTES;
+      over = this.overBudget?.() === true;
+    }
+    if (over) {
+      // Every kept message counts: a peer that provokes answers and never acknowledges them is cut
+      // off. After this turn, so that the mux is not torn down inside its own send().
+      this.overflowed = true;
+      this.log.warn(
+        { code: RESUME_OVERFLOW_CLOSE.code, reason: RESUME_OVERFLOW_CLOSE.reason, keptBytes: cost, messages: this.sent - this.acked, overBudget: cost <= this.overflowAt },
+        'peer does not acknowledge: resume buffer full; ending the session',
+      );
+      queueMicrotask(() => this.close(RESUME_OVERFLOW_CLOSE.code, RESUME_OVERFLOW_CLOSE.reason));
+      return;
+    }
+    if (this._state === 'live' && this.conn !== null) this.pumpKept(this.conn);
+  }
+
+  /** Puts kept messages not yet on the connection onto it, while it buffers at most wireMaxBytes. */
+  private pumpKept(conn: FrameTransport): void {
+    while (this.onWire < this.sent && conn.bufferedBytes <= this.wireMaxBytes) {
+      const m = this.queue[this.head + (this.onWire - this.acked)] as Buffer;
+      this.onWire++;
+      this.connBytes += m.length;
+      conn.send(m);
+      if (this.conn !== conn || this._state !== 'live') return;
     }
   }
 
@@ -263,13 +336,20 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.stopExpiry();
     this.conn = conn;
     this._state = 'handshake';
+    this.pongDue = null;
     this.connBytes = 0;
     this.connProgress = 0;
     this.grownAt = 0;
     this.connSince = performance.now();
     conn.onMessage((m) => this.onConnMessage(conn, m));
     conn.onDrain(() => {
-      if (conn === this.conn && this._state === 'live') this.fireDrain();
+      if (conn !== this.conn || this._state !== 'live') return;
+      if (this.pongDue !== null) {
+        conn.send(this.pongDue);
+        this.pongDue = null;
+      }
+      this.pumpKept(conn);
+      if (this.onWire === this.sent) this.fireDrain();
     });
     conn.onClose((info) => this.onConnClose(conn, info));
     if (this.paused) conn.pause();
@@ -344,9 +424,12 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (type === FrameType.PING || type === FrameType.PONG) {
       if (len !== PING_DATA_BYTES) return this.protocolError(conn, 'bad PING/PONG size');
       if (type === FrameType.PING) {
+        // One PONG answers every PING before it: while the connection is congested only the
+        // latest is kept, and answered on drain.
         const pong = Buffer.from(m);
         pong[0] = FrameType.PONG;
-        conn.send(pong);
+        if (conn.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES) this.pongDue = pong;
+        else conn.send(pong);
       } else if (this._state === 'live') {
         this.messageCb?.(m); // the mux matches PONGs to its ping() calls
       }
@@ -374,20 +457,19 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       this.everLive = true;
       this.splitKept();
       const resend = this.sent - this.acked;
-      for (let i = this.head; i < this.queue.length; i++) {
-        const m = this.queue[i] as Buffer;
-        this.connBytes += m.length;
-        conn.send(m);
-      }
+      this.onWire = this.acked;
+      this.pumpKept(conn);
       this.emit('resumed', resend);
       if (this._state === 'live' && this.conn === conn && conn.bufferedBytes === 0) setImmediate(() => this.fireDrain());
       return;
     }
     // ACK
     if (this._state !== 'live') return this.protocolError(conn, 'ACK before RESUME');
-    if (count < this.acked || count > this.sent) return this.protocolError(conn, 'ACK out of range');
+    // Only what is on the wire can have been received.
+    if (count < this.acked || count > this.onWire) return this.protocolError(conn, 'ACK out of range');
     this.release(count);
-    if (this.stalledByQueue && this.queuedBytes <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    this.nextBudgetCheck = Math.min(this.nextBudgetCheck, this.keptCost + BUDGET_CHECK_STEP_BYTES);
+    if (this.stalledByQueue && this.keptCost <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = false;
       this.fireDrain();
     }

@@ -67,8 +67,11 @@ export interface IncomingOpen {
   readonly command: 'connect' | 'udp-associate';
   readonly target: Target;
   readonly signal: AbortSignal;
-  /** Sends OPEN_RESULT 0 with our window; returns the open stream. Throws if no longer possible. */
-  accept(): MuxStream;
+  /**
+   * Sends OPEN_RESULT 0 with our receive window (STREAM_WINDOW_BYTES, or `window` when the bridge's
+   * memory budget grants less); returns the open stream. Throws if no longer possible.
+   */
+  accept(window?: number): MuxStream;
   /** Sends OPEN_RESULT with err.wire and window 0. */
   reject(err: PosternError): void;
 }
@@ -157,6 +160,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private keepalivePinged = false;
   private pingSeq = 0;
   private readonly pings = new Map<number, PendingPing>();
+  /** The latest PING not yet answered: one PONG answers every PING before it (§8). */
+  private pongDue: Buffer | null = null;
+  /** Refusals left in the bucket (§5.1 refused-open rate), and when it was last refilled. */
+  private refusalTokens: number;
+  private refusalRefilledAt = performance.now();
 
   constructor(transport: FrameTransport, opts: MuxSessionOptions) {
     super();
@@ -164,6 +172,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.transport = transport;
     this.limits = opts.limits;
     this.log = opts.logger;
+    this.refusalTokens = opts.limits.SESSION_REFUSED_OPEN_BURST_COUNT;
     const session = this;
     this.host = {
       // A resumable link may ask for smaller DATA frames on a path that cuts connections early.
@@ -200,6 +209,17 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   /** Streams opening, open, or offered to the app and not yet accepted/rejected. */
   get streamCount(): number {
     return this.streams.size + this.incoming.size;
+  }
+
+  /**
+   * Bytes the session's transport holds for the peer: its send queue, and on a resumable link every
+   * kept message (docs/protocol.md §9.1). Stream buffers are the streams' windows, counted apart.
+   */
+  get heldBytes(): number {
+    const t = this.transport;
+    if (t.heldBytes !== undefined) return t.heldBytes;
+    const b = t.bufferedBytes;
+    return Number.isFinite(b) ? b : 0;
   }
 
   /** True once either side sent GOAWAY: no new stream will be opened on this session. */
@@ -341,6 +361,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         if (this.isClosed) return;
         this.dispatch(frame);
       }
+      if (this.pongDue !== null) this.flushPong();
     } catch (err) {
       if (err instanceof MuxProtocolError) {
         this.log.warn({ reason: err.reason }, 'session protocol error');
@@ -356,7 +377,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private dispatch(f: Frame): void {
     switch (f.type) {
       case FrameType.PING:
-        this.send(encodeFrame({ type: FrameType.PONG, data: f.data }));
+        // Answered once the message is processed, or on drain while congested (flushPong).
+        this.pongDue = f.data;
         return;
       case FrameType.PONG:
         this.onPong(f.data);
@@ -406,14 +428,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       command: udp ? 'udp-associate' : 'connect',
       target: f.target,
       signal: pending.controller.signal,
-      accept: (): MuxStream => {
+      accept: (window: number = this.limits.STREAM_WINDOW_BYTES): MuxStream => {
         settle();
         if (pending.controller.signal.aborted) throw pending.controller.signal.reason as PosternError;
         this.incoming.delete(id);
-        const stream = this.newStream(id, 'open', peerWindow);
+        const stream = this.newStream(id, 'open', peerWindow, window);
         this.streams.set(id, stream);
         if (udp) this.associations.add(id);
-        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window: this.limits.STREAM_WINDOW_BYTES }));
+        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window }));
         return stream;
       },
       reject: (err: PosternError): void => {
@@ -431,6 +453,40 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private refuseOpen(id: number, code: number): void {
     this.log.debug({ stream: id, code }, 'OPEN refused');
     this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code, window: 0 }));
+    this.countRefusal();
+  }
+
+  /**
+   * §5.1: refused OPENs (and RESETs 0x08 for frames on streams never opened) are limited to a burst
+   * of SESSION_REFUSED_OPEN_BURST_COUNT and SESSION_REFUSED_OPENS_PER_SECOND after it; past that
+   * the peer is flooding us with answers to make, and the session ends as a protocol violation.
+   */
+  private countRefusal(): void {
+    if (this.isClosed) return;
+    const now = performance.now();
+    const { SESSION_REFUSED_OPEN_BURST_COUNT: burst, SESSION_REFUSED_OPENS_PER_SECOND: rate } = this.limits;
+    this.refusalTokens = Math.min(burst, this.refusalTokens + ((now - this.refusalRefilledAt) * rate) / 1000);
+    this.refusalRefilledAt = now;
+    if (this.refusalTokens >= 1) {
+      this.refusalTokens -= 1;
+      return;
+    }
+    const err = new MuxProtocolError('refused-open-flood', `over ${burst} refusals and ${rate}/s`);
+    this.log.warn({ reason: err.reason, burst, perSecond: rate }, 'session protocol error');
+    this.teardown(err.closeCode, err.reason, err, 'close');
+  }
+
+  /** Sends the PONG due (§8), unless the transport is congested: then on drain, still one for all. */
+  private flushPong(): void {
+    const data = this.pongDue;
+    if (data === null || this.isClosed) return;
+    if (this.transport.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES) {
+      // Keep 8 bytes, not the message they sit in.
+      if (data.buffer.byteLength > 64) this.pongDue = Buffer.from(data);
+      return;
+    }
+    this.pongDue = null;
+    this.send(encodeFrame({ type: FrameType.PONG, data }));
   }
 
   private onStreamFrame(f: Exclude<StreamFrame, OpenFrame | InvalidOpenFrame>): void {
@@ -515,10 +571,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     handler(f.target, f.data);
   }
 
-  /** RESET 0x08 on one stream id (§5.2). */
+  /** RESET 0x08 on one stream id (§5.2); counted as a refusal (§5.1 refused-open rate). */
   private streamViolation(id: number, detail: string): void {
     this.log.debug({ stream: id, code: WireCode.PROTOCOL_ERROR }, `stream protocol violation: ${detail}`);
     this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.PROTOCOL_ERROR }));
+    this.countRefusal();
   }
 
   // ── client opens ───────────────────────────────────────────────────────
@@ -539,8 +596,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     p.reject(err);
   }
 
-  private newStream(id: number, state: 'opening' | 'open', sendCredit: number): MuxStream {
-    return new MuxStream(this.host, { id, state, receiveWindow: this.limits.STREAM_WINDOW_BYTES, sendCredit });
+  private newStream(id: number, state: 'opening' | 'open', sendCredit: number, receiveWindow = this.limits.STREAM_WINDOW_BYTES): MuxStream {
+    return new MuxStream(this.host, { id, state, receiveWindow, sendCredit });
   }
 
   // ── send path and backpressure ──────────────────────────────────────────
@@ -551,6 +608,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   /** Wakes blocked writers in FIFO order; whoever re-blocks goes behind those not yet served. */
   private onDrain(): void {
+    if (this.pongDue !== null) this.flushPong();
     if (this.drainWaiters.size === 0 || this.isClosed) return;
     const waiting = [...this.drainWaiters];
     this.drainWaiters.clear();

@@ -263,6 +263,8 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         cleanup();
         socket.removeListener('close', onEarlyClose);
         socket.removeListener('error', onError);
+        // A client always reads (no send-queue bound): only the bridge stops reading a peer that
+        // does not read its answers, so two honest peers can never both wait for each other (§5.3).
         const transport = new WsFrameTransport(socket, sock);
         log.debug({ ms: Date.now() - started }, 'bridge session open');
         resolve(transport);

@@ -18,7 +18,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { PosternError } from '../core/errors.js';
 import { listenTcp } from '../core/listen.js';
-import type { Limits } from '../core/limits.js';
+import { sendQueueBound, type Limits } from '../core/limits.js';
 import { createBuiltinDecoy } from '../decoy/builtin.js';
 import { errorPage, serializeHead, type Decoy, type DecoyErrorKind, type DecoyResponse } from '../decoy/decoy.js';
 import type { Logger } from '../log/logger.js';
@@ -395,7 +395,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
 
     // From here the session's own keepalive bounds the connection (no timer is armed).
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const transport = new WsFrameTransport(ws, socket);
+      const transport = new WsFrameTransport(ws, socket, sendQueueBound(limits));
       log.debug({ user: auth.user }, 'session accepted');
       try {
         upgrade.onSession(transport, auth.user, sessionHeader ?? null);

@@ -419,6 +419,49 @@ describe('session end (protocol.md §4, §8)', () => {
     await expect(p.bridge.ping()).resolves.toBeGreaterThanOrEqual(0);
   });
 
+  it('§5.3: one PONG answers every PING of a message, with the latest PING’s bytes', async () => {
+    const p = pair();
+    const pings = Array.from({ length: 100 }, (_, i) => encodeFrame({ type: FrameType.PING, data: Buffer.alloc(8, i) }));
+    p.bt.inject(Buffer.concat(pings));
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.PONG).length > 0, 2_000, 'a PONG');
+    await tick();
+    const pongs = ofType(framesSent(p, 'b2c'), FrameType.PONG);
+    expect(pongs).toHaveLength(1);
+    expect(pongs[0]?.data.equals(Buffer.alloc(8, 99))).toBe(true);
+  });
+
+  it('§5.3: while the transport is congested PINGs are not answered one by one: one PONG, for the latest, on drain', async () => {
+    const p = pair({ SESSION_WRITE_HIGH_WATER_BYTES: 64 * 1024 });
+    const [c, b] = await openPair(p);
+    c.resume();
+    p.bt.stalled = true;
+    b.write(Buffer.alloc(200 * 1024)); // queued: 200 KiB > the high water
+    await tick();
+    expect(p.bt.bufferedBytes).toBeGreaterThan(64 * 1024);
+    for (let i = 1; i <= 5; i++) p.bt.inject(encodeFrame({ type: FrameType.PING, data: Buffer.alloc(8, i) }));
+    await new Promise((r) => setTimeout(r, 20));
+    p.bt.unstall();
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.PONG).length > 0, 2_000, 'a PONG');
+    await new Promise((r) => setTimeout(r, 20));
+    const pongs = ofType(framesSent(p, 'b2c'), FrameType.PONG);
+    expect(pongs.map((f) => f.data[0])).toEqual([5]);
+  });
+
+  it('§5.1: refusals past SESSION_REFUSED_OPEN_BURST_COUNT (and the rate) end the session with 1002 refused-open-flood', async () => {
+    const p = pair({}, { SESSION_REFUSED_OPEN_BURST_COUNT: 16, SESSION_REFUSED_OPENS_PER_SECOND: 1 });
+    const closed = new Promise<{ code: number; reason: string }>((r) => p.bridge.once('close', r));
+    // Unknown cmd: each is answered OPEN_RESULT 0x08 by the session itself.
+    const bad = (id: number) => hex(`01 00 ${id.toString(16).padStart(8, '0')} 00000007 | 00080000 7f | 0102`);
+    p.bt.inject(Buffer.concat(Array.from({ length: 16 }, (_, i) => bad(2 * i + 1))));
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.OPEN_RESULT).length === 16, 2_000, '16 refusals');
+    expect(p.bridge.closed).toBe(false);
+    p.bt.inject(bad(33));
+    const info = await closed;
+    expect(info).toMatchObject({ code: 1002, reason: 'refused-open-flood' });
+    expect(p.bt.closeCalls).toEqual([{ code: 1002, reason: 'refused-open-flood' }]);
+    expect(p.logs.some((l) => l.includes('"reason":"refused-open-flood"'))).toBe(true);
+  });
+
   it('§8: a session whose peer goes silent pings after KEEPALIVE_INTERVAL_MS and closes after KEEPALIVE_TIMEOUT_MS', async () => {
     const p = pair({ KEEPALIVE_INTERVAL_MS: 40, KEEPALIVE_TIMEOUT_MS: 120 });
     echo(p.bridge);
