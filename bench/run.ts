@@ -5,7 +5,9 @@
  *      wss → bridge daemon → TCP server) vs direct TCP to the same server vs a plain Node TLS pair;
  *   2. new-stream latency on a warm tunnel: SOCKS CONNECT + first echoed byte vs a direct TCP
  *      connect + first echoed byte;
- *   3. RSS of both daemons at rest and with N idle streams open (fresh daemons).
+ *   3. RSS of both daemons at rest and with N idle streams open (fresh daemons);
+ *   4. new stream over a slow path: a delay relay between client and bridge, time to first byte as
+ *      a multiple of the tunnel RTT, default (optimistic) and --exact-replies side by side.
  *
  * Prints a table on stdout (progress on stderr) and writes JSON to bench/results/latest.json.
  * Exits 0 whether or not the targets are met; 1 only if the bench could not run.
@@ -22,6 +24,7 @@ import { readCpuMs, readMem, readSystemCpuMs, type MemSample } from './proc.js';
 import { startServers, type ServerHost } from './server-host.js';
 import { max, median, quantile, sleep } from './stats.js';
 import { download, upload } from './throughput.js';
+import { measureSlowPath, slowPathReport, type SlowCase } from './slowpath.js';
 
 // ── targets (from the issue) ─────────────────────────────────────────────────────────────────
 const TARGET_THROUGHPUT_VS_TLS = 0.35;
@@ -369,6 +372,7 @@ function report(
   tput: ThroughputCase[] | null,
   lat: LatencyResult | null,
   rss: RssResult | null,
+  slow: SlowCase[] | null = null,
 ): { text: string; targets: Target[] } {
   const out: string[] = [];
   const targets: Target[] = [];
@@ -438,6 +442,12 @@ function report(
       targets.push({ name: `RSS growth per idle stream, ${name}`, value: s.growthPerStreamKiB, limit: `<= ${TARGET_RSS_PER_STREAM_KIB} KiB`, pass: ok });
     }
     out.push(`   after the bench closed all streams: ${rss.leftOpenAfterClose} still open at the echo server after ${rss.closeDrainMs} ms`);
+  }
+  if (slow) {
+    const r = slowPathReport(slow);
+    out.push('');
+    out.push(...r.lines);
+    targets.push(...r.targets);
   }
   const noise: string[] = [];
   if (tput) {
@@ -509,6 +519,7 @@ async function main(): Promise<number> {
   let tput: ThroughputCase[] | null = null;
   let lat: LatencyResult | null = null;
   let rss: RssResult | null = null;
+  let slow: SlowCase[] | null = null;
   try {
     const needPair = !o.baselinesOnly && (o.sections.has('throughput') || o.sections.has('latency'));
     if (needPair) {
@@ -541,6 +552,9 @@ async function main(): Promise<number> {
     }
     // Never under --cpu-prof: the profiler's own memory would count as growth.
     if (o.sections.has('rss') && !o.baselinesOnly) rss = await measureRss(o, servers, []);
+    if (o.sections.has('slowpath') && !o.baselinesOnly) {
+      slow = await measureSlowPath(servers.ports.echoPort, o.slowSamples, { logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, bridgeLimits: o.bridgeLimits }, log);
+    }
   } finally {
     if (pair) {
       process.stderr.write(`[bench] client log tail:\n${pair.client.tailText()}\n[bench] bridge log tail:\n${pair.bridge.tailText()}\n`);
@@ -550,9 +564,9 @@ async function main(): Promise<number> {
   }
 
   meta.quietWaitedMs = quietWaitedMs;
-  const { text, targets } = report(o, meta, tput, lat, rss);
+  const { text, targets } = report(o, meta, tput, lat, rss, slow);
   process.stdout.write(`\n${text}\n`);
-  const json = { meta, throughput: tput, latency: lat, rss, targets, table: text.split('\n') };
+  const json = { meta, throughput: tput, latency: lat, rss, slowPath: slow, targets, table: text.split('\n') };
   writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`);
   if (o.cpuProf) log(`CPU profiles in ${profDir} (summarise: tsx bench/profile-summary.ts ${path.relative(ROOT, profDir)})`);
   log(`wrote ${path.relative(ROOT, o.out)}`);
