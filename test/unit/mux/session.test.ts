@@ -422,6 +422,7 @@ describe('early data: the optimistic open (protocol.md §5.1)', () => {
     p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.alloc(7 * 1024) }));
     await until(() => held?.signal.aborted === true, 2_000, 'offer aborted');
     expect(codeOf(held?.signal.reason)).toBe('E_FLOW_CONTROL');
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
     expect(ofType(framesSent(p, 'b2c'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.FLOW_CONTROL_ERROR }]);
     await expect(pending).rejects.toMatchObject({ code: 'E_FLOW_CONTROL' });
     expect(p.bridge.streamCount).toBe(0);
@@ -461,6 +462,7 @@ describe('early data: the optimistic open (protocol.md §5.1)', () => {
     const o = await outcome(c);
     expect(o.how).toBe('error');
     expect(codeOf(o.err)).toBe('E_TIMEOUT');
+    await until(() => ofType(framesSent(p, 'c2b'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
     expect(ofType(framesSent(p, 'c2b'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.CANCELLED }]);
     expect(p.client.streamCount).toBe(0);
   });
