@@ -173,6 +173,10 @@ export interface PairOptions {
   bridgeLimits?: Record<string, number>;
   logLevel: string;
   startTimeoutMs: number;
+  /** Extra arguments for `postern client` (e.g. --exact-replies). */
+  clientArgs?: string[];
+  /** Puts something (a delay relay) between client and bridge: given the bridge's port, returns the port the client dials. */
+  via?: (bridgePort: number) => Promise<number>;
 }
 
 /** init + bridge + client; resolves once both listen (and, if it says so in time, the tunnel is up). */
@@ -212,11 +216,12 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     const client = spawnPostern('client', opts.nodeFlags, [
       'client',
       '--bridge',
-      withPort(uri, bridgePort),
+      withPort(uri, opts.via ? await opts.via(bridgePort) : bridgePort),
       '--listen',
       '127.0.0.1:0',
       '--log-level',
       opts.logLevel,
+      ...(opts.clientArgs ?? []),
     ]);
     clientD = client;
     const cl = await client.waitFor((l) => l.msg === 'listening' && l.role === 'socks', opts.startTimeoutMs, 'client listening');

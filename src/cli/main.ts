@@ -251,6 +251,7 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
       forwards: listeners.forwards,
       auth: listeners.auth,
       allowOpenProxy: settings.insecureOpenProxy,
+      exactReplies: settings.exactReplies,
       limits: tunnel.limits,
       logger: log,
       route: { ...resolveRoute(opts, settings.fileRoute, settings.configFile), resolver: localResolver() },
@@ -374,6 +375,7 @@ export function buildProgram(): Command {
     .option('--user <name>', 'require SOCKS5 username/password (RFC 1929) with this user name [env: POSTERN_USER]')
     .option('--pass <password>', 'the SOCKS5 password (with --user) [env: POSTERN_PASS]')
     .option('--insecure-open-proxy', 'allow a listener on a non-loopback address without authentication')
+    .option('--exact-replies', 'answer CONNECT only once the bridge has connected, with the exact error code (one more round trip) [env: POSTERN_EXACT_REPLIES=1]')
     .option('--socks <host:port>', 'also a SOCKS5-only listener here (repeatable)', collect)
     .option('--http <host:port>', 'also an HTTP-proxy-only listener here (repeatable)', collect)
     .option('--forward <[host:]port=host:port>', 'like ssh -L: connections to the local port go to the fixed destination (repeatable)', collect)

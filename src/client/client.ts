@@ -5,7 +5,7 @@ import type { Logger } from '../log/logger.js';
 import { HttpProxyServer } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
 import type { BridgeInfo } from '../transport/uri.js';
-import { Tunnel, type BridgeStrategy } from './tunnel.js';
+import { Tunnel, type BridgeStrategy, type OpenMode } from './tunnel.js';
 import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
 import { udpAssociator } from './udp.js';
 import type { Target } from '../core/address.js';
@@ -46,6 +46,12 @@ export interface ClientOptions {
   readonly auth: { username: string; password: string } | null;
   /** Explicit opt-in to an unauthenticated listener on a non-loopback address. */
   readonly allowOpenProxy: boolean;
+  /**
+   * Answer SOCKS CONNECT / HTTP CONNECT only after the bridge's result, with its exact code
+   * (--exact-replies). Default false: with the tunnel up, the app gets success at once and its
+   * first bytes travel with the open (docs/protocol.md §5.1); a refusal then resets its connection.
+   */
+  readonly exactReplies?: boolean;
   readonly limits: Limits;
   readonly logger: Logger;
   /** Route rules (absent: everything through the tunnel, today's behaviour). */
@@ -94,7 +100,9 @@ export class Client {
       limits: opts.limits,
       allowLanPrivate: opts.route?.allowLanPrivate === true,
     });
-    const open = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
+    // Optimistic ('early') unless --exact-replies: the app is answered at once while the tunnel is up.
+    const mode: OpenMode = opts.exactReplies === true ? 'exact' : 'early';
+    const open = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal, mode);
     // A listener on a non-loopback address serves the LAN: its direct routes are guarded.
     const connectFor = (host: string) => this.route.connector(open, !isLoopbackHost(host));
     const udpFor = (host: string) =>

@@ -16,6 +16,9 @@ export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 /** How new streams choose among several bridges. */
 export type BridgeStrategy = 'failover' | 'spread';
 
+/** How a new stream answers its app: at once, optimistically ('early'), or after the bridge's result ('exact'). */
+export type OpenMode = 'early' | 'exact';
+
 /** Health of one bridge as the client sees it. */
 export type BridgeHealth = 'up' | 'connecting' | 'unreachable' | 'misconfigured';
 
@@ -308,7 +311,25 @@ export class Tunnel {
     }
   }
 
-  async open(target: Target, signal: AbortSignal): Promise<Duplex> {
+  /**
+   * Opens a stream to `target`. 'exact' resolves after the bridge's OPEN_RESULT and rejects with
+   * its code. 'early' (the optimistic open, docs/protocol.md §5.1), when a session is up now,
+   * resolves at once with a stream the app may write to; a later refusal destroys the stream with
+   * its error. With no session up (or none that can open), 'early' waits and opens as 'exact'
+   * does, so that a tunnel that is down still gets its exact answer.
+   */
+  async open(target: Target, signal: AbortSignal, mode: OpenMode = 'exact'): Promise<Duplex> {
+    if (mode === 'early' && !this.closed && !signal.aborted) {
+      this.ensureStarted();
+      const mux = this.pick();
+      if (mux !== null) {
+        try {
+          return mux.openEarly(target);
+        } catch {
+          // Closing, going away or ids exhausted: the exact path below waits for another session or says why.
+        }
+      }
+    }
     return (await this.openOn((mux) => mux.open(target, { signal }), signal)).stream;
   }
 

@@ -26,6 +26,7 @@ export const CLIENT_ENV = {
   user: 'POSTERN_USER',
   pass: 'POSTERN_PASS',
   logLevel: 'POSTERN_LOG_LEVEL',
+  exactReplies: 'POSTERN_EXACT_REPLIES',
 } as const;
 
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"');
@@ -50,6 +51,12 @@ export const clientConfigSchema = z
       .describe('SOCKS5 username/password apps must send (RFC 1929); required to listen on a non-loopback address.'),
     /** Allow a non-loopback listener without auth (don't). */
     insecureOpenProxy: z.boolean().optional().describe('Allow a non-loopback listener without auth: anyone on the network could use it.'),
+    exactReplies: z
+      .boolean()
+      .optional()
+      .describe(
+        'Answer SOCKS5 CONNECT and HTTP CONNECT only after the bridge has connected, with the exact reply code (one more round trip per connection). Default false: answer at once while the tunnel is up; a refused destination then resets the connection.',
+      ),
     socks: z.array(hostPort).max(16).optional().describe('Extra SOCKS5-only listeners, HOST:PORT each (as --socks).'),
     http: z.array(hostPort).max(16).optional().describe('Extra HTTP-proxy-only listeners, HOST:PORT each (as --http).'),
     forward: z
@@ -114,6 +121,7 @@ export interface ClientFlags {
   user?: string;
   pass?: string;
   insecureOpenProxy?: boolean;
+  exactReplies?: boolean;
   logLevel?: string;
 }
 
@@ -127,6 +135,8 @@ export interface ClientSettings {
   listenGiven: boolean;
   auth: { username: string; password: string } | null;
   insecureOpenProxy: boolean;
+  /** Wait for the bridge's result before answering CONNECT (see ClientOptions.exactReplies). */
+  exactReplies: boolean;
   logLevel: string;
   /** Listener settings from the config file ({} without one). */
   fileListeners: FileListeners;
@@ -193,6 +203,12 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     auth = { username: file.auth.username, password: file.auth.password };
   }
 
+  const exactEnv = fromEnv('exactReplies');
+  if (exactEnv !== undefined && exactEnv !== '0' && exactEnv !== '1') {
+    throw new PosternError('E_CONFIG', `$${CLIENT_ENV.exactReplies}: expected 1 or 0, got "${exactEnv}"`);
+  }
+  const exactReplies = flags.exactReplies === true || (exactEnv !== undefined ? exactEnv === '1' : file?.exactReplies === true);
+
   const fileListeners: FileListeners = {};
   if (file !== undefined) {
     for (const k of ['socks', 'http', 'forward', 'whatsapp', 'whatsappPorts', 'lan'] as const) {
@@ -206,6 +222,7 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     listenGiven: flags.listen !== undefined || fromEnv('listen') !== undefined || file?.listen !== undefined,
     auth,
     insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
+    exactReplies,
     logLevel,
     fileListeners,
     fileRoute: file?.route,

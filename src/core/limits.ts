@@ -27,6 +27,13 @@ export const LIMITS = {
   WS_MAX_MESSAGE_BYTES: 256 * 1024,
   /** Initial per-stream receive window, both directions: the most unacknowledged bytes in flight per stream. */
   STREAM_WINDOW_BYTES: 512 * 1024,
+  /**
+   * DATA the opener may send on a stream before its OPEN_RESULT (docs/protocol.md §5.1): the app's
+   * first bytes (a TLS ClientHello, an HTTP request) travel with the OPEN instead of a round trip
+   * later. A wire constant both sides must agree on; the bridge holds at most this much per
+   * pending open, and drops it if the open is refused.
+   */
+  STREAM_EARLY_DATA_BYTES: 16 * 1024,
   /** Concurrent streams one session may hold open. */
   SESSION_MAX_STREAMS: 4_096,
   /**
@@ -220,6 +227,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   FRAME_MAX_PAYLOAD_BYTES: [65_536, 65_536], // a wire constant (docs/protocol.md §4)
   WS_MAX_MESSAGE_BYTES: [16 * 1024, 4 * 1024 * 1024],
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],
+  STREAM_EARLY_DATA_BYTES: [16 * 1024, 16 * 1024], // a wire constant (docs/protocol.md §5.1)
   SESSION_MAX_STREAMS: [1, 65_536],
   SESSION_WRITE_HIGH_WATER_BYTES: [64 * 1024, 64 * 1024 * 1024],
   SESSION_SEND_QUEUE_MAX_BYTES: [1024 * 1024, 256 * 1024 * 1024],
@@ -251,7 +259,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   BRIDGE_MAX_SESSIONS: [1, 1_000_000],
   BRIDGE_MAX_SESSIONS_PER_USER: [1, 1_000_000],
   USER_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 64 * 1024 * 1024 * 1024],
-  STREAM_MIN_WINDOW_BYTES: [4_096, 16 * 1024 * 1024],
+  STREAM_MIN_WINDOW_BYTES: [16 * 1024, 16 * 1024 * 1024], // never below STREAM_EARLY_DATA_BYTES: early data must fit the first window
   USER_MAX_STREAMS: [1, 1_000_000],
   USER_MAX_DESCRIPTORS: [2, 1_000_000],
   BRIDGE_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 1024 * 1024 * 1024 * 1024],

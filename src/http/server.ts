@@ -430,7 +430,8 @@ class HttpConnection {
       if (this.#buf.length > 0) stream.write(this.#buf);
       this.#buf = EMPTY;
       this.log.debug('tunnel open, relaying');
-      relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined }, 'relay done'));
+      // An optimistic open the bridge refuses ends here too: the app's connection is reset (RST).
+      relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined, code: err instanceof PosternError ? err.code : null }, 'relay done'));
     });
   }
 
@@ -561,11 +562,14 @@ class HttpConnection {
   /** The stream ended, failed or closed before the response was complete. */
   #upstreamGone(err: Error | null): void {
     if (this.#state !== 'forwarding' || this.#upstream === null) return;
-    this.log.debug({ err: err?.name ?? null }, 'upstream gone before the response was complete');
+    this.log.debug({ err: err?.name ?? null, code: err instanceof PosternError ? err.code : null }, 'upstream gone before the response was complete');
     const up = this.#upstream;
     this.#upstream = null;
     destroyHard(up);
-    if (!this.#resHeadSent) this.#finish(simpleResponse(502, 'upstream closed before a complete response\n'), 'upstream gone');
+    if (!this.#resHeadSent && err instanceof PosternError) {
+      // An optimistic open the bridge refused (docs/protocol.md §5.1): the exact status after all.
+      this.#finish(simpleResponse(err.httpStatus, `postern: ${ERRORS[err.code].message} (${err.code})\n`), 'connect failed');
+    } else if (!this.#resHeadSent) this.#finish(simpleResponse(502, 'upstream closed before a complete response\n'), 'upstream gone');
     else this.destroy('upstream gone mid-response'); // a truncated body must look like an abort
   }
 

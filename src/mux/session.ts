@@ -88,8 +88,9 @@ export type MuxSessionEvents = {
 
 interface PendingOpen {
   readonly stream: MuxStream;
-  readonly resolve: (s: MuxStream) => void;
-  readonly reject: (e: PosternError) => void;
+  /** Null for an early open (openEarly): the app already holds the stream. */
+  readonly resolve: ((s: MuxStream) => void) | null;
+  readonly reject: ((e: PosternError) => void) | null;
   readonly timer: NodeJS.Timeout;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: (() => void) | undefined;
@@ -98,6 +99,11 @@ interface PendingOpen {
 interface PendingIncoming {
   readonly controller: AbortController;
   settled: boolean;
+  /** A UDP association: no DATA, early or not (§10). */
+  readonly udp: boolean;
+  /** DATA that arrived before accept() (§5.1), copied, at most STREAM_EARLY_DATA_BYTES in all. */
+  early: Buffer[] | null;
+  earlyBytes: number;
 }
 
 interface PendingPing {
@@ -189,6 +195,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         session.drainWaiters.delete(s);
       },
       streamClosed: (s) => {
+        // An early open the app gave up on (RESET sent by the stream) is no longer pending.
+        const p = session.opening.get(s.id);
+        if (p !== undefined) session.settleOpen(s.id, p);
         session.streams.delete(s.id);
         session.associations.delete(s.id);
         session.datagramHandlers.delete(s.id);
@@ -236,6 +245,27 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
    */
   open(target: Target, opts: MuxOpenOptions = {}): Promise<MuxStream> {
     return this.openWith(OpenCommand.CONNECT, target, opts);
+  }
+
+  /**
+   * Client only: opens a stream to `target` and returns it at once, before OPEN_RESULT (§5.1):
+   * the app may write right away, and up to STREAM_EARLY_DATA_BYTES leave with the OPEN; more
+   * waits for OPEN_RESULT. If the bridge refuses, the open times out or the session ends first,
+   * the stream is destroyed with that error (errorFromWire, E_TIMEOUT, E_SESSION_CLOSED), so
+   * its app connection is reset. Destroying the stream while opening cancels the open (RESET
+   * 0x0a). Throws, sending nothing, when no open is possible here (closed, going away, ids
+   * exhausted, a target that cannot be encoded): the caller can still answer the app exactly.
+   */
+  openEarly(target: Target): MuxStream {
+    const r = this.startOpen(OpenCommand.CONNECT, target, this.limits.STREAM_EARLY_DATA_BYTES);
+    if (r instanceof PosternError) throw r;
+    const { id, stream, frame } = r;
+    const timer = setTimeout(() => this.failOpen(id, new PosternError('E_TIMEOUT', 'no OPEN_RESULT'), true), this.limits.STREAM_OPEN_TIMEOUT_MS);
+    timer.unref();
+    this.opening.set(id, { stream, resolve: null, reject: null, timer, signal: undefined, onAbort: undefined });
+    this.streams.set(id, stream);
+    this.send(frame);
+    return stream;
   }
 
   /**
@@ -295,23 +325,30 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     else this.datagramHandlers.set(streamId, handler);
   }
 
-  private openWith(cmd: number, target: Target, opts: MuxOpenOptions): Promise<MuxStream> {
-    if (this.role !== 'client') return Promise.reject(new PosternError('E_INTERNAL', 'only a client opens streams'));
-    if (this.isClosed) return Promise.reject(new PosternError('E_SESSION_CLOSED'));
-    if (this.goingAway) return Promise.reject(new PosternError('E_GOING_AWAY'));
-    const { signal } = opts;
-    if (signal?.aborted) return Promise.reject(new PosternError('E_CANCELLED'));
+  /** Checks that an open is possible and takes an id; nothing is sent or registered yet. */
+  private startOpen(cmd: number, target: Target, earlyCredit: number): { id: number; stream: MuxStream; frame: Buffer } | PosternError {
+    if (this.role !== 'client') return new PosternError('E_INTERNAL', 'only a client opens streams');
+    if (this.isClosed) return new PosternError('E_SESSION_CLOSED');
+    if (this.goingAway) return new PosternError('E_GOING_AWAY');
     const id = this.nextStreamId;
-    if (id > MAX_STREAM_ID) return Promise.reject(new PosternError('E_STREAM_LIMIT', 'stream ids exhausted'));
+    if (id > MAX_STREAM_ID) return new PosternError('E_STREAM_LIMIT', 'stream ids exhausted');
     let frame: Buffer;
     try {
       frame = encodeFrame({ type: FrameType.OPEN, streamId: id, window: this.limits.STREAM_WINDOW_BYTES, cmd, target });
     } catch (err) {
-      return Promise.reject(new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`));
+      return new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`);
     }
     this.nextStreamId += 2;
     this.highestStreamId = id;
-    const stream = this.newStream(id, 'opening', 0);
+    return { id, stream: this.newStream(id, 'opening', earlyCredit), frame };
+  }
+
+  private openWith(cmd: number, target: Target, opts: MuxOpenOptions): Promise<MuxStream> {
+    const { signal } = opts;
+    if (this.role === 'client' && !this.isClosed && !this.goingAway && signal?.aborted) return Promise.reject(new PosternError('E_CANCELLED'));
+    const r = this.startOpen(cmd, target, 0);
+    if (r instanceof PosternError) return Promise.reject(r);
+    const { id, stream, frame } = r;
     return new Promise<MuxStream>((resolve, reject) => {
       const timer = setTimeout(() => this.failOpen(id, new PosternError('E_TIMEOUT', 'no OPEN_RESULT'), true), this.limits.STREAM_OPEN_TIMEOUT_MS);
       timer.unref();
@@ -415,10 +452,10 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.streamCount >= this.limits.SESSION_MAX_STREAMS) return this.refuseOpen(id, WireCode.STREAM_LIMIT);
     if (this.listenerCount('open') === 0) return this.refuseOpen(id, WireCode.GENERAL_FAILURE);
 
-    const pending: PendingIncoming = { controller: new AbortController(), settled: false };
+    const udp = f.cmd === OpenCommand.UDP_ASSOCIATE;
+    const pending: PendingIncoming = { controller: new AbortController(), settled: false, udp, early: null, earlyBytes: 0 };
     this.incoming.set(id, pending);
     const peerWindow = f.window;
-    const udp = f.cmd === OpenCommand.UDP_ASSOCIATE;
     const settle = (): void => {
       if (pending.settled) throw new Error(`IncomingOpen ${id}: accept() or reject() was already called`);
       pending.settled = true;
@@ -436,10 +473,16 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         this.streams.set(id, stream);
         if (udp) this.associations.add(id);
         this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window }));
+        // Early DATA (§5.1) is the stream's first bytes; it counts against the window just announced
+        // (never below STREAM_MIN_WINDOW_BYTES, which is at least STREAM_EARLY_DATA_BYTES).
+        const early = pending.early;
+        pending.early = null;
+        if (early !== null) for (const chunk of early) stream.handleData(chunk);
         return stream;
       },
       reject: (err: PosternError): void => {
         settle();
+        pending.early = null; // never forwarded (§5.1)
         if (pending.controller.signal.aborted) return;
         this.incoming.delete(id);
         const wire = err instanceof PosternError ? err.wire : errorFromSystem(err).wire;
@@ -499,10 +542,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
           this.settleOpen(id, pendingOpen);
           if (f.code === WireCode.OK) {
             pendingOpen.stream.handleOpened(f.window);
-            pendingOpen.resolve(pendingOpen.stream);
+            pendingOpen.resolve?.(pendingOpen.stream);
           } else {
-            pendingOpen.stream.abandon();
-            pendingOpen.reject(errorFromWire(f.code));
+            this.endPendingOpen(id, pendingOpen, errorFromWire(f.code));
           }
           return;
         case FrameType.RESET:
@@ -541,7 +583,21 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
     const pendingIn = this.incoming.get(id);
     if (pendingIn) {
+      if (f.type === FrameType.DATA && !pendingIn.udp && pendingIn.earlyBytes + f.payload.length <= this.limits.STREAM_EARLY_DATA_BYTES) {
+        // §5.1: early DATA, held (copied: the message it came in is not pinned) until accept().
+        pendingIn.earlyBytes += f.payload.length;
+        (pendingIn.early ??= []).push(Buffer.from(f.payload));
+        return;
+      }
       this.incoming.delete(id);
+      pendingIn.early = null;
+      if (f.type === FrameType.DATA && !pendingIn.udp) {
+        this.log.debug({ stream: id, code: WireCode.FLOW_CONTROL_ERROR }, 'early DATA over the allowance');
+        this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.FLOW_CONTROL_ERROR }));
+        pendingIn.controller.abort(new PosternError('E_FLOW_CONTROL', 'early DATA over the allowance'));
+        this.emitIdleIfEmpty();
+        return;
+      }
       if (f.type === FrameType.RESET) {
         this.log.debug({ stream: id, code: f.code }, 'open cancelled by peer');
         pendingIn.controller.abort(errorFromWire(f.code));
@@ -591,9 +647,18 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (!p) return;
     this.settleOpen(id, p);
     if (sendCancel) this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.CANCELLED }));
+    this.endPendingOpen(id, p, err);
+  }
+
+  /** A settled open that did not succeed: the waiting caller gets `err`, or the app holding an early stream does. */
+  private endPendingOpen(id: number, p: PendingOpen, err: PosternError): void {
     this.log.debug({ stream: id, code: err.code }, 'open failed');
-    p.stream.abandon();
-    p.reject(err);
+    if (p.reject === null) {
+      p.stream.failOpen(err);
+    } else {
+      p.stream.abandon();
+      p.reject(err);
+    }
   }
 
   private newStream(id: number, state: 'opening' | 'open', sendCredit: number, receiveWindow = this.limits.STREAM_WINDOW_BYTES): MuxStream {
@@ -686,10 +751,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.keepaliveTimer = null;
     this.drainWaiters.clear();
-    for (const [id, p] of this.opening) {
+    for (const [id, p] of [...this.opening]) {
       this.settleOpen(id, p);
-      p.stream.abandon();
-      p.reject(new PosternError('E_SESSION_CLOSED'));
+      if (p.reject === null) {
+        p.stream.failOpen(new PosternError('E_SESSION_CLOSED'));
+      } else {
+        p.stream.abandon();
+        p.reject(new PosternError('E_SESSION_CLOSED'));
+      }
     }
     for (const p of this.incoming.values()) p.controller.abort(new PosternError('E_SESSION_CLOSED'));
     this.incoming.clear();

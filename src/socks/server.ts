@@ -475,7 +475,8 @@ class SocksConnection {
     this.#early = [];
     this.#earlyBytes = 0;
     this.#debug('stream open, relaying');
-    relay(s, stream, (err) => this.#debug({ aborted: err !== undefined }, 'relay done'));
+    // An optimistic open the bridge refuses ends here too: the app's connection is reset (RST).
+    relay(s, stream, (err) => this.#debug({ aborted: err !== undefined, ...(err ? { code: errorCode(err) } : {}) }, 'relay done'));
   }
 
   /** Sends a last message, ends our side, and destroys when the app hangs up or after a bound. */

@@ -93,7 +93,8 @@ describe('DNS at the bridge, per user (issue 10, finding 3)', () => {
     const { bridge, port } = await startBridge(config);
     const admin = (await bridge.waitFor((l) => l.msg === 'listening' && l.role === 'admin', 10_000, 'admin listening')).port as number;
     const uri = withPort(initUri, port);
-    const [a, b] = await Promise.all([startClient(uri), startClient(uriWithSecret(uri, bobSecret))]);
+    // Exact replies: the DNS outcome is read from the SOCKS reply code (issue 12).
+    const [a, b] = await Promise.all([startClient(uri, ['--exact-replies']), startClient(uriWithSecret(uri, bobSecret), ['--exact-replies'])]);
     await Promise.all([a.client, b.client].map((c) => c.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up')));
 
     // Before: both resolve.
@@ -169,7 +170,7 @@ describe('DNS at the bridge, per user (issue 10, finding 3)', () => {
       c.limits = { HOSTS_FILE_RECHECK_MS: 100, EGRESS_DNS_TIMEOUT_MS: 1_000 };
     });
     const { bridge, port } = await startBridge(config);
-    const { client, port: socks } = await startClient(withPort(initUri, port));
+    const { client, port: socks } = await startClient(withPort(initUri, port), ['--exact-replies']);
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
     expect(await echoVia(socks, 'first.test')).toBe(0);
     expect(await echoVia(socks, 'second.test')).toBe(4); // NXDOMAIN from the test server

@@ -181,10 +181,10 @@ describe('postern command line', () => {
     expect(none.code).not.toBe(0);
   });
 
-  it('bridge without --allow-private refuses loopback forms with SOCKS reply 02', async () => {
+  it('bridge without --allow-private refuses loopback forms with SOCKS reply 02 (--exact-replies)', async () => {
     const { config, uri } = await init();
     const { port } = await startBridge(config, []);
-    const { client, port: socksPort } = await startClient(withPort(uri, port));
+    const { client, port: socksPort } = await startClient(withPort(uri, port), ['--exact-replies']);
     await client.waitFor((l) => l.msg === 'tunnel to bridge up');
     const v6 = (s: string) => {
       const b = Buffer.alloc(16);

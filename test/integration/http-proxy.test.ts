@@ -264,15 +264,14 @@ describe('HTTP proxy on the mixed port (curl -x http://)', () => {
     expect(r.stdout).toContain(`function FindProxyForURL(url, host) {\n  return "PROXY 127.0.0.1:${stack.socksPort}";\n}`);
   });
 
-  it('answers a refused destination with 502 and a malformed or oversize head with 400/431', async () => {
+  it('answers a refused destination with 502 (plain HTTP, also in the optimistic default) and a malformed or oversize head with 400/431', async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
     const deadPort = (closed.address() as net.AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${stack.socksPort}`, `http://127.0.0.1:${deadPort}/`]);
     expect(r.stdout).toBe('502');
-    const c = await curl(['-p', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${stack.socksPort}`, `http://127.0.0.1:${deadPort}/`]);
-    expect(c.stdout).toBe('502');
+    // HTTP CONNECT: 200 at once, then a reset by default; 502 with --exact-replies (open-replies.test.ts).
 
     const bad = await connectRaw(stack.socksPort);
     bad.write('GET http://x/ HTTP/1.1\r\nBad Header: 1\r\n\r\n');
@@ -324,11 +323,20 @@ describe('HTTP proxy authentication (Proxy-Authorization: Basic)', () => {
 });
 
 describe('bridge policy refusal', () => {
-  it('maps NOT_ALLOWED to 403', async () => {
+  it('maps NOT_ALLOWED to 403: plain HTTP in the optimistic default, CONNECT with --exact-replies', async () => {
     const { port: bport } = await startBridge(path.join(stack.dir, 'bridge.json'), []);
-    const { port } = await startClient(withPort(stack.uri, bport));
+    const [{ port }, { port: exactPort }] = await Promise.all([
+      startClient(withPort(stack.uri, bport)),
+      startClient(withPort(stack.uri, bport), ['--exact-replies']),
+    ]);
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/forbidden`]);
     expect(r.stdout).toBe('403');
+    for (const p of [port, exactPort]) {
+      const plain = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${p}`, `http://127.0.0.1:${web.port}/forbidden`]);
+      expect(plain.stdout).toBe('403');
+    }
+    const c = await curl(['-p', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${exactPort}`, `http://127.0.0.1:${web.port}/forbidden`]);
+    expect(c.stdout).toBe('403');
   });
 });
 

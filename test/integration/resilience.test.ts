@@ -8,7 +8,7 @@ import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { Postern, stopAll } from '../helpers/proc.js';
 import { echoTransfer, seededBytes, setBridgeLimits, sha256 } from '../helpers/resilience.js';
 import { echoServer, type Local } from '../helpers/servers.js';
-import { closeKind, ipv4Request, socksConnect } from '../helpers/socks.js';
+import { closeKind, ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, startBridge, startClient, startStack, withPort } from '../helpers/stack.js';
 
 let echo: Local<net.Server>;
@@ -95,6 +95,9 @@ describe('resumable sessions', () => {
     const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echo.port));
     expect(reply).toBe(0);
     socket.write(Buffer.alloc(1000, 1));
+    // The echo proves the bridge had the stream (with optimistic replies the reply comes first; a
+    // bridge killed before it answered anything leaves a session a fresh bridge can still take up).
+    await readN(socket, 1000);
     const kind = closeKind(socket, 20_000);
     await first.bridge.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1_000));

@@ -322,17 +322,159 @@ describe('stream lifetime (protocol.md §5.2)', () => {
     expect(p.client.closed || p.bridge.closed).toBe(false);
   });
 
-  it('§5.1: the opener must not send DATA before OPEN_RESULT: the bridge answers RESET 0x08 and cancels the offer', async () => {
+  it('§5.1: the opener must not send FIN before OPEN_RESULT: the bridge answers RESET 0x08 and cancels the offer', async () => {
     const p = pair();
     let held: IncomingOpen | undefined;
     p.bridge.on('open', (inc) => (held = inc));
     const pending = p.client.open(T);
     await until(() => held !== undefined, 2_000, 'open');
-    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.from('early') }));
+    p.bt.inject(encodeFrame({ type: FrameType.FIN, streamId: 1 }));
     await expect(pending).rejects.toMatchObject({ code: 'E_PROTOCOL' });
     expect(held?.signal.aborted).toBe(true);
     expect(codeOf(held?.signal.reason)).toBe('E_PROTOCOL');
     expect(() => held?.accept()).toThrow();
+  });
+});
+
+describe('early data: the optimistic open (protocol.md §5.1)', () => {
+  /** Holds every OPEN at the bridge until the test settles it. */
+  function holdOpens(bridge: MuxSession): IncomingOpen[] {
+    const held: IncomingOpen[] = [];
+    bridge.on('open', (inc) => held.push(inc));
+    return held;
+  }
+
+  it('§5.1: the app writes at once; its first bytes follow the OPEN with no reply between and reach the destination first, in order', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    expect(c.state).toBe('opening');
+    const atClient = outcome(c);
+    c.write('GET / HTTP/1.1\r\n');
+    c.write('Host: x\r\n\r\n');
+    await until(() => held.length === 1, 2_000, 'open');
+    // The OPEN, then the early DATA, before anything from the bridge.
+    expect(framesSent(p, 'b2c')).toEqual([]);
+    const c2b = p.wire.filter((w) => w.dir === 'c2b').flatMap((w) => w.frames.map((f) => f.type));
+    expect(c2b.slice(0, 2)).toEqual([FrameType.OPEN, FrameType.DATA]);
+    await tick();
+    const b = held[0]!.accept();
+    const atBridge = outcome(b);
+    c.end('body');
+    b.end('answer');
+    expect((await atBridge).data.toString()).toBe('GET / HTTP/1.1\r\nHost: x\r\n\r\nbody');
+    expect((await atClient).data.toString()).toBe('answer');
+    expect(c.state).toBe('closed');
+  });
+
+  it('§5.1: at most STREAM_EARLY_DATA_BYTES go before OPEN_RESULT; the rest waits for it, and the window counts the early bytes', async () => {
+    const early = 16 * 1024;
+    const window = 64 * 1024;
+    const p = pair({ STREAM_EARLY_DATA_BYTES: early, STREAM_WINDOW_BYTES: window });
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const payload = Buffer.alloc(window + 10_000, 7);
+    const writeDone = new Promise<void>((r) => c.write(payload, () => r()));
+    await until(() => held.length === 1, 2_000, 'open');
+    await tick();
+    await tick();
+    const sentEarly = ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
+    expect(sentEarly).toBe(early);
+    const b = held[0]!.accept();
+    // The bridge reads nothing yet: the client may send only the window, early bytes included.
+    await until(() => ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0) === window, 2_000, 'window filled');
+    await tick();
+    await tick();
+    expect(ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0)).toBe(window);
+    expect(ofType(framesSent(p, 'b2c'), FrameType.RESET)).toEqual([]);
+    const got = outcome(b);
+    await writeDone;
+    c.end();
+    expect((await got).data.equals(payload)).toBe(true);
+  });
+
+  it('§5.1: a refused early open destroys the app\'s stream with the bridge\'s code; the early data is never forwarded', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const atClient = outcome(c);
+    c.write('secret request');
+    await until(() => held.length === 1, 2_000, 'open');
+    await tick();
+    held[0]!.reject(new PosternError('E_CONN_REFUSED'));
+    const o = await atClient;
+    expect(o.how).toBe('error');
+    expect(codeOf(o.err)).toBe('E_CONN_REFUSED');
+    expect(o.data.length).toBe(0);
+    expect(ofType(framesSent(p, 'b2c'), FrameType.OPEN_RESULT)).toEqual([{ type: FrameType.OPEN_RESULT, streamId: 1, code: WireCode.CONNECTION_REFUSED, window: 0 }]);
+    await until(() => p.client.streamCount === 0 && p.bridge.streamCount === 0, 2_000, 'forgotten');
+    expect(p.logs.some((l) => l.includes('open failed') && l.includes('E_CONN_REFUSED'))).toBe(true);
+  });
+
+  it('§5.1: early DATA over the allowance is answered with RESET 0x0c and cancels the offer', async () => {
+    const p = pair({ STREAM_EARLY_DATA_BYTES: 16 * 1024 });
+    let held: IncomingOpen | undefined;
+    p.bridge.on('open', (inc) => (held = inc));
+    const pending = p.client.open(T);
+    pending.catch(() => undefined);
+    await until(() => held !== undefined, 2_000, 'open');
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.alloc(10 * 1024) }));
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.alloc(7 * 1024) }));
+    await until(() => held?.signal.aborted === true, 2_000, 'offer aborted');
+    expect(codeOf(held?.signal.reason)).toBe('E_FLOW_CONTROL');
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
+    expect(ofType(framesSent(p, 'b2c'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.FLOW_CONTROL_ERROR }]);
+    await expect(pending).rejects.toMatchObject({ code: 'E_FLOW_CONTROL' });
+    expect(p.bridge.streamCount).toBe(0);
+  });
+
+  it('§10: early DATA on a UDP association is a stream protocol error (RESET 0x08)', async () => {
+    const p = pair();
+    let held: IncomingOpen | undefined;
+    p.bridge.on('open', (inc) => (held = inc));
+    const pending = p.client.openAssociation();
+    pending.catch(() => undefined);
+    await until(() => held !== undefined, 2_000, 'open');
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.from('x') }));
+    await until(() => held?.signal.aborted === true, 2_000, 'offer aborted');
+    expect(codeOf(held?.signal.reason)).toBe('E_PROTOCOL');
+  });
+
+  it('§5.1: an app that gives up while its early open is pending cancels it (RESET 0x0a) and the bridge drops the offer and its data', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    c.on('error', () => undefined);
+    c.write('x');
+    await until(() => held.length === 1, 2_000, 'open');
+    c.destroy();
+    await until(() => held[0]!.signal.aborted, 2_000, 'offer aborted');
+    expect(codeOf(held[0]!.signal.reason)).toBe('E_CANCELLED');
+    expect(ofType(framesSent(p, 'c2b'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.CANCELLED }]);
+    expect(p.client.streamCount).toBe(0);
+    expect(p.bridge.streamCount).toBe(0);
+  });
+
+  it('§5.1: an early open with no OPEN_RESULT in time fails the app\'s stream with E_TIMEOUT and sends RESET 0x0a', async () => {
+    const p = pair({ STREAM_OPEN_TIMEOUT_MS: 50 });
+    holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const o = await outcome(c);
+    expect(o.how).toBe('error');
+    expect(codeOf(o.err)).toBe('E_TIMEOUT');
+    await until(() => ofType(framesSent(p, 'c2b'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
+    expect(ofType(framesSent(p, 'c2b'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.CANCELLED }]);
+    expect(p.client.streamCount).toBe(0);
+  });
+
+  it('§5.1: a session that ends during an early open fails the stream with E_SESSION_CLOSED; a closed session refuses openEarly at once', async () => {
+    const p = pair();
+    holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const o = outcome(c);
+    p.client.close();
+    expect(codeOf((await o).err)).toBe('E_SESSION_CLOSED');
+    expect(() => p.client.openEarly(T)).toThrow(expect.objectContaining({ code: 'E_SESSION_CLOSED' }));
   });
 });
 
