@@ -156,11 +156,11 @@ describe('postern command line', () => {
     expect(low.stderr).toContain('--listen 127.0.0.1:8443');
   });
 
-  it('client refuses to start an open proxy on a non-loopback address', async () => {
+  it('client refuses --no-auth on a non-loopback address (an open proxy)', async () => {
     const { uri } = await init();
-    const r = await runPostern(['client', '--bridge', uri, '--listen', '0.0.0.0:0']);
+    const r = await runPostern(['client', '--bridge', uri, '--listen', '0.0.0.0:0', '--no-auth']);
     expect(r.code).toBe(78);
-    expect(r.stderr).toMatch(/refusing to run an open proxy on 0\.0\.0\.0/);
+    expect(r.stderr).toMatch(/--no-auth is for loopback listeners only, and 0\.0\.0\.0:0 is not loopback/);
   });
 
   it('client rejects a malformed share URI naming the problem', async () => {
