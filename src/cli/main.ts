@@ -420,7 +420,7 @@ export function buildProgram(): Command {
     .option('--rotate-bytes <n>', 'move the session to a fresh connection after this many bytes on one (default: never)')
     .option('--rotate-ms <ms>', 'move the session to a fresh connection after this long on one (default: never)')
     .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')
-    .option('--listen <host:port>', 'SOCKS5 listen address (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
+    .option('--listen <host:port>', 'the proxy port, SOCKS5 and HTTP (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
     .option('--user <name>', 'the username apps must give (SOCKS5 RFC 1929 and HTTP Basic); default: one made on first start and kept [env: POSTERN_USER]')
     .option('--pass <password>', 'the password, with --user; prefer --pass-file or POSTERN_PASS [env: POSTERN_PASS]')
     .option('--pass-file <file>', 'read the password from this file (keeps it out of the process list)')
@@ -439,6 +439,20 @@ export function buildProgram(): Command {
     .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
     .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit (repeatable)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Apps must give the username and password the client prints at start (made on first start and',
+        'kept in $XDG_CONFIG_HOME/postern/local-proxy.json, else ~/.config/postern/local-proxy.json).',
+        '',
+        'Examples:',
+        '  postern client --bridge-file ~/.config/postern/bridge.txt',
+        "  POSTERN_BRIDGE='postern://…' postern client",
+        '  postern client --bridge-file ~/.config/postern/bridge.txt --user me --pass-file ~/.config/postern/pass.txt',
+        '  postern client --bridge-file ~/.config/postern/bridge.txt --lan --whatsapp',
+      ].join('\n'),
+    )
     .action((o) => runClient(o));
 
   program

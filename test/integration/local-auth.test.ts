@@ -322,3 +322,40 @@ describe('a request head split at every byte (issue 10 finding 7)', () => {
     await Promise.all([c.p.stop(), lan.p.stop()]);
   }, 120_000);
 });
+
+describe('the README and --help, as written', () => {
+  it("the README's client start (link saved to a file, then --bridge-file) works with a fresh HOME", async () => {
+    const readme = fs.readFileSync(path.resolve('README.md'), 'utf8');
+    const block = /Save it in a file only you can read[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1] as string;
+    const lines = block.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    const home = tempDir('postern-home-');
+    const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: '' };
+    // The two set-up lines, run by a shell as written, with the real link in place of the example.
+    const setup = lines.slice(0, 2).join('\n').replace("'postern://SECRET@bridge.example.org:443/PATH?pin=PIN#name'", `'${uri}'`);
+    expect(setup).toContain(uri);
+    await exec('sh', ['-c', setup], { env });
+    const saved = path.join(home, '.config/postern/bridge.txt');
+    expect(fs.statSync(saved).mode & 0o077).toBe(0);
+    // The start line: `postern` is this build's binary; POSTERN_LISTEN only avoids port 1080.
+    const start = lines[2] as string;
+    expect(start.startsWith('postern client ')).toBe(true);
+    const args = start.slice('postern '.length).split(/\s+/).map((a) => a.replace(/^~\//, `${home}/`));
+    const p = new Postern(args, { HOME: home, XDG_CONFIG_HOME: '', POSTERN_LISTEN: '127.0.0.1:0' });
+    const port = await p.listening('socks');
+    await p.waitFor(() => /curl --proxy http:\/\/\S+ https/.test(p.stderr), 10_000, 'printed curl');
+    const proxy = /curl --proxy (socks5h:\/\/\S+) https:\/\/example\.com\//.exec(p.stderr)?.[1] as string;
+    expect(proxy).toContain(`@127.0.0.1:${port}`);
+    const r = await curl(['--proxy', proxy, `http://localhost:${web.port}/readme`]);
+    expect(r.stdout, r.stderr).toContain('/readme</p>');
+    expect(fs.statSync(path.join(home, '.config/postern/local-proxy.json')).mode & 0o777).toBe(0o600);
+    await p.stop();
+  });
+
+  it('client --help names the default credentials, --no-auth and the file options, with examples', async () => {
+    const h = await runPostern(['client', '--help']);
+    for (const s of ['--no-auth', '--pass-file', '--bridge-file', '--new-credentials', 'local-proxy.json', 'postern client --bridge-file ~/.config/postern/bridge.txt']) {
+      expect(h.stdout).toContain(s);
+    }
+  });
+});
