@@ -256,6 +256,22 @@ describe('failed logins', () => {
     const line = c.p.lines.find((l) => l.msg === 'repeated failed logins from one source; answers slowed');
     expect(line?.failed).toBe(11);
     expect(JSON.stringify(line)).not.toContain('127.0.0.1');
+    // The HTTP port shares the count: 9 wrong logins at once from the same (now slowed) source get
+    // 8 slowed 407s and one 429 that was not checked at all.
+    const wrongAuth = `Proxy-Authorization: Basic ${Buffer.from(`${c.user}:wrong`).toString('base64')}\r\n`;
+    const ask = async (): Promise<{ status: string; ms: number }> => {
+      const t = Date.now();
+      const sock = await connectRaw(c.port);
+      sock.write(`GET http://localhost:${web.port}/t HTTP/1.1\r\nHost: localhost\r\n${wrongAuth}\r\n`);
+      const head = (await readN(sock, 12, 10_000)).toString('latin1');
+      sock.destroy();
+      return { status: head.slice(9, 12), ms: Date.now() - t };
+    };
+    const answers = await Promise.all(Array.from({ length: 9 }, ask));
+    const slowed407 = answers.filter((x) => x.status === '407');
+    expect(slowed407).toHaveLength(8);
+    expect(Math.min(...slowed407.map((x) => x.ms))).toBeGreaterThanOrEqual(1_900);
+    expect(answers.filter((x) => x.status === '429')).toHaveLength(1);
     await c.p.stop();
   });
 });
