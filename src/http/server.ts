@@ -32,7 +32,7 @@ import { isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { AuthThrottle } from '../core/auth-throttle.js';
-import { credentialChecker } from '../core/credentials.js';
+import { credentialChecker, type Credentials } from '../core/credentials.js';
 import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -53,10 +53,8 @@ import {
   type RequestHead,
 } from './codec.js';
 
-export interface HttpAuth {
-  readonly username: string;
-  readonly password: string;
-}
+/** The credentials apps must present (one type for every listener: core/credentials.ts). */
+export type HttpAuth = Credentials;
 
 /** Opens a stream to the target; rejects with a PosternError whose httpStatus the app receives. */
 export type HttpConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;

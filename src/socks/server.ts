@@ -29,7 +29,7 @@ import { isLoopbackHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { AuthThrottle } from '../core/auth-throttle.js';
-import { credentialChecker } from '../core/credentials.js';
+import { credentialChecker, type Credentials } from '../core/credentials.js';
 import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -46,10 +46,8 @@ import {
   type SocksParseError,
 } from './codec.js';
 
-export interface SocksAuth {
-  readonly username: string;
-  readonly password: string;
-}
+/** The credentials apps must present (one type for every listener: core/credentials.ts). */
+export type SocksAuth = Credentials;
 
 /** Opens a stream to the target; rejects with a PosternError whose socksReply the app receives. */
 export type SocksConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
