@@ -16,6 +16,7 @@ import { whatsappEntries } from '../client/whatsapp.js';
 import type { StoredCredentials } from '../config/local-credentials.js';
 import { isLoopbackHost, parseHostPort } from '../core/address.js';
 import type { Credentials } from '../core/credentials.js';
+import { localeFromEnv, translator } from '../i18n/messages.js';
 import { PosternError } from '../core/errors.js';
 import { generateSelfSigned } from '../transport/certs.js';
 import { qrText } from './qr.js';
@@ -134,56 +135,66 @@ export function appSetup(host: string, port: number, creds: Credentials | null):
  * The start-up printout (stderr): where to point apps, the credentials, a curl line per
  * protocol, the Telegram link and the browser set-up; the forward and WhatsApp ports with who can
  * reach them; on first start with stored credentials, what to change in Telegram and the browser.
+ * In the user's language (src/i18n/messages.ts).
  */
 export function printLocalSetup(listeners: readonly BoundListener[], settings: ListenerSettings, env: NodeJS.ProcessEnv = process.env): void {
   const mixed = listeners.find((l) => l.role === 'mixed');
   if (mixed === undefined) return;
+  const t = translator(localeFromEnv(env));
   // A wildcard bind is reached on loopback from this machine.
   const host = mixed.host === '0.0.0.0' ? '127.0.0.1' : mixed.host === '::' ? '::1' : mixed.host;
   const creds = settings.auth;
   const app = appSetup(host, mixed.port, creds);
-  const hp = fmt(host, mixed.port);
-  const out: string[] = ['', `Postern client: point your apps at ${hp} (SOCKS5 and HTTP proxy on one port).`];
+  const hostPort = fmt(host, mixed.port);
+  const out: string[] = ['', t('client.setup.point', { hostPort })];
   if (creds !== null) {
-    out.push(`  Username: ${creds.username}`, `  Password: ${creds.password}`);
-    if (settings.stored !== null) out.push(`  (kept in ${tildePath(settings.stored.file, env)}: the same after a restart; every other app on this device is refused)`);
+    out.push(t('client.setup.username', { username: creds.username }), t('client.setup.password', { password: creds.password }));
+    if (settings.stored !== null) out.push(t('client.setup.kept', { file: tildePath(settings.stored.file, env) }));
   } else {
-    out.push('  No username or password (--no-auth): every app on this device can use this proxy.');
+    out.push(t('client.setup.noauth'));
   }
   out.push(
-    `  curl:      ${app.curlSocks}`,
-    `             ${app.curlHttp}`,
-    `  Telegram:  ${app.telegram}`,
-    `  Browser:   HTTP proxy ${host}, port ${mixed.port}${creds !== null ? ' (it asks for the username and password once)' : ''},`,
-    `             or the automatic proxy configuration URL ${app.pac}`,
+    t('client.setup.curl', { command: app.curlSocks }),
+    t('client.setup.curl2', { command: app.curlHttp }),
+    t('client.setup.telegram', { link: app.telegram }),
+    t('client.setup.browser', { host, port: mixed.port, asks: creds !== null ? t('client.setup.browser.asks') : '' }),
+    t('client.setup.pac', { url: app.pac }),
   );
+  const same = creds !== null ? t('client.setup.also.same') : '';
   for (const l of listeners) {
-    if (l.role === 'socks' || l.role === 'http') out.push(`  Also ${l.role === 'socks' ? 'SOCKS5' : 'HTTP proxy'} only: ${fmt(l.host, l.port)}${creds !== null ? ' (same username and password)' : ''}`);
+    if (l.role === 'socks') out.push(t('client.setup.also.socks', { hostPort: fmt(l.host, l.port), same }));
+    if (l.role === 'http') out.push(t('client.setup.also.http', { hostPort: fmt(l.host, l.port), same }));
   }
   for (const l of listeners.filter((x) => x.role === 'forward')) {
-    const who = isLoopbackHost(l.host) ? 'apps on this device' : 'WARNING: anyone who can reach this address, without a password';
-    const dest = l.name.startsWith('whatsapp ') ? "WhatsApp's servers only" : 'its one fixed destination only';
-    out.push(`  ${l.name === 'forward' ? 'Forward' : l.name}: ${fmt(l.host, l.port)} → ${dest}; usable by ${who}`);
+    out.push(
+      t('client.setup.forward', {
+        name: l.name === 'forward' ? t('client.setup.forward.name') : l.name,
+        hostPort: fmt(l.host, l.port),
+        dest: t(l.name.startsWith('whatsapp ') ? 'client.setup.forward.dest.whatsapp' : 'client.setup.forward.dest.fixed'),
+        who: t(isLoopbackHost(l.host) ? 'client.setup.forward.who.local' : 'client.setup.forward.who.lan'),
+      }),
+    );
   }
-  if (settings.stored?.tightened === true) out.push(`  Note: ${settings.stored.file} was readable by others; it is now 0600.`);
+  if (settings.stored?.tightened === true) out.push(t('client.setup.tightened', { file: settings.stored.file }));
   if (settings.stored?.created === true && creds !== null) {
+    const userinfo = `${creds.username}:${creds.password}`;
     out.push(
       '',
-      'New: the local proxy now asks every app for this username and password, so that other apps on',
-      'this device cannot use your tunnel (or learn your bridge through it). Change once:',
-      `  Telegram: Settings → Data and Storage → Proxy → your proxy ${hp} → Username: ${creds.username}, Password: ${creds.password}`,
-      '            (or open the tg:// link above on this device)',
-      `  Browser:  keep the proxy ${hp} (or the PAC URL); enter the username and password when it asks, once`,
-      `  Scripts:  socks5h://${creds.username}:${creds.password}@${hp} and http://${creds.username}:${creds.password}@${hp}`,
-      '  To keep the old behaviour on this device only, start with --no-auth (any app here could then use the tunnel).',
+      t('client.migrate.1'),
+      t('client.migrate.2'),
+      t('client.migrate.telegram', { hostPort, username: creds.username, password: creds.password }),
+      t('client.migrate.telegram.link'),
+      t('client.migrate.browser', { hostPort }),
+      t('client.migrate.scripts', { socks: `socks5h://${userinfo}@${hostPort}`, http: `http://${userinfo}@${hostPort}` }),
+      t('client.migrate.noauth'),
     );
   }
   process.stderr.write(`${out.join('\n')}\n`);
 }
 
 /** The one-line warning of --no-auth: what it allows. */
-export function noAuthWarning(host: string, port: number): string {
-  return `postern: warning: --no-auth: no password on ${fmt(host, port)}; every app on this device, including ones that scan for proxies, can use your tunnel and learn your bridge's address\n`;
+export function noAuthWarning(host: string, port: number, env: NodeJS.ProcessEnv = process.env): string {
+  return `${translator(localeFromEnv(env))('client.noauth.warning', { hostPort: fmt(host, port) })}\n`;
 }
 
 function tildePath(file: string, env: NodeJS.ProcessEnv): string {
