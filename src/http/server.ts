@@ -21,7 +21,8 @@
  *   is the browser's first try (it prompts on the 407) and is not counted as a guess.
  * - Requests to the proxy itself (origin-form) need no credentials: `GET /proxy.pac` (browsers
  *   fetch a PAC file without proxy authentication) and a 404 for anything else. The PAC file holds
- *   only the address the requester already connected to, never a credential.
+ *   the address the requester already connected to and, with route rules, which names go
+ *   direct — never a credential; without the password it opens nothing.
  * - Tunnel errors become the status their PosternError names (502, 503, 504, 403).
  * - Logs carry a per-listener connection counter, never the app's address, the destination or
  *   credentials.
