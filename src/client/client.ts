@@ -1,4 +1,5 @@
 import { isLoopbackHost } from '../core/address.js';
+import { AuthThrottle } from '../core/auth-throttle.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
@@ -79,6 +80,8 @@ export class Client {
   private readonly extra: Array<{ role: BoundListener['role']; name: string; server: SocksServer | HttpProxyServer | ForwardListener }> = [];
   /** Every listener bound by start(), mixed port first. */
   readonly listeners: BoundListener[] = [];
+  /** Failed logins, limited and counted per source across every SOCKS and HTTP listener. */
+  readonly authThrottle: AuthThrottle;
 
   constructor(private readonly opts: ClientOptions) {
     for (const l of [opts.listen, ...(opts.socksListen ?? []), ...(opts.httpListen ?? [])]) {
@@ -89,6 +92,7 @@ export class Client {
         );
       }
     }
+    this.authThrottle = new AuthThrottle(opts.limits);
     this.tunnel = new Tunnel(opts.bridges ?? [opts.bridge], opts.limits, opts.logger.child({ component: 'tunnel' }), {
       strategy: opts.strategy ?? 'failover',
       rotateBytes: opts.rotate?.bytes ?? 0,
@@ -116,6 +120,7 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'socks' }),
       allowOpenProxy: opts.allowOpenProxy,
+      authThrottle: this.authThrottle,
       connect: connectFor(l.host),
       udp: udpFor(l.host),
     });
@@ -127,6 +132,7 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'http' }),
       allowOpenProxy: opts.allowOpenProxy,
+      authThrottle: this.authThrottle,
       connect: connectFor(l.host),
       pac,
     });

@@ -42,15 +42,15 @@ export const clientConfigSchema = z
       .describe('Share links (postern://…) from bridge operators, in priority order. Keep them secret.'),
     /** SOCKS5 listen address. */
     listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"').optional().describe('SOCKS5 listen address, HOST:PORT (default 127.0.0.1:1080).'),
-    /** SOCKS5 username/password (RFC 1929) required from apps; null: none (loopback only). */
+    /** Username/password apps must give (SOCKS5 RFC 1929, HTTP Basic); absent: the stored pair (config/local-credentials.ts). */
     auth: z
       .object({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) })
       .strict()
       .nullable()
       .optional()
-      .describe('SOCKS5 username/password apps must send (RFC 1929); required to listen on a non-loopback address.'),
+      .describe('Username and password apps must send (SOCKS5 RFC 1929, HTTP Proxy-Authorization: Basic). Default: a pair made on first start and kept in $XDG_CONFIG_HOME/postern/local-proxy.json.'),
     /** Allow a non-loopback listener without auth (don't). */
-    insecureOpenProxy: z.boolean().optional().describe('Allow a non-loopback listener without auth: anyone on the network could use it.'),
+    insecureOpenProxy: z.boolean().optional().describe('With --no-auth, allow a non-loopback listener without a password: anyone on the network could use it.'),
     exactReplies: z
       .boolean()
       .optional()
@@ -148,7 +148,7 @@ export interface ClientSettings {
 /** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
 function existingDefaultConfig(env: NodeJS.ProcessEnv): string | undefined {
   const file = defaultClientConfigFile(env);
-  return fs.existsSync(file) ? file : undefined;
+  return file !== undefined && fs.existsSync(file) ? file : undefined;
 }
 
 /**

@@ -19,6 +19,16 @@ export const LIMITS = {
   HTTP_PROXY_HEAD_TIMEOUT_MS: 10_000,
   /** An idle keep-alive connection to the local HTTP proxy is closed after this (nginx keepalive_timeout 75 s). */
   HTTP_PROXY_IDLE_TIMEOUT_MS: 75_000,
+  /** Failed logins to a local listener one source may make per window before its answers are slowed (core/auth-throttle.ts). */
+  LOCAL_AUTH_FREE_FAILURES_COUNT: 10,
+  /** The window those failures are counted in. */
+  LOCAL_AUTH_FAILURE_WINDOW_MS: 60_000,
+  /** Past the free failures, a wrong login is answered only after this long (slows guessing). */
+  LOCAL_AUTH_FAILURE_DELAY_MS: 2_000,
+  /** Slowed answers one source may have pending; past this its attempts are refused unchecked (≤ 4 guesses/s). */
+  LOCAL_AUTH_DELAYED_PER_SOURCE_COUNT: 8,
+  /** Sources whose failures are remembered; the oldest is forgotten first. */
+  LOCAL_AUTH_TRACKED_SOURCES_COUNT: 1_024,
 
   // ── Mux (wire protocol) ──────────────────────────────────────────────────
   /** Largest frame payload either side sends or accepts (checked from the header before buffering). */
@@ -224,6 +234,11 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   HTTP_PROXY_HEAD_MAX_BYTES: [4_096, 1024 * 1024],
   HTTP_PROXY_HEAD_TIMEOUT_MS: [1_000, 120_000],
   HTTP_PROXY_IDLE_TIMEOUT_MS: [1_000, 3_600_000],
+  LOCAL_AUTH_FREE_FAILURES_COUNT: [0, 1_000],
+  LOCAL_AUTH_FAILURE_WINDOW_MS: [1_000, 3_600_000],
+  LOCAL_AUTH_FAILURE_DELAY_MS: [0, 60_000],
+  LOCAL_AUTH_DELAYED_PER_SOURCE_COUNT: [1, 1_024],
+  LOCAL_AUTH_TRACKED_SOURCES_COUNT: [16, 1_000_000],
   FRAME_MAX_PAYLOAD_BYTES: [65_536, 65_536], // a wire constant (docs/protocol.md §4)
   WS_MAX_MESSAGE_BYTES: [16 * 1024, 4 * 1024 * 1024],
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],

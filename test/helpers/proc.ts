@@ -14,6 +14,16 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+/**
+ * The config folder every started process gets unless a test passes its own XDG_CONFIG_HOME:
+ * a temporary one per test worker, so that no test reads or writes the user's real
+ * ~/.config/postern (the client stores its credentials there).
+ */
+let workerConfigHome: string | null = null;
+export function testConfigHome(): string {
+  return (workerConfigHome ??= fs.mkdtempSync(path.join(os.tmpdir(), 'postern-xdg-')));
+}
+
 /** A running `postern` process started by a test; stopped by its PID in afterEach. */
 export class Postern {
   readonly child: ChildProcess;
@@ -31,7 +41,7 @@ export class Postern {
     const [cmd, argv] = opts.exe ? [opts.exe, args] : [process.execPath, [BIN, ...args]];
     this.child = spawn(cmd, argv, {
       cwd: ROOT,
-      env: opts.cleanEnv ? env : { ...process.env, ...env },
+      env: opts.cleanEnv ? { XDG_CONFIG_HOME: testConfigHome(), ...env } : { ...process.env, XDG_CONFIG_HOME: testConfigHome(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
@@ -121,8 +131,8 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs postern to completion (bounded) and returns its output. */
-export async function runPostern(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = new Postern(args);
+export async function runPostern(args: string[], timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = new Postern(args, env);
   const t = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   const { code } = await p.exited;
   clearTimeout(t);

@@ -304,7 +304,7 @@ describe('HTTP proxy authentication (Proxy-Authorization: Basic)', () => {
   it('answers 407 with Proxy-Authenticate when credentials are missing or wrong', async () => {
     const none = await curl(['-D', '-', '-o', '/dev/null', '-x', `http://127.0.0.1:${authed.port}`, `http://localhost:${web.port}/x`]);
     expect(none.stdout).toMatch(/^HTTP\/1\.1 407 /);
-    expect(none.stdout).toContain('Proxy-Authenticate: Basic realm="postern"');
+    expect(none.stdout).toContain('Proxy-Authenticate: Basic realm="proxy"');
     for (const cred of ['alice:wrong', 'bob:s3cret-pass', 'alice:', 'alice:s3cret-passX']) {
       const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${authed.port}`, '--proxy-user', cred, `http://localhost:${web.port}/x`]);
       expect(r.stdout).toBe('407');
@@ -348,7 +348,7 @@ describe('separate listeners, forwards and the WhatsApp entry point', () => {
   beforeAll(async () => {
     echo2 = await echoServer('127.0.0.1');
     client = new Postern([
-      'client', '--bridge', stack.uri, '--listen', '127.0.0.1:0',
+      'client', '--bridge', stack.uri, '--listen', '127.0.0.1:0', '--no-auth',
       '--socks', '127.0.0.1:0', '--http', '127.0.0.1:0',
       '--forward', `0=127.0.0.1:${echo.port}`,
       '--whatsapp', '--whatsapp-ports', 'chat-tls=0,chat=0,media=0,http=0',
@@ -447,8 +447,11 @@ describe('--lan (phone sharing)', () => {
     const a = await runPostern(['client', '--bridge', stack.uri, '--lan', '--listen', '127.0.0.1:0', '--insecure-open-proxy']);
     expect(a.code).toBe(78);
     expect(a.stderr).toContain('--lan never runs an open proxy');
-    const b = await runPostern(['client', '--bridge', stack.uri, '--listen', '0.0.0.0:0']);
+    const b = await runPostern(['client', '--bridge', stack.uri, '--listen', '0.0.0.0:0', '--no-auth']);
     expect(b.code).toBe(78);
-    expect(b.stderr).toContain('open proxy');
+    expect(b.stderr).toContain('--no-auth is for loopback listeners only');
+    const c = await runPostern(['client', '--bridge', stack.uri, '--lan', '--listen', '127.0.0.1:0', '--no-auth']);
+    expect(c.code).toBe(78);
+    expect(c.stderr).toContain('--no-auth is for loopback listeners only; --lan always asks for the username and password');
   });
 });

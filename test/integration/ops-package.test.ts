@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ops.js';
-import { Postern, ROOT, stopAll, tempDir } from '../helpers/proc.js';
+import { Postern, ROOT, stopAll, tempDir, testConfigHome } from '../helpers/proc.js';
 
 const exec = promisify(execFile);
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
@@ -48,7 +48,7 @@ describe('npm package', () => {
     expect(init.stdout.trim()).toMatch(/^postern:\/\/.+@127\.0\.0\.1:8443\//);
     expect(fs.statSync(path.join(app, 'etc/bridge.json')).mode & 0o777).toBe(0o600);
 
-    const demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { cwd: app, env: { ...process.env, XDG_CONFIG_HOME: testConfigHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let stderr = '';
       let stdout = '';
@@ -68,7 +68,7 @@ describe('npm package', () => {
         });
       });
       expect(ready, `${stderr}\n${stdout}`).toBe(true);
-      expect(stderr).toMatch(/SOCKS5 proxy: +127\.0\.0\.1:\d+/);
+      expect(stderr).toMatch(/Proxy \(SOCKS5 and HTTP\): +127\.0\.0\.1:\d+\n  Username: \S+\n  Password: \S+/);
     } finally {
       demo.kill('SIGKILL');
     }

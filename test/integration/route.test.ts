@@ -61,7 +61,7 @@ beforeAll(async () => {
   dir = tempDir();
   configFile = path.join(dir, 'client.json');
   fs.writeFileSync(configFile, JSON.stringify({ bridges: [uri], listen: '127.0.0.1:0', route: { rules, default: 'tunnel' } }));
-  client = new Postern(['client', '--config', configFile], { POSTERN_TEST_HOSTS: HOSTS });
+  client = new Postern(['client', '--config', configFile, '--no-auth'], { POSTERN_TEST_HOSTS: HOSTS });
   socksPort = await client.listening('socks');
   // A LAN listener (non-loopback address, so a password): direct routes may not reach loopback.
   lanClient = new Postern(['client', '--config', configFile, '--listen', '0.0.0.0:0', '--user', 'u', '--pass', 'p'], { POSTERN_TEST_HOSTS: HOSTS });
