@@ -9,7 +9,7 @@ import http from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import { errorPage, parseErrorResponse, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
+import { errorPage, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those a proxy must not pass on. */
 const HOP_BY_HOP = new Set([
@@ -150,7 +150,6 @@ export function createProxyDecoy(opts: ProxyDecoyOptions): Decoy {
 
   return {
     handle,
-    errorResponse: (kind) => parseErrorResponse(kind, now()),
     close: () => agent.destroy(),
   };
 }
