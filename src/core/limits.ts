@@ -77,7 +77,7 @@ export const LIMITS = {
   TUNNEL_WAIT_MS: 10_000,
 
   // ── Transport ────────────────────────────────────────────────────────────
-  /** The TLS handshake, and then the first request head, must each complete within this time (nginx's client_header_timeout is 60 s). */
+  /** The TLS handshake and the first request head together must complete within this time of the accept (nginx's client_header_timeout is 60 s). */
   HANDSHAKE_TIMEOUT_MS: 60_000,
   /** The client gives up dialing a bridge after this time. */
   DIAL_TIMEOUT_MS: 15_000,

@@ -38,6 +38,23 @@ export interface DecoyResponse {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   /** null: no body (HEAD, 304). A Readable is streamed with backpressure. */
   readonly body: Buffer | Readable | null;
+  /** One of nginx's built-in error pages (the web front pads it for MSIE and Chrome, as nginx does). */
+  readonly builtinPage?: boolean;
+}
+
+/** nginx's msie_padding: appended to its built-in 4xx/5xx pages for MSIE and Chrome user agents. */
+export const MSIE_PADDING = Buffer.from('<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n'.repeat(6), 'latin1');
+
+/**
+ * Adds nginx's msie_padding to a built-in error page (status ≥ 400) when the client is MSIE or
+ * Chrome by nginx's User-Agent test; other answers are returned as they are.
+ */
+export function padForBrowser(r: DecoyResponse, ua: { msie: boolean; chrome: boolean }): DecoyResponse {
+  if (r.builtinPage !== true || r.status < 400 || !(ua.msie || ua.chrome)) return r;
+  const headers = r.headers.map(([k, v]): readonly [string, string] =>
+    k === 'Content-Length' ? [k, String(Number(v) + MSIE_PADDING.length)] : [k, v],
+  );
+  return { ...r, headers, body: Buffer.isBuffer(r.body) ? Buffer.concat([r.body, MSIE_PADDING]) : r.body };
 }
 
 export interface Decoy {
@@ -137,6 +154,7 @@ export function errorPage(
       ...(opts.extra ?? []),
     ],
     body: opts.head ? null : body,
+    builtinPage: true,
   };
 }
 

@@ -48,6 +48,8 @@ export type HeadError = {
   readonly http09: boolean;
   /** The method, when the request line got that far (a HEAD gets no body). */
   readonly method: string | null;
+  /** The first User-Agent, when a line before the error gave one (nginx pads its page for some browsers). */
+  readonly userAgent?: string;
 };
 
 export type HeadResult = { readonly kind: 'more' } | { readonly kind: 'request'; readonly head: ParsedHead; readonly used: number } | HeadError;
@@ -180,7 +182,8 @@ export class HeadParser {
   }
 
   private error(status: HeadError['status'], detail?: string): HeadError {
-    return { kind: 'error', status, ...(detail !== undefined ? { detail } : {}), http09: false, method: this.method };
+    const ua = this.headers['user-agent'];
+    return { kind: 'error', status, ...(detail !== undefined ? { detail } : {}), http09: false, method: this.method, ...(ua !== undefined ? { userAgent: ua } : {}) };
   }
 
   /** nginx's buffer ran full with the head incomplete: move to a large buffer, or refuse. */
@@ -640,4 +643,27 @@ export class BodyReader {
     this.digits = 0;
     this.left = 0;
   }
+}
+
+/**
+ * nginx's User-Agent classes (ngx_http_process_user_agent, first User-Agent only): MSIE ("MSIE "
+ * with at least 3 more characters), MSIE 6 or older (keep-alive off after a POST), Chrome
+ * ("Chrome/" in a non-MSIE, non-Opera, non-"Gecko/" agent). Opera is neither.
+ */
+export function userAgentClass(ua: string | undefined): { msie: boolean; msie6: boolean; chrome: boolean } {
+  if (ua === undefined) return { msie: false, msie6: false, chrome: false };
+  let msie = false;
+  let msie6 = false;
+  const at = ua.indexOf('MSIE ');
+  if (at !== -1 && at + 7 < ua.length) {
+    msie = true;
+    if (ua[at + 6] === '.') {
+      const major = ua[at + 5];
+      if (major === '4' || major === '5') msie6 = true;
+      else if (major === '6' && !ua.slice(at + 8).includes('SV1')) msie6 = true;
+    }
+  }
+  if (ua.includes('Opera')) return { msie: false, msie6: false, chrome: false };
+  const chrome = !msie && !ua.includes('Gecko/') && ua.includes('Chrome/');
+  return { msie, msie6, chrome };
 }

@@ -5,8 +5,8 @@
  * decoy and nothing else. The same front without the upgrade (createDecoyListener) serves the
  * decoy alone, byte for byte as the bridge does.
  *
- * Timeouts follow nginx: the TLS handshake and then the request head each get
- * HANDSHAKE_TIMEOUT_MS (client_header_timeout); an idle kept-alive connection
+ * Timeouts follow nginx: the TLS handshake and the first request head together get
+ * HANDSHAKE_TIMEOUT_MS from accept (client_header_timeout); an idle kept-alive connection
  * HTTP_KEEPALIVE_TIMEOUT_MS (keepalive_timeout); after a `Connection: close` answer the peer gets
  * HTTP_CLOSE_LINGER_MS to close its side (lingering_timeout). A timeout closes without an answer.
  */
@@ -19,8 +19,8 @@ import { PosternError } from '../core/errors.js';
 import { listenTcp } from '../core/listen.js';
 import { sendQueueBound, type Limits } from '../core/limits.js';
 import { createBuiltinDecoy } from '../decoy/builtin.js';
-import { errorPage, serializeHead, type Decoy, type DecoyResponse } from '../decoy/decoy.js';
-import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
+import { errorPage, padForBrowser, serializeHead, type Decoy, type DecoyResponse } from '../decoy/decoy.js';
+import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, userAgentClass, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
@@ -140,6 +140,8 @@ interface Conn {
 
 /** nginx's keepalive_requests: after this many requests a connection is closed. */
 const KEEPALIVE_REQUESTS_MAX_COUNT = 1_000;
+/** nginx's keepalive_time: a connection older than this is closed after its current request. */
+const KEEPALIVE_CONNECTION_MAX_MS = 60 * 60_000;
 
 /** The first byte of a TLS record (handshake) or of an SSLv2-style hello, as nginx tells TLS from plain HTTP. */
 const looksLikeTls = (b: number): boolean => b === 0x16 || (b & 0x80) !== 0;
@@ -238,8 +240,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       });
       s.once('close', () => raw.destroy());
       s.once('secure', () => {
-        c.top = s;
-        arm(c, limits.HANDSHAKE_TIMEOUT_MS, upgrade?.onHandshakeTimeout); // now the request head
+        c.top = s; // the timer armed at accept still runs: nginx's covers the handshake and the first head together
         serveHttp(c, false);
       });
     });
@@ -256,6 +257,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
    */
   const serveHttp = (c: Conn, plainOnTls: boolean): void => {
     const sock = c.top;
+    const startedAt = Date.now();
     let buf: Buffer = Buffer.alloc(0);
     let parser = new HeadParser();
     let busy = false;
@@ -346,9 +348,11 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       }
     };
 
-    const refuse = (status: number, detail: string | undefined, http09: boolean, method: string | null): void => {
+    /** nginx's answer to a request it refuses while reading it; closes. `ua` as far as the head was read. */
+    const refuse = (status: number, detail: string | undefined, http09: boolean, method: string | null, ua?: string): void => {
       sock.pause();
-      finishWith(errorPage(status, { keepAlive: false, head: method === 'HEAD', ...(detail !== undefined ? { detail } : {}) }), false, http09);
+      const page = errorPage(status, { keepAlive: false, head: method === 'HEAD', ...(detail !== undefined ? { detail } : {}) });
+      finishWith(http09 ? page : padForBrowser(page, userAgentClass(ua)), false, http09);
     };
 
     const step = (): void => {
@@ -357,7 +361,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       if (r.kind === 'more') return;
       disarm(c);
       if (r.kind === 'error') {
-        refuse(r.status, r.detail, r.http09, r.method);
+        refuse(r.status, r.detail, r.http09, r.method, r.userAgent);
         return;
       }
       requests++;
@@ -365,18 +369,26 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       const rest = buf.subarray(r.used);
       buf = Buffer.alloc(0);
       const problem = headProblem(head);
-      if (problem !== null) return refuse(problem.status, problem.detail, false, head.method);
-      if (plainOnTls) return refuse(400, 'The plain HTTP request was sent to HTTPS port', false, head.method);
+      const ua = head.headers['user-agent'];
+      if (problem !== null) return refuse(problem.status, problem.detail, false, head.method, ua);
+      if (plainOnTls) return refuse(400, 'The plain HTTP request was sent to HTTPS port', false, head.method, ua);
       if (upgrade !== null && head.headers.upgrade !== undefined && tryUpgrade(head, rest)) {
         handedOver = true;
         sock.off('data', onData);
         return;
       }
       const http09 = head.httpVersion === '0.9';
-      const keepAlive = !closing && !http09 && requests < KEEPALIVE_REQUESTS_MAX_COUNT && wantsKeepAlive(head);
+      const browser = userAgentClass(ua);
+      const keepAlive =
+        !closing &&
+        !http09 &&
+        requests < KEEPALIVE_REQUESTS_MAX_COUNT &&
+        Date.now() - startedAt <= KEEPALIVE_CONNECTION_MAX_MS &&
+        !(browser.msie6 && head.method === 'POST') && // keepalive_disable msie6
+        wantsKeepAlive(head);
       const cl = head.headers['content-length'];
       const length = cl === undefined ? 0 : Number(cl);
-      if (length > limits.DECOY_MAX_BODY_BYTES) return refuse(413, undefined, false, head.method);
+      if (length > limits.DECOY_MAX_BODY_BYTES) return refuse(413, undefined, false, head.method, ua);
       const chunked = head.headers['transfer-encoding'] !== undefined;
       let bodyStream: PassThrough | null = null;
       busy = true;
@@ -405,7 +417,12 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
         )
         .catch((): DecoyResponse => errorPage(500, { keepAlive: false, head: head.method === 'HEAD' }))
         .then(
-          (res) => finishWith(res, keepAlive && !/^close$/i.test(res.headers.find(([k]) => k === 'Connection')?.[1] ?? ''), http09),
+          (res) =>
+            finishWith(
+              http09 ? res : padForBrowser(res, browser),
+              keepAlive && !/^close$/i.test(res.headers.find(([k]) => k === 'Connection')?.[1] ?? ''),
+              http09,
+            ),
           () => kill(c),
         );
     };
