@@ -296,6 +296,10 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
         body = null;
         if (r.rest.length > 0) buf = buf.length === 0 ? r.rest : Buffer.concat([buf, r.rest]);
         if (busy) sock.pause();
+        else if (buf.length > 0) {
+          arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next request, already here
+          step();
+        }
       } else if (!ok) {
         sock.pause();
         b.sink.once('drain', () => sock.resume());

@@ -172,27 +172,39 @@ afterAll(async () => {
 describe('the decoy answers every probe as nginx 1.22 does (issue 10)', () => {
   it(`HTTP: ${HTTP_PROBES.length} probes — same status, headers, body and end as nginx, from postern decoy and from the bridge`, async () => {
     expect(HTTP_PROBES.length).toBeGreaterThanOrEqual(58);
+    const runOne = async (p: HttpProbe): Promise<{ n: Outcome; d: Outcome; b: Outcome }> => {
+      const probe = { ...p, send: p.send.map((s) => (typeof s === 'string' ? s.replaceAll('{secret}', secretPath) : s)) };
+      const [n, d, b] = await Promise.all([runHttp(nginx.port, probe), runHttp(decoyPort, probe), runHttp(bridgePort, probe)]);
+      return { n, d, b };
+    };
     const results: Array<{ p: HttpProbe; n: Outcome; d: Outcome; b: Outcome }> = [];
     // In batches, the three servers side by side, so that a busy machine does not blur the timing.
     for (let i = 0; i < HTTP_PROBES.length; i += BATCH) {
       results.push(
         ...(await Promise.all(
-          HTTP_PROBES.slice(i, i + BATCH).map(async (p) => {
-            const probe = { ...p, send: p.send.map((s) => (typeof s === 'string' ? s.replaceAll('{secret}', secretPath) : s)) };
-            const [n, d, b] = await Promise.all([runHttp(nginx.port, probe), runHttp(decoyPort, probe), runHttp(bridgePort, probe)]);
-            return { p, n, d, b };
-          }),
+          HTTP_PROBES.slice(i, i + BATCH).map(async (p) => ({ p, ...(await runOne(p)) })),
         )),
       );
     }
-    const diffs: string[] = [];
-    for (const { p, n, d, b } of results) {
-      for (const [who, o] of [['decoy', d], ['bridge', b]] as const) {
-        if (p.exception !== undefined) continue;
-        if (normalise(o.text) !== normalise(n.text)) diffs.push(`${p.name} [${who}] bytes:\n--- nginx\n${JSON.stringify(normalise(n.text))}\n--- ${who}\n${JSON.stringify(normalise(o.text))}`);
-        else if (o.end !== n.end) diffs.push(`${p.name} [${who}] end: nginx ${n.end}, ${who} ${o.end}`);
-        else if (Math.abs(o.ms - n.ms) > TIMING_SLACK_MS) diffs.push(`${p.name} [${who}] end time: nginx ${Math.round(n.ms)} ms, ${who} ${Math.round(o.ms)} ms`);
+    const differences = (r: { p: HttpProbe; n: Outcome; d: Outcome; b: Outcome }): { bytesOrEnd: string[]; time: string[] } => {
+      const out = { bytesOrEnd: [] as string[], time: [] as string[] };
+      for (const [who, o] of [['decoy', r.d], ['bridge', r.b]] as const) {
+        const n = r.n;
+        if (normalise(o.text) !== normalise(n.text)) out.bytesOrEnd.push(`${r.p.name} [${who}] bytes:\n--- nginx\n${JSON.stringify(normalise(n.text))}\n--- ${who}\n${JSON.stringify(normalise(o.text))}`);
+        else if (o.end !== n.end) out.bytesOrEnd.push(`${r.p.name} [${who}] end: nginx ${n.end}, ${who} ${o.end}`);
+        else if (Math.abs(o.ms - n.ms) > TIMING_SLACK_MS) out.time.push(`${r.p.name} [${who}] end time: nginx ${Math.round(n.ms)} ms, ${who} ${Math.round(o.ms)} ms`);
       }
+      return out;
+    };
+    const diffs: string[] = [];
+    for (const r of results) {
+      if (r.p.exception !== undefined) continue;
+      const found = differences(r);
+      diffs.push(...found.bytesOrEnd);
+      if (found.time.length === 0) continue;
+      // Timing alone differs: on a loaded machine, run that probe once more, alone, before believing it.
+      const again = await runOne(r.p);
+      diffs.push(...differences({ p: r.p, ...again }).time);
     }
     expect(diffs.join('\n\n')).toBe('');
     // The table tests what it says: nginx really gave these answers.
