@@ -8,10 +8,9 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProbe, type ProbeOutcome } from '../helpers/http-probe.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
 import { init } from '../helpers/stack.js';
@@ -31,58 +30,13 @@ const TIMING_SLACK_MS = 700;
 
 interface Outcome {
   text: string;
-  end: 'fin' | 'reset' | 'open';
+  end: ProbeOutcome['end'];
   ms: number;
 }
 
-function runHttp(port: number, probe: HttpProbe): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let t0 = performance.now();
-    let end: Outcome['end'] = 'fin';
-    let done = false;
-    const sock: net.Socket =
-      probe.plain === true
-        ? net.connect({ host: '127.0.0.1', port })
-        : tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'decoy.example', ALPNProtocols: ['http/1.1'] });
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(cut);
-      clearTimeout(giveUp);
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), end, ms: performance.now() - t0 });
-    };
-    // Cut PROBE_MAX_MS after the connection is up (the handshake itself may wait on a busy machine).
-    let cut: NodeJS.Timeout | undefined;
-    const startCut = (): void => {
-      cut = setTimeout(() => {
-        end = 'open';
-        finish();
-        sock.destroy();
-      }, PROBE_MAX_MS);
-    };
-    const giveUp = setTimeout(() => {
-      end = 'open';
-      finish();
-      sock.destroy();
-    }, PROBE_MAX_MS * 3);
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') end = 'reset';
-    });
-    sock.on('close', finish);
-    sock.once(probe.plain === true ? 'connect' : 'secureConnect', () => {
-      t0 = performance.now();
-      startCut();
-      void (async () => {
-        for (const step of probe.send) {
-          if (done) return;
-          if (typeof step === 'number') await new Promise((r) => setTimeout(r, step));
-          else sock.write(typeof step === 'string' ? Buffer.from(step, 'latin1') : step);
-        }
-      })();
-    });
-  });
+async function runHttp(port: number, probe: HttpProbe): Promise<Outcome> {
+  const o = await runProbe(port, probe.send, { maxMs: PROBE_MAX_MS, ...(probe.plain === true ? { plain: true } : {}) });
+  return { text: o.bytes.toString('latin1'), end: o.end, ms: o.ms };
 }
 
 /** `openssl s_client` with the probe's options: what was negotiated, or the alert received. */
