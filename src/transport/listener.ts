@@ -258,7 +258,28 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
   const serveHttp = (c: Conn, plainOnTls: boolean): void => {
     const sock = c.top;
     const startedAt = Date.now();
+    // Bytes of the request being read (and any pipelined after it). Appending copies into a store
+    // that grows by doubling, so a head trickled in tiny pieces costs linear copying, not quadratic.
     let buf: Buffer = Buffer.alloc(0);
+    let store: Buffer = buf;
+    /** Whether `buf` is the start of `store` (else it is someone else's bytes and is copied first). */
+    let owned = false;
+    const append = (d: Buffer): void => {
+      if (buf.length === 0) {
+        buf = d;
+        owned = false;
+        return;
+      }
+      const need = buf.length + d.length;
+      if (!owned || need > store.length) {
+        const next = Buffer.allocUnsafe(Math.max(need, 2 * buf.length));
+        buf.copy(next, 0);
+        store = next;
+        owned = true;
+      }
+      d.copy(store, buf.length);
+      buf = store.subarray(0, need);
+    };
     let parser = new HeadParser();
     let busy = false;
     let requests = 0;
@@ -271,7 +292,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
         return;
       }
       if (buf.length === 0 && requests > 0 && !busy) arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next head: client_header_timeout
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      append(d);
       if (busy) {
         if (buf.length > NGINX_MAX_HEAD_BYTES) sock.pause(); // pipelined bytes wait, bounded
         return;
@@ -294,7 +315,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       if (r.done) {
         b.sink.end();
         body = null;
-        if (r.rest.length > 0) buf = buf.length === 0 ? r.rest : Buffer.concat([buf, r.rest]);
+        if (r.rest.length > 0) append(r.rest);
         if (busy) sock.pause();
         else if (buf.length > 0) {
           arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next request, already here
@@ -372,6 +393,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
       const head = r.head;
       const rest = buf.subarray(r.used);
       buf = Buffer.alloc(0);
+      owned = false;
       const problem = headProblem(head);
       const ua = head.headers['user-agent'];
       if (problem !== null) return refuse(problem.status, problem.detail, false, head.method, ua);
@@ -402,6 +424,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
         if (rest.length > 0) feedBody(rest);
       } else {
         buf = rest;
+        owned = false;
         sock.pause();
       }
       decoy

@@ -125,6 +125,7 @@ export const HTTP_PROBES: HttpProbe[] = [
   { name: 'pipelined requests', send: [get('/') + get('/style.css') + get('/nope', close)] },
   { name: 'keep-alive sequence with pauses', send: [get('/'), 300, get('/style.css'), 300, get('/nope', close)] },
   { name: 'GET then garbage on the same connection', send: [`${get('/')}BLAH\r\n\r\n`] },
+  { name: 'request trickled a byte at a time', send: [...get('/style.css', close)].flatMap((ch) => [ch, 2]) },
   { name: 'leading empty lines', send: [`\r\n\r\n${get('/', close)}`] },
   { name: 'LF-only line ends', send: ['GET / HTTP/1.1\nHost: decoy.example\nConnection: close\n\n'] },
   { name: 'several spaces in the request line', send: [`GET   /   HTTP/1.1\r\n${H}${close}\r\n`] },
