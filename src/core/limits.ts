@@ -94,11 +94,14 @@ export const LIMITS = {
   TUNNEL_WAIT_MS: 10_000,
 
   // ── Transport ────────────────────────────────────────────────────────────
-  /** The TLS handshake, and then the first request head, must each complete within this time (nginx's client_header_timeout is 60 s). */
+  /** The TLS handshake and the first request head together must complete within this time of the accept (nginx's client_header_timeout is 60 s). */
   HANDSHAKE_TIMEOUT_MS: 60_000,
   /** The client gives up dialing a bridge after this time. */
   DIAL_TIMEOUT_MS: 15_000,
-  /** Largest HTTP request header the bridge accepts (nginx default large_client_header_buffers 4×8k). */
+  /**
+   * No longer read: the web front's head limits are nginx's fixed buffers (1k + 4×8k,
+   * decoy/http-head.ts), because a different limit would tell it from nginx. Kept so configs setting it still load.
+   */
   HTTP_MAX_HEADER_BYTES: 16 * 1024,
   /** A kept-alive connection to the bridge's web front must send its next request within this (nginx keepalive_timeout 75 s). */
   HTTP_KEEPALIVE_TIMEOUT_MS: 75_000,
