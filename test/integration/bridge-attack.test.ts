@@ -211,7 +211,7 @@ describe('finding 4: budgets per user', () => {
   it('streams to a sink that never reads hold at most the user’s buffer budget; then only she is refused', async () => {
     const s = await scene({ USER_MAX_BUFFERED_BYTES: 32 * MIB });
     const target = await sink();
-    const { client, port: malloryPort } = await startClient(s.mallory);
+    const { client, port: malloryPort } = await startClient(s.mallory, ['--exact-replies']); // counts the bridge's refusals in the SOCKS replies
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'mallory tunnel up');
     const peak = rssSampler(s.bridge.pid, rssBytes);
     const payload = Buffer.alloc(512 * 1024, 0x41);
@@ -252,7 +252,7 @@ describe('finding 4: budgets per user', () => {
     // The descriptor limit the issue measured with: 1,024 (read again by the bridge once a second).
     execFileSync('prlimit', ['--pid', String(s.bridge.pid), '--nofile=1024:1024']);
     await new Promise((r) => setTimeout(r, 1_100));
-    const { client, port: malloryPort } = await startClient(s.mallory);
+    const { client, port: malloryPort } = await startClient(s.mallory, ['--exact-replies']); // counts the bridge's refusals in the SOCKS replies
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'mallory tunnel up');
     const sockets: net.Socket[] = [];
     let accepted = 0;

@@ -27,7 +27,7 @@ beforeAll(async () => {
   deadPort = (closed.address() as net.AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
   stack = await startStack({ clientArgs: ['--log-level', 'debug'] });
-  const client = new Postern(['client', '--bridge', stack.uri, '--listen', '127.0.0.1:0'], { POSTERN_EXACT_REPLIES: '1' });
+  const client = new Postern(['client', '--bridge', stack.uri, '--listen', '127.0.0.1:0', '--no-auth'], { POSTERN_EXACT_REPLIES: '1' });
   exact = { client, port: await client.listening('socks') };
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'exact client tunnel up');
 });
@@ -174,7 +174,7 @@ describe('--exact-replies (POSTERN_EXACT_REPLIES=1): the exact code, after the b
 
 describe('tunnel down: the exact code in the default mode too', () => {
   it('a client whose bridge does not answer replies 0x01 instead of success', async () => {
-    const client = new Postern(['client', '--bridge', withPort(stack.uri, deadPort), '--listen', '127.0.0.1:0']);
+    const client = new Postern(['client', '--bridge', withPort(stack.uri, deadPort), '--listen', '127.0.0.1:0', '--no-auth']);
     const port = await client.listening('socks');
     const { socket, reply } = await pipelined(port, ipv4Request('127.0.0.1', echo.port), 'x');
     expect(reply).toBe(0x01);

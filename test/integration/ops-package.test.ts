@@ -42,7 +42,7 @@ describe('npm package', () => {
 
     // Country rules read the installed data package (nothing is downloaded at run time).
     const explain = await exec(bin, ['client', '--route', 'domestic-direct', '--explain', '77.88.8.8:443'], { cwd: app, timeout: 60_000 });
-    expect(explain.stdout.trim()).toBe('77.88.8.8:443 → direct by rule 2 "domestic addresses" (domestic-direct)');
+    expect(explain.stdout.trim()).toBe('77.88.8.8:443 → direct by rule 4 "domestic addresses" (domestic-direct)');
 
     const init = await exec(bin, ['init', '--dir', path.join(app, 'etc'), '--host', '127.0.0.1', '--port', '8443'], { cwd: app, timeout: 20_000 });
     expect(init.stdout.trim()).toMatch(/^postern:\/\/.+@127\.0\.0\.1:8443\//);
