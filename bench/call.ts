@@ -511,10 +511,11 @@ async function main(): Promise<boolean> {
     const clientUri = uri.replace(re, `$1${n.nsAddr}:${bridgePort}`);
     const client = new Daemon(
       'client',
-      spawn(process.execPath, [bin, 'client', '--bridge', clientUri, '--listen', '127.0.0.1:0', '--log-level', values['log-level']!], {
+      // --no-auth: this bench's SOCKS client sends no password (loopback only).
+      spawn(process.execPath, [bin, 'client', '--bridge', clientUri, '--listen', '127.0.0.1:0', '--no-auth', '--log-level', values['log-level']!], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NO_COLOR: '1' },
+        env: { ...process.env, NO_COLOR: "1", XDG_CONFIG_HOME: dir, XDG_STATE_HOME: dir },
       }),
     );
     daemons.push(client);

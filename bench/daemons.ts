@@ -3,7 +3,7 @@
  * ends it by PID: SIGTERM, then SIGKILL after a bounded wait. Every daemon started here is also
  * killed if the bench itself exits early.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,11 +116,30 @@ export class Daemon {
   }
 }
 
+// Benchmarks never write into the real home folder (stored credentials, learned wall budgets).
+const BENCH_HOME = mkdtempSync(path.join(os.tmpdir(), 'postern-bench-home-'));
+process.on('exit', () => rmSync(BENCH_HOME, { recursive: true, force: true }));
+
+const helpCache = new Map<string, string>();
+/**
+ * Whether this build's `postern client` takes a flag: builds since local credentials became the
+ * default need --no-auth for the benches' unauthenticated SOCKS client; older builds (bench/ab.ts
+ * A/B runs) refuse the flag and need nothing.
+ */
+function clientTakes(flag: string): boolean {
+  let help = helpCache.get(BIN);
+  if (help === undefined) {
+    help = execFileSync(process.execPath, [BIN, 'client', '--help'], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: BENCH_HOME } });
+    helpCache.set(BIN, help);
+  }
+  return help.includes(flag);
+}
+
 function spawnPostern(name: string, nodeFlags: string[], args: string[]): Daemon {
   const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: BENCH_HOME, XDG_STATE_HOME: BENCH_HOME },
   });
   return new Daemon(name, child);
 }
@@ -173,6 +192,10 @@ export interface PairOptions {
   bridgeLimits?: Record<string, number>;
   logLevel: string;
   startTimeoutMs: number;
+  /** Extra arguments for `postern client` (e.g. --exact-replies). */
+  clientArgs?: string[];
+  /** Puts something (a delay relay) between client and bridge: given the bridge's port, returns the port the client dials. */
+  via?: (bridgePort: number) => Promise<number>;
 }
 
 /** init + bridge + client; resolves once both listen (and, if it says so in time, the tunnel is up). */
@@ -212,11 +235,13 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     const client = spawnPostern('client', opts.nodeFlags, [
       'client',
       '--bridge',
-      withPort(uri, bridgePort),
+      withPort(uri, opts.via ? await opts.via(bridgePort) : bridgePort),
       '--listen',
       '127.0.0.1:0',
       '--log-level',
       opts.logLevel,
+      ...(clientTakes('--no-auth') ? ['--no-auth'] : []),
+      ...(opts.clientArgs ?? []),
     ]);
     clientD = client;
     const cl = await client.waitFor((l) => l.msg === 'listening' && l.role === 'socks', opts.startTimeoutMs, 'client listening');

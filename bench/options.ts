@@ -3,8 +3,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from './daemons.js';
 
-export type Section = 'throughput' | 'latency' | 'rss';
-const SECTIONS: readonly Section[] = ['throughput', 'latency', 'rss'];
+export type Section = 'throughput' | 'latency' | 'rss' | 'slowpath';
+const SECTIONS: readonly Section[] = ['throughput', 'latency', 'rss', 'slowpath'];
 
 export interface BenchOptions {
   quick: boolean;
@@ -13,6 +13,8 @@ export interface BenchOptions {
   reps: number;
   latencySamples: number;
   latencyWarmup: number;
+  /** Samples per client and delay in the slow-path section. */
+  slowSamples: number;
   idleStreams: number;
   /** How long RSS is sampled (1 Hz) before a value counts as settled. */
   settleMs: number;
@@ -37,9 +39,10 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --size-mb N          MiB per transfer, each way (default 256; env POSTERN_BENCH_SIZE_MB)
   --reps N             runs per throughput case; the median is reported (default 3)
   --samples N          new-stream latency samples per path (default 300)
+  --slow-samples N     new-stream samples per client and delay over the delay relay (default 40; quick 20)
   --streams N          idle streams for the RSS measurement (default 1000)
   --settle-ms N        RSS sampling window before a value counts as settled (default 12000)
-  --only LIST          comma-separated subset of: throughput,latency,rss
+  --only LIST          comma-separated subset of: throughput,latency,rss,slowpath
   --baselines-only     direct TCP and TLS pair only (no Postern daemons)
   --no-pipeline        wait for the SOCKS method reply before sending CONNECT
   --cpu-prof           run the daemons under node --cpu-prof (profiles in bench/results/prof-*/)
@@ -68,6 +71,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'size-mb': { type: 'string' },
       reps: { type: 'string' },
       samples: { type: 'string' },
+      'slow-samples': { type: 'string' },
       streams: { type: 'string' },
       'settle-ms': { type: 'string' },
       only: { type: 'string' },
@@ -104,6 +108,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     reps: positiveInt('--reps', values.reps, quick ? 2 : 3),
     latencySamples: positiveInt('--samples', values.samples, quick ? 100 : 300),
     latencyWarmup: quick ? 20 : 50,
+    slowSamples: positiveInt('--slow-samples', values['slow-samples'], quick ? 20 : 40),
     idleStreams: positiveInt('--streams', values.streams, 1000),
     settleMs: positiveInt('--settle-ms', values['settle-ms'], quick ? 5000 : 12_000),
     sections,

@@ -5,7 +5,9 @@
  *      wss → bridge daemon → TCP server) vs direct TCP to the same server vs a plain Node TLS pair;
  *   2. new-stream latency on a warm tunnel: SOCKS CONNECT + first echoed byte vs a direct TCP
  *      connect + first echoed byte;
- *   3. RSS of both daemons at rest and with N idle streams open (fresh daemons).
+ *   3. RSS of both daemons at rest and with N idle streams open (fresh daemons);
+ *   4. new stream over a slow path: a delay relay between client and bridge, time to first byte as
+ *      a multiple of the tunnel RTT, default (optimistic) and --exact-replies side by side.
  *
  * Prints a table on stdout (progress on stderr) and writes JSON to bench/results/latest.json.
  * Exits 0 whether or not the targets are met; 1 only if the bench could not run.
@@ -22,11 +24,17 @@ import { readCpuMs, readMem, readSystemCpuMs, type MemSample } from './proc.js';
 import { startServers, type ServerHost } from './server-host.js';
 import { max, median, quantile, sleep } from './stats.js';
 import { download, upload } from './throughput.js';
+import { measureSlowPath, slowPathReport, type SlowCase } from './slowpath.js';
 
 // ── targets (from the issue) ─────────────────────────────────────────────────────────────────
 const TARGET_THROUGHPUT_VS_TLS = 0.35;
 const TARGET_LATENCY_VS_DIRECT = 2.5;
 const TARGET_RSS_PER_STREAM_KIB = 16;
+/** Issue 12: RSS of each daemon, fresh and with the idle streams open (default mode), MiB. */
+const TARGET_RSS_FRESH_MIB = 45;
+const TARGET_RSS_IDLE_MIB = 80;
+/** Bulk transfer each way before the RSS warm-up (at most; --size-mb if smaller). */
+const RSS_BULK_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Longest wait for a quiet machine before one measurement (see waitQuiet). */
 const QUIET_MAX_WAIT_MS = 30_000;
@@ -249,6 +257,8 @@ interface Settled {
   samplesKiB: number[];
 }
 interface RssSide {
+  /** Fresh daemon, tunnel up, nothing carried yet. */
+  fresh: Settled;
   start: Settled;
   withStreams: Settled;
   afterClose: Settled;
@@ -257,6 +267,8 @@ interface RssSide {
 }
 interface RssResult {
   streams: number;
+  /** Bytes moved each way through one stream before the warm-up (0: none). */
+  bulkBytes: number;
   openMs: number;
   client: RssSide;
   bridge: RssSide;
@@ -297,6 +309,15 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
       }
       return { n, ms: Date.now() - t0 };
     };
+    const pids = [pair.client.pid, pair.bridge.pid];
+    log(`rss: settling ${opts.settleMs} ms (fresh daemons)`);
+    const [cf, bf] = await settle(pids, opts.settleMs);
+    // A bulk transfer each way first, as a real session has (V8's young generation grows under it).
+    const bulkBytes = Math.min(opts.sizeBytes, RSS_BULK_MAX_BYTES);
+    const bulk = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, opts.pipeline);
+    log(`rss: bulk transfer, ${(bulkBytes / 1048576).toFixed(0)} MiB each way`);
+    await download(await bulk(), bulkBytes, 120_000);
+    await upload(await bulk(), bulkBytes, 120_000);
     // Warm-up: one full cycle of the same number of streams, opened, echoed and closed. The heap
     // (V8 grows its young generation under allocation pressure) and malloc arenas reach the size
     // the measured cycle needs, so the growth below is what the open streams hold, not one-off growth.
@@ -304,7 +325,6 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
     const warm = await openIdleStreams(connect, opts.idleStreams, IDLE_OPEN_CONCURRENCY, IDLE_OPEN_DEADLINE_MS);
     for (const s of warm) s.destroy();
     await waitEchoOpen((n) => n === 0, CLOSE_CHECK_MS);
-    const pids = [pair.client.pid, pair.bridge.pid];
     log(`rss: settling ${opts.settleMs} ms (baseline)`);
     const [c0, b0] = await settle(pids, opts.settleMs);
     log(`rss: opening ${opts.idleStreams} idle streams`);
@@ -319,7 +339,8 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
     const drained = await waitEchoOpen((n) => n === 0, CLOSE_CHECK_MS);
     log(`rss: closed; ${drained.n} still open at the echo server after ${drained.ms} ms`);
     const [c2, b2] = await settle(pids, Math.min(opts.settleMs, 5_000));
-    const side = (a: Settled, b: Settled, c: Settled): RssSide => ({
+    const side = (f: Settled, a: Settled, b: Settled, c: Settled): RssSide => ({
+      fresh: f,
       start: a,
       withStreams: b,
       afterClose: c,
@@ -328,9 +349,10 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
     });
     return {
       streams: opts.idleStreams,
+      bulkBytes,
       openMs,
-      client: side(c0!, c1!, c2!),
-      bridge: side(b0!, b1!, b2!),
+      client: side(cf!, c0!, c1!, c2!),
+      bridge: side(bf!, b0!, b1!, b2!),
       leftOpenAfterClose: drained.n,
       closeDrainMs: drained.ms,
     };
@@ -369,6 +391,7 @@ function report(
   tput: ThroughputCase[] | null,
   lat: LatencyResult | null,
   rss: RssResult | null,
+  slow: SlowCase[] | null = null,
 ): { text: string; targets: Target[] } {
   const out: string[] = [];
   const targets: Target[] = [];
@@ -426,18 +449,32 @@ function report(
   if (rss) {
     out.push('');
     out.push(`3. RSS (VmRSS, KiB; median of the last 3 of ${Math.max(3, Math.round(opts.settleMs / 1000))} samples at 1 Hz), ${rss.streams} idle streams (opened in ${rss.openMs} ms), fresh daemons;`);
-    out.push(`   "at rest" is after a warm-up cycle that opened, echoed and closed ${rss.streams} streams`);
-    out.push(`   ${pad('', 10)}${lpad('at rest', 10)}${lpad(`${rss.streams} idle`, 12)}${lpad('KiB/stream', 12)}${lpad('(anon)', 9)}${lpad('after close', 13)}`);
+    out.push(
+      `   "fresh" is the daemons just started, tunnel up; then ${(rss.bulkBytes / 1048576).toFixed(0)} MiB each way through one stream, and "at rest" is after a warm-up cycle that opened, echoed and closed ${rss.streams} streams`,
+    );
+    out.push(`   ${pad('', 10)}${lpad('fresh', 10)}${lpad('at rest', 10)}${lpad(`${rss.streams} idle`, 12)}${lpad('KiB/stream', 12)}${lpad('(anon)', 9)}${lpad('after close', 13)}`);
+    const mib = (kib: number): number => kib / 1024;
     for (const name of ['client', 'bridge'] as const) {
       const s = rss[name];
       const ok = s.growthPerStreamKiB <= TARGET_RSS_PER_STREAM_KIB;
+      const okFresh = mib(s.fresh.rssKiB) <= TARGET_RSS_FRESH_MIB;
+      const okIdle = mib(s.withStreams.rssKiB) <= TARGET_RSS_IDLE_MIB;
       out.push(
-        `   ${pad(name, 10)}${lpad(String(s.start.rssKiB), 10)}${lpad(String(s.withStreams.rssKiB), 12)}${lpad(s.growthPerStreamKiB.toFixed(1), 12)}` +
-          `${lpad(s.anonGrowthPerStreamKiB.toFixed(1), 9)}${lpad(String(s.afterClose.rssKiB), 13)}   target ≤ ${TARGET_RSS_PER_STREAM_KIB} KiB/stream: ${verdict(ok)}`,
+        `   ${pad(name, 10)}${lpad(String(s.fresh.rssKiB), 10)}${lpad(String(s.start.rssKiB), 10)}${lpad(String(s.withStreams.rssKiB), 12)}${lpad(s.growthPerStreamKiB.toFixed(1), 12)}` +
+          `${lpad(s.anonGrowthPerStreamKiB.toFixed(1), 9)}${lpad(String(s.afterClose.rssKiB), 13)}   target ≤ ${TARGET_RSS_PER_STREAM_KIB} KiB/stream: ${verdict(ok)};` +
+          ` fresh ${mib(s.fresh.rssKiB).toFixed(1)} MiB ≤ ${TARGET_RSS_FRESH_MIB}: ${verdict(okFresh)}; ${rss.streams} idle ${mib(s.withStreams.rssKiB).toFixed(1)} MiB ≤ ${TARGET_RSS_IDLE_MIB}: ${verdict(okIdle)}`,
       );
       targets.push({ name: `RSS growth per idle stream, ${name}`, value: s.growthPerStreamKiB, limit: `<= ${TARGET_RSS_PER_STREAM_KIB} KiB`, pass: ok });
+      targets.push({ name: `RSS fresh, ${name}`, value: mib(s.fresh.rssKiB), limit: `<= ${TARGET_RSS_FRESH_MIB} MiB`, pass: okFresh });
+      targets.push({ name: `RSS with ${rss.streams} idle streams, ${name}`, value: mib(s.withStreams.rssKiB), limit: `<= ${TARGET_RSS_IDLE_MIB} MiB`, pass: okIdle });
     }
     out.push(`   after the bench closed all streams: ${rss.leftOpenAfterClose} still open at the echo server after ${rss.closeDrainMs} ms`);
+  }
+  if (slow) {
+    const r = slowPathReport(slow);
+    out.push('');
+    out.push(...r.lines);
+    targets.push(...r.targets);
   }
   const noise: string[] = [];
   if (tput) {
@@ -509,6 +546,7 @@ async function main(): Promise<number> {
   let tput: ThroughputCase[] | null = null;
   let lat: LatencyResult | null = null;
   let rss: RssResult | null = null;
+  let slow: SlowCase[] | null = null;
   try {
     const needPair = !o.baselinesOnly && (o.sections.has('throughput') || o.sections.has('latency'));
     if (needPair) {
@@ -541,6 +579,9 @@ async function main(): Promise<number> {
     }
     // Never under --cpu-prof: the profiler's own memory would count as growth.
     if (o.sections.has('rss') && !o.baselinesOnly) rss = await measureRss(o, servers, []);
+    if (o.sections.has('slowpath') && !o.baselinesOnly) {
+      slow = await measureSlowPath(servers.ports.echoPort, o.slowSamples, { logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, bridgeLimits: o.bridgeLimits }, log);
+    }
   } finally {
     if (pair) {
       process.stderr.write(`[bench] client log tail:\n${pair.client.tailText()}\n[bench] bridge log tail:\n${pair.bridge.tailText()}\n`);
@@ -550,9 +591,9 @@ async function main(): Promise<number> {
   }
 
   meta.quietWaitedMs = quietWaitedMs;
-  const { text, targets } = report(o, meta, tput, lat, rss);
+  const { text, targets } = report(o, meta, tput, lat, rss, slow);
   process.stdout.write(`\n${text}\n`);
-  const json = { meta, throughput: tput, latency: lat, rss, targets, table: text.split('\n') };
+  const json = { meta, throughput: tput, latency: lat, rss, slowPath: slow, targets, table: text.split('\n') };
   writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`);
   if (o.cpuProf) log(`CPU profiles in ${profDir} (summarise: tsx bench/profile-summary.ts ${path.relative(ROOT, profDir)})`);
   log(`wrote ${path.relative(ROOT, o.out)}`);

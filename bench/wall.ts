@@ -126,7 +126,7 @@ async function scenario(
   else relay.cutRange = [wall, wall];
   relay.delayMs = delayMs;
   const relayPort = await relay.listen();
-  const { client, port } = await startClient(withPort(uri, relayPort), clientArgs, { XDG_STATE_HOME: tempDir('postern-bench-') });
+  const { client, port } = await startClient(withPort(uri, relayPort), clientArgs, { env: { XDG_STATE_HOME: tempDir('postern-bench-') } });
   return { relay, client, socksPort: port };
 }
 

@@ -3,6 +3,7 @@ import { formatTarget } from '../core/address.js';
 import { PosternError, errorFromSystem } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 import { MuxSession, type IncomingOpen } from '../mux/session.js';
+import type { MuxStream } from '../mux/stream.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { CloseCode } from '../mux/transport.js';
 import { TokenVerifier } from '../transport/auth.js';
@@ -10,13 +11,46 @@ import { createBridgeListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
 import type { BridgeConfig } from '../config/bridge.js';
 import { SessionRegistry } from './sessions.js';
-import { connectTarget, limitResolver, PolicyRefusal, systemResolver, withHosts, type Resolver } from './egress.js';
+import { connectTarget, PolicyRefusal, withHosts, withTable, type Resolver } from './egress.js';
+import { caresResolver, dnsMetrics, DnsLimiter, limitResolver, type DnsMetrics } from './dns.js';
+import { HostsFile } from './hosts.js';
+import { LogSummary } from '../log/summary.js';
 import { createAdminServer, type AdminServer } from './admin.js';
-import { CountingVerifier, Governor } from './governor.js';
-import { Semaphore } from './limiter.js';
+import { BudgetRefusal, CountingVerifier, Governor, type StreamLease } from './governor.js';
 import type { BridgeMetrics } from './metrics.js';
 import { UdpAssociations } from './udp.js';
 import { compilePolicy, type EgressPolicy } from './policy.js';
+
+/**
+ * `req` with its budget lease released exactly once: when it is rejected, when accept() throws,
+ * when the open is cancelled before an answer, or when the accepted stream closes.
+ */
+function leased(req: IncomingOpen, lease: StreamLease): IncomingOpen {
+  const { release } = lease;
+  req.signal.addEventListener('abort', release, { once: true });
+  return {
+    streamId: req.streamId,
+    command: req.command,
+    target: req.target,
+    signal: req.signal,
+    accept: (window?: number) => {
+      let stream: MuxStream;
+      try {
+        stream = req.accept(window ?? lease.window);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      req.signal.removeEventListener('abort', release);
+      stream.once('close', release);
+      return stream;
+    },
+    reject: (err) => {
+      release();
+      req.reject(err);
+    },
+  };
+}
 
 function policyOf(c: BridgeConfig): EgressPolicy {
   return compilePolicy({ allowPrivate: c.allowPrivate, ...c.egress });
@@ -25,7 +59,7 @@ function policyOf(c: BridgeConfig): EgressPolicy {
 export interface BridgeOptions {
   readonly config: BridgeConfig;
   readonly logger: Logger;
-  /** Replaces DNS (tests); the config's `hosts` table is consulted first either way. */
+  /** Replaces DNS (tests); the config's `hosts` table and the hosts file are consulted first either way. */
   readonly resolver?: Resolver;
 }
 
@@ -39,8 +73,13 @@ export class Bridge {
   private readonly listener: ReturnType<typeof createBridgeListener>;
   private readonly sessions = new Set<MuxSession>();
   private resolver: Resolver;
-  /** DNS with bounded concurrency (EGRESS_DNS_MAX_*), under the `hosts` table. */
+  /** DNS (c-ares) with bounded, per-user concurrency (EGRESS_DNS_MAX_*), under the hosts file and the `hosts` table. */
   private readonly dnsResolver: Resolver;
+  private hostsFile: HostsFile | null;
+  private readonly dnsMetrics: DnsMetrics;
+  /** Per-minute info summaries of refused streams and refused upgrades (each one is at debug). */
+  private readonly refusedStreams: LogSummary;
+  private readonly refusedUpgrades: LogSummary;
   private policy: EgressPolicy;
   /** Per-user sessions, stream limits and metrics. */
   private readonly governor: Governor;
@@ -59,10 +98,14 @@ export class Bridge {
     this.registry = new SessionRegistry(this.config.limits, this.log);
     const { limits } = this.config;
     this.policy = policyOf(this.config);
-    const dns = new Semaphore(limits.EGRESS_DNS_MAX_CONCURRENT, limits.EGRESS_DNS_MAX_QUEUED);
-    this.dnsResolver = limitResolver(opts.resolver ?? systemResolver, dns);
-    this.resolver = withHosts(this.config.hosts, this.dnsResolver);
-    this.governor = new Governor(this.config.users, limits, () => this.sessions.size);
+    this.governor = new Governor(this.config.users, limits, () => this.sessions.size, this.log);
+    this.dnsMetrics = dnsMetrics(this.governor.metrics.registry);
+    const cares = caresResolver({ servers: () => this.config.dns.servers, tryTimeoutMs: limits.EGRESS_DNS_TIMEOUT_MS / 2 });
+    this.dnsResolver = limitResolver(opts.resolver ?? cares, new DnsLimiter(limits, this.dnsMetrics));
+    this.hostsFile = this.makeHostsFile(this.config);
+    this.resolver = this.makeResolver(this.config);
+    this.refusedStreams = new LogSummary(this.log, 'streams refused', 'byCode', limits.LOG_SUMMARY_INTERVAL_MS);
+    this.refusedUpgrades = new LogSummary(this.log, 'upgrades refused', 'byReason', limits.LOG_SUMMARY_INTERVAL_MS);
     this.udp = new UdpAssociations({
       limits,
       metrics: this.governor.metrics,
@@ -72,7 +115,7 @@ export class Bridge {
     });
     this.verifier = new CountingVerifier(
       [...this.config.users],
-      { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT },
+      { windowMs: limits.AUTH_WINDOW_MS, replayCacheCount: limits.AUTH_REPLAY_CACHE_PER_USER_COUNT },
       (reason) => this.governor.metrics.authFailures.inc({ reason }),
     );
     this.listener = createBridgeListener({
@@ -85,8 +128,22 @@ export class Bridge {
       logger: this.log,
       onSession: (transport, user, resumeId) => this.onSession(transport, user, resumeId),
       onHandshakeTimeout: () => this.metrics.handshakeTimeouts.inc(),
+      admitSession: (user, id, proof, head) => this.registry.admit(id, user, proof, head),
+      onRefused: (reason) => this.refusedUpgrades.note(reason),
       decoy: createDecoy(this.config.decoy, limits),
     });
+  }
+
+  private makeHostsFile(c: BridgeConfig): HostsFile | null {
+    return c.dns.hostsFile === null ? null : new HostsFile(c.dns.hostsFile, c.limits, this.log);
+  }
+
+  /** The config's `hosts` table, then the hosts file, then DNS (limited per user). */
+  private makeResolver(c: BridgeConfig): Resolver {
+    const hit = (): void => this.dnsMetrics.hostsAnswers.inc();
+    const file = this.hostsFile;
+    const underTable = file === null ? this.dnsResolver : withTable((name) => file.lookup(name), this.dnsResolver, hit);
+    return withHosts(c.hosts, underTable, hit);
   }
 
   get sessionCount(): number {
@@ -99,6 +156,7 @@ export class Bridge {
 
   /** Starts the public listener and, when configured, the admin listener (metrics, health). */
   async start(): Promise<{ host: string; port: number }> {
+    this.reportDescriptorLimit();
     const addr = await this.listener.listen();
     if (this.config.admin) {
       const admin = createAdminServer({ ...this.config.admin, registry: this.metrics.registry, logger: this.log });
@@ -112,6 +170,33 @@ export class Bridge {
       }
     }
     return addr;
+  }
+
+  /**
+   * Logs RLIMIT_NOFILE at start (Node has already raised the soft limit to the hard one) and the
+   * stream budgets under it; warns when the limit cannot hold what the budgets allow.
+   */
+  private reportDescriptorLimit(): void {
+    const { limits } = this.config;
+    const lim = this.governor.descriptors.limit;
+    if (lim === null) {
+      this.log.info('descriptor limit unknown (no /proc): streams are refused by the stream budgets only');
+      return;
+    }
+    const fmt = (n: number): number | string => (Number.isFinite(n) ? n : 'unlimited');
+    const streamsUnder = Math.max(0, lim.soft - limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT);
+    this.log.info(
+      { soft: fmt(lim.soft), hard: fmt(lim.hard), reserve: limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT, maxStreams: Math.min(limits.BRIDGE_MAX_STREAMS, streamsUnder) },
+      'descriptor limit (RLIMIT_NOFILE)',
+    );
+    if (lim.soft < lim.hard) this.log.warn({ soft: lim.soft, hard: lim.hard }, 'soft descriptor limit below the hard one; raise it (ulimit -n) before starting the bridge');
+    const wanted = limits.BRIDGE_MAX_STREAMS + limits.BRIDGE_MAX_SESSIONS + limits.BRIDGE_DESCRIPTOR_RESERVE_COUNT;
+    if (lim.soft < wanted) {
+      this.log.warn(
+        { limit: lim.soft, wanted },
+        'descriptor limit below BRIDGE_MAX_STREAMS + BRIDGE_MAX_SESSIONS + reserve: new streams are refused near the limit (raise LimitNOFILE, or lower the budgets)',
+      );
+    }
   }
 
   /**
@@ -129,7 +214,8 @@ export class Bridge {
     const closed = this.governor.setUsers(next.users);
     const restartOnly = (['listen', 'path', 'limits', 'admin'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     this.policy = policy;
-    this.resolver = withHosts(next.hosts, this.dnsResolver);
+    if (next.dns.hostsFile !== this.config.dns.hostsFile) this.hostsFile = this.makeHostsFile(next);
+    this.resolver = this.makeResolver(next);
     this.config = {
       ...this.config,
       users: next.users,
@@ -137,6 +223,7 @@ export class Bridge {
       allowPrivate: next.allowPrivate,
       egress: next.egress,
       hosts: next.hosts,
+      dns: next.dns,
       log: { ...this.config.log, destinations: next.log.destinations },
     };
     this.metrics.reloads.inc({ result: 'ok' });
@@ -176,7 +263,7 @@ export class Bridge {
     const log = this.log.child({ session: id, user });
     const session =
       resumeId !== null
-        ? this.registry.create(resumeId, user, transport, log)
+        ? this.registry.create(resumeId, user, transport, log, () => this.governor.sessionsOverBudget(user))
         : new MuxSession(transport, { role: 'bridge', limits, logger: log });
     this.sessions.add(session);
     this.governor.track(session, user, log);
@@ -194,20 +281,29 @@ export class Bridge {
     // The stream's child logger is made only when something is logged (most streams log nothing).
     let streamLog: Logger | null = null;
     const log = (): Logger => (streamLog ??= sessionLog.child({ stream: req.streamId }));
+    const lease = this.governor.admitStream(user, req.command === 'connect');
+    if (lease instanceof BudgetRefusal) {
+      this.metrics.streamsRefused.inc({ code: lease.code });
+      req.reject(lease);
+      return;
+    }
+    req = leased(req, lease);
     if (req.command === 'udp-associate') return this.udp.open(req, session, user, log);
     let socket: Socket;
     try {
       // req.signal aborts when the client cancels the open or the session ends first.
       socket = await connectTarget(
         req.target,
-        { policy: this.policy, resolver: this.resolver, limits: this.config.limits },
+        { policy: this.policy, resolver: this.resolver, limits: this.config.limits, user },
         req.signal,
       );
     } catch (err) {
       const e = errorFromSystem(err);
       this.metrics.streamsRefused.inc({ code: e.code });
       if (e instanceof PolicyRefusal) this.metrics.policyRefusals.inc({ reason: e.reason });
-      log().info(
+      // A user can make thousands of these a second: one info summary a minute, each one at debug.
+      this.refusedStreams.note(e instanceof PolicyRefusal ? `${e.code}/${e.reason}` : e.code);
+      if (sessionLog.isLevelEnabled('debug')) log().debug(
         {
           code: e.code,
           ...(e instanceof PolicyRefusal ? { policy: e.reason } : {}),
@@ -221,7 +317,7 @@ export class Bridge {
     socket.setNoDelay(true);
     let stream;
     try {
-      stream = req.accept();
+      stream = req.accept(lease.window);
     } catch (err) {
       // The session ended while we were connecting.
       socket.destroy();
@@ -248,5 +344,7 @@ export class Bridge {
     for (const s of this.sessions) s.close(CloseCode.GOING_AWAY, 'shutdown');
     await this.listener.close();
     await this.admin?.close();
+    this.refusedStreams.close();
+    this.refusedUpgrades.close();
   }
 }

@@ -1,9 +1,9 @@
-import dns from 'node:dns';
 import net from 'node:net';
 import type { Target } from '../core/address.js';
-import { PosternError, errorFromSystem } from '../core/errors.js';
+import { connectTcp } from '../core/dial.js';
+import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import type { Semaphore } from './limiter.js';
+import type { Resolver } from './dns.js';
 import { checkAddress, checkTarget, type EgressPolicy } from './policy.js';
 
 /** Why policy refused a stream (metrics label): its port, not on the allow-list, or a special range. */
@@ -18,38 +18,33 @@ export class PolicyRefusal extends PosternError {
   }
 }
 
-export interface ResolvedAddress {
-  readonly address: string;
-  readonly family: 4 | 6;
-}
+export type { Resolver, ResolvedAddress, LookupContext } from './dns.js';
 
-/** Resolves a name to addresses. Injectable so tests never depend on real DNS. */
-export type Resolver = (name: string) => Promise<ResolvedAddress[]>;
-
-export const systemResolver: Resolver = async (name) => {
-  const found = await dns.promises.lookup(name, { all: true, verbatim: true });
-  return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
-};
-
-/** Runs lookups through a semaphore: bounded concurrency, bounded wait queue, overflow → E_DNS. */
-export function limitResolver(next: Resolver, sem: Semaphore): Resolver {
-  return (name) => sem.run(() => next(name), () => new PosternError('E_DNS', 'too many lookups in progress'));
+/**
+ * A resolver that answers from a table first (a hosts file, the operator's `hosts`), else
+ * delegates. A name the table holds never waits for DNS. `onHit` counts such answers.
+ */
+export function withTable(lookup: (name: string) => readonly string[] | undefined, next: Resolver, onHit?: () => void): Resolver {
+  return async (name, ctx) => {
+    const fixed = lookup(name);
+    if (!fixed) return next(name, ctx);
+    onHit?.();
+    return fixed.map((address) => ({ address, family: net.isIPv6(address) ? 6 : 4 }));
+  };
 }
 
 /** A resolver that answers from a fixed table first (operator `hosts` overrides), else delegates. */
-export function withHosts(hosts: Readonly<Record<string, readonly string[]>>, next: Resolver): Resolver {
+export function withHosts(hosts: Readonly<Record<string, readonly string[]>>, next: Resolver, onHit?: () => void): Resolver {
   const table = new Map(Object.entries(hosts).map(([k, v]) => [k.toLowerCase(), v]));
-  return async (name) => {
-    const fixed = table.get(name.toLowerCase().replace(/\.$/, ''));
-    if (!fixed) return next(name);
-    return fixed.map((address) => ({ address, family: net.isIPv6(address) ? 6 : 4 }));
-  };
+  return withTable((name) => table.get(name.toLowerCase().replace(/\.$/, '')), next, onHit);
 }
 
 export interface EgressOptions {
   readonly policy: EgressPolicy;
   readonly resolver: Resolver;
   readonly limits: Pick<Limits, 'EGRESS_CONNECT_TIMEOUT_MS' | 'EGRESS_DNS_TIMEOUT_MS'>;
+  /** Whose stream this is: DNS lookups are counted against this user (dns.ts). */
+  readonly user?: string;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signal: AbortSignal): Promise<T> {
@@ -70,14 +65,28 @@ export async function resolveAllowed(target: Target, opts: EgressOptions, signal
   if (!pre.allowed) throw new PolicyRefusal(pre.reason, pre.reason === 'range' ? `${pre.range} range` : undefined);
   // An IP literal has been checked by checkTarget (address ranges included): nothing to resolve.
   if (target.kind !== 'domain') return [target.host];
-  const found = await withTimeout(
-    opts.resolver(target.host).catch((err: NodeJS.ErrnoException) => {
-      throw new PosternError('E_DNS', err?.code, { cause: err });
-    }),
-    opts.limits.EGRESS_DNS_TIMEOUT_MS,
-    () => new PosternError('E_DNS', 'resolution timed out'),
-    signal,
-  );
+  // The lookup's own signal aborts on timeout and on cancel: the query is cancelled and its DNS
+  // slot freed at once (dns.ts), not when a hung resolver finally gives up.
+  const lookup = new AbortController();
+  const onAbort = (): void => lookup.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  let found;
+  try {
+    found = await withTimeout(
+      opts.resolver(target.host, { ...(opts.user !== undefined ? { user: opts.user } : {}), signal: lookup.signal }).catch((err: NodeJS.ErrnoException) => {
+        if (err instanceof PosternError && err.code === 'E_DNS') throw err;
+        throw new PosternError('E_DNS', err?.code, { cause: err });
+      }),
+      opts.limits.EGRESS_DNS_TIMEOUT_MS,
+      () => {
+        lookup.abort();
+        return new PosternError('E_DNS', 'resolution timed out');
+      },
+      signal,
+    );
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
   const candidates = found.map((a) => a.address);
   if (candidates.length === 0) throw new PosternError('E_DNS', 'no addresses');
   const allowed = candidates.filter((a) => checkAddress(a, opts.policy).allowed);
@@ -86,40 +95,6 @@ export async function resolveAllowed(target: Target, opts: EgressOptions, signal
     throw new PolicyRefusal('range', d.allowed ? undefined : `${d.range} range`);
   }
   return allowed;
-}
-
-function connectOnce(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-      socket.off('connect', onConnect);
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      socket.destroy();
-      reject(errorFromSystem(err));
-    };
-    const onConnect = () => {
-      cleanup();
-      resolve(socket);
-    };
-    const onAbort = () => {
-      cleanup();
-      socket.destroy();
-      reject(new PosternError('E_CANCELLED'));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      socket.destroy();
-      reject(new PosternError('E_TIMEOUT', 'connect'));
-    }, timeoutMs);
-    socket.once('error', onError);
-    socket.once('connect', onConnect);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**
@@ -136,7 +111,7 @@ export async function connectTarget(target: Target, opts: EgressOptions, signal:
     const left = deadline - Date.now();
     if (left <= 0) break;
     try {
-      return await connectOnce(address, target.port, left, signal);
+      return await connectTcp(address, target.port, left, signal);
     } catch (err) {
       lastError = err;
       if (err instanceof PosternError && err.code === 'E_CANCELLED') throw err;

@@ -1,61 +1,11 @@
 /**
- * Small bounded primitives for the bridge: a semaphore with a bounded wait queue (DNS
- * concurrency), a token bucket (bandwidth caps) and a socket wrapper that applies a bucket by
- * pausing reads and holding write callbacks — backpressure, never buffering.
+ * Small bounded primitives for the bridge: a token bucket (bandwidth caps) and a socket wrapper
+ * that applies a bucket by pausing reads and holding write callbacks — backpressure, never
+ * buffering. (DNS slots are in dns.ts.)
  */
 import { Duplex } from 'node:stream';
 import type net from 'node:net';
 import { PosternError } from '../core/errors.js';
-
-/** At most `max` holders at once and at most `maxQueued` waiting; beyond that acquire() fails at once. */
-export class Semaphore {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
-
-  constructor(
-    private readonly max: number,
-    private readonly maxQueued: number,
-  ) {}
-
-  get inUse(): number {
-    return this.active;
-  }
-
-  get waiting(): number {
-    return this.queue.length;
-  }
-
-  /** Resolves with a release function; rejects with `overflow()` when the queue is full. */
-  acquire(overflow: () => Error): Promise<() => void> {
-    if (this.active < this.max) {
-      this.active++;
-      return Promise.resolve(this.releaser());
-    }
-    if (this.queue.length >= this.maxQueued) return Promise.reject(overflow());
-    return new Promise((resolve) => this.queue.push(() => resolve(this.releaser())));
-  }
-
-  private releaser(): () => void {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    };
-  }
-
-  /** Runs fn holding a slot. */
-  async run<T>(fn: () => Promise<T>, overflow: () => Error): Promise<T> {
-    const release = await this.acquire(overflow);
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 /**
  * A token bucket of `ratePerSecond` tokens (bytes) per second, holding at most `burst`.

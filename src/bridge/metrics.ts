@@ -80,6 +80,13 @@ export class Gauge {
   get(labels: Labels = {}): number {
     return this.family.samples.get(labelKey(labels))?.value ?? 0;
   }
+  /** Sets to 0 every sample whose `label` is not in `keep` (a per-user gauge of users now gone). */
+  zeroExcept(label: string, keep: ReadonlySet<string>): void {
+    for (const s of this.family.samples.values()) {
+      const v = s.labels[label];
+      if (v !== undefined && !keep.has(v)) s.value = 0;
+    }
+  }
 }
 
 export class Registry {
@@ -150,6 +157,14 @@ export function bridgeMetrics(registry = new Registry()) {
     authFailures: registry.counter('postern_auth_failures_total', 'Upgrades with a rejected credential, by reason.'),
     policyRefusals: registry.counter('postern_policy_refusals_total', 'Stream opens refused by egress policy, by reason.'),
     handshakeTimeouts: registry.counter('postern_handshake_timeouts_total', 'Connections dropped for not finishing the TLS handshake or request head in time.'),
+    // Budgets (docs/protocol.md §7.1, src/core/limits.ts USER_MAX_* and BRIDGE_MAX_*).
+    bufferedBytes: registry.gauge('postern_buffered_bytes', 'Bytes the bridge may be made to hold: open streams\' receive windows, sessions\' send queues and resume buffers.'),
+    userBufferedBytes: registry.gauge('postern_user_buffered_bytes', 'Bytes held per user (as postern_buffered_bytes), detached sessions included.'),
+    userStreams: registry.gauge('postern_user_streams', 'Streams open or connecting per user (UDP associations included).'),
+    userDescriptors: registry.gauge('postern_user_descriptors', 'Descriptors held per user: a socket per stream, association and session.'),
+    descriptors: registry.gauge('postern_descriptors', 'File descriptors open in the bridge process.'),
+    descriptorLimit: registry.gauge('postern_descriptor_limit', 'The process\'s RLIMIT_NOFILE (soft; 0 when unknown).'),
+    budgetRefusals: registry.counter('postern_budget_refusals_total', 'New streams refused because a budget is spent, by budget.'),
     reloads: registry.counter('postern_config_reloads_total', 'Configuration reloads, by result.'),
     // UDP ASSOCIATE (docs/protocol.md §10). UDP payload bytes are also in the upload/download and per-user byte totals.
     udpAssociations: registry.gauge('postern_udp_associations', 'UDP associations open now.'),

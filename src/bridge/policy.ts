@@ -1,4 +1,6 @@
 import ipaddr from 'ipaddr.js';
+import { domainMatches, normalizeDomain } from '../core/domain.js';
+import { OPENABLE_RANGES, PRIVATE_RANGES, parseIp } from '../core/ip-class.js';
 import { PosternError } from '../core/errors.js';
 import { PRESETS, type PresetName } from './presets.js';
 
@@ -25,48 +27,6 @@ export type Cidr = readonly [ipaddr.IPv4 | ipaddr.IPv6, number];
 export type PortRange = readonly [lo: number, hi: number];
 
 export type PolicyDecision = { readonly allowed: true } | { readonly allowed: false; readonly range: string };
-
-/** Ranges only `allowPrivate` opens (ipaddr.js range names). */
-const PRIVATE_RANGES: ReadonlySet<string> = new Set([
-  'loopback',
-  'private',
-  'linkLocal',
-  'carrierGradeNat',
-  'uniqueLocal',
-]);
-
-/** IPv6 ranges whose low 32 bits (or, for 6to4, bits 16..48) embed an IPv4 address to check instead. */
-function embeddedIPv4(addr: ipaddr.IPv6): ipaddr.IPv4 | null {
-  const p = addr.parts;
-  const tail = (hi: number, lo: number) => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
-  if (addr.isIPv4MappedAddress()) return addr.toIPv4Address();
-  // IPv4-compatible (deprecated, RFC 4291 §2.5.5.1): ::a.b.c.d, but not :: or ::1
-  if (p.slice(0, 6).every((x) => x === 0) && !(p[6] === 0 && (p[7] ?? 0) <= 1)) return tail(p[6] ?? 0, p[7] ?? 0);
-  const range = addr.range();
-  // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) and SIIT ::ffff:0:a.b.c.d (RFC 6145)
-  if (range === 'rfc6052' || range === 'rfc6145') return tail(p[6] ?? 0, p[7] ?? 0);
-  // 6to4 2002:AABB:CCDD::/48 carries a.b.c.d in bits 16..48
-  if (range === '6to4') return tail(p[1] ?? 0, p[2] ?? 0);
-  return null;
-}
-
-/** Ranges `allowRanges` may open (never unspecified, multicast or broadcast: not destinations). */
-const OPENABLE_RANGES: ReadonlySet<string> = new Set([...PRIVATE_RANGES, 'reserved']);
-
-/** Parses an IP literal (brackets allowed), unwrapping IPv6 forms that embed an IPv4 address. */
-function parseIp(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    addr = ipaddr.parse(ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip);
-  } catch {
-    return null;
-  }
-  if (addr.kind() === 'ipv6') {
-    const v4 = embeddedIPv4(addr as ipaddr.IPv6);
-    if (v4) addr = v4;
-  }
-  return addr;
-}
 
 function inRanges(addr: ipaddr.IPv4 | ipaddr.IPv6, ranges: readonly Cidr[] | undefined): boolean {
   if (!ranges) return false;
@@ -97,16 +57,7 @@ function portIn(port: number, list: readonly PortRange[]): boolean {
   return list.some(([lo, hi]) => port >= lo && port <= hi);
 }
 
-/** Lower-case, without a trailing dot: the form names are compared in. */
-export function normalizeDomain(name: string): string {
-  const n = name.toLowerCase();
-  return n.endsWith('.') ? n.slice(0, -1) : n;
-}
-
-/** True when `name` is `suffix` or ends in "." + `suffix` (a match on label boundaries only). */
-export function domainMatches(name: string, suffix: string): boolean {
-  return name === suffix || (name.length > suffix.length && name.endsWith(suffix) && name[name.length - suffix.length - 1] === '.');
-}
+export { normalizeDomain, domainMatches };
 
 /**
  * Decides for a target as the client named it, before any DNS: the port lists, then (allow-list

@@ -3,14 +3,25 @@
  * session of the same user is attached to it (resume); an unknown id starts a new session under
  * that id. A session leaves the registry when it ends (closed, or not resumed in time).
  */
+import { randomBytes } from 'node:crypto';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { ResumableLink, SESSION_LOST_CLOSE } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
 import type { FrameTransport } from '../mux/transport.js';
+import { RESUME_SECRET_BYTES } from '../mux/resume.js';
+import { checkResumeProof } from '../transport/auth.js';
+
+/**
+ * What to do with an authenticated upgrade naming a session (§9.2): 'ok' → 101 and attach or
+ * create; 'lost' → 101 then close 4001 (the client makes a new session); 'refuse' → the decoy.
+ */
+export type SessionAdmission = 'ok' | 'lost' | 'refuse';
 
 interface Entry {
   readonly user: string;
+  /** The resume secret sent to the client in the session's first RESUME (§9.3). */
+  readonly secret: Buffer;
   readonly link: ResumableLink;
   readonly session: MuxSession;
 }
@@ -54,6 +65,21 @@ export class SessionRegistry {
   }
 
   /**
+   * Decides, before the 101, on an upgrade of `user` naming session `id`, with the Postern-Resume
+   * `proof` (or undefined) and the token's head (§9.2): an unknown id without a proof starts a
+   * session; a known one of this user attaches only with a valid proof of its resume secret — a
+   * recorded or replayed upgrade (which has none, or one bound to an old token) gets the decoy.
+   * A proof for an id the bridge does not hold (ended, or another user's) gets 4001.
+   */
+  admit(id: string, user: string, proof: string | undefined, head: Buffer): SessionAdmission {
+    const known = this.byId.get(id);
+    if (known === undefined) return proof === undefined ? 'ok' : 'lost';
+    if (known.user !== user) return 'lost';
+    if (proof === undefined || !checkResumeProof(known.secret, head, proof)) return 'refuse';
+    return 'ok';
+  }
+
+  /**
    * Resumes session `id` on `transport` when it exists: true when the transport was taken (attached
    * to the user's session, or refused with close 4001 because the id belongs to another user);
    * false when the id is unknown (the caller may create() it).
@@ -70,11 +96,15 @@ export class SessionRegistry {
     return true;
   }
 
-  /** A new resumable session `id` on `transport`; it leaves the registry when it ends. */
-  create(id: string, user: string, transport: FrameTransport, logger: Logger): MuxSession {
-    const link = new ResumableLink({ limits: this.limits, logger });
+  /**
+   * A new resumable session `id` on `transport`; it leaves the registry when it ends. `overBudget`
+   * (the user's or the bridge's held-bytes budget is spent) cuts off a peer that does not ACK.
+   */
+  create(id: string, user: string, transport: FrameTransport, logger: Logger, overBudget?: () => boolean): MuxSession {
+    const secret = randomBytes(RESUME_SECRET_BYTES);
+    const link = new ResumableLink({ limits: this.limits, logger, resumeSecret: secret, ...(overBudget ? { overBudget } : {}) });
     const session = new MuxSession(link, { role: 'bridge', limits: this.limits, logger, keepalive: false });
-    const entry: Entry = { user, link, session };
+    const entry: Entry = { user, secret, link, session };
     this.byId.set(id, entry);
     session.on('close', () => {
       if (this.byId.get(id) === entry) this.byId.delete(id);

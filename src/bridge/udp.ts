@@ -51,6 +51,8 @@ export const UDP_DROP_REASONS = [
   'rate',
   /** The socket already had UDP_LOCAL_SEND_QUEUE_BYTES waiting to be sent. */
   'send_queue',
+  /** Destination port 0: nothing can be sent there (RFC 768 source-only). */
+  'port_zero',
 ] as const;
 export type UdpDropReason = (typeof UDP_DROP_REASONS)[number];
 
@@ -359,6 +361,8 @@ class Association {
     try {
       this.lastActivity = performance.now();
       if (data.length > this.limits.UDP_MAX_DATAGRAM_BYTES) return this.drop('too_large');
+      // Port 0 is no destination (dgram.send would throw): drop and count, the association goes on.
+      if (addr.port === 0) return this.drop('port_zero');
       const { policy, resolver } = this.owner.config.egress();
       const pre = checkTarget(addr, policy);
       if (!pre.allowed) return this.refuse(pre.reason, addr);
@@ -392,12 +396,21 @@ class Association {
     let p = this.lookups.get(name);
     if (p) return p;
     const signal = this.abort.signal;
+    // The lookup's own signal: aborted at the timeout or when the association ends, which cancels
+    // the query and frees the user's DNS slot at once (dns.ts).
+    const lookup = new AbortController();
     p = new Promise<readonly string[] | null>((resolve) => {
-      const timer = setTimeout(() => resolve(null), this.limits.EGRESS_DNS_TIMEOUT_MS);
-      const onAbort = (): void => resolve(null);
+      const timer = setTimeout(() => {
+        lookup.abort();
+        resolve(null);
+      }, this.limits.EGRESS_DNS_TIMEOUT_MS);
+      const onAbort = (): void => {
+        lookup.abort();
+        resolve(null);
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       Promise.resolve()
-        .then(() => resolver(name))
+        .then(() => resolver(name, { user: this.counters.user, signal: lookup.signal }))
         .then(
         (found) => resolve(found.map((a) => a.address)),
         () => resolve(null),

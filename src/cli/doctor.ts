@@ -33,8 +33,8 @@ export function doctorLink(arg: string | undefined, config: string | undefined, 
   }
   if (env.POSTERN_BRIDGE) return env.POSTERN_BRIDGE;
   const file = env.POSTERN_CONFIG || defaultClientConfigFile(env);
-  const link = fs.existsSync(file) ? firstOf(file) : undefined;
-  if (link === undefined) throw new PosternError('E_USAGE', t('doctor.noLink', { file }));
+  const link = file !== undefined && fs.existsSync(file) ? firstOf(file) : undefined;
+  if (link === undefined) throw new PosternError('E_USAGE', t('doctor.noLink', { file: file ?? '~/.config/postern/client.json' }));
   return link;
 }
 

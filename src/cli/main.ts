@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
@@ -22,8 +23,13 @@ import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
 import { qrText } from './qr.js';
-import { clientListenerFlags, printLanShare, type ListenerFlags } from './client-listeners.js';
-import { addUser, listUsers, removeUser, shareUser, signalReload } from './users.js';
+import { appSetup, clientListenerFlags, noAuthWarning, printLanShare, printLocalSetup, type ListenerFlags } from './client-listeners.js';
+import { localCredentials } from '../config/local-credentials.js';
+import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
+import { loadClientConfig } from '../config/client.js';
+import { resolveRoute } from '../config/route.js';
+import { targetFromHost } from '../core/address.js';
+import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 
 declare const POSTERN_VERSION: string;
 const VERSION = typeof POSTERN_VERSION === 'string' ? POSTERN_VERSION : '0.0.0-dev';
@@ -166,14 +172,93 @@ function fmt(a: { host: string; port: number }): string {
   return `${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & ListenerFlags): Promise<void> {
+interface RouteFlags {
+  route?: string;
+  routeFile?: string;
+  allowLanPrivate?: boolean;
+  explain?: string[];
+}
+
+/**
+ * TESTING ONLY: $POSTERN_TEST_HOSTS, a JSON object of name → [addresses], replaces the system's
+ * lookups for routing (a name not in it does not resolve), so tests give names to loopback
+ * addresses and never query real DNS.
+ */
+function localResolver(): LocalResolver {
+  const text = process.env.POSTERN_TEST_HOSTS;
+  if (text === undefined || text === '') return systemLocalResolver;
+  const table = JSON.parse(text) as Record<string, string[]>;
+  return async (name) => {
+    const found = Object.hasOwn(table, name.toLowerCase()) ? table[name.toLowerCase()] : undefined;
+    if (found === undefined) throw Object.assign(new Error('not in POSTERN_TEST_HOSTS'), { code: 'ENOTFOUND' });
+    return found;
+  };
+}
+
+/** `postern client --explain HOST[:PORT]` (repeatable): which rule matches each and its action; nothing is started. */
+async function runExplain(opts: Omit<ClientFlags, 'bridge'> & RouteFlags, all: readonly string[]): Promise<void> {
+  try {
+    const configFile = opts.config ?? (process.env.POSTERN_CONFIG || undefined);
+    const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
+    const settings = resolveRoute(opts, file?.route, configFile);
+    const route = new ClientRoute({ router: settings.router, resolver: localResolver(), limits: defaultLimits(), allowLanPrivate: settings.allowLanPrivate });
+    for (const what of all) {
+      const hp = parseHostPort(what) ?? (/^[^:\s]+$|^\[[^\]]+\]$/.test(what) ? { host: what, port: 443 } : null);
+      if (hp === null) throw new PosternError('E_CONFIG', `--explain: expected HOST or HOST:PORT, got "${what}"`);
+      const target = targetFromHost(hp.host, hp.port);
+      const routed = await route.route(target, new AbortController().signal);
+      process.stdout.write(`${explainLine(target, routed)}\n`);
+    }
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/** A secret read from a file (--pass-file, --bridge-file): its lines, without blank and # lines. */
+function secretLines(file: string, flag: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PosternError('E_CONFIG', `${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.length === 0) throw new PosternError('E_CONFIG', `${flag} ${file}: the file is empty`);
+  return lines;
+}
+
+/** --bridge-file and --pass-file: secrets that then need not sit in /proc/PID/cmdline. */
+function readSecretFiles<T extends { bridge?: string | string[]; bridgeFile?: string; pass?: string; passFile?: string }>(opts: T): T {
+  const out = { ...opts };
+  if (opts.bridgeFile !== undefined) {
+    const given = opts.bridge === undefined ? [] : Array.isArray(opts.bridge) ? opts.bridge : [opts.bridge];
+    out.bridge = [...secretLines(opts.bridgeFile, '--bridge-file'), ...given];
+  }
+  if (opts.passFile !== undefined) {
+    if (opts.pass !== undefined) throw new PosternError('E_CONFIG', '--pass and --pass-file: give one');
+    const lines = secretLines(opts.passFile, '--pass-file');
+    if (lines.length > 1) throw new PosternError('E_CONFIG', `--pass-file ${opts.passFile}: expected one line (the password), found ${lines.length}`);
+    out.pass = lines[0];
+  }
+  return out;
+}
+
+type RunClientOptions = Omit<ClientFlags, 'bridge'> &
+  TunnelFlags &
+  ListenerFlags &
+  RouteFlags & { bridgeFile?: string; passFile?: string; newCredentials?: boolean };
+
+async function runClient(given: RunClientOptions): Promise<void> {
+  if (given.explain !== undefined) return runExplain(given, given.explain);
   let client: Client;
   let log: Logger;
   let listen: { host: string; port: number };
   let auth: boolean;
   let listeners: ReturnType<typeof clientListenerFlags>;
   let listenerFlags: ListenerFlags;
+  let opts: RunClientOptions;
   try {
+    opts = readSecretFiles(given);
     // Flags > environment (POSTERN_*) > config file > defaults (src/config/client.ts).
     const tunnel = resolveTunnelFlags(opts);
     const settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
@@ -188,8 +273,10 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
       whatsappPorts: opts.whatsappPorts ?? file.whatsappPorts,
       whatsappTarget: opts.whatsappTarget,
       lan: opts.lan ?? file.lan,
+      auth: opts.auth,
     };
-    listeners = clientListenerFlags(listenerFlags, settings);
+    if (opts.newCredentials === true && settings.auth !== null) throw new PosternError('E_CONFIG', '--new-credentials: the username and password are given (--user/--pass, environment or config file), none are stored');
+    listeners = clientListenerFlags(listenerFlags, settings, () => localCredentials(process.env, { renew: opts.newCredentials === true }));
     listen = listeners.listen;
     auth = listeners.auth !== null;
     log = createLogger({ level: settings.logLevel });
@@ -210,8 +297,10 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
       forwards: listeners.forwards,
       auth: listeners.auth,
       allowOpenProxy: settings.insecureOpenProxy,
+      exactReplies: settings.exactReplies,
       limits: tunnel.limits,
       logger: log,
+      route: { ...resolveRoute(opts, settings.fileRoute, settings.configFile), resolver: localResolver() },
     });
   } catch (err) {
     fail(err);
@@ -224,14 +313,26 @@ async function runClient(opts: Omit<ClientFlags, 'bridge'> & TunnelFlags & Liste
   }
   log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth, http: true }, 'listening');
   for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: fmt(l), port: l.port }, 'listening');
+  if (!auth) process.stderr.write(noAuthWarning(addr.host, addr.port));
+  printLocalSetup(client.listeners, listeners);
   if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
-  onShutdown(log, () => client.stop(defaultLimits().SHUTDOWN_DRAIN_MS));
+  // Bytes per route action (never destinations): on SIGUSR2 and at shutdown.
+  const counters = () => log.info({ route: client.route.stats.snapshot() }, 'route counters');
+  process.on('SIGUSR2', counters);
+  onShutdown(log, () => {
+    counters();
+    return client.stop(defaultLimits().SHUTDOWN_DRAIN_MS);
+  });
 }
 
-async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string }): Promise<void> {
+async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string; auth?: boolean }): Promise<void> {
   let listen: { host: string; port: number };
+  let creds: { username: string; password: string } | null = null;
   try {
     listen = hostPort(opts.listen, '--listen');
+    if (!isLoopbackHost(listen.host)) throw new PosternError('E_CONFIG', `--listen: the demo listens on loopback only, got "${opts.listen}"`);
+    // The same stored credentials as `postern client`: what the user sets up now keeps working.
+    if (opts.auth !== false) creds = localCredentials(process.env).credentials;
   } catch (err) {
     fail(err);
   }
@@ -258,21 +359,24 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   const client = new Client({
     bridge: parseShareUri(uri),
     listen,
-    auth: null,
+    auth: creds,
     allowOpenProxy: false,
     limits: defaultLimits(),
     logger: log.child({ demo: 'client' }),
   });
   const caddr = await client.start().catch((err) => fail(listenError(err, listen)));
   log.info({ role: 'bridge', address: fmt(baddr), port: baddr.port }, 'listening');
-  log.info({ role: 'socks', address: fmt(caddr), port: caddr.port }, 'listening');
-  const socks = fmt(caddr);
+  log.info({ role: 'socks', address: fmt(caddr), port: caddr.port, auth: creds !== null }, 'listening');
+  if (creds === null) process.stderr.write(noAuthWarning(caddr.host, caddr.port));
+  const app = appSetup(caddr.host, caddr.port, creds);
   process.stderr.write(
     [
       '',
       'Postern demo is running: a bridge and a client on this machine, joined by a wss tunnel.',
-      `  SOCKS5 proxy:  ${socks}`,
-      `  Try it:        curl --socks5-hostname ${socks} https://example.com/`,
+      `  Proxy (SOCKS5 and HTTP):  ${fmt(caddr)}`,
+      ...(creds !== null ? [`  Username: ${creds.username}`, `  Password: ${creds.password}`] : []),
+      `  Try it:        ${app.curlSocks}`,
+      `                 ${app.curlHttp}`,
       opts.allowPrivate ? '  Private and loopback destinations are allowed (--allow-private).' : '  Loopback and private destinations are refused by the bridge (use --allow-private to allow them).',
       '  Stop with Ctrl-C.',
       '',
@@ -313,9 +417,10 @@ export function buildProgram(): Command {
 
   program
     .command('client')
-    .description('run a client: a local SOCKS5 proxy that tunnels to a bridge')
+    .description('run a client: a local SOCKS5 and HTTP proxy that tunnels to a bridge; apps must give the username and password it prints')
     .version(VERSION)
     .option('--bridge <uri>', 'the bridge share URI (postern://...); repeat for several bridges [env: POSTERN_BRIDGE]', collect)
+    .option('--bridge-file <file>', 'read the share URI(s) from this file, one a line (keeps it out of the process list)')
     .addOption(new Option('--strategy <name>', 'with several bridges: failover (priority order) or spread (least loaded)').choices(['failover', 'spread']))
     .option('--keepalive-ms <ms>', 'a connection silent this long is dead and the session resumes on a new one (default 20000)')
     .option('--resume-timeout-ms <ms>', 'a session not resumed within this time is ended and its streams reset (default 60000)')
@@ -324,18 +429,40 @@ export function buildProgram(): Command {
     .option('--conn-budget <bytes>', 'bridge→client bytes per tunnel connection before moving to a new one, for networks that freeze connections after a few KB: auto (learned, default), off, or bytes')
     .option('--dial-interval-ms <ms>', 'at most one new tunnel connection (TLS handshake) per this interval (default 150)')
     .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')
-    .option('--listen <host:port>', 'SOCKS5 listen address (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
-    .option('--user <name>', 'require SOCKS5 username/password (RFC 1929) with this user name [env: POSTERN_USER]')
-    .option('--pass <password>', 'the SOCKS5 password (with --user) [env: POSTERN_PASS]')
-    .option('--insecure-open-proxy', 'allow a listener on a non-loopback address without authentication')
+    .option('--listen <host:port>', 'the proxy port, SOCKS5 and HTTP (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
+    .option('--user <name>', 'the username apps must give (SOCKS5 RFC 1929 and HTTP Basic); default: one made on first start and kept [env: POSTERN_USER]')
+    .option('--pass <password>', 'the password, with --user; prefer --pass-file or POSTERN_PASS [env: POSTERN_PASS]')
+    .option('--pass-file <file>', 'read the password from this file (keeps it out of the process list)')
+    .option('--new-credentials', 'replace the stored username and password with new ones')
+    .option('--no-auth', 'no username or password, on loopback listeners only (any app on this device can then use the tunnel)')
+    .option('--insecure-open-proxy', 'with --no-auth, allow a non-loopback listener too (anyone who reaches it can use the tunnel)')
+    .option('--exact-replies', 'answer CONNECT only once the bridge has connected, with the exact error code (one more round trip) [env: POSTERN_EXACT_REPLIES=1]')
     .option('--socks <host:port>', 'also a SOCKS5-only listener here (repeatable)', collect)
     .option('--http <host:port>', 'also an HTTP-proxy-only listener here (repeatable)', collect)
-    .option('--forward <[host:]port=host:port>', 'like ssh -L: connections to the local port go to the fixed destination (repeatable)', collect)
-    .option('--whatsapp', 'WhatsApp proxy entry point on the --listen host: chat-tls 8443, chat 5222, media 7777')
+    .option('--forward <[host:]port=host:port>', 'like ssh -L: connections to the local port go to the fixed destination (repeatable; no password, so off loopback needs --lan)', collect)
+    .option('--whatsapp', "WhatsApp proxy entry point on the --listen host: chat-tls 8443, chat 5222, media 7777 (no password; reaches WhatsApp's servers only; off loopback needs --lan)")
     .option('--whatsapp-ports <list>', 'WhatsApp ports, e.g. chat-tls=443,chat=5222,http=80,media=587 (off turns a role off)')
     .option('--whatsapp-target <list>', "TESTING ONLY: replace WhatsApp's servers, e.g. chat=HOST:PORT,media=HOST:PORT")
     .option('--lan', 'share with phones on this network: listen on 0.0.0.0 (or the --listen host) with a password, print links and QR codes')
+    .option('--route <preset>', 'which destinations use the tunnel: all (default), messaging-only, domestic-direct, blocked-only (with --route-file)')
+    .option('--route-file <file>', 'for --route blocked-only: the list of what goes through the tunnel, one domain or CIDR a line')
+    .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
+    .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit (repeatable)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Apps must give the username and password the client prints at start (made on first start and',
+        'kept in $XDG_CONFIG_HOME/postern/local-proxy.json, else ~/.config/postern/local-proxy.json).',
+        '',
+        'Examples:',
+        '  postern client --bridge-file ~/.config/postern/bridge.txt',
+        "  POSTERN_BRIDGE='postern://…' postern client",
+        '  postern client --bridge-file ~/.config/postern/bridge.txt --user me --pass-file ~/.config/postern/pass.txt',
+        '  postern client --bridge-file ~/.config/postern/bridge.txt --lan --whatsapp',
+      ].join('\n'),
+    )
     .action((o) => runClient(o));
 
   program
@@ -373,6 +500,12 @@ export function buildProgram(): Command {
 
   const users = program.command('users').description("manage a bridge's users: add, remove, list, share").version(VERSION);
   const configOpt = () => new Option('--config <file>', 'bridge config file').default('/etc/postern/bridge.json');
+  const connectOpt = () =>
+    new Option('--connect <host:port>', 'a relay (TCP forwarder, e.g. nginx stream) the link dials instead of the bridge; TLS name and pin stay the bridge\'s');
+  const shareOptions = (o: { cert?: string; connect?: string }): ShareOptions => ({
+    ...(o.cert !== undefined ? { cert: o.cert } : {}),
+    ...(o.connect !== undefined ? { connect: o.connect } : {}),
+  });
   const pidOpt = () => new Option('--pid <pid-or-file>', 'send SIGHUP to this bridge process (a PID or a PID file) so it reloads now');
   users
     .command('add <name>')
@@ -380,10 +513,11 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .addOption(pidOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .addOption(connectOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; pid?: string; cert?: string; connect?: string; qr?: boolean }) => {
       try {
-        const uri = addUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {});
+        const uri = addUser(o.config, name, shareOptions(o));
         process.stderr.write(`added "${name}" to ${o.config}\n`);
         if (o.pid !== undefined) process.stderr.write(`sent SIGHUP to ${signalReload(o.pid)}\n`);
         process.stderr.write(`share URI for "${name}" (keep it secret):\n`);
@@ -422,10 +556,11 @@ export function buildProgram(): Command {
     .description("print a user's share URI")
     .addOption(configOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
+    .addOption(connectOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; cert?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; cert?: string; connect?: string; qr?: boolean }) => {
       try {
-        printShare(shareUser(o.config, name, o.cert !== undefined ? { cert: o.cert } : {}), o.qr);
+        printShare(shareUser(o.config, name, shareOptions(o)), o.qr);
       } catch (err) {
         fail(err);
       }
@@ -462,8 +597,9 @@ export function buildProgram(): Command {
     .command('demo')
     .description('run a bridge and a client on loopback, for trying Postern at once')
     .version(VERSION)
-    .option('--listen <host:port>', 'SOCKS5 listen address', '127.0.0.1:1080')
+    .option('--listen <host:port>', 'SOCKS5 and HTTP proxy listen address (loopback)', '127.0.0.1:1080')
     .option('--allow-private', 'let the demo bridge reach loopback and private addresses')
+    .option('--no-auth', 'no username or password (any app on this device can use the proxy)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDemo(o));
 

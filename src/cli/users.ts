@@ -9,7 +9,7 @@ import { USER_NAME_RULE, validateBridgeConfig, type BridgeConfig } from '../conf
 import { readJsonFile } from '../config/file.js';
 import { generateSecret } from '../transport/auth.js';
 import { writeFileAtomic } from './init.js';
-import { readPem, shareUri } from './share.js';
+import { parseConnectOption, readPem, shareUri, type ShareTarget } from './share.js';
 
 interface RawConfig {
   users: Array<{ name: string; secret: string }>;
@@ -43,10 +43,11 @@ export function listUsers(file: string): string[] {
 }
 
 /** Adds a user with a fresh secret; returns its share URI. */
-export function addUser(file: string, given: string, opts: { cert?: string } = {}): string {
+export function addUser(file: string, given: string, opts: ShareOptions = {}): string {
   const name = given.normalize('NFC'); // one spelling of "é", whatever the keyboard sent
   const { raw, config, stat } = readRaw(file);
   if (config.users.some((u) => u.name === name)) throw new PosternError('E_CONFIG', `${file}: a user named "${name}" already exists`);
+  if (opts.connect !== undefined) parseConnectOption(opts.connect, config.publicPort); // refuse before writing
   raw.users = [...raw.users, { name, secret: generateSecret().toString('base64url') }];
   try {
     validateBridgeConfig(raw, file);
@@ -69,14 +70,23 @@ export function removeUser(file: string, given: string): void {
   write(file, raw, stat);
 }
 
-/** The share URI of a user. `cert`: the certificate clients see, when not the config's (e.g. nginx's). */
-export function shareUser(file: string, given: string, opts: { cert?: string } = {}): string {
+export interface ShareOptions {
+  /** A PEM file: the certificate clients see, when not the config's (e.g. nginx's). */
+  cert?: string;
+  /** HOST[:PORT] of a relay (a TCP forwarder) the link dials instead of the bridge. */
+  connect?: string;
+}
+
+/** The share URI of a user. */
+export function shareUser(file: string, given: string, opts: ShareOptions = {}): string {
   const name = given.normalize('NFC');
   const { config } = readRaw(file);
   const user = config.users.find((u) => u.name === name);
   if (!user) throw unknownUser(file, name, config);
   const certPem = opts.cert !== undefined ? readPem(opts.cert, '--cert') : (config.shareCertPem ?? config.tls?.certPem ?? null);
-  return shareUri({ secret: user.secret, publicHost: config.publicHost, publicPort: config.publicPort, path: config.path, certPem, label: name });
+  const target: ShareTarget = { secret: user.secret, publicHost: config.publicHost, publicPort: config.publicPort, path: config.path, certPem, label: name };
+  if (opts.connect !== undefined) target.connect = parseConnectOption(opts.connect, config.publicPort);
+  return shareUri(target);
 }
 
 /** Sends SIGHUP to the bridge named by a PID or a PID file, so it reloads the config now. */

@@ -1,15 +1,19 @@
 import { isLoopbackHost } from '../core/address.js';
+import { AuthThrottle } from '../core/auth-throttle.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { HttpProxyServer } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
 import type { BridgeInfo } from '../transport/uri.js';
-import { Tunnel, type BridgeStrategy } from './tunnel.js';
+import { Tunnel, type BridgeStrategy, type OpenMode } from './tunnel.js';
 import type { BudgetPolicy, WallStore } from './wall.js';
 import { ForwardListener, MixedListener, type ListenAddress } from './listeners.js';
 import { udpAssociator } from './udp.js';
 import type { Target } from '../core/address.js';
+import { pacProxy, routePac } from '../route/pac.js';
+import { Router } from '../route/rules.js';
+import { ClientRoute, systemLocalResolver, type LocalResolver } from './route.js';
 
 /** A fixed-destination listener (--forward, the WhatsApp entry point). */
 export interface ForwardSpec {
@@ -35,7 +39,7 @@ export interface ClientOptions {
   readonly strategy?: BridgeStrategy;
   /** Connection rotation budget (absent or 0: off), see TunnelOptions. */
   readonly rotate?: { readonly bytes: number; readonly ms: number };
-  /** Per-connection budget of bridge→client bytes (docs/protocol.md §9.7); absent: share link's, else learned. */
+  /** Per-connection budget of bridge→client bytes (docs/protocol.md §9.8); absent: share link's, else learned. */
   readonly budget?: BudgetPolicy;
   /** Where learned budgets are remembered (absent/null: not remembered). */
   readonly wallStore?: WallStore | null;
@@ -48,8 +52,22 @@ export interface ClientOptions {
   readonly auth: { username: string; password: string } | null;
   /** Explicit opt-in to an unauthenticated listener on a non-loopback address. */
   readonly allowOpenProxy: boolean;
+  /**
+   * Answer SOCKS CONNECT / HTTP CONNECT only after the bridge's result, with its exact code
+   * (--exact-replies). Default false: with the tunnel up, the app gets success at once and its
+   * first bytes travel with the open (docs/protocol.md §5.1); a refusal then resets its connection.
+   */
+  readonly exactReplies?: boolean;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** Route rules (absent: everything through the tunnel, today's behaviour). */
+  readonly route?: {
+    readonly router: Router;
+    /** Let a direct route from a LAN listener reach loopback and private networks. */
+    readonly allowLanPrivate?: boolean;
+    /** Local lookups for direct routes and address rules (default: the system's). */
+    readonly resolver?: LocalResolver;
+  };
 }
 
 /**
@@ -59,12 +77,16 @@ export interface ClientOptions {
  */
 export class Client {
   readonly tunnel: Tunnel;
+  /** The one routing decision every listener and the UDP relay go through. */
+  readonly route: ClientRoute;
   private readonly socks: SocksServer;
   private readonly http: HttpProxyServer;
   private readonly mixed: MixedListener;
   private readonly extra: Array<{ role: BoundListener['role']; name: string; server: SocksServer | HttpProxyServer | ForwardListener }> = [];
   /** Every listener bound by start(), mixed port first. */
   readonly listeners: BoundListener[] = [];
+  /** Failed logins, limited and counted per source across every SOCKS and HTTP listener. */
+  readonly authThrottle: AuthThrottle;
 
   constructor(private readonly opts: ClientOptions) {
     for (const l of [opts.listen, ...(opts.socksListen ?? []), ...(opts.httpListen ?? [])]) {
@@ -75,6 +97,7 @@ export class Client {
         );
       }
     }
+    this.authThrottle = new AuthThrottle(opts.limits);
     this.tunnel = new Tunnel(opts.bridges ?? [opts.bridge], opts.limits, opts.logger.child({ component: 'tunnel' }), {
       strategy: opts.strategy ?? 'failover',
       rotateBytes: opts.rotate?.bytes ?? 0,
@@ -82,8 +105,21 @@ export class Client {
       ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
       wallStore: opts.wallStore ?? null,
     });
-    const connect = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal);
-    const udp = udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }) });
+    this.route = new ClientRoute({
+      router: opts.route?.router ?? new Router([], 'tunnel'),
+      resolver: opts.route?.resolver ?? systemLocalResolver,
+      limits: opts.limits,
+      allowLanPrivate: opts.route?.allowLanPrivate === true,
+    });
+    // Optimistic ('early') unless --exact-replies: the app is answered at once while the tunnel is up.
+    const mode: OpenMode = opts.exactReplies === true ? 'exact' : 'early';
+    const open = (target: Target, signal: AbortSignal) => this.tunnel.open(target, signal, mode);
+    // A listener on a non-loopback address serves the LAN: its direct routes are guarded.
+    const connectFor = (host: string) => this.route.connector(open, !isLoopbackHost(host));
+    const udpFor = (host: string) =>
+      udpAssociator({ tunnel: this.tunnel, limits: opts.limits, logger: opts.logger.child({ component: 'udp' }), route: this.route, lan: !isLoopbackHost(host) });
+    const router = this.route.router;
+    const pac = router.rules.length === 0 ? undefined : (host: string, port: number) => routePac(router, pacProxy(host, port));
     const socksOpts = (l: { host: string; port: number }) => ({
       host: l.host,
       port: l.port,
@@ -91,8 +127,9 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'socks' }),
       allowOpenProxy: opts.allowOpenProxy,
-      connect,
-      udp,
+      authThrottle: this.authThrottle,
+      connect: connectFor(l.host),
+      udp: udpFor(l.host),
     });
     this.socks = new SocksServer(socksOpts(opts.listen));
     const httpOpts = (l: { host: string; port: number }) => ({
@@ -102,7 +139,9 @@ export class Client {
       limits: opts.limits,
       logger: opts.logger.child({ component: 'http' }),
       allowOpenProxy: opts.allowOpenProxy,
-      connect,
+      authThrottle: this.authThrottle,
+      connect: connectFor(l.host),
+      pac,
     });
     this.http = new HttpProxyServer(httpOpts(opts.listen));
     this.mixed = new MixedListener({
@@ -124,7 +163,7 @@ export class Client {
         tls: f.tls,
         limits: opts.limits,
         logger: opts.logger.child({ component: 'forward', name: f.name }),
-        connect,
+        connect: connectFor(f.listen.host),
       });
       this.extra.push({ role: 'forward', name: f.name, server });
     }

@@ -1,23 +1,10 @@
 /**
- * Sharing the client with phones on the same network (`postern client --lan`): generated
- * credentials, the LAN addresses to tell the phone, and the payloads of the QR codes.
+ * Sharing the client with phones on the same network (`postern client --lan`):
+ * the LAN addresses to tell the phone, and the payloads of the QR codes.
  * Pure functions (the interface list and the random source are passed in) so tests check them.
  */
-import { randomBytes } from 'node:crypto';
 import type os from 'node:os';
-
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-/** Random credentials: URL-safe, so they survive a tg:// link and typing on a phone. */
-export function generateCredentials(random: (n: number) => Buffer = randomBytes): Credentials {
-  return {
-    username: `p${random(4).toString('hex')}`,
-    password: random(12).toString('base64url'),
-  };
-}
+import type { Credentials } from '../core/credentials.js';
 
 /** Non-internal IPv4 addresses of this machine (what a phone on the Wi-Fi can reach). */
 export function lanAddresses(ifaces: ReturnType<typeof os.networkInterfaces>): string[] {

@@ -18,6 +18,9 @@ export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 /** How new streams choose among several bridges. */
 export type BridgeStrategy = 'failover' | 'spread';
 
+/** How a new stream answers its app: at once, optimistically ('early'), or after the bridge's result ('exact'). */
+export type OpenMode = 'early' | 'exact';
+
 /** Health of one bridge as the client sees it. */
 export type BridgeHealth = 'up' | 'connecting' | 'unreachable' | 'misconfigured';
 
@@ -32,7 +35,7 @@ export interface TunnelOptions {
   readonly rotateBytes?: number;
   readonly rotateMs?: number;
   /**
-   * Per-connection budget of bridge→client bytes (docs/protocol.md §9.7) for every bridge; absent:
+   * Per-connection budget of bridge→client bytes (docs/protocol.md §9.8) for every bridge; absent:
    * each bridge's share-link `budget`, else learned ('auto').
    */
   readonly budget?: BudgetPolicy;
@@ -77,7 +80,7 @@ class BridgeLink {
   private readonly log: Logger;
   /** When the last dial started: at most one per DIAL_MIN_INTERVAL_MS (the censor flags bursts). */
   private lastDialAt = Number.NEGATIVE_INFINITY;
-  /** The connection attached last, and whether the next attach is a move (§9.7) rather than a resume. */
+  /** The connection attached last, and whether the next attach is a move (§9.8) rather than a resume. */
   private conn: FrameTransport | null = null;
   private moving = false;
   /** Learns the wall in 'auto' mode (null otherwise). */
@@ -103,7 +106,7 @@ class BridgeLink {
     if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto' }, 'moving to a new connection every budget of bytes from the bridge');
   }
 
-  /** Bridge→client bytes one connection may carry (§9.7), or null: no budget. */
+  /** Bridge→client bytes one connection may carry (§9.8), or null: no budget. */
   budgetBytes(): number | null {
     if (this.budget.mode === 'fixed') return this.budget.bytes;
     return this.learner?.budget ?? null;
@@ -206,7 +209,16 @@ class BridgeLink {
     if (cur !== null && (cur.mux.closed || cur.mux.goingAway)) this.current = null;
     const state = this.current?.link.state;
     if (state !== undefined && state !== 'detached' && !(rotate && state === 'live')) return; // live or handshaking
+    // A session whose first connection was lost before the bridge's RESUME arrived has no resume
+    // secret (§9.3) and cannot be resumed: start afresh (nothing was exchanged on it).
+    if (this.current !== null && this.current.link.resumeSecret === null && !this.current.link.wasLive) {
+      const stale = this.current;
+      this.current = null;
+      stale.link.close(1000, 'not resumable');
+    }
     const session = this.current ?? this.newSession();
+    // Resuming (or rotating): prove the session's resume secret; a new session's first dial has none.
+    const resumeSecret = session.link.wasLive ? (session.link.resumeSecret ?? undefined) : undefined;
     this.dialing = true;
     this.lastAttemptAt = performance.now();
     let started = Date.now();
@@ -217,7 +229,12 @@ class BridgeLink {
       this.lastDialAt = performance.now();
       started = Date.now();
       this.counts.dials++;
-      const transport = await dialBridge(this.info, { limits: this.limits, logger: this.log, sessionId: session.id });
+      const transport = await dialBridge(this.info, {
+        limits: this.limits,
+        logger: this.log,
+        sessionId: session.id,
+        ...(resumeSecret !== undefined ? { resumeSecret } : {}),
+      });
       if (this.closed || session.link.state === 'ended') {
         transport.terminate();
         if (!this.closed) this.schedule(0);
@@ -340,7 +357,7 @@ export class Tunnel {
     return this.links.some((l) => l.lastError !== null) ? 'backoff' : 'idle';
   }
 
-  /** Per bridge: connections dialled, moves (§9.7) and cuts seen, and the budget in force. */
+  /** Per bridge: connections dialled, moves (§9.8) and cuts seen, and the budget in force. */
   get wallStats(): Array<{ dials: number; moves: number; cuts: number; budget: number | null }> {
     return this.links.map((l) => ({ ...l.counts, budget: l.budgetBytes() }));
   }
@@ -364,7 +381,25 @@ export class Tunnel {
     }
   }
 
-  async open(target: Target, signal: AbortSignal): Promise<Duplex> {
+  /**
+   * Opens a stream to `target`. 'exact' resolves after the bridge's OPEN_RESULT and rejects with
+   * its code. 'early' (the optimistic open, docs/protocol.md §5.1), when a session is up now,
+   * resolves at once with a stream the app may write to; a later refusal destroys the stream with
+   * its error. With no session up (or none that can open), 'early' waits and opens as 'exact'
+   * does, so that a tunnel that is down still gets its exact answer.
+   */
+  async open(target: Target, signal: AbortSignal, mode: OpenMode = 'exact'): Promise<Duplex> {
+    if (mode === 'early' && !this.closed && !signal.aborted) {
+      this.ensureStarted();
+      const mux = this.pick();
+      if (mux !== null) {
+        try {
+          return mux.openEarly(target);
+        } catch {
+          // Closing, going away or ids exhausted: the exact path below waits for another session or says why.
+        }
+      }
+    }
     return (await this.openOn((mux) => mux.open(target, { signal }), signal)).stream;
   }
 

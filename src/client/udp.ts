@@ -7,8 +7,11 @@
  * - Only the app that asked may use it: a datagram is taken only from the control connection's
  *   IP, and, if the request named a non-zero DST.ADDR and/or DST.PORT, only from that. The first
  *   datagram taken pins the app's address and port; from then on only that address and port.
- * - Each datagram taken (FRAG 0, well-formed, payload ≤ UDP_MAX_DATAGRAM_BYTES) becomes one
- *   DATAGRAM on the association. Domain names go to the bridge unresolved (no DNS query here).
+ * - Each datagram taken (FRAG 0, well-formed, payload ≤ UDP_MAX_DATAGRAM_BYTES) goes where the
+ *   client's route rules say (client/route.ts, docs/protocol.md §11): `tunnel` — one DATAGRAM on
+ *   the association, a domain name unresolved (no DNS query here); `direct` — sent from this
+ *   machine (a name looked up locally), replies taken only from endpoints sent to; `block` —
+ *   dropped. Without rules, everything goes through the tunnel.
  * - A datagram from the bridge goes to the pinned address with the SOCKS UDP header naming its
  *   source; before a pin there is nobody to send it to.
  * - Everything else is dropped and counted (never queued, never logged with an address).
@@ -23,6 +26,8 @@ import { targetFromHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
+import type { RouteAction } from '../route/rules.js';
+import type { ClientRoute } from './route.js';
 import type { SocksUdpAssociate, SocksUdpAssociation, SocksUdpRequest } from '../socks/server.js';
 import { encodeUdpHeader, joinUdpDatagram, parseUdpDatagram } from '../socks/udp.js';
 
@@ -57,12 +62,18 @@ export type UdpDropReason =
   /** Bridge → app: the local socket already queues UDP_LOCAL_SEND_QUEUE_BYTES. */
   | 'local-queue-full'
   /** Bridge → app: the local send failed. */
-  | 'send-failed';
+  | 'send-failed'
+  /** App → destination: a route rule says block. */
+  | 'blocked'
+  /** App → destination: a direct route to an address it may not reach (E_ROUTE_PRIVATE), or the name did not resolve locally. */
+  | 'unroutable'
+  /** App → destination: more datagrams waiting on local lookups than UDP_DNS_PENDING_COUNT. */
+  | 'lookup-queue-full';
 
 export interface UdpRelayStats {
   /** Datagrams received on the relay socket. */
   received: number;
-  /** …of which sent on as DATAGRAMs. */
+  /** …of which sent on (as DATAGRAMs, or from this machine on a direct route). */
   forwarded: number;
   /** Datagrams from the bridge sent to the app. */
   returned: number;
@@ -73,6 +84,10 @@ export interface UdpRelayOptions {
   readonly tunnel: UdpTunnel;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** Route rules per datagram (absent: every datagram through the tunnel). */
+  readonly route?: ClientRoute;
+  /** The SOCKS listener serves the LAN (direct routes are guarded; see ClientRoute). */
+  readonly lan?: boolean;
 }
 
 /** The SOCKS server's UDP ASSOCIATE handler for a client: each request gets its own UdpRelay. */
@@ -113,8 +128,17 @@ export class UdpRelay implements SocksUdpAssociation {
       unpinned: 0,
       'local-queue-full': 0,
       'send-failed': 0,
+      blocked: 0,
+      unroutable: 0,
+      'lookup-queue-full': 0,
     },
   };
+  /** Direct-route sockets (one per family, made on first use) and the endpoints sent to (only they may answer). */
+  #direct: { 4: dgram.Socket | null; 6: dgram.Socket | null } = { 4: null, 6: null };
+  readonly #directPeers = new Map<string, true>();
+  /** Names looked up for direct datagrams: addresses until a time. */
+  readonly #names = new Map<string, { addresses: string[]; until: number }>();
+  #pendingLookups = 0;
 
   /** The app's address and port, pinned by the first datagram taken. */
   #peer: { readonly address: string; readonly port: number } | null = null;
@@ -234,14 +258,112 @@ export class UdpRelay implements SocksUdpAssociation {
     if (d.target.port === 0) return this.#drop('malformed');
     if (d.data.length > this.opts.limits.UDP_MAX_DATAGRAM_BYTES) return this.#drop('oversize');
     if (peer === null) this.#peer = { address: rinfo.address, port: rinfo.port };
+    const route = this.opts.route;
+    if (route === undefined) return this.#viaTunnel(d.target, d.data);
+    const decision = route.router.byName(d.target);
+    if (decision !== 'lookup') return this.#routed(decision.action, d.target, d.data, null);
+    // An address rule needs the name's address: look it up (cached, bounded), then decide.
+    this.#resolve(d.target.host, (addresses) => {
+      if (this.#closed) return;
+      const after = addresses === null ? route.router.byAddress(d.target, '') : route.router.byAddress(d.target, addresses[0]!);
+      this.#routed(after.action, d.target, d.data, addresses);
+    });
+  };
+
+  #viaTunnel(target: Target, data: Buffer): void {
     let sent: boolean;
     try {
-      sent = this.session.sendDatagram(this.stream.id, d.target, d.data);
+      sent = this.session.sendDatagram(this.stream.id, target, data);
     } catch {
       return this.#drop('malformed'); // e.g. a target the frame codec refuses
     }
-    if (sent) this.stats.forwarded++;
-    else this.#drop('congested');
+    if (sent) {
+      this.stats.forwarded++;
+      const c = this.opts.route?.stats.tunnel;
+      if (c) {
+        c.datagrams++;
+        c.bytesUp += data.length;
+      }
+    } else this.#drop('congested');
+  }
+
+  #routed(action: RouteAction, target: Target, data: Buffer, looked: string[] | null): void {
+    const route = this.opts.route!;
+    if (action === 'tunnel') return this.#viaTunnel(target, data);
+    if (action === 'block') {
+      route.stats.block.datagrams++;
+      return this.#drop('blocked');
+    }
+    if (target.kind !== 'domain') return this.#sendDirect([target.host], target.port, data);
+    if (looked !== null) return this.#sendDirect(looked, target.port, data);
+    this.#resolve(target.host, (addresses) => {
+      if (this.#closed) return;
+      if (addresses === null) return this.#drop('unroutable');
+      this.#sendDirect(addresses, target.port, data);
+    });
+  }
+
+  /** Looks a name up locally for a datagram: from the cache, or one lookup (bounded by UDP_DNS_PENDING_COUNT). */
+  #resolve(name: string, then: (addresses: string[] | null) => void): void {
+    const hit = this.#names.get(name);
+    if (hit !== undefined && hit.until > Date.now()) return then(hit.addresses);
+    const limits = this.opts.limits;
+    if (this.#pendingLookups >= limits.UDP_DNS_PENDING_COUNT) return this.#drop('lookup-queue-full');
+    this.#pendingLookups++;
+    const ac = new AbortController();
+    this.opts.route!.lookup(name, ac.signal).then(
+      (addresses) => {
+        this.#pendingLookups--;
+        if (limits.UDP_DNS_CACHE_COUNT > 0) {
+          if (this.#names.size >= limits.UDP_DNS_CACHE_COUNT) this.#names.delete(this.#names.keys().next().value!);
+          this.#names.set(name, { addresses, until: Date.now() + limits.UDP_DNS_CACHE_MS });
+        }
+        then(addresses);
+      },
+      () => {
+        this.#pendingLookups--;
+        then(null);
+      },
+    );
+  }
+
+  /** Sends one datagram from this machine (a direct route), to the first address the LAN guard allows. */
+  #sendDirect(addresses: readonly string[], port: number, data: Buffer): void {
+    const route = this.opts.route!;
+    let address: string;
+    try {
+      address = route.allowedDirect(addresses, this.opts.lan === true)[0]!;
+    } catch {
+      return this.#drop('unroutable');
+    }
+    const family = net.isIPv6(address) ? 6 : 4;
+    let sock = this.#direct[family];
+    if (sock === null) {
+      sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+      sock.on('error', (err: NodeJS.ErrnoException) => this.#log.debug({ code: err.code ?? err.name }, 'direct udp socket error'));
+      sock.on('message', this.#onDirectReply);
+      sock.bind(0);
+      this.#direct[family] = sock;
+    }
+    const key = `${canonicalIp(address)}|${port}`;
+    if (!this.#directPeers.has(key)) {
+      if (this.#directPeers.size >= this.opts.limits.UDP_ASSOCIATION_MAX_PEERS) this.#directPeers.delete(this.#directPeers.keys().next().value!);
+      this.#directPeers.set(key, true);
+    }
+    if (sock.getSendQueueSize() > this.opts.limits.UDP_LOCAL_SEND_QUEUE_BYTES) return this.#drop('congested');
+    sock.send(data, port, address, this.#onSent);
+    this.stats.forwarded++;
+    route.stats.direct.datagrams++;
+    route.stats.direct.bytesUp += data.length;
+  }
+
+  /** A datagram to a direct socket: only from an endpoint this association sent to. */
+  readonly #onDirectReply = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    if (this.#closed) return;
+    const ip = canonicalIp(rinfo.address);
+    if (ip === null || !this.#directPeers.has(`${ip}|${rinfo.port}`)) return this.#drop('stranger');
+    this.opts.route!.stats.direct.bytesDown += msg.length;
+    this.#toApp(targetFromHost(ip, rinfo.port), msg);
   };
 
   /** Before the pin: from the control connection's IP, and from what the request named. */
@@ -254,6 +376,12 @@ export class UdpRelay implements SocksUdpAssociation {
   /** A datagram from the bridge: to the app, with the SOCKS UDP header naming its source. */
   readonly #onReply = (source: Target, data: Buffer): void => {
     if (this.#closed) return;
+    const c = this.opts.route?.stats.tunnel;
+    if (c) c.bytesDown += data.length;
+    this.#toApp(source, data);
+  };
+
+  #toApp(source: Target, data: Buffer): void {
     const peer = this.#peer;
     if (peer === null) return this.#drop('unpinned');
     if (this.socket.getSendQueueSize() > this.opts.limits.UDP_LOCAL_SEND_QUEUE_BYTES) return this.#drop('local-queue-full');
@@ -271,7 +399,7 @@ export class UdpRelay implements SocksUdpAssociation {
     // One copy: `data` is a view into the session's message, which must not be kept.
     this.socket.send(joinUdpDatagram(header, data), peer.port, peer.address, this.#onSent);
     this.stats.returned++;
-  };
+  }
 
   readonly #onSent = (err: Error | null): void => {
     if (err) this.#drop('send-failed');
@@ -283,10 +411,12 @@ export class UdpRelay implements SocksUdpAssociation {
     this.#closed = true;
     this.session.setDatagramHandler(this.stream.id, null);
     this.socket.off('message', this.#onMessage);
-    try {
-      this.socket.close();
-    } catch {
-      // already closed
+    for (const sock of [this.socket, this.#direct[4], this.#direct[6]]) {
+      try {
+        sock?.close();
+      } catch {
+        // already closed
+      }
     }
     // A RESET ends both sides at once: the bridge releases its socket, no reply is awaited.
     if (!this.stream.destroyed) this.stream.destroy();

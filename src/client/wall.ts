@@ -1,5 +1,5 @@
 /**
- * Walls (issue 16, docs/protocol.md §9.7): networks that freeze or reset every TCP connection
+ * Walls (issue 16, docs/protocol.md §9.8): networks that freeze or reset every TCP connection
  * after a fixed number of server→client bytes. The client learns the byte count from the
  * connections it loses, adopts a per-connection budget safely below it, and remembers it per
  * bridge across restarts in $XDG_STATE_HOME/postern/walls.json.

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
-import { isLoopbackHost, parseHostPort } from '../core/address.js';
+import { isLoopbackHost, parseDnsServer, parseHostPort } from '../core/address.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
 import type { DecoyConfig } from '../decoy/index.js';
 import { configError, parseWith, readJsonFile, unreadableError } from './file.js';
@@ -116,6 +116,16 @@ export const bridgeConfigSchema = z
     decoy: decoySchema.default({ type: 'builtin' }),
     /** Fixed name → addresses answers, consulted before DNS. */
     hosts: z.record(z.string(), z.array(z.string().refine((s) => /^[0-9a-fA-F:.]+$/.test(s), 'an IP address')).min(1)).default({}),
+    /** The bridge's own name resolution (docs/protocol.md §7). */
+    dns: z
+      .object({
+        /** DNS servers ("IP", "IP:PORT", "[IPv6]:PORT"); default: those in /etc/resolv.conf. */
+        servers: z.array(z.string().refine((s) => parseDnsServer(s) !== null, '"IP", "IP:PORT" or "[IPv6]:PORT"')).min(1).max(16).optional(),
+        /** The hosts file consulted before DNS (hosts(5)); null: none. Default /etc/hosts. */
+        hostsFile: z.string().min(1).nullable().default('/etc/hosts'),
+      })
+      .strict()
+      .default({ hostsFile: '/etc/hosts' }),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -148,6 +158,8 @@ export interface BridgeConfig {
   };
   readonly admin: { readonly host: string; readonly port: number } | null;
   readonly hosts: Readonly<Record<string, string[]>>;
+  /** DNS servers (null: the system's) and the hosts file (null: none), absolute. */
+  readonly dns: { readonly servers: readonly string[] | null; readonly hostsFile: string | null };
   /** Built-in page dated by the config file's mtime; static root resolved to an absolute path. */
   readonly decoy: DecoyConfig;
   readonly log: { readonly level: string; readonly destinations: boolean };
@@ -236,6 +248,7 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
     },
     admin,
     hosts: c.hosts,
+    dns: { servers: c.dns.servers ?? null, hostsFile: c.dns.hostsFile === null ? null : path.resolve(dir, c.dns.hostsFile) },
     decoy,
     log: c.log,
     limits,

@@ -15,6 +15,7 @@ import { parseBudget, type BudgetPolicy } from '../client/wall.js';
 import { LIMITS } from '../core/limits.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
+import { routeConfigSchema, type RouteConfig } from './route.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const CLIENT_DEFAULTS = { listen: '127.0.0.1:1080', logLevel: 'info' } as const;
@@ -27,6 +28,7 @@ export const CLIENT_ENV = {
   user: 'POSTERN_USER',
   pass: 'POSTERN_PASS',
   logLevel: 'POSTERN_LOG_LEVEL',
+  exactReplies: 'POSTERN_EXACT_REPLIES',
 } as const;
 
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"');
@@ -42,15 +44,21 @@ export const clientConfigSchema = z
       .describe('Share links (postern://…) from bridge operators, in priority order. Keep them secret.'),
     /** SOCKS5 listen address. */
     listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"').optional().describe('SOCKS5 listen address, HOST:PORT (default 127.0.0.1:1080).'),
-    /** SOCKS5 username/password (RFC 1929) required from apps; null: none (loopback only). */
+    /** Username/password apps must give (SOCKS5 RFC 1929, HTTP Basic); absent: the stored pair (config/local-credentials.ts). */
     auth: z
       .object({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) })
       .strict()
       .nullable()
       .optional()
-      .describe('SOCKS5 username/password apps must send (RFC 1929); required to listen on a non-loopback address.'),
+      .describe('Username and password apps must send (SOCKS5 RFC 1929, HTTP Proxy-Authorization: Basic). Default: a pair made on first start and kept in $XDG_CONFIG_HOME/postern/local-proxy.json.'),
     /** Allow a non-loopback listener without auth (don't). */
-    insecureOpenProxy: z.boolean().optional().describe('Allow a non-loopback listener without auth: anyone on the network could use it.'),
+    insecureOpenProxy: z.boolean().optional().describe('With --no-auth, allow a non-loopback listener without a password: anyone on the network could use it.'),
+    exactReplies: z
+      .boolean()
+      .optional()
+      .describe(
+        'Answer SOCKS5 CONNECT and HTTP CONNECT only after the bridge has connected, with the exact reply code (one more round trip per connection). Default false: answer at once while the tunnel is up; a refused destination then resets the connection.',
+      ),
     socks: z.array(hostPort).max(16).optional().describe('Extra SOCKS5-only listeners, HOST:PORT each (as --socks).'),
     http: z.array(hostPort).max(16).optional().describe('Extra HTTP-proxy-only listeners, HOST:PORT each (as --http).'),
     forward: z
@@ -72,6 +80,7 @@ export const clientConfigSchema = z
       ),
     lan: z.boolean().optional().describe('Share with phones on this network: listen on 0.0.0.0 (unless listen is set) with a password (as --lan).'),
     log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),
+    route: routeConfigSchema.optional().describe('Which destinations go through the tunnel, direct, or nowhere (as --route, --route-file).'),
   })
   .strict()
   .refine((c) => c.whatsappPorts === undefined || c.whatsapp === true, { path: ['whatsappPorts'], error: 'goes with "whatsapp": true' });
@@ -120,6 +129,7 @@ export interface ClientFlags {
   user?: string;
   pass?: string;
   insecureOpenProxy?: boolean;
+  exactReplies?: boolean;
   logLevel?: string;
 }
 
@@ -133,17 +143,22 @@ export interface ClientSettings {
   listenGiven: boolean;
   auth: { username: string; password: string } | null;
   insecureOpenProxy: boolean;
+  /** Wait for the bridge's result before answering CONNECT (see ClientOptions.exactReplies). */
+  exactReplies: boolean;
   logLevel: string;
   /** Listener settings from the config file ({} without one). */
   fileListeners: FileListeners;
   /** The config file's connBudget, if any. */
   connBudget: BudgetPolicy | undefined;
+  /** The config file's `route` object, and the file's name (for errors). */
+  fileRoute: RouteConfig | undefined;
+  configFile: string | undefined;
 }
 
 /** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
 function existingDefaultConfig(env: NodeJS.ProcessEnv): string | undefined {
   const file = defaultClientConfigFile(env);
-  return fs.existsSync(file) ? file : undefined;
+  return file !== undefined && fs.existsSync(file) ? file : undefined;
 }
 
 /**
@@ -198,6 +213,12 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     auth = { username: file.auth.username, password: file.auth.password };
   }
 
+  const exactEnv = fromEnv('exactReplies');
+  if (exactEnv !== undefined && exactEnv !== '0' && exactEnv !== '1') {
+    throw new PosternError('E_CONFIG', `$${CLIENT_ENV.exactReplies}: expected 1 or 0, got "${exactEnv}"`);
+  }
+  const exactReplies = flags.exactReplies === true || (exactEnv !== undefined ? exactEnv === '1' : file?.exactReplies === true);
+
   const fileListeners: FileListeners = {};
   if (file !== undefined) {
     for (const k of ['socks', 'http', 'forward', 'whatsapp', 'whatsappPorts', 'lan'] as const) {
@@ -211,8 +232,11 @@ export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv
     listenGiven: flags.listen !== undefined || fromEnv('listen') !== undefined || file?.listen !== undefined,
     auth,
     insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
+    exactReplies,
     logLevel,
     fileListeners,
     connBudget: file?.connBudget === undefined ? undefined : (parseBudget(file.connBudget, LIMITS.CONN_BUDGET_MIN_BYTES) ?? undefined),
+    fileRoute: file?.route,
+    configFile,
   };
 }

@@ -27,8 +27,14 @@ export function formatTarget(t: Target): string {
   return t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 
+/** A host (name or IP literal; IPv6 without brackets) and a TCP port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 /** Parses "host:port", "[v6]:port"; returns null when malformed. */
-export function parseHostPort(s: string): { host: string; port: number } | null {
+export function parseHostPort(s: string): HostPort | null {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s.trim());
   if (!m) return null;
   const port = Number(m[3]);
@@ -125,4 +131,15 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
   if (bestAt < 0) return hex(words);
   return `${hex(words.slice(0, bestAt))}::${hex(words.slice(bestAt + bestLen))}`;
+}
+
+/** "IP", "IP:PORT" or "[IPv6]:PORT", as dns.setServers takes them; null when malformed. */
+export function parseDnsServer(s: string): { host: string; port: number } | null {
+  if (net.isIP(s) !== 0) return { host: s, port: 53 };
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  if (m === null) return null;
+  const host = m[1] as string;
+  const port = Number(m[2]);
+  if (net.isIP(host) === 0 || port < 1 || port > 65535) return null;
+  return { host, port };
 }

@@ -1,4 +1,22 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A username/password pair apps present to a local listener (SOCKS5 RFC 1929, HTTP Basic). */
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * Random credentials: URL-safe (they go into tg:// links, curl proxy URLs and QR codes unescaped),
+ * easy to type on a phone, and strong enough that guessing is hopeless (96 random bits of password).
+ * The password never starts with "-", so that `--pass VALUE` and `curl -U` read it as a value.
+ */
+export function generateCredentials(random: (n: number) => Buffer = randomBytes): Credentials {
+  const username = `p${random(4).toString('hex')}`;
+  let password = random(12).toString('base64url');
+  if (password.startsWith('-') || password.startsWith('_')) password = `x${password.slice(1)}`;
+  return { username, password };
+}
 
 function digest(b: Uint8Array): Buffer {
   return createHash('sha256').update(b).digest();

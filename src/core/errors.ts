@@ -74,6 +74,8 @@ export const ERRORS = {
   E_CONFIG: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'invalid configuration' },
   E_SOCKS_PROTOCOL: { wire: WireCode.PROTOCOL_ERROR, socks: SocksReply.GENERAL_FAILURE, http: 400, message: 'malformed SOCKS message' },
   E_SOCKS_AUTH: { wire: WireCode.NOT_ALLOWED, socks: SocksReply.NOT_ALLOWED, http: 407, message: 'SOCKS authentication failed' },
+  E_ROUTE_BLOCKED: { wire: WireCode.NOT_ALLOWED, socks: SocksReply.NOT_ALLOWED, http: 403, message: 'destination blocked by a route rule' },
+  E_ROUTE_PRIVATE: { wire: WireCode.NOT_ALLOWED, socks: SocksReply.NOT_ALLOWED, http: 403, message: "a direct route from a LAN listener may not reach this computer's own or private networks (route.allowLanPrivate)" },
   E_HANDSHAKE_TIMEOUT: { wire: WireCode.TIMEOUT, socks: SocksReply.TTL_EXPIRED, http: 408, message: 'handshake timed out' },
   // Local errors of the command line: each says what to do, and exits with its own status (exitStatus)
   E_USAGE: { wire: WireCode.GENERAL_FAILURE, socks: SocksReply.GENERAL_FAILURE, http: 500, message: 'usage' },

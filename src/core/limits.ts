@@ -19,6 +19,16 @@ export const LIMITS = {
   HTTP_PROXY_HEAD_TIMEOUT_MS: 10_000,
   /** An idle keep-alive connection to the local HTTP proxy is closed after this (nginx keepalive_timeout 75 s). */
   HTTP_PROXY_IDLE_TIMEOUT_MS: 75_000,
+  /** Failed logins to a local listener one source may make per window before its answers are slowed (core/auth-throttle.ts). */
+  LOCAL_AUTH_FREE_FAILURES_COUNT: 10,
+  /** The window those failures are counted in. */
+  LOCAL_AUTH_FAILURE_WINDOW_MS: 60_000,
+  /** Past the free failures, a wrong login is answered only after this long (slows guessing). */
+  LOCAL_AUTH_FAILURE_DELAY_MS: 2_000,
+  /** Slowed answers one source may have pending; past this its attempts are refused unchecked (≤ 4 guesses/s). */
+  LOCAL_AUTH_DELAYED_PER_SOURCE_COUNT: 8,
+  /** Sources whose failures are remembered; the oldest is forgotten first. */
+  LOCAL_AUTH_TRACKED_SOURCES_COUNT: 1_024,
 
   // ── Mux (wire protocol) ──────────────────────────────────────────────────
   /** Largest frame payload either side sends or accepts (checked from the header before buffering). */
@@ -27,6 +37,13 @@ export const LIMITS = {
   WS_MAX_MESSAGE_BYTES: 256 * 1024,
   /** Initial per-stream receive window, both directions: the most unacknowledged bytes in flight per stream. */
   STREAM_WINDOW_BYTES: 512 * 1024,
+  /**
+   * DATA the opener may send on a stream before its OPEN_RESULT (docs/protocol.md §5.1): the app's
+   * first bytes (a TLS ClientHello, an HTTP request) travel with the OPEN instead of a round trip
+   * later. A wire constant both sides must agree on; the bridge holds at most this much per
+   * pending open, and drops it if the open is refused.
+   */
+  STREAM_EARLY_DATA_BYTES: 16 * 1024,
   /** Concurrent streams one session may hold open. */
   SESSION_MAX_STREAMS: 4_096,
   /**
@@ -36,6 +53,20 @@ export const LIMITS = {
    * 1.17 s to 0.86 s median (npm run bench:call).
    */
   SESSION_WRITE_HIGH_WATER_BYTES: 256 * 1024,
+  /**
+   * A bridge stops reading a session's transport while more than this is waiting to be sent on it,
+   * whatever the queued frames are (control replies too: PONG, OPEN_RESULT, RESET), and reads again
+   * once half has left. Far above what honest writers queue (data stops at the write high water);
+   * clients always read, so two peers never both wait (docs/protocol.md §5.3).
+   */
+  SESSION_SEND_QUEUE_MAX_BYTES: 2 * 1024 * 1024,
+  /**
+   * OPENs a session may have refused (OPEN_RESULT ≠ 0, or RESET 0x08 for a frame on a stream never
+   * opened) in a burst, and per second after it; past that rate the session is ended as a protocol
+   * violation (close 1002 "too many refused opens"). A browser's blocked or failing requests stay far below.
+   */
+  SESSION_REFUSED_OPEN_BURST_COUNT: 2_048,
+  SESSION_REFUSED_OPENS_PER_SECOND: 512,
   /** A stream must get its OPEN_RESULT within this time (bridge connect timeout + slack). */
   STREAM_OPEN_TIMEOUT_MS: 15_000,
   /** Interval between keepalive pings on an idle session. */
@@ -44,8 +75,17 @@ export const LIMITS = {
   KEEPALIVE_TIMEOUT_MS: 20_000,
   /** A session whose connection was lost is ended (its streams reset) if not resumed within this time. */
   SESSION_RESUME_TIMEOUT_MS: 60_000,
-  /** Writers stall while more than this many sent bytes await the peer's ACK (resend memory cap). */
+  /**
+   * Writers stall while more than this many sent bytes, of every kept message (DATA and control),
+   * await the peer's ACK (resend memory cap).
+   */
   SESSION_RESUME_BUFFER_MAX_BYTES: 32 * 1024 * 1024,
+  /**
+   * Past SESSION_RESUME_BUFFER_MAX_BYTES plus this, kept for a peer that does not acknowledge, the
+   * session is ended (close 1008 "resume buffer full"): control replies go on after writers stall,
+   * and an honest peer acknowledges long before.
+   */
+  SESSION_RESUME_OVERFLOW_BYTES: 4 * 1024 * 1024,
   /** A receiver acknowledges at least every this many received bytes (bounds the peer's resend queue). */
   RESUME_ACK_BYTES: 64 * 1024,
   /** …and at most this long after an unacknowledged message arrived. */
@@ -53,7 +93,7 @@ export const LIMITS = {
   /** A stream request arriving while no bridge connection is up waits this long before it fails. */
   TUNNEL_WAIT_MS: 10_000,
 
-  // ── Walls: connections frozen or cut after a few KB (docs/protocol.md §9.6, §9.7) ──
+  // ── Walls: connections frozen or cut after a few KB (docs/protocol.md §9.7, §9.8) ──
   /** Floor of the freeze timeout: bytes owed and nothing received for this long (or a few RTTs) → the connection is cut. */
   FREEZE_MIN_MS: 300,
   /** The freeze timeout is at least this many smoothed RTTs (plus the peer's ACK delay). */
@@ -78,11 +118,14 @@ export const LIMITS = {
   DIAL_MIN_INTERVAL_MS: 150,
 
   // ── Transport ────────────────────────────────────────────────────────────
-  /** The TLS handshake, and then the first request head, must each complete within this time (nginx's client_header_timeout is 60 s). */
+  /** The TLS handshake and the first request head together must complete within this time of the accept (nginx's client_header_timeout is 60 s). */
   HANDSHAKE_TIMEOUT_MS: 60_000,
   /** The client gives up dialing a bridge after this time. */
   DIAL_TIMEOUT_MS: 15_000,
-  /** Largest HTTP request header the bridge accepts (nginx default large_client_header_buffers 4×8k). */
+  /**
+   * No longer read: the web front's head limits are nginx's fixed buffers (1k + 4×8k,
+   * decoy/http-head.ts), because a different limit would tell it from nginx. Kept so configs setting it still load.
+   */
   HTTP_MAX_HEADER_BYTES: 16 * 1024,
   /** A kept-alive connection to the bridge's web front must send its next request within this (nginx keepalive_timeout 75 s). */
   HTTP_KEEPALIVE_TIMEOUT_MS: 75_000,
@@ -96,8 +139,12 @@ export const LIMITS = {
   DECOY_PROXY_MAX_SOCKETS_COUNT: 256,
   /** Accepted clock difference for an auth token timestamp. */
   AUTH_WINDOW_MS: 120_000,
-  /** Nonces remembered to refuse replays (each kept for 2 × AUTH_WINDOW_MS). */
-  AUTH_REPLAY_CACHE_COUNT: 100_000,
+  /**
+   * Nonces remembered per user to refuse replays (each kept for 2 × AUTH_WINDOW_MS, 4 min by
+   * default). A full cache refuses that user's new tokens (decoy answer) rather than forget a
+   * nonce: 4,096 allows 17 upgrades/s for 4 min per user (a client makes one per reconnect), ≈ 0.5 MB.
+   */
+  AUTH_REPLAY_CACHE_PER_USER_COUNT: 4_096,
   /** Client reconnect backoff: first delay and cap. */
   RECONNECT_MIN_MS: 250,
   RECONNECT_MAX_MS: 15_000,
@@ -111,6 +158,30 @@ export const LIMITS = {
   BRIDGE_MAX_SESSIONS: 1_024,
   /** Sessions one user may hold at once (one client normally holds one; reconnects overlap briefly). */
   BRIDGE_MAX_SESSIONS_PER_USER: 32,
+  /**
+   * Budgets per user (every session of the user, detached ones included, until they end). Bytes held:
+   * each open stream's receive window (what the user may make us hold in it), plus every resume
+   * buffer and send queue of the user's sessions. At a budget the user's new streams are refused
+   * (OPEN_RESULT 0x09); other users are not affected.
+   */
+  USER_MAX_BUFFERED_BYTES: 512 * 1024 * 1024,
+  /**
+   * Near a buffer budget a new stream gets a smaller receive window (what is left / 32); one that
+   * would get less than this is refused instead (0x09).
+   */
+  STREAM_MIN_WINDOW_BYTES: 16 * 1024,
+  /** Streams (TCP and UDP associations) one user may have open or connecting at once, over all sessions. */
+  USER_MAX_STREAMS: 1_024,
+  /** Descriptors one user may hold: a socket per stream, association and session. */
+  USER_MAX_DESCRIPTORS: 1_024,
+  /** The same budgets for the whole bridge. */
+  BRIDGE_MAX_BUFFERED_BYTES: 1024 * 1024 * 1024,
+  BRIDGE_MAX_STREAMS: 16_384,
+  /**
+   * Descriptors kept free under the process's RLIMIT_NOFILE for new sessions, listeners and files:
+   * when fewer are left, new streams are refused (0x09) before a new session could fail.
+   */
+  BRIDGE_DESCRIPTOR_RESERVE_COUNT: 128,
   /** A bridge stream with no byte either way for this long is reset (Xray's connIdle is 300 s). */
   STREAM_IDLE_TIMEOUT_MS: 300_000,
   /** A bridge session with no stream for this long is closed (the client redials on demand). */
@@ -119,6 +190,14 @@ export const LIMITS = {
   EGRESS_DNS_MAX_CONCURRENT: 64,
   /** Lookups that may wait for a slot; beyond this a stream is refused at once (→ DNS_FAILURE). */
   EGRESS_DNS_MAX_QUEUED: 1_024,
+  /** Lookups one user runs at once (a share of EGRESS_DNS_MAX_CONCURRENT, so one user cannot hold every slot). */
+  EGRESS_DNS_MAX_CONCURRENT_PER_USER: 8,
+  /** Lookups one user may have pending (running + waiting); beyond this only that user's streams are refused at once (→ DNS_FAILURE). */
+  EGRESS_DNS_MAX_PENDING_PER_USER: 64,
+  /** The bridge re-reads /etc/hosts (or dns.hostsFile) when it changed, checking at most this often. */
+  HOSTS_FILE_RECHECK_MS: 5_000,
+  /** A hosts file larger than this is not read (the bridge logs it and uses DNS alone). */
+  HOSTS_FILE_MAX_BYTES: 1024 * 1024,
   /** Default per-user bandwidth cap, each direction; 0 = none (a user's maxBytesPerSecond overrides). */
   USER_MAX_BYTES_PER_SECOND: 0,
   /** Config file changes within this time are folded into one reload (editors write in steps). */
@@ -127,6 +206,10 @@ export const LIMITS = {
   // ── Diagnostics ──────────────────────────────────────────────────────────
   /** `postern doctor` stops its throughput sample after this time (a slow link still gets a figure). */
   DOCTOR_DOWNLOAD_TIMEOUT_MS: 30_000,
+
+  // ── Logs ─────────────────────────────────────────────────────────────────
+  /** Refused streams and refused upgrades are logged as one info summary per this interval (each one at debug). */
+  LOG_SUMMARY_INTERVAL_MS: 60_000,
 
   // ── Process ──────────────────────────────────────────────────────────────
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */
@@ -150,6 +233,20 @@ export const LIMITS = {
   UDP_DNS_PENDING_COUNT: 16,
   /** Bytes a UDP socket may have waiting to be sent (client relay → app, bridge → destinations); past this, datagrams are dropped, not queued. */
   UDP_LOCAL_SEND_QUEUE_BYTES: 256 * 1024,
+
+  // ── Client routing (direct routes) ────────────────────────────────────────
+  /** A direct connection from the client machine must be established within this time (as the bridge's egress). */
+  DIRECT_CONNECT_TIMEOUT_MS: 10_000,
+  /** A local lookup a route needs (a direct destination, or an address rule) must answer within this time. */
+  ROUTE_DNS_TIMEOUT_MS: 5_000,
+  /** Local lookups in progress at once for routing; past this a destination that needs one is refused (E_DNS). */
+  ROUTE_DNS_MAX_CONCURRENT: 64,
+  /** Entries one route list file may hold (bounds the memory a file takes: 500,000 names ≈ 60 MiB of heap). */
+  ROUTE_LIST_MAX_ENTRIES: 2_000_000,
+  /** Size of one route list file read (read whole, at start-up). */
+  ROUTE_LIST_MAX_BYTES: 128 * 1024 * 1024,
+  /** Names the served PAC file carries (PAC engines parse it on every load); rules past this stay with the proxy. */
+  PAC_MAX_ENTRIES: 20_000,
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
@@ -164,16 +261,26 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   HTTP_PROXY_HEAD_MAX_BYTES: [4_096, 1024 * 1024],
   HTTP_PROXY_HEAD_TIMEOUT_MS: [1_000, 120_000],
   HTTP_PROXY_IDLE_TIMEOUT_MS: [1_000, 3_600_000],
+  LOCAL_AUTH_FREE_FAILURES_COUNT: [0, 1_000],
+  LOCAL_AUTH_FAILURE_WINDOW_MS: [1_000, 3_600_000],
+  LOCAL_AUTH_FAILURE_DELAY_MS: [0, 60_000],
+  LOCAL_AUTH_DELAYED_PER_SOURCE_COUNT: [1, 1_024],
+  LOCAL_AUTH_TRACKED_SOURCES_COUNT: [16, 1_000_000],
   FRAME_MAX_PAYLOAD_BYTES: [65_536, 65_536], // a wire constant (docs/protocol.md §4)
   WS_MAX_MESSAGE_BYTES: [16 * 1024, 4 * 1024 * 1024],
   STREAM_WINDOW_BYTES: [64 * 1024, 16 * 1024 * 1024],
+  STREAM_EARLY_DATA_BYTES: [16 * 1024, 16 * 1024], // a wire constant (docs/protocol.md §5.1)
   SESSION_MAX_STREAMS: [1, 65_536],
   SESSION_WRITE_HIGH_WATER_BYTES: [64 * 1024, 64 * 1024 * 1024],
+  SESSION_SEND_QUEUE_MAX_BYTES: [1024 * 1024, 256 * 1024 * 1024],
+  SESSION_REFUSED_OPEN_BURST_COUNT: [16, 1_000_000],
+  SESSION_REFUSED_OPENS_PER_SECOND: [1, 1_000_000],
   STREAM_OPEN_TIMEOUT_MS: [1_000, 120_000],
   KEEPALIVE_INTERVAL_MS: [1_000, 300_000],
   KEEPALIVE_TIMEOUT_MS: [2_000, 600_000],
   SESSION_RESUME_TIMEOUT_MS: [1_000, 3_600_000],
   SESSION_RESUME_BUFFER_MAX_BYTES: [1024 * 1024, 1024 * 1024 * 1024],
+  SESSION_RESUME_OVERFLOW_BYTES: [256 * 1024, 1024 * 1024 * 1024],
   RESUME_ACK_BYTES: [4_096, 16 * 1024 * 1024],
   RESUME_ACK_DELAY_MS: [1, 10_000],
   TUNNEL_WAIT_MS: [100, 120_000],
@@ -197,19 +304,31 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   DECOY_PROXY_TIMEOUT_MS: [1_000, 600_000],
   DECOY_PROXY_MAX_SOCKETS_COUNT: [1, 65_536],
   AUTH_WINDOW_MS: [10_000, 3_600_000],
-  AUTH_REPLAY_CACHE_COUNT: [1_000, 10_000_000],
+  AUTH_REPLAY_CACHE_PER_USER_COUNT: [16, 1_000_000],
   RECONNECT_MIN_MS: [10, 60_000],
   RECONNECT_MAX_MS: [100, 600_000],
   EGRESS_CONNECT_TIMEOUT_MS: [500, 120_000],
   EGRESS_DNS_TIMEOUT_MS: [500, 60_000],
   BRIDGE_MAX_SESSIONS: [1, 1_000_000],
   BRIDGE_MAX_SESSIONS_PER_USER: [1, 1_000_000],
+  USER_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 64 * 1024 * 1024 * 1024],
+  STREAM_MIN_WINDOW_BYTES: [16 * 1024, 16 * 1024 * 1024], // never below STREAM_EARLY_DATA_BYTES: early data must fit the first window
+  USER_MAX_STREAMS: [1, 1_000_000],
+  USER_MAX_DESCRIPTORS: [2, 1_000_000],
+  BRIDGE_MAX_BUFFERED_BYTES: [16 * 1024 * 1024, 1024 * 1024 * 1024 * 1024],
+  BRIDGE_MAX_STREAMS: [1, 10_000_000],
+  BRIDGE_DESCRIPTOR_RESERVE_COUNT: [16, 65_536],
   STREAM_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
   SESSION_IDLE_TIMEOUT_MS: [1_000, 86_400_000],
   EGRESS_DNS_MAX_CONCURRENT: [1, 4_096],
   EGRESS_DNS_MAX_QUEUED: [0, 65_536],
+  EGRESS_DNS_MAX_CONCURRENT_PER_USER: [1, 4_096],
+  EGRESS_DNS_MAX_PENDING_PER_USER: [1, 65_536],
+  HOSTS_FILE_RECHECK_MS: [100, 3_600_000],
+  HOSTS_FILE_MAX_BYTES: [4_096, 64 * 1024 * 1024],
   USER_MAX_BYTES_PER_SECOND: [0, 10 * 1024 * 1024 * 1024],
   CONFIG_WATCH_DEBOUNCE_MS: [50, 10_000],
+  LOG_SUMMARY_INTERVAL_MS: [1_000, 3_600_000],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
   DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
   UDP_ASSOCIATION_IDLE_MS: [1_000, 86_400_000],
@@ -221,8 +340,23 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   UDP_DNS_CACHE_MS: [0, 3_600_000],
   UDP_DNS_PENDING_COUNT: [0, 4_096],
   UDP_LOCAL_SEND_QUEUE_BYTES: [16 * 1024, 64 * 1024 * 1024],
+  DIRECT_CONNECT_TIMEOUT_MS: [500, 120_000],
+  ROUTE_DNS_TIMEOUT_MS: [500, 60_000],
+  ROUTE_DNS_MAX_CONCURRENT: [1, 4_096],
+  ROUTE_LIST_MAX_ENTRIES: [1, 10_000_000],
+  ROUTE_LIST_MAX_BYTES: [1024, 1024 * 1024 * 1024],
+  PAC_MAX_ENTRIES: [0, 1_000_000],
 };
 
 export function defaultLimits(overrides: Partial<Limits> = {}): Limits {
   return { ...LIMITS, ...overrides };
+}
+
+/**
+ * The send-queue bound a transport stops reading at: SESSION_SEND_QUEUE_MAX_BYTES, raised when
+ * needed above what honest writers may queue by themselves (the write high water, a message past
+ * it, and the datagram headroom), so that two honest peers never both stop reading.
+ */
+export function sendQueueBound(l: Limits): number {
+  return Math.max(l.SESSION_SEND_QUEUE_MAX_BYTES, 2 * (l.SESSION_WRITE_HIGH_WATER_BYTES + l.UDP_SEND_HEADROOM_BYTES + l.WS_MAX_MESSAGE_BYTES));
 }

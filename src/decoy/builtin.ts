@@ -2,18 +2,8 @@
  * The built-in decoy: a one-page site served like nginx serves a folder holding only an
  * index.html — `/` and `/index.html` give the page, everything else nginx's 404.
  */
-import {
-  commonRefusal,
-  decodeTargetPath,
-  errorPage,
-  etagFor,
-  httpDate,
-  normalizePath,
-  parseErrorResponse,
-  type Decoy,
-  type DecoyRequest,
-  type DecoyResponse,
-} from './decoy.js';
+import { decodeTargetPath, errorPage, normalizePath, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
+import { entityResponse, type Entity } from './entity.js';
 
 /** A plain placeholder page, the kind a freshly set-up server shows. */
 const INDEX = Buffer.from(
@@ -44,43 +34,29 @@ export interface BuiltinDecoyOptions {
 
 export function createBuiltinDecoy(opts: BuiltinDecoyOptions): Decoy {
   const now = opts.now ?? Date.now;
-  const mtime = Math.floor(opts.siteTimeMs / 1000) * 1000;
-  const lastModified = httpDate(mtime);
-  const etag = etagFor(mtime, INDEX.length);
+  const mtimeMs = Math.floor(opts.siteTimeMs / 1000) * 1000;
+  const index: Entity = {
+    size: INDEX.length,
+    mtimeMs,
+    contentType: 'text/html',
+    open: (start, end) => INDEX.subarray(start, end + 1),
+    readSync: (start, end) => INDEX.subarray(start, end + 1),
+    release: () => undefined,
+  };
 
   return {
     handle(req: DecoyRequest, keepAlive: boolean): Promise<DecoyResponse> {
       const t = now();
       const head = req.method === 'HEAD';
-      const refused = commonRefusal(req, t);
-      if (refused !== null) return Promise.resolve(refused);
       const decoded = decodeTargetPath(req.url);
       const p = decoded === null ? null : normalizePath(decoded);
       if (p === null) return Promise.resolve(errorPage(400, { keepAlive: false, head, now: t }));
+      // nginx's static module: other methods than GET/HEAD/POST are refused before the file is looked up.
+      if (req.method !== 'GET' && !head && req.method !== 'POST') return Promise.resolve(errorPage(405, { keepAlive, head, now: t }));
       if (p !== '/' && p !== '/index.html') return Promise.resolve(errorPage(404, { keepAlive, head, now: t }));
-      if (req.method !== 'GET' && !head) return Promise.resolve(errorPage(405, { keepAlive, head, now: t }));
-      const conn = keepAlive ? 'keep-alive' : 'close';
-      const base: Array<[string, string]> = [
-        ['Server', 'nginx'],
-        ['Date', httpDate(t)],
-        ['Content-Type', 'text/html'],
-      ];
-      if (req.headers['if-modified-since'] === lastModified) {
-        return Promise.resolve({
-          status: 304,
-          reason: 'Not Modified',
-          headers: [['Server', 'nginx'], ['Date', httpDate(t)], ['Last-Modified', lastModified], ['Connection', conn], ['ETag', etag]],
-          body: null,
-        });
-      }
-      return Promise.resolve({
-        status: 200,
-        reason: 'OK',
-        headers: [...base, ['Content-Length', String(INDEX.length)], ['Last-Modified', lastModified], ['Connection', conn], ['ETag', etag]],
-        body: head ? null : INDEX,
-      });
+      if (req.method === 'POST') return Promise.resolve(errorPage(405, { keepAlive, head, now: t }));
+      return Promise.resolve(entityResponse(index, req, keepAlive, t));
     },
-    errorResponse: (kind) => parseErrorResponse(kind, now()),
     close: () => undefined,
   };
 }

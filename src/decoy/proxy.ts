@@ -9,7 +9,7 @@ import http from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import { errorPage, parseErrorResponse, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
+import { errorPage, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those a proxy must not pass on. */
 const HOP_BY_HOP = new Set([
@@ -86,11 +86,12 @@ export function createProxyDecoy(opts: ProxyDecoyOptions): Decoy {
       };
       const drop = new Set(HOP_BY_HOP);
       for (const t of String(req.headers.connection ?? '').split(',')) drop.add(t.trim().toLowerCase());
-      const headers: http.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (!drop.has(k) && v !== undefined) headers[k] = v;
-      }
-      if (req.body !== null && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+      // Every header line as sent, in order (repeated ones too), minus the hop-by-hop ones.
+      const lines: ReadonlyArray<readonly [string, string]> =
+        req.rawHeaders ?? Object.entries(req.headers).flatMap(([k, v]) => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map((x) => [k, x] as const)));
+      const headers: string[] = [];
+      for (const [k, v] of lines) if (!drop.has(k.toLowerCase())) headers.push(k, v);
+      if (req.body !== null && req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
       const up = http.request({
         agent,
         host: target.host,
@@ -150,7 +151,6 @@ export function createProxyDecoy(opts: ProxyDecoyOptions): Decoy {
 
   return {
     handle,
-    errorResponse: (kind) => parseErrorResponse(kind, now()),
     close: () => agent.destroy(),
   };
 }

@@ -2,24 +2,14 @@
  * The static-folder decoy: serves files under `root` like nginx's static module — content types
  * by extension, index.html for a folder, a 301 to add the slash to a folder path, 403 for a
  * folder without index.html (no listing), the folder's 404.html (when present) for a missing
- * page, 405 for other methods on a file, 304 for a matching If-Modified-Since. Nothing outside
+ * page, 405 for other methods, validators and ranges as nginx (entity.ts). Nothing outside
  * `root` is ever read: `..` above the root is a 400, and a symlink leading out of it is a 404.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { PosternError } from '../core/errors.js';
-import {
-  commonRefusal,
-  decodeTargetPath,
-  errorPage,
-  etagFor,
-  httpDate,
-  normalizePath,
-  parseErrorResponse,
-  type Decoy,
-  type DecoyRequest,
-  type DecoyResponse,
-} from './decoy.js';
+import { NGINX_SERVER, decodeTargetPath, errorPage, etagFor, httpDate, normalizePath, redirectLocation, type Decoy, type DecoyRequest, type DecoyResponse } from './decoy.js';
+import { entityResponse } from './entity.js';
 
 /** Content types by extension (lower case), as nginx's mime.types maps the common ones. */
 const MIME: Readonly<Record<string, string>> = {
@@ -126,80 +116,88 @@ export function createStaticDecoy(opts: StaticDecoyOptions): Decoy {
     f.fh.close().catch(() => undefined);
   }
 
-  function fileResponse(f: Found, status: number, req: DecoyRequest, keepAlive: boolean, t: number, validators: boolean): DecoyResponse {
+  /** A found file with status 200: validators, ranges (entity.ts). */
+  function fileResponse(f: Found, req: DecoyRequest, keepAlive: boolean, t: number): DecoyResponse {
+    return entityResponse(
+      {
+        size: f.size,
+        mtimeMs: f.mtimeMs,
+        contentType: contentTypeFor(f.file),
+        open: (start, end) => f.fh.createReadStream({ start, end, autoClose: true, highWaterMark: 64 * 1024 }),
+        readSync: (start, end) => {
+          const b = Buffer.alloc(end - start + 1);
+          const n = fs.readSync(f.fh.fd, b, 0, b.length, start);
+          return b.subarray(0, n);
+        },
+        release: () => closeFd(f),
+      },
+      req,
+      keepAlive,
+      t,
+    );
+  }
+
+  /** The folder's 404.html with status 404, as `error_page 404 /404.html` serves it (ETag, no Last-Modified, no ranges). */
+  function notFoundPage(f: Found, req: DecoyRequest, keepAlive: boolean, t: number): DecoyResponse {
     const head = req.method === 'HEAD';
-    const conn = keepAlive ? 'keep-alive' : 'close';
-    const mtime = Math.floor(f.mtimeMs / 1000) * 1000;
-    const lastModified = httpDate(mtime);
-    const etag = etagFor(mtime, f.size);
-    if (validators && req.headers['if-modified-since'] === lastModified) {
-      closeFd(f);
-      return {
-        status: 304,
-        reason: 'Not Modified',
-        headers: [['Server', 'nginx'], ['Date', httpDate(t)], ['Last-Modified', lastModified], ['Connection', conn], ['ETag', etag]],
-        body: null,
-      };
-    }
     const headers: Array<[string, string]> = [
-      ['Server', 'nginx'],
+      ['Server', NGINX_SERVER],
       ['Date', httpDate(t)],
       ['Content-Type', contentTypeFor(f.file)],
       ['Content-Length', String(f.size)],
+      ['Connection', keepAlive ? 'keep-alive' : 'close'],
+      ['ETag', etagFor(Math.floor(f.mtimeMs / 1000) * 1000, f.size)],
     ];
-    if (validators) headers.push(['Last-Modified', lastModified]);
-    headers.push(['Connection', conn]);
-    if (validators) headers.push(['ETag', etag]);
     let body: DecoyResponse['body'] = null;
     if (head || f.size === 0) closeFd(f);
     else body = f.fh.createReadStream({ start: 0, end: f.size - 1, autoClose: true, highWaterMark: 64 * 1024 });
-    return { status, reason: status === 200 ? 'OK' : 'Not Found', headers, body };
+    return { status: 404, reason: 'Not Found', headers, body };
   }
 
   async function notFound(req: DecoyRequest, keepAlive: boolean, t: number): Promise<DecoyResponse> {
     const page = await openFile('404.html');
     if (page === null) return errorPage(404, { keepAlive, head: req.method === 'HEAD', now: t });
-    return fileResponse(page, 404, req, keepAlive, t, false);
+    return notFoundPage(page, req, keepAlive, t);
   }
 
   async function handle(req: DecoyRequest, keepAlive: boolean): Promise<DecoyResponse> {
     const t = now();
     const head = req.method === 'HEAD';
-    const refused = commonRefusal(req, t);
-    if (refused !== null) return refused;
     const decoded = decodeTargetPath(req.url);
     const p = decoded === null ? null : normalizePath(decoded);
     if (p === null) return errorPage(400, { keepAlive: false, head, now: t });
-    const readable = req.method === 'GET' || head;
+    // nginx's static and index modules refuse other methods than GET/HEAD/POST before any lookup;
+    // POST reaches the file and is refused there (405), or gets the 404 of a missing one.
+    if (req.method !== 'GET' && !head && req.method !== 'POST') return errorPage(405, { keepAlive, head, now: t });
+    const post = req.method === 'POST';
 
     if (p.endsWith('/')) {
       const index = await openFile(`${p}index.html`);
       if (index !== null) {
-        if (!readable) {
+        if (post) {
           closeFd(index);
           return errorPage(405, { keepAlive, head, now: t });
         }
-        return fileResponse(index, 200, req, keepAlive, t, true);
+        return fileResponse(index, req, keepAlive, t);
       }
       if (await isDir(p)) return errorPage(403, { keepAlive, head, now: t });
       return notFound(req, keepAlive, t);
     }
-    if (await isDir(p)) {
-      return errorPage(301, { keepAlive, head, now: t, extra: [['Location', `${encodeURI(p)}/`]] });
-    }
     const f = await openFile(p);
-    if (f === null) return notFound(req, keepAlive, t);
-    if (!readable) {
+    if (f === null) {
+      if (await isDir(p)) return errorPage(301, { keepAlive, head, now: t, location: redirectLocation(req, `${encodeURI(p)}/`) });
+      return notFound(req, keepAlive, t);
+    }
+    if (post) {
       closeFd(f);
       return errorPage(405, { keepAlive, head, now: t });
     }
-    return fileResponse(f, 200, req, keepAlive, t, true);
+    return fileResponse(f, req, keepAlive, t);
   }
 
   return {
     handle: (req, keepAlive) =>
       handle(req, keepAlive).catch(() => errorPage(500, { keepAlive: false, head: req.method === 'HEAD', now: now() })),
-    errorResponse: (kind) => parseErrorResponse(kind, now()),
     close: () => undefined,
   };
 }

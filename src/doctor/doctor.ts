@@ -18,7 +18,7 @@ import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
 import { dialBridge, errnoOf } from '../transport/dialer.js';
-import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { formatHostPort, parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { english, type Translate } from '../i18n/messages.js';
 
 export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';
@@ -77,6 +77,7 @@ const HINT_NAMES = [
   'badUri',
   'dns',
   'refused',
+  'relayRefused',
   'tcpTimeout',
   'reset',
   'pin',
@@ -150,23 +151,29 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
           throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
         const how = t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca');
-        return { status: 'ok', detail: t('doctor.ok.uri', { hostPort: `${net.isIPv6(info.host) ? `[${info.host}]` : info.host}:${info.port}`, how }) };
+        if (info.connect !== undefined) {
+          return { status: 'ok', detail: t('doctor.ok.uri.relay', { hostPort: formatHostPort(info), relay: formatHostPort(info.connect), how }) };
+        }
+        return { status: 'ok', detail: t('doctor.ok.uri', { hostPort: formatHostPort(info), how }) };
       }))
     )
       return (skipRest(after('uri')), results);
 
+    // TCP goes to the relay when the link names one (protocol.md §1 connect); TLS still checks the bridge.
+    const relay = info.connect !== undefined;
+    const dial = info.connect ?? info;
     if (
       !(await run('dns', async () => {
-        if (net.isIP(info.host) !== 0) {
-          address = info.host;
-          return { status: 'ok', detail: t('doctor.ok.dns.literal') };
+        if (net.isIP(dial.host) !== 0) {
+          address = dial.host;
+          return { status: 'ok', detail: t(relay ? 'doctor.ok.dns.literal.relay' : 'doctor.ok.dns.literal') };
         }
         try {
-          const all = await withTimeout(dns.lookup(info.host, { all: true }), o.limits.DIAL_TIMEOUT_MS, () => new Error('ETIMEOUT'));
+          const all = await withTimeout(dns.lookup(dial.host, { all: true }), o.limits.DIAL_TIMEOUT_MS, () => new Error('ETIMEOUT'));
           address = all[0]!.address;
-          return { status: 'ok', detail: t(all.length === 1 ? 'doctor.ok.dns.one' : 'doctor.ok.dns', { host: info.host, count: all.length }), data: { addresses: all.length } };
+          return { status: 'ok', detail: t(all.length === 1 ? 'doctor.ok.dns.one' : 'doctor.ok.dns', { host: dial.host, count: all.length }), data: { addresses: all.length } };
         } catch (err) {
-          throw new StepFailure(t('doctor.fail.dns', { host: info.host, code: errnoOf(err) }), hint('dns'));
+          throw new StepFailure(t('doctor.fail.dns', { host: dial.host, code: errnoOf(err) }), hint('dns'));
         }
       }))
     )
@@ -175,8 +182,8 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     let sock: net.Socket | undefined;
     if (
       !(await run('tcp', async () => {
-        sock = await connectTcp(address, info.port, o.limits.DIAL_TIMEOUT_MS, t);
-        return { status: 'ok', detail: t('doctor.ok.tcp', { port: info.port }) };
+        sock = await connectTcp(address, dial.port, o.limits.DIAL_TIMEOUT_MS, t, relay);
+        return { status: 'ok', detail: t(relay ? 'doctor.ok.tcp.relay' : 'doctor.ok.tcp', { port: dial.port }) };
       }))
     )
       return (skipRest(after('tcp')), results);
@@ -233,12 +240,13 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
   }
 }
 
-function connectTcp(host: string, port: number, timeoutMs: number, t: Translate): Promise<net.Socket> {
+/** `relay`: the address is the link's relay (connect=), and the messages say so. */
+function connectTcp(host: string, port: number, timeoutMs: number, t: Translate, relay: boolean): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new StepFailure(t('doctor.fail.tcp.timeout', { port, ms: timeoutMs }), t('doctor.hint.tcpTimeout')));
+      reject(new StepFailure(t(relay ? 'doctor.fail.tcp.timeout.relay' : 'doctor.fail.tcp.timeout', { port, ms: timeoutMs }), t('doctor.hint.tcpTimeout')));
     }, timeoutMs);
     s.once('connect', () => {
       clearTimeout(timer);
@@ -249,7 +257,7 @@ function connectTcp(host: string, port: number, timeoutMs: number, t: Translate)
     s.once('error', (err) => {
       clearTimeout(timer);
       const code = errnoOf(err);
-      if (code === 'ECONNREFUSED') reject(new StepFailure(t('doctor.fail.tcp.refused', { port }), t('doctor.hint.refused')));
+      if (code === 'ECONNREFUSED') reject(new StepFailure(t(relay ? 'doctor.fail.tcp.refused.relay' : 'doctor.fail.tcp.refused', { port }), t(relay ? 'doctor.hint.relayRefused' : 'doctor.hint.refused')));
       else if (code === 'ECONNRESET') reject(new StepFailure(t('doctor.fail.tcp.reset'), t('doctor.hint.reset')));
       else reject(new StepFailure(t('doctor.fail.tcp.other', { code }), t('doctor.hint.tcpTimeout')));
     });
@@ -412,8 +420,8 @@ async function sampleThroughput(session: MuxSession, url: string, timeoutMs: num
 export function redactUri(uri: string): string {
   try {
     const info = parseShareUri(uri);
-    const host = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
-    return `postern://[redacted]@${host}:${info.port}/[redacted]${info.pin ? '?pin=[redacted]' : ''}`;
+    const query = [info.pin ? 'pin=[redacted]' : '', info.connect ? `connect=${formatHostPort(info.connect)}` : ''].filter((q) => q !== '');
+    return `postern://[redacted]@${formatHostPort(info)}/[redacted]${query.length > 0 ? `?${query.join('&')}` : ''}`;
   } catch {
     return '[redacted]';
   }

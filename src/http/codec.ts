@@ -294,6 +294,7 @@ const REASONS: Record<number, string> = {
   404: 'Not Found',
   407: 'Proxy Authentication Required',
   408: 'Request Timeout',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',

@@ -12,8 +12,17 @@
  *   connection may send requests to several hosts. Requests are served one at a time: a
  *   pipelined next request waits (unread, in the kernel) until the current response is done.
  * - Bodies (Content-Length or chunked, both ways) are streamed with backpressure, never buffered.
- * - With `auth`, every request needs `Proxy-Authorization: Basic`; otherwise 407 with
- *   `Proxy-Authenticate: Basic realm="postern"`. Credentials are compared in constant time.
+ * - With `auth`, every request through the proxy needs `Proxy-Authorization: Basic`; otherwise 407
+ *   with `Proxy-Authenticate: Basic realm="proxy"` — a generic realm, naming neither the product
+ *   nor its version (the 407 is all an unauthenticated scanner learns). Credentials are compared
+ *   in constant time. Wrong credentials are limited and counted per source address
+ *   (core/auth-throttle.ts): past the free ones the 407 comes after LOCAL_AUTH_FAILURE_DELAY_MS,
+ *   and past the pending bound a 429 comes without a check. A request with no credentials at all
+ *   is the browser's first try (it prompts on the 407) and is not counted as a guess.
+ * - Requests to the proxy itself (origin-form) need no credentials: `GET /proxy.pac` (browsers
+ *   fetch a PAC file without proxy authentication) and a 404 for anything else. The PAC file holds
+ *   the address the requester already connected to and, with route rules, which names go
+ *   direct — never a credential; without the password it opens nothing.
  * - Tunnel errors become the status their PosternError names (502, 503, 504, 403).
  * - Logs carry a per-listener connection counter, never the app's address, the destination or
  *   credentials.
@@ -23,7 +32,8 @@ import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import { credentialChecker } from '../core/credentials.js';
+import { AuthThrottle } from '../core/auth-throttle.js';
+import { credentialChecker, type Credentials } from '../core/credentials.js';
 import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -44,10 +54,8 @@ import {
   type RequestHead,
 } from './codec.js';
 
-export interface HttpAuth {
-  readonly username: string;
-  readonly password: string;
-}
+/** The credentials apps must present (one type for every listener: core/credentials.ts). */
+export type HttpAuth = Credentials;
 
 /** Opens a stream to the target; rejects with a PosternError whose httpStatus the app receives. */
 export type HttpConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
@@ -61,7 +69,14 @@ export interface HttpProxyOptions {
   connect: HttpConnect;
   /** Listen on a non-loopback address without auth (an open proxy). Refused unless set. */
   allowOpenProxy?: boolean;
+  /** The PAC file for this proxy (host and port as the app reached it); default pacFile. */
+  pac?: (host: string, port: number) => string;
+  /** Failed-login limits shared with other listeners (the client shares one); absent: this server's own. */
+  authThrottle?: AuthThrottle;
 }
+
+/** The realm of the 407 challenge: generic on purpose (no product name or version to fingerprint). */
+export const PROXY_AUTH_REALM = 'proxy';
 
 export const PAC_PATH = '/proxy.pac';
 export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
@@ -83,7 +98,11 @@ interface ServerContext {
   readonly limits: Limits;
   readonly connect: HttpConnect;
   readonly authRequired: boolean;
+  readonly pac: (host: string, port: number) => string;
   checkCredentials(headers: readonly Header[]): boolean;
+  readonly throttle: AuthThrottle;
+  /** A source's failures just crossed the free count: log it (once per source and window). */
+  onThrottling(): void;
   forget(conn: HttpConnection): void;
 }
 
@@ -125,7 +144,10 @@ export class HttpProxyServer {
       limits: opts.limits,
       connect: opts.connect,
       authRequired: opts.auth !== null,
+      pac: opts.pac ?? pacFile,
       checkCredentials: check,
+      throttle: opts.authThrottle ?? new AuthThrottle(opts.limits),
+      onThrottling: () => this.#log.warn({ ...this.#ctx.throttle.counts }, 'repeated failed logins from one source; answers slowed'),
       forget: (conn) => this.#conns.delete(conn),
     };
   }
@@ -218,6 +240,8 @@ class HttpConnection {
   #resBuf: Buffer = EMPTY;
   #resBody: BodyTracker | null = null;
   #resHeadSent = false;
+  /** A delayed 407 holds a slot of its source's pending bound until it is sent or the app leaves. */
+  #releaseThrottle: (() => void) | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -315,8 +339,11 @@ class HttpConnection {
     while (this.#state === 'head' && this.#buf.length > 0) {
       const r = parseRequestHead(this.#buf, this.ctx.limits.HTTP_PROXY_HEAD_MAX_BYTES);
       if (!r.ok) {
-        if ('error' in r) this.#finish(simpleResponse(r.error.status, `${r.error.reason}\n`), `bad request: ${r.error.reason}`);
-        return;
+        if ('error' in r) {
+          this.#finish(simpleResponse(r.error.status, `${r.error.reason}\n`), `bad request: ${r.error.reason}`);
+          return;
+        }
+        break; // an incomplete head: keep reading (the mixed port hands the socket over paused)
       }
       this.#buf = this.#buf.subarray(r.used);
       this.#disarm();
@@ -340,13 +367,7 @@ class HttpConnection {
       this.#serveLocal(head, target.path);
       return;
     }
-    if (this.ctx.authRequired && !this.ctx.checkCredentials(head.headers)) {
-      this.#finish(
-        simpleResponse(407, 'proxy authentication required\n', { headers: [['Proxy-Authenticate', 'Basic realm="postern"']] }),
-        'proxy authentication failed',
-      );
-      return;
-    }
+    if (this.ctx.authRequired && !this.#authenticated(head)) return;
     if (target.kind === 'connect') {
       this.#state = 'tunnel-opening';
       this.#flow();
@@ -376,11 +397,45 @@ class HttpConnection {
     void this.#openForward(target.target, out);
   }
 
+  /** Checks Proxy-Authorization; on failure answers (407, maybe later; or 429) and returns false. */
+  #authenticated(head: RequestHead): boolean {
+    const challenge = () =>
+      simpleResponse(407, 'proxy authentication required\n', { headers: [['Proxy-Authenticate', `Basic realm="${PROXY_AUTH_REALM}"`]] });
+    const throttle = this.ctx.throttle;
+    if (headerValues(head.headers, 'proxy-authorization').length === 0) {
+      throttle.challenged();
+      this.#finish(challenge(), 'no proxy credentials');
+      return false;
+    }
+    const source = this.socket.remoteAddress ?? '';
+    if (!throttle.admit(source)) {
+      this.#finish(simpleResponse(429, 'too many failed logins; try again later\n', { headers: [['Retry-After', '10']] }), 'login refused unchecked');
+      return false;
+    }
+    if (this.ctx.checkCredentials(head.headers)) return true;
+    const f = throttle.failed(source);
+    if (f.startedThrottling) this.ctx.onThrottling();
+    if (f.delayMs === 0) {
+      this.#finish(challenge(), 'proxy authentication failed');
+      return false;
+    }
+    // Hold the connection (what the app sends waits, paused) and answer later.
+    this.#state = 'local';
+    this.#flow();
+    this.#releaseThrottle = () => throttle.done(source);
+    this.#arm(f.delayMs, () => {
+      this.#releaseThrottle?.();
+      this.#releaseThrottle = null;
+      this.#finish(challenge(), 'proxy authentication failed (answer delayed)');
+    });
+    return false;
+  }
+
   #serveLocal(head: RequestHead, path: string): void {
     const isGet = head.method === 'GET' || head.method === 'HEAD';
     if (isGet && (path === PAC_PATH || path.startsWith(`${PAC_PATH}?`))) {
       const host = this.socket.localAddress ?? '127.0.0.1';
-      const pac = pacFile(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
+      const pac = this.ctx.pac(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
       this.#finish(simpleResponse(200, pac, { contentType: PAC_CONTENT_TYPE, omitBody: head.method === 'HEAD' }), 'served pac');
       return;
     }
@@ -426,7 +481,8 @@ class HttpConnection {
       if (this.#buf.length > 0) stream.write(this.#buf);
       this.#buf = EMPTY;
       this.log.debug('tunnel open, relaying');
-      relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined }, 'relay done'));
+      // An optimistic open the bridge refuses ends here too: the app's connection is reset (RST).
+      relay(s, stream, (err) => this.log.debug({ aborted: err !== undefined, code: err instanceof PosternError ? err.code : null }, 'relay done'));
     });
   }
 
@@ -557,11 +613,14 @@ class HttpConnection {
   /** The stream ended, failed or closed before the response was complete. */
   #upstreamGone(err: Error | null): void {
     if (this.#state !== 'forwarding' || this.#upstream === null) return;
-    this.log.debug({ err: err?.name ?? null }, 'upstream gone before the response was complete');
+    this.log.debug({ err: err?.name ?? null, code: err instanceof PosternError ? err.code : null }, 'upstream gone before the response was complete');
     const up = this.#upstream;
     this.#upstream = null;
     destroyHard(up);
-    if (!this.#resHeadSent) this.#finish(simpleResponse(502, 'upstream closed before a complete response\n'), 'upstream gone');
+    if (!this.#resHeadSent && err instanceof PosternError) {
+      // An optimistic open the bridge refused (docs/protocol.md §5.1): the exact status after all.
+      this.#finish(simpleResponse(err.httpStatus, `postern: ${ERRORS[err.code].message} (${err.code})\n`), 'connect failed');
+    } else if (!this.#resHeadSent) this.#finish(simpleResponse(502, 'upstream closed before a complete response\n'), 'upstream gone');
     else this.destroy('upstream gone mid-response'); // a truncated body must look like an abort
   }
 
@@ -604,6 +663,8 @@ class HttpConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#disarm();
+    this.#releaseThrottle?.();
+    this.#releaseThrottle = null;
     this.#buf = EMPTY;
     this.#resBuf = EMPTY;
     if (this.#abort !== null) {

@@ -41,7 +41,12 @@ export type MuxProtocolReason =
   /** An OPEN with an even stream id (§5.1: clients open odd ids). */
   | 'stream-id-parity'
   /** An OPEN whose id is not greater than every id opened before (§5.1). */
-  | 'stream-id-order';
+  | 'stream-id-order'
+  /**
+   * More refused OPENs (and RESETs 0x08 for frames on streams never opened) than
+   * SESSION_REFUSED_OPEN_BURST_COUNT at once plus SESSION_REFUSED_OPENS_PER_SECOND (§5.1).
+   */
+  | 'refused-open-flood';
 
 export class MuxProtocolError extends Error {
   readonly reason: MuxProtocolReason;

@@ -13,19 +13,24 @@
  *
  * Memory: the resend queue holds what the peer has not acknowledged. DATA in it is bounded by the
  * streams' flow-control credit (a receiver acknowledges at least every RESUME_ACK_BYTES), and as a
- * safety belt writers stall while it holds more than SESSION_RESUME_BUFFER_MAX_BYTES.
+ * safety belt writers stall while it holds more than SESSION_RESUME_BUFFER_MAX_BYTES, counting every
+ * kept message (control ones too). A peer that lets it grow past that plus
+ * SESSION_RESUME_OVERFLOW_BYTES (by never acknowledging the answers it provokes) is cut off: close
+ * 1008 "resume buffer full". Kept messages go onto a connection while it buffers at most half the
+ * send-queue bound (a resend after RESUME is paced by drain, never dumped at once), so that the
+ * connection's read stop (sendQueueBound) is never reached by our own resending.
  *
  * The link also does keepalive per connection (§8): PING after KEEPALIVE_INTERVAL_MS of silence,
  * the connection is dropped (and the link detached) after KEEPALIVE_TIMEOUT_MS of silence.
  *
- * Walls (§9.6, §9.7): a connection on which the peer owes us something (an ACK for what we sent, a
+ * Walls (§9.7, §9.8): a connection on which the peer owes us something (an ACK for what we sent, a
  * PONG, its RESUME) and from which nothing arrives for a few smoothed RTTs is taken as frozen and
  * dropped at once; a peer's BUDGET caps the bytes we send on one connection, and when the next
  * session message would not fit we hold it back (writers stall) and send MOVE, so that the client
  * moves the session to a new connection with nothing in flight on the old one.
  */
 import { EventEmitter } from 'node:events';
-import type { Limits } from '../core/limits.js';
+import { sendQueueBound, type Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { allocFrame, encodeFrame } from './codec.js';
 import { FrameType, HEADER_BYTES, PING_DATA_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES } from './frame.js';
@@ -35,19 +40,19 @@ import { CloseCode, type FrameTransport } from './transport.js';
 export const ResumeFrameType = {
   RESUME: 0x0a,
   ACK: 0x0b,
-  /** §9.7: the most bytes the receiver may send on this connection (client → bridge, before RESUME). */
+  /** §9.8: the most bytes the receiver may send on this connection (client → bridge, before RESUME). */
   BUDGET: 0x0d,
-  /** §9.7: the sender's budget on this connection is spent; it sends no more session messages on it. */
+  /** §9.8: the sender's budget on this connection is spent; it sends no more session messages on it. */
   MOVE: 0x0e,
 } as const;
 
 type CountFrameType = (typeof ResumeFrameType)[keyof typeof ResumeFrameType];
 
-/** PING data of the link's own probes (§9.6): a marker no mux ping uses (its seq high word is small). */
+/** PING data of the link's own probes (§9.7): a marker no mux ping uses (its seq high word is small). */
 const PROBE_MARK = 0xffff_fffe;
 
 /**
- * §9.7: what a message of `len` bytes costs against a connection budget — the payload, a
+ * §9.8: what a message of `len` bytes costs against a connection budget — the payload, a
  * WebSocket header, and a TLS record's overhead per 16 KiB (a conservative estimate of wire bytes).
  */
 export function budgetCharge(len: number): number {
@@ -60,11 +65,24 @@ const MIN_PAYLOAD_HINT_BYTES = 1024;
 /** A held DATA message is cut to fill a connection's budget only when at least this much fits. */
 const MIN_SPLIT_BYTES = 256;
 
+/**
+ * What keeping one message costs beyond its bytes (a Buffer object and its queue slot), counted
+ * against the caps: 11 M kept RESETs of 11 bytes each took 2 GB, not 120 MB.
+ */
+export const KEPT_MESSAGE_OVERHEAD_BYTES = 128;
+
+/** The budget hook (ResumableLinkOptions.overBudget) is consulted each time kept bytes grow by this. */
+const BUDGET_CHECK_STEP_BYTES = 256 * 1024;
+
 /** RESUME and ACK carry one u64: a count of session messages received. */
 const COUNT_BYTES = 8;
+/** §9.3: the bridge's RESUME on the first connection of a session also carries the session's resume secret. */
+export const RESUME_SECRET_BYTES = 32;
 
 /** WebSocket close code sent when a RESUME names a state the receiver cannot continue from. */
 export const SESSION_LOST_CLOSE = { code: 4001, reason: 'session unknown' } as const;
+/** Close code and reason when the peer lets the resume buffer overflow (never acknowledges). */
+export const RESUME_OVERFLOW_CLOSE = { code: CloseCode.POLICY, reason: 'resume buffer full' } as const;
 /** Close code (local report) when a detached link was not resumed in time. */
 export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resume timeout' } as const;
 
@@ -83,11 +101,13 @@ export function isConnectionFrameType(type: number): boolean {
   );
 }
 
-export function encodeCountFrame(type: CountFrameType, count: number): Buffer {
-  const buf = Buffer.alloc(HEADER_BYTES + COUNT_BYTES);
+export function encodeCountFrame(type: CountFrameType, count: number, secret?: Buffer): Buffer {
+  const extra = secret?.length ?? 0;
+  const buf = Buffer.alloc(HEADER_BYTES + COUNT_BYTES + extra);
   buf[0] = type;
-  buf.writeUInt32BE(COUNT_BYTES, 6);
+  buf.writeUInt32BE(COUNT_BYTES + extra, 6);
   buf.writeBigUInt64BE(BigInt(count), HEADER_BYTES);
+  secret?.copy(buf, HEADER_BYTES + COUNT_BYTES);
   return buf;
 }
 
@@ -98,21 +118,31 @@ export type ResumableLinkEvents = {
   detached: [info: CloseInfo];
   /** RESUME exchanged on a new connection: `resent` session messages went out again. */
   resumed: [resent: number];
-  /** The peer's budget on this connection is spent (§9.7): move the session to a new connection. */
+  /** The peer's budget on this connection is spent (§9.8): move the session to a new connection. */
   move: [];
-  /** The link dropped its connection as frozen (§9.6): bytes owed, nothing received for `silentMs`. */
+  /** The link dropped its connection as frozen (§9.7): bytes owed, nothing received for `silentMs`. */
   frozen: [silentMs: number];
 };
 
 /** What attach() sends before RESUME. */
 export interface AttachOptions {
-  /** §9.7: ask the peer to send at most this many bytes on this connection (BUDGET). */
+  /** §9.8: ask the peer to send at most this many bytes on this connection (BUDGET). */
   readonly budgetBytes?: number;
 }
 
 export interface ResumableLinkOptions {
   readonly limits: Limits;
   readonly logger: Logger;
+  /**
+   * Bridge: the session's resume secret (RESUME_SECRET_BYTES random bytes), sent once, in the
+   * RESUME on the session's first connection (§9.3). A resuming client proves it holds it.
+   */
+  readonly resumeSecret?: Buffer;
+  /**
+   * True when the owner's budget for held bytes is spent (the bridge: the user's or the bridge's);
+   * consulted as the kept messages grow, and the peer is then cut off as past the overflow.
+   */
+  readonly overBudget?: () => boolean;
 }
 
 export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements FrameTransport {
@@ -126,14 +156,27 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private head = 0;
   private acked = 0;
   private sent = 0;
+  /**
+   * Session messages handed to the current connection (absolute number; acked ≤ onWire ≤ sent while
+   * live): [acked, onWire) went out, [onWire, sent) are held (wire full, or the budget spent, §9.8).
+   */
+  private onWire = 0;
   private queuedBytes = 0;
+  /** Kept bytes past which the peer is cut off (cap + overflow). */
+  private readonly overflowAt: number;
+  /** Kept messages are put on the connection only while it buffers at most this. */
+  private readonly wireMaxBytes: number;
+  private readonly overBudget: (() => boolean) | undefined;
+  private nextBudgetCheck = BUDGET_CHECK_STEP_BYTES;
+  /** The latest connection PING not yet answered (the connection was congested). */
+  private pongDue: Buffer | null = null;
   /** Session messages received (and handed to the mux). */
   private received = 0;
   private ackedToPeer = 0;
   private bytesSinceAck = 0;
   private ackTimer: NodeJS.Timeout | null = null;
 
-  /** One timer per connection for keepalive, probes and freeze detection (§8, §9.6). */
+  /** One timer per connection for keepalive, probes and freeze detection (§8, §9.7). */
   private watchTimer: NodeJS.Timeout | null = null;
   private watchAt = 0;
   private lastReceivedAt = 0;
@@ -154,9 +197,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
    */
   private lastSessionAt = 0;
   private probeRound = Number.POSITIVE_INFINITY;
-  /** Session messages [acked, transmitted) went out on a connection; [transmitted, sent) are held (§9.7). */
-  private transmitted = 0;
-  /** §9.7: the peer's BUDGET for this connection (Infinity: none), what we charged on it, MOVE sent. */
+  /** §9.8: the peer's BUDGET for this connection (Infinity: none), what we charged on it, MOVE sent. */
   private connBudget = Number.POSITIVE_INFINITY;
   private connCharged = 0;
   private moveSent = false;
@@ -164,6 +205,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
   private stalledByQueue = false;
+  /** The peer let the kept messages overflow: the session is being ended. */
+  private overflowed = false;
   /**
    * DATA payload size to use (Infinity: the protocol maximum). A connection cut after carrying
    * little shrinks it (a path that resets every few KB never passes a 64 KiB message); every
@@ -183,11 +226,24 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private paused = false;
   private endInfo: CloseInfo | null = null;
   private endReported = false;
+  /** Bridge: the secret to send in the first RESUME; null once sent (or never given). */
+  private secretToSend: Buffer | null;
+  /** This side (the bridge) issues the secret, and so never accepts one. */
+  private readonly issuesSecret: boolean;
+  /** Client: the secret the bridge sent in its first RESUME (null: none yet, or an older bridge). */
+  private peerSecret: Buffer | null = null;
+  /** A RESUME has been accepted on some connection (the first connection is over once this is true). */
+  private everLive = false;
 
   constructor(opts: ResumableLinkOptions) {
     super();
     this.limits = opts.limits;
     this.log = opts.logger;
+    this.secretToSend = opts.resumeSecret ?? null;
+    this.issuesSecret = opts.resumeSecret !== undefined;
+    this.overflowAt = opts.limits.SESSION_RESUME_BUFFER_MAX_BYTES + opts.limits.SESSION_RESUME_OVERFLOW_BYTES;
+    this.overBudget = opts.overBudget;
+    this.wireMaxBytes = sendQueueBound(opts.limits) / 2;
     this.startExpiry();
   }
 
@@ -195,9 +251,30 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return this._state;
   }
 
+  /** Client: the session's resume secret, as the bridge sent it on the first connection (§9.3), or null. */
+  get resumeSecret(): Buffer | null {
+    return this.peerSecret;
+  }
+
+  /** Whether a RESUME was ever exchanged (the session has been live on some connection). */
+  get wasLive(): boolean {
+    return this.everLive;
+  }
+
   /** Session messages kept for resending, and their bytes (for tests and metrics). */
   get unacknowledged(): { messages: number; bytes: number } {
     return { messages: this.sent - this.acked, bytes: this.queuedBytes };
+  }
+
+  /** Bytes held for the peer: every kept message (with its overhead) and what the connection still buffers. */
+  get heldBytes(): number {
+    const b = this.conn?.bufferedBytes ?? 0;
+    return this.keptCost + (Number.isFinite(b) ? b : 0);
+  }
+
+  /** What the kept messages cost: their bytes plus KEPT_MESSAGE_OVERHEAD_BYTES each. */
+  private get keptCost(): number {
+    return this.queuedBytes + (this.sent - this.acked) * KEPT_MESSAGE_OVERHEAD_BYTES;
   }
 
   get maxPayloadHint(): number {
@@ -212,7 +289,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return this.srtt;
   }
 
-  /** True while session messages are held back because this connection's budget is spent (§9.7). */
+  /** True while session messages are held back because this connection's budget is spent (§9.8). */
   get moving(): boolean {
     return this.moveSent;
   }
@@ -230,8 +307,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   // ── FrameTransport (what the mux sees) ────────────────────────────────
 
   get bufferedBytes(): number {
-    if (this._state !== 'live' || this.conn === null || this.moveSent) return Number.POSITIVE_INFINITY;
-    if (this.queuedBytes > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    if (this._state !== 'live' || this.conn === null || this.moveSent || this.onWire < this.sent) return Number.POSITIVE_INFINITY;
+    if (this.keptCost > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = true;
       return Number.POSITIVE_INFINITY;
     }
@@ -244,37 +321,59 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       if (this._state === 'live' && this.conn !== null) this.sendOnConn(this.conn, message);
       return;
     }
+    if (this.overflowed) return; // being cut off (below)
     this.queue.push(message);
     this.sent++;
     this.queuedBytes += message.length;
-    if (this._state === 'live' && this.conn !== null && this.transmitted === this.sent - 1) this.pump(this.conn);
+    const cost = this.keptCost;
+    let over = cost > this.overflowAt;
+    if (!over && cost > this.nextBudgetCheck) {
+      this.nextBudgetCheck = cost + BUDGET_CHECK_STEP_BYTES;
+      over = this.overBudget?.() === true;
+    }
+    if (over) {
+      // Every kept message counts: a peer that provokes answers and never acknowledges them is cut
+      // off. After this turn, so that the mux is not torn down inside its own send().
+      this.overflowed = true;
+      this.log.warn(
+        { code: RESUME_OVERFLOW_CLOSE.code, reason: RESUME_OVERFLOW_CLOSE.reason, keptBytes: cost, messages: this.sent - this.acked, overBudget: cost <= this.overflowAt },
+        'peer does not acknowledge: resume buffer full; ending the session',
+      );
+      queueMicrotask(() => this.close(RESUME_OVERFLOW_CLOSE.code, RESUME_OVERFLOW_CLOSE.reason));
+      return;
+    }
+    if (this._state === 'live' && this.conn !== null) this.pumpKept(this.conn);
   }
 
-  /** Sends held session messages [transmitted, sent) on `conn` while they fit its budget (§9.7). */
-  private pump(conn: FrameTransport): void {
-    while (this.transmitted < this.sent) {
-      const at = this.head + this.transmitted - this.acked;
+  /**
+   * Puts kept messages not yet on the connection [onWire, sent) onto it, while it buffers at most
+   * wireMaxBytes and while they fit the peer's budget for it (§9.8): when the next one does not
+   * fit (even cut by splitToFit), MOVE goes out and the rest is held for the next connection.
+   */
+  private pumpKept(conn: FrameTransport): void {
+    if (this.moveSent) return;
+    while (this.onWire < this.sent && conn.bufferedBytes <= this.wireMaxBytes) {
+      const at = this.head + (this.onWire - this.acked);
       let m = this.queue[at] as Buffer;
       const room = this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES - this.connCharged;
       if (budgetCharge(m.length) > room && this.splitToFit(at, room)) m = this.queue[at] as Buffer;
       if (budgetCharge(m.length) > room) {
-        if (!this.moveSent) {
-          this.moveSent = true;
-          this.log.debug({ charged: this.connCharged, budget: this.connBudget }, 'connection budget spent: MOVE');
-          this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.MOVE, this.transmitted));
-        }
+        this.moveSent = true;
+        this.log.debug({ charged: this.connCharged, budget: this.connBudget }, 'connection budget spent: MOVE');
+        this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.MOVE, this.onWire));
         return;
       }
-      if (this.transmitted === this.acked && this.probeAt === 0) this.owedSince = performance.now();
-      this.transmitted++;
+      if (this.onWire === this.acked && this.probeAt === 0) this.owedSince = performance.now();
+      this.onWire++;
       this.connBytes += m.length;
       this.sendOnConn(conn, m);
+      if (this.conn !== conn || this._state !== 'live') return;
     }
     this.armWatch();
   }
 
   /**
-   * §9.7 with §9.3: a held DATA message (the peer has none of it) that does not fit the budget left
+   * §9.8 with §9.3: a held DATA message (the peer has none of it) that does not fit the budget left
    * is cut in two so that its first part fills the connection; the rest waits for the next one.
    */
   private splitToFit(at: number, room: number): boolean {
@@ -355,6 +454,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.stopExpiry();
     this.conn = conn;
     this._state = 'handshake';
+    this.pongDue = null;
     this.connBytes = 0;
     this.connProgress = 0;
     this.grownAt = 0;
@@ -368,7 +468,13 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.owedSince = this.connSince; // the peer owes its RESUME
     conn.onMessage((m) => this.onConnMessage(conn, m));
     conn.onDrain(() => {
-      if (conn === this.conn && this._state === 'live') this.fireDrain();
+      if (conn !== this.conn || this._state !== 'live') return;
+      if (this.pongDue !== null) {
+        this.sendOnConn(conn, this.pongDue);
+        this.pongDue = null;
+      }
+      this.pumpKept(conn);
+      if (this.onWire === this.sent) this.fireDrain();
     });
     conn.onClose((info) => this.onConnClose(conn, info));
     if (this.paused) conn.pause();
@@ -378,7 +484,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       const b = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.budgetBytes));
       this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
     }
-    this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.RESUME, this.received));
+    // The secret goes out on the session's first connection only (§9.3), never again.
+    const secret = this.secretToSend ?? undefined;
+    this.secretToSend = null;
+    this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.RESUME, this.received, secret));
     this.sendProbe(conn); // the first RTT sample of this connection
     this.armWatch();
   }
@@ -448,9 +557,12 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     if (type === FrameType.PING || type === FrameType.PONG) {
       if (len !== PING_DATA_BYTES) return this.protocolError(conn, 'bad PING/PONG size');
       if (type === FrameType.PING) {
+        // One PONG answers every PING before it: while the connection is congested only the
+        // latest is kept, and answered on drain.
         const pong = Buffer.from(m);
         pong[0] = FrameType.PONG;
-        this.sendOnConn(conn, pong);
+        if (conn.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES) this.pongDue = pong;
+        else this.sendOnConn(conn, pong);
       } else if (m.readUInt32BE(HEADER_BYTES) === PROBE_MARK) {
         this.onProbePong(m.readUInt32BE(HEADER_BYTES + 4));
       } else if (this._state === 'live') {
@@ -458,10 +570,14 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
       return;
     }
-    if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK/BUDGET/MOVE size');
+    if (type === ResumeFrameType.RESUME && len === COUNT_BYTES + RESUME_SECRET_BYTES) {
+      // §9.3: only the first RESUME of a session, on its first connection, carries the secret.
+      if (this.issuesSecret || this.everLive || this.peerSecret !== null || this._state !== 'handshake') return this.protocolError(conn, 'resume secret after the first connection');
+      this.peerSecret = Buffer.from(m.subarray(HEADER_BYTES + COUNT_BYTES));
+    } else if (len !== COUNT_BYTES) return this.protocolError(conn, 'bad RESUME/ACK/BUDGET/MOVE size');
     const count = Number(m.readBigUInt64BE(HEADER_BYTES));
     if (type === ResumeFrameType.BUDGET) {
-      // §9.7: once per connection, before the sender's RESUME (so before we send any session message).
+      // §9.8: once per connection, before the sender's RESUME (so before we send any session message).
       if (this._state !== 'handshake' || this.budgetReceived) return this.protocolError(conn, 'BUDGET after RESUME');
       this.budgetReceived = true;
       // Never less than twice the reserve: a peer cannot make us send nothing but MOVE.
@@ -475,7 +591,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     }
     if (type === ResumeFrameType.RESUME) {
       if (this._state !== 'handshake') return this.protocolError(conn, 'second RESUME');
-      if (count < this.acked || count > this.transmitted) {
+      if (count < this.acked || count > this.onWire) {
         // The peer has lost (or never had) this session's state: it cannot be continued.
         this.log.warn({ peerReceived: count, acked: this.acked, sent: this.sent }, 'peer cannot resume this session');
         this.conn = null;
@@ -486,20 +602,23 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
       this.release(count);
       this._state = 'live';
+      this.everLive = true;
       this.splitKept();
-      const resend = Math.max(0, this.transmitted - this.acked);
-      this.transmitted = this.acked;
-      this.pump(conn);
+      const resend = Math.max(0, this.onWire - this.acked);
+      this.onWire = this.acked;
+      this.pumpKept(conn);
       this.emit('resumed', resend);
       if (this._state === 'live' && this.conn === conn && conn.bufferedBytes === 0) setImmediate(() => this.fireDrain());
       return;
     }
     // ACK
     if (this._state !== 'live') return this.protocolError(conn, 'ACK before RESUME');
-    if (count < this.acked || count > this.transmitted) return this.protocolError(conn, 'ACK out of range');
+    // Only what is on the wire can have been received.
+    if (count < this.acked || count > this.onWire) return this.protocolError(conn, 'ACK out of range');
     this.release(count);
-    if (this.acked === this.transmitted && this.probeAt === 0) this.owedSince = 0;
-    if (this.stalledByQueue && this.queuedBytes <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
+    if (this.acked === this.onWire && this.probeAt === 0) this.owedSince = 0;
+    this.nextBudgetCheck = Math.min(this.nextBudgetCheck, this.keptCost + BUDGET_CHECK_STEP_BYTES);
+    if (this.stalledByQueue && this.keptCost <= this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = false;
       this.fireDrain();
     }
@@ -535,7 +654,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
     }
     this.sent = this.acked + out.length;
-    this.transmitted = this.acked;
+    this.onWire = this.acked;
     this.queue = out;
     this.head = 0;
     let bytes = 0;
@@ -599,10 +718,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
    * sent, or the PONG of our probe.
    */
   private owed(): boolean {
-    return this._state === 'handshake' || this.transmitted > this.acked || this.probeAt !== 0;
+    return this._state === 'handshake' || this.onWire > this.acked || this.probeAt !== 0;
   }
 
-  /** §9.6: how long an owing peer may stay silent before the connection is taken as frozen. */
+  /** §9.7: how long an owing peer may stay silent before the connection is taken as frozen. */
   private freezeTimeoutMs(): number {
     const l = this.limits;
     const rtt = this.srtt === null ? l.FREEZE_NO_RTT_MS : Math.max(l.FREEZE_TIMEOUT_RTTS * this.srtt, this.srtt + 4 * this.rttvar);
@@ -646,7 +765,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   }
 
   /**
-   * §8 per connection and §9.6: drop a connection that owes and is silent past the freeze
+   * §8 per connection and §9.7: drop a connection that owes and is silent past the freeze
    * timeout, or silent past the keepalive timeout; probe once after the peer's sending stopped;
    * PING after the keepalive interval.
    */
@@ -680,7 +799,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.armWatch();
   }
 
-  /** A PING of the link's own (§9.6): an RTT sample, and a question the peer owes an answer to. */
+  /** A PING of the link's own (§9.7): an RTT sample, and a question the peer owes an answer to. */
   private sendProbe(conn: FrameTransport): void {
     const data = Buffer.allocUnsafe(PING_DATA_BYTES);
     data.writeUInt32BE(PROBE_MARK, 0);
@@ -740,7 +859,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
-    this.transmitted = this.acked = this.sent = 0;
+    this.onWire = this.acked = this.sent = 0;
     this.endInfo = info;
     this.reportEnd();
   }

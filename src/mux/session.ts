@@ -67,8 +67,11 @@ export interface IncomingOpen {
   readonly command: 'connect' | 'udp-associate';
   readonly target: Target;
   readonly signal: AbortSignal;
-  /** Sends OPEN_RESULT 0 with our window; returns the open stream. Throws if no longer possible. */
-  accept(): MuxStream;
+  /**
+   * Sends OPEN_RESULT 0 with our receive window (STREAM_WINDOW_BYTES, or `window` when the bridge's
+   * memory budget grants less); returns the open stream. Throws if no longer possible.
+   */
+  accept(window?: number): MuxStream;
   /** Sends OPEN_RESULT with err.wire and window 0. */
   reject(err: PosternError): void;
 }
@@ -85,8 +88,9 @@ export type MuxSessionEvents = {
 
 interface PendingOpen {
   readonly stream: MuxStream;
-  readonly resolve: (s: MuxStream) => void;
-  readonly reject: (e: PosternError) => void;
+  /** Null for an early open (openEarly): the app already holds the stream. */
+  readonly resolve: ((s: MuxStream) => void) | null;
+  readonly reject: ((e: PosternError) => void) | null;
   readonly timer: NodeJS.Timeout;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: (() => void) | undefined;
@@ -95,6 +99,11 @@ interface PendingOpen {
 interface PendingIncoming {
   readonly controller: AbortController;
   settled: boolean;
+  /** A UDP association: no DATA, early or not (§10). */
+  readonly udp: boolean;
+  /** DATA that arrived before accept() (§5.1), copied, at most STREAM_EARLY_DATA_BYTES in all. */
+  early: Buffer[] | null;
+  earlyBytes: number;
 }
 
 interface PendingPing {
@@ -157,6 +166,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private keepalivePinged = false;
   private pingSeq = 0;
   private readonly pings = new Map<number, PendingPing>();
+  /** The latest PING not yet answered: one PONG answers every PING before it (§8). */
+  private pongDue: Buffer | null = null;
+  /** Refusals left in the bucket (§5.1 refused-open rate), and when it was last refilled. */
+  private refusalTokens: number;
+  private refusalRefilledAt = performance.now();
 
   constructor(transport: FrameTransport, opts: MuxSessionOptions) {
     super();
@@ -164,6 +178,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.transport = transport;
     this.limits = opts.limits;
     this.log = opts.logger;
+    this.refusalTokens = opts.limits.SESSION_REFUSED_OPEN_BURST_COUNT;
     const session = this;
     this.host = {
       // A resumable link may ask for smaller DATA frames on a path that cuts connections early.
@@ -180,6 +195,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         session.drainWaiters.delete(s);
       },
       streamClosed: (s) => {
+        // An early open the app gave up on (RESET sent by the stream) is no longer pending.
+        const p = session.opening.get(s.id);
+        if (p !== undefined) session.settleOpen(s.id, p);
         session.streams.delete(s.id);
         session.associations.delete(s.id);
         session.datagramHandlers.delete(s.id);
@@ -202,6 +220,17 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     return this.streams.size + this.incoming.size;
   }
 
+  /**
+   * Bytes the session's transport holds for the peer: its send queue, and on a resumable link every
+   * kept message (docs/protocol.md §9.1). Stream buffers are the streams' windows, counted apart.
+   */
+  get heldBytes(): number {
+    const t = this.transport;
+    if (t.heldBytes !== undefined) return t.heldBytes;
+    const b = t.bufferedBytes;
+    return Number.isFinite(b) ? b : 0;
+  }
+
   /** True once either side sent GOAWAY: no new stream will be opened on this session. */
   get goingAway(): boolean {
     return this.goAwaySent || this.goAwayReceived;
@@ -216,6 +245,27 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
    */
   open(target: Target, opts: MuxOpenOptions = {}): Promise<MuxStream> {
     return this.openWith(OpenCommand.CONNECT, target, opts);
+  }
+
+  /**
+   * Client only: opens a stream to `target` and returns it at once, before OPEN_RESULT (§5.1):
+   * the app may write right away, and up to STREAM_EARLY_DATA_BYTES leave with the OPEN; more
+   * waits for OPEN_RESULT. If the bridge refuses, the open times out or the session ends first,
+   * the stream is destroyed with that error (errorFromWire, E_TIMEOUT, E_SESSION_CLOSED), so
+   * its app connection is reset. Destroying the stream while opening cancels the open (RESET
+   * 0x0a). Throws, sending nothing, when no open is possible here (closed, going away, ids
+   * exhausted, a target that cannot be encoded): the caller can still answer the app exactly.
+   */
+  openEarly(target: Target): MuxStream {
+    const r = this.startOpen(OpenCommand.CONNECT, target, this.limits.STREAM_EARLY_DATA_BYTES);
+    if (r instanceof PosternError) throw r;
+    const { id, stream, frame } = r;
+    const timer = setTimeout(() => this.failOpen(id, new PosternError('E_TIMEOUT', 'no OPEN_RESULT'), true), this.limits.STREAM_OPEN_TIMEOUT_MS);
+    timer.unref();
+    this.opening.set(id, { stream, resolve: null, reject: null, timer, signal: undefined, onAbort: undefined });
+    this.streams.set(id, stream);
+    this.send(frame);
+    return stream;
   }
 
   /**
@@ -275,23 +325,30 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     else this.datagramHandlers.set(streamId, handler);
   }
 
-  private openWith(cmd: number, target: Target, opts: MuxOpenOptions): Promise<MuxStream> {
-    if (this.role !== 'client') return Promise.reject(new PosternError('E_INTERNAL', 'only a client opens streams'));
-    if (this.isClosed) return Promise.reject(new PosternError('E_SESSION_CLOSED'));
-    if (this.goingAway) return Promise.reject(new PosternError('E_GOING_AWAY'));
-    const { signal } = opts;
-    if (signal?.aborted) return Promise.reject(new PosternError('E_CANCELLED'));
+  /** Checks that an open is possible and takes an id; nothing is sent or registered yet. */
+  private startOpen(cmd: number, target: Target, earlyCredit: number): { id: number; stream: MuxStream; frame: Buffer } | PosternError {
+    if (this.role !== 'client') return new PosternError('E_INTERNAL', 'only a client opens streams');
+    if (this.isClosed) return new PosternError('E_SESSION_CLOSED');
+    if (this.goingAway) return new PosternError('E_GOING_AWAY');
     const id = this.nextStreamId;
-    if (id > MAX_STREAM_ID) return Promise.reject(new PosternError('E_STREAM_LIMIT', 'stream ids exhausted'));
+    if (id > MAX_STREAM_ID) return new PosternError('E_STREAM_LIMIT', 'stream ids exhausted');
     let frame: Buffer;
     try {
       frame = encodeFrame({ type: FrameType.OPEN, streamId: id, window: this.limits.STREAM_WINDOW_BYTES, cmd, target });
     } catch (err) {
-      return Promise.reject(new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`));
+      return new PosternError('E_PROTOCOL', `target cannot be encoded (${(err as Error).message})`);
     }
     this.nextStreamId += 2;
     this.highestStreamId = id;
-    const stream = this.newStream(id, 'opening', 0);
+    return { id, stream: this.newStream(id, 'opening', earlyCredit), frame };
+  }
+
+  private openWith(cmd: number, target: Target, opts: MuxOpenOptions): Promise<MuxStream> {
+    const { signal } = opts;
+    if (this.role === 'client' && !this.isClosed && !this.goingAway && signal?.aborted) return Promise.reject(new PosternError('E_CANCELLED'));
+    const r = this.startOpen(cmd, target, 0);
+    if (r instanceof PosternError) return Promise.reject(r);
+    const { id, stream, frame } = r;
     return new Promise<MuxStream>((resolve, reject) => {
       const timer = setTimeout(() => this.failOpen(id, new PosternError('E_TIMEOUT', 'no OPEN_RESULT'), true), this.limits.STREAM_OPEN_TIMEOUT_MS);
       timer.unref();
@@ -341,6 +398,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         if (this.isClosed) return;
         this.dispatch(frame);
       }
+      if (this.pongDue !== null) this.flushPong();
     } catch (err) {
       if (err instanceof MuxProtocolError) {
         this.log.warn({ reason: err.reason }, 'session protocol error');
@@ -356,7 +414,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private dispatch(f: Frame): void {
     switch (f.type) {
       case FrameType.PING:
-        this.send(encodeFrame({ type: FrameType.PONG, data: f.data }));
+        // Answered once the message is processed, or on drain while congested (flushPong).
+        this.pongDue = f.data;
         return;
       case FrameType.PONG:
         this.onPong(f.data);
@@ -393,10 +452,10 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.streamCount >= this.limits.SESSION_MAX_STREAMS) return this.refuseOpen(id, WireCode.STREAM_LIMIT);
     if (this.listenerCount('open') === 0) return this.refuseOpen(id, WireCode.GENERAL_FAILURE);
 
-    const pending: PendingIncoming = { controller: new AbortController(), settled: false };
+    const udp = f.cmd === OpenCommand.UDP_ASSOCIATE;
+    const pending: PendingIncoming = { controller: new AbortController(), settled: false, udp, early: null, earlyBytes: 0 };
     this.incoming.set(id, pending);
     const peerWindow = f.window;
-    const udp = f.cmd === OpenCommand.UDP_ASSOCIATE;
     const settle = (): void => {
       if (pending.settled) throw new Error(`IncomingOpen ${id}: accept() or reject() was already called`);
       pending.settled = true;
@@ -406,18 +465,24 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       command: udp ? 'udp-associate' : 'connect',
       target: f.target,
       signal: pending.controller.signal,
-      accept: (): MuxStream => {
+      accept: (window: number = this.limits.STREAM_WINDOW_BYTES): MuxStream => {
         settle();
         if (pending.controller.signal.aborted) throw pending.controller.signal.reason as PosternError;
         this.incoming.delete(id);
-        const stream = this.newStream(id, 'open', peerWindow);
+        const stream = this.newStream(id, 'open', peerWindow, window);
         this.streams.set(id, stream);
         if (udp) this.associations.add(id);
-        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window: this.limits.STREAM_WINDOW_BYTES }));
+        this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code: WireCode.OK, window }));
+        // Early DATA (§5.1) is the stream's first bytes; it counts against the window just announced
+        // (never below STREAM_MIN_WINDOW_BYTES, which is at least STREAM_EARLY_DATA_BYTES).
+        const early = pending.early;
+        pending.early = null;
+        if (early !== null) for (const chunk of early) stream.handleData(chunk);
         return stream;
       },
       reject: (err: PosternError): void => {
         settle();
+        pending.early = null; // never forwarded (§5.1)
         if (pending.controller.signal.aborted) return;
         this.incoming.delete(id);
         const wire = err instanceof PosternError ? err.wire : errorFromSystem(err).wire;
@@ -431,6 +496,40 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private refuseOpen(id: number, code: number): void {
     this.log.debug({ stream: id, code }, 'OPEN refused');
     this.send(encodeFrame({ type: FrameType.OPEN_RESULT, streamId: id, code, window: 0 }));
+    this.countRefusal();
+  }
+
+  /**
+   * §5.1: refused OPENs (and RESETs 0x08 for frames on streams never opened) are limited to a burst
+   * of SESSION_REFUSED_OPEN_BURST_COUNT and SESSION_REFUSED_OPENS_PER_SECOND after it; past that
+   * the peer is flooding us with answers to make, and the session ends as a protocol violation.
+   */
+  private countRefusal(): void {
+    if (this.isClosed) return;
+    const now = performance.now();
+    const { SESSION_REFUSED_OPEN_BURST_COUNT: burst, SESSION_REFUSED_OPENS_PER_SECOND: rate } = this.limits;
+    this.refusalTokens = Math.min(burst, this.refusalTokens + ((now - this.refusalRefilledAt) * rate) / 1000);
+    this.refusalRefilledAt = now;
+    if (this.refusalTokens >= 1) {
+      this.refusalTokens -= 1;
+      return;
+    }
+    const err = new MuxProtocolError('refused-open-flood', `over ${burst} refusals and ${rate}/s`);
+    this.log.warn({ reason: err.reason, burst, perSecond: rate }, 'session protocol error');
+    this.teardown(err.closeCode, err.reason, err, 'close');
+  }
+
+  /** Sends the PONG due (§8), unless the transport is congested: then on drain, still one for all. */
+  private flushPong(): void {
+    const data = this.pongDue;
+    if (data === null || this.isClosed) return;
+    if (this.transport.bufferedBytes > this.limits.SESSION_WRITE_HIGH_WATER_BYTES) {
+      // Keep 8 bytes, not the message they sit in.
+      if (data.buffer.byteLength > 64) this.pongDue = Buffer.from(data);
+      return;
+    }
+    this.pongDue = null;
+    this.send(encodeFrame({ type: FrameType.PONG, data }));
   }
 
   private onStreamFrame(f: Exclude<StreamFrame, OpenFrame | InvalidOpenFrame>): void {
@@ -443,10 +542,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
           this.settleOpen(id, pendingOpen);
           if (f.code === WireCode.OK) {
             pendingOpen.stream.handleOpened(f.window);
-            pendingOpen.resolve(pendingOpen.stream);
+            pendingOpen.resolve?.(pendingOpen.stream);
           } else {
-            pendingOpen.stream.abandon();
-            pendingOpen.reject(errorFromWire(f.code));
+            this.endPendingOpen(id, pendingOpen, errorFromWire(f.code));
           }
           return;
         case FrameType.RESET:
@@ -485,7 +583,21 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
     const pendingIn = this.incoming.get(id);
     if (pendingIn) {
+      if (f.type === FrameType.DATA && !pendingIn.udp && pendingIn.earlyBytes + f.payload.length <= this.limits.STREAM_EARLY_DATA_BYTES) {
+        // §5.1: early DATA, held (copied: the message it came in is not pinned) until accept().
+        pendingIn.earlyBytes += f.payload.length;
+        (pendingIn.early ??= []).push(Buffer.from(f.payload));
+        return;
+      }
       this.incoming.delete(id);
+      pendingIn.early = null;
+      if (f.type === FrameType.DATA && !pendingIn.udp) {
+        this.log.debug({ stream: id, code: WireCode.FLOW_CONTROL_ERROR }, 'early DATA over the allowance');
+        this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.FLOW_CONTROL_ERROR }));
+        pendingIn.controller.abort(new PosternError('E_FLOW_CONTROL', 'early DATA over the allowance'));
+        this.emitIdleIfEmpty();
+        return;
+      }
       if (f.type === FrameType.RESET) {
         this.log.debug({ stream: id, code: f.code }, 'open cancelled by peer');
         pendingIn.controller.abort(errorFromWire(f.code));
@@ -515,10 +627,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     handler(f.target, f.data);
   }
 
-  /** RESET 0x08 on one stream id (§5.2). */
+  /** RESET 0x08 on one stream id (§5.2); counted as a refusal (§5.1 refused-open rate). */
   private streamViolation(id: number, detail: string): void {
     this.log.debug({ stream: id, code: WireCode.PROTOCOL_ERROR }, `stream protocol violation: ${detail}`);
     this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.PROTOCOL_ERROR }));
+    this.countRefusal();
   }
 
   // ── client opens ───────────────────────────────────────────────────────
@@ -534,13 +647,22 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (!p) return;
     this.settleOpen(id, p);
     if (sendCancel) this.send(encodeFrame({ type: FrameType.RESET, streamId: id, code: WireCode.CANCELLED }));
-    this.log.debug({ stream: id, code: err.code }, 'open failed');
-    p.stream.abandon();
-    p.reject(err);
+    this.endPendingOpen(id, p, err);
   }
 
-  private newStream(id: number, state: 'opening' | 'open', sendCredit: number): MuxStream {
-    return new MuxStream(this.host, { id, state, receiveWindow: this.limits.STREAM_WINDOW_BYTES, sendCredit });
+  /** A settled open that did not succeed: the waiting caller gets `err`, or the app holding an early stream does. */
+  private endPendingOpen(id: number, p: PendingOpen, err: PosternError): void {
+    this.log.debug({ stream: id, code: err.code }, 'open failed');
+    if (p.reject === null) {
+      p.stream.failOpen(err);
+    } else {
+      p.stream.abandon();
+      p.reject(err);
+    }
+  }
+
+  private newStream(id: number, state: 'opening' | 'open', sendCredit: number, receiveWindow = this.limits.STREAM_WINDOW_BYTES): MuxStream {
+    return new MuxStream(this.host, { id, state, receiveWindow, sendCredit });
   }
 
   // ── send path and backpressure ──────────────────────────────────────────
@@ -551,6 +673,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   /** Wakes blocked writers in FIFO order; whoever re-blocks goes behind those not yet served. */
   private onDrain(): void {
+    if (this.pongDue !== null) this.flushPong();
     if (this.drainWaiters.size === 0 || this.isClosed) return;
     const waiting = [...this.drainWaiters];
     this.drainWaiters.clear();
@@ -628,10 +751,14 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.keepaliveTimer = null;
     this.drainWaiters.clear();
-    for (const [id, p] of this.opening) {
+    for (const [id, p] of [...this.opening]) {
       this.settleOpen(id, p);
-      p.stream.abandon();
-      p.reject(new PosternError('E_SESSION_CLOSED'));
+      if (p.reject === null) {
+        p.stream.failOpen(new PosternError('E_SESSION_CLOSED'));
+      } else {
+        p.stream.abandon();
+        p.reject(new PosternError('E_SESSION_CLOSED'));
+      }
     }
     for (const p of this.incoming.values()) p.controller.abort(new PosternError('E_SESSION_CLOSED'));
     this.incoming.clear();

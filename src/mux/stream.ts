@@ -16,7 +16,7 @@ import { FrameType, HEADER_BYTES, MAX_WINDOW } from './frame.js';
 
 /** §5.2 states. */
 export const StreamState = {
-  /** OPEN sent, OPEN_RESULT not yet received (client side only). */
+  /** OPEN sent, OPEN_RESULT not yet received (client side only); only early DATA may be sent (§5.1). */
   OPENING: 'opening',
   OPEN: 'open',
   /** We sent FIN; the peer may still send. */
@@ -60,7 +60,10 @@ export interface MuxStreamInit {
   readonly state: typeof StreamState.OPENING | typeof StreamState.OPEN;
   /** Our receive window, as announced to the peer in OPEN / OPEN_RESULT. */
   readonly receiveWindow: number;
-  /** The peer's announced window (ignored while opening; set by handleOpened). */
+  /**
+   * Open: the peer's announced window. Opening: the early-data allowance (§5.1, 0 when the app
+   * only gets the stream after OPEN_RESULT); handleOpened then sets the credit from the window.
+   */
   readonly sendCredit: number;
 }
 
@@ -87,6 +90,8 @@ export class MuxStream extends Duplex {
 
   // ── send side ──
   private sendCredit: number;
+  /** The early-data allowance this stream started with while opening (§5.1). */
+  private readonly earlyAllowance: number;
   private waitingForCredit = false;
   /** The write in progress (one _write or _writev), held until fully sent. */
   private wChunks: readonly Chunk[] | null = null;
@@ -114,7 +119,8 @@ export class MuxStream extends Duplex {
     this.host = host;
     this.id = init.id;
     this._state = init.state;
-    this.sendCredit = init.state === StreamState.OPEN ? init.sendCredit : 0;
+    this.sendCredit = init.sendCredit;
+    this.earlyAllowance = init.state === StreamState.OPENING ? init.sendCredit : 0;
     this.receiveRemaining = init.receiveWindow;
     this.creditThreshold = Math.max(1, Math.floor(init.receiveWindow / 4));
   }
@@ -148,10 +154,15 @@ export class MuxStream extends Duplex {
 
   // ── called by the session ───────────────────────────────────────────────
 
-  /** @internal OPEN_RESULT 0: the peer's window is our credit. */
+  /**
+   * @internal OPEN_RESULT 0: the peer's window is our credit, less the early DATA already sent
+   * (§5.1: the window counts from the stream's first byte).
+   */
   handleOpened(peerWindow: number): void {
     this.transition('openOk');
-    this.sendCredit = peerWindow;
+    const earlySent = this.earlyAllowance - this.sendCredit;
+    this.sendCredit = Math.max(0, peerWindow - earlySent);
+    this.waitingForCredit = false;
     this.pump();
     const final = this.finalCallback;
     if (final) {
@@ -159,6 +170,17 @@ export class MuxStream extends Duplex {
       this.sendFin();
       final();
     }
+  }
+
+  /**
+   * @internal An open the app already holds (early, §5.1) was refused, cancelled or timed out:
+   * CLOSED now, and the app sees `err` (its connection is reset, never ended cleanly).
+   */
+  failOpen(err: PosternError): void {
+    if (this._state !== StreamState.OPENING) return;
+    this.closeError = err;
+    this.transition('openFailed');
+    setImmediate(() => this.destroy(err));
   }
 
   /** @internal The open failed or was abandoned before the app got the stream: close silently. */
@@ -292,7 +314,9 @@ export class MuxStream extends Duplex {
         this.wOffset = 0;
       }
       if (this.wIndex >= chunks.length) break;
-      if (this._state !== StreamState.OPEN && this._state !== StreamState.REMOTE_CLOSED) return; // opening, or closed (destroy releases it)
+      // Opening: only the early allowance (the credit) may go; closed: destroy releases the write.
+      const s = this._state;
+      if (s !== StreamState.OPEN && s !== StreamState.REMOTE_CLOSED && s !== StreamState.OPENING) return;
       if (this.sendCredit === 0) {
         this.waitingForCredit = true;
         return;

@@ -21,6 +21,8 @@ export interface FrameTransport {
   close(code: number, reason: string): void;
   /** Drops the connection at once. */
   terminate(): void;
+  /** Optional: every byte held for the peer (send queue, kept messages); default bufferedBytes. */
+  readonly heldBytes?: number;
   /** Optional: the largest DATA payload worth sending now (a resumable link on a cutting path). */
   readonly maxPayloadHint?: number;
   /** Optional: bytes received on the wire so far (TCP payload: TLS handshake and records, HTTP, frames). */

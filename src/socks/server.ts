@@ -7,7 +7,10 @@
  *   the reply names the relay's UDP address; the control connection then carries nothing (what
  *   the app sends on it is read and discarded), and its close ends the association. BIND, and
  *   UDP ASSOCIATE without a handler, get reply 0x07 (RFC 1928 §6).
- * - With `auth` set, only method 0x02 is offered (RFC 1929); without, only 0x00.
+ * - With `auth` set, only method 0x02 is offered (RFC 1929); without, only 0x00. Before the
+ *   login succeeds nothing is sent but the method choice and the RFC 1929 status. Failed logins
+ *   are limited and counted per source address (core/auth-throttle.ts): past the free ones a
+ *   failure status is sent only after LOCAL_AUTH_FAILURE_DELAY_MS.
  * - A pipelining client may send greeting, auth, request and payload in one write. Payload
  *   after the request ("early data") is held, up to SOCKS_EARLY_DATA_MAX_BYTES, and written to
  *   the stream once it opens. We keep reading up to that cap so that we notice an app that
@@ -25,7 +28,8 @@ import type { Duplex } from 'node:stream';
 import { isLoopbackHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
-import { credentialChecker } from '../core/credentials.js';
+import { AuthThrottle } from '../core/auth-throttle.js';
+import { credentialChecker, type Credentials } from '../core/credentials.js';
 import { ConnectionSet, closeServer, listenTcp } from '../core/listen.js';
 import { destroyHard, relay } from '../core/relay.js';
 import type { Logger } from '../log/logger.js';
@@ -42,10 +46,8 @@ import {
   type SocksParseError,
 } from './codec.js';
 
-export interface SocksAuth {
-  readonly username: string;
-  readonly password: string;
-}
+/** The credentials apps must present (one type for every listener: core/credentials.ts). */
+export type SocksAuth = Credentials;
 
 /** Opens a stream to the target; rejects with a PosternError whose socksReply the app receives. */
 export type SocksConnect = (target: Target, signal: AbortSignal) => Promise<Duplex>;
@@ -88,6 +90,8 @@ export interface SocksServerOptions {
   allowOpenProxy?: boolean;
   /** Serves UDP ASSOCIATE (RFC 1928 §7) through this handler; absent: the command gets 0x07. */
   udp?: SocksUdpAssociate;
+  /** Failed-login limits shared with other listeners (the client shares one); absent: this server's own. */
+  authThrottle?: AuthThrottle;
 }
 
 export interface SocksListenAddress {
@@ -102,6 +106,9 @@ interface ServerContext {
   readonly connect: SocksConnect;
   readonly udp: SocksUdpAssociate | null;
   checkCredentials(username: Uint8Array, password: Uint8Array): boolean;
+  readonly throttle: AuthThrottle;
+  /** A source's failures just crossed the free count: log it (once per source and window). */
+  onThrottling(): void;
   forget(conn: SocksConnection): void;
 }
 
@@ -138,6 +145,8 @@ export class SocksServer {
       connect: opts.connect,
       udp: opts.udp ?? null,
       checkCredentials: check,
+      throttle: opts.authThrottle ?? new AuthThrottle(opts.limits),
+      onThrottling: () => this.#log.warn({ ...this.#ctx.throttle.counts }, 'repeated failed logins from one source; answers slowed'),
       forget: (conn) => this.#conns.delete(conn),
     };
   }
@@ -344,11 +353,17 @@ class SocksConnection {
           return false;
         }
         this.#take(r.used);
-        const ok = this.ctx.checkCredentials(r.value.username, r.value.password);
+        const source = this.socket.remoteAddress ?? '';
+        const admitted = this.ctx.throttle.admit(source);
+        const ok = admitted && this.ctx.checkCredentials(r.value.username, r.value.password);
         r.value.username.fill(0);
         r.value.password.fill(0);
+        if (!admitted) {
+          this.#closeWith(encodeAuthStatus(false), 'authentication refused unchecked: too many failures from this source');
+          return false;
+        }
         if (!ok) {
-          this.#closeWith(encodeAuthStatus(false), 'authentication failed');
+          this.#failAuth(source);
           return false;
         }
         this.socket.write(encodeAuthStatus(true));
@@ -380,6 +395,40 @@ class SocksConnection {
       default:
         return false;
     }
+  }
+
+  /** Wrong credentials: the failure status, at once or (past the source's free failures) later. */
+  #failAuth(source: string): void {
+    const throttle = this.ctx.throttle;
+    const f = throttle.failed(source);
+    if (f.startedThrottling) this.ctx.onThrottling();
+    if (f.delayMs === 0) {
+      this.#closeWith(encodeAuthStatus(false), 'authentication failed');
+      return;
+    }
+    this.#debug('authentication failed; answer delayed');
+    this.#to('closing');
+    this.#buf = EMPTY;
+    this.#disarm();
+    this.socket.resume(); // what the app still sends is discarded; its FIN is seen
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      throttle.done(source);
+    };
+    const timer = setTimeout(() => {
+      release();
+      this.#guard(() => {
+        if (this.socket.destroyed) return;
+        this.socket.end(encodeAuthStatus(false));
+        this.#arm(this.ctx.limits.SOCKS_HANDSHAKE_TIMEOUT_MS, 'linger timeout');
+      });
+    }, f.delayMs);
+    this.socket.once('close', () => {
+      clearTimeout(timer);
+      release();
+    });
   }
 
   /** A malformed message: send the reply it calls for (if any) and close. */
@@ -475,7 +524,8 @@ class SocksConnection {
     this.#early = [];
     this.#earlyBytes = 0;
     this.#debug('stream open, relaying');
-    relay(s, stream, (err) => this.#debug({ aborted: err !== undefined }, 'relay done'));
+    // An optimistic open the bridge refuses ends here too: the app's connection is reset (RST).
+    relay(s, stream, (err) => this.#debug({ aborted: err !== undefined, ...(err ? { code: errorCode(err) } : {}) }, 'relay done'));
   }
 
   /** Sends a last message, ends our side, and destroys when the app hangs up or after a bound. */

@@ -28,6 +28,15 @@ export const SESSION_HEADER = 'Postern-Session';
 export const SESSION_ID_BYTES = 16;
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 
+/**
+ * The upgrade header of a resume (protocol.md §9.2): proof that the client holds the session's
+ * resume secret, bound to this upgrade's token. 32 bytes, base64url (43 characters).
+ */
+export const RESUME_HEADER = 'Postern-Resume';
+export const RESUME_PROOF_BYTES = 32;
+export const RESUME_PROOF_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const RESUME_PROOF_LABEL = 'postern resume v1';
+
 const KEY_ID_LABEL = 'postern key id v1';
 const AUTH_KEY_LABEL = 'postern auth key v1';
 
@@ -91,8 +100,32 @@ export function makeToken(secret: Buffer, path: string, nowMs: number, nonce?: B
   return token.toString('base64url');
 }
 
-export type VerifyFailure = 'missing' | 'malformed' | 'unknown_key' | 'bad_mac' | 'skew' | 'replay';
-export type VerifyResult = { ok: true; user: string } | { ok: false; reason: VerifyFailure };
+/**
+ * proof = HMAC-SHA256(resume_secret, "postern resume v1" ‖ token bytes 0..33) (protocol.md §9.2):
+ * the token's head holds a fresh nonce and the time, so a proof is good for one upgrade only.
+ */
+export function resumeProof(resumeSecret: Buffer, tokenHead: Buffer): Buffer {
+  return createHmac('sha256', resumeSecret).update(RESUME_PROOF_LABEL, 'utf8').update(tokenHead).digest();
+}
+
+/** The head (bytes 0..33: version, key id, time, nonce) of a base64url token, or null. */
+export function tokenHead(token: string): Buffer | null {
+  const buf = fromBase64Url(token);
+  return buf === null || buf.length !== TOKEN_BYTES ? null : buf.subarray(0, OFF_MAC);
+}
+
+/** Checks a Postern-Resume header value against the session's secret and the upgrade's token head, in constant time. */
+export function checkResumeProof(resumeSecret: Buffer, head: Buffer, proof: string): boolean {
+  if (!RESUME_PROOF_RE.test(proof)) return false;
+  const got = fromBase64Url(proof);
+  if (got === null || got.length !== RESUME_PROOF_BYTES) return false;
+  return timingSafeEqual(resumeProof(resumeSecret, head), got);
+}
+
+/** 'cache_full': the user's replay cache holds AUTH_REPLAY_CACHE_PER_USER_COUNT live nonces; new tokens wait until some expire. */
+export type VerifyFailure = 'missing' | 'malformed' | 'unknown_key' | 'bad_mac' | 'skew' | 'replay' | 'cache_full';
+/** `head`: the token's bytes 0..33, for a resume proof (§9.2). */
+export type VerifyResult = { ok: true; user: string; head: Buffer } | { ok: false; reason: VerifyFailure };
 
 export interface TokenUser {
   name: string;
@@ -102,7 +135,10 @@ export interface TokenUser {
 export interface TokenVerifierOptions {
   /** Accepted |bridge time − token time| in ms (limits.AUTH_WINDOW_MS). */
   windowMs: number;
-  /** Most nonces remembered at once (limits.AUTH_REPLAY_CACHE_COUNT); the oldest is evicted first. */
+  /**
+   * Most nonces remembered at once per user (limits.AUTH_REPLAY_CACHE_PER_USER_COUNT). Nothing is
+   * ever evicted before it expires: a user whose cache is full is refused ('cache_full').
+   */
   replayCacheCount: number;
   /** Clock in Unix ms; default Date.now. */
   now?: () => number;
@@ -114,17 +150,19 @@ interface UserKey {
 }
 
 /**
- * Checks upgrade tokens in the order protocol.md §3 gives. Accepted nonces are remembered for
- * 2 × windowMs (long enough that a token cannot be valid again once forgotten), at most
- * replayCacheCount of them.
+ * Checks upgrade tokens in the order protocol.md §3 gives. Accepted nonces are remembered, per
+ * user, for 2 × windowMs (long enough that a token cannot be valid again once forgotten), at most
+ * replayCacheCount of them per user; a full cache refuses that user's new tokens, so that one user
+ * can neither make another's recorded token valid again nor its own.
  */
 export class TokenVerifier {
   readonly #windowMs: number;
   readonly #cacheCount: number;
   readonly #now: () => number;
   #users = new Map<string, UserKey>();
-  /** nonce (hex) → expiry time (ms). Map iteration order is insertion order: oldest first. */
-  readonly #seen = new Map<string, number>();
+  /** user → (nonce (hex) → expiry time, ms). Map iteration order is insertion order: oldest first. */
+  readonly #seen = new Map<string, Map<string, number>>();
+  #seenCount = 0;
 
   constructor(users: TokenUser[], opts: TokenVerifierOptions) {
     if (!(opts.windowMs > 0)) throw new RangeError('windowMs must be positive');
@@ -150,9 +188,9 @@ export class TokenVerifier {
     this.#users = next;
   }
 
-  /** Number of nonces currently remembered (for tests and metrics). */
+  /** Number of nonces currently remembered, over all users (for tests and metrics). */
   get replayCacheSize(): number {
-    return this.#seen.size;
+    return this.#seenCount;
   }
 
   /** `bound`: the Postern-Session header value when the upgrade carries one (§9.2), else undefined. */
@@ -172,25 +210,28 @@ export class TokenVerifier {
     const time = Number(buf.readBigUInt64BE(OFF_TIME));
     if (Math.abs(now - time) > this.#windowMs) return { ok: false, reason: 'skew' };
 
-    this.#expire(now);
+    let seen = this.#seen.get(user.name);
+    if (seen !== undefined) this.#expire(seen, now);
     const nonce = buf.toString('hex', OFF_NONCE, OFF_MAC);
-    if (this.#seen.has(nonce)) return { ok: false, reason: 'replay' };
+    if (seen?.has(nonce) === true) return { ok: false, reason: 'replay' };
+    // Never forget a live nonce to make room: that would make a recorded token valid again.
+    if (seen !== undefined && seen.size >= this.#cacheCount) return { ok: false, reason: 'cache_full' };
 
-    // Everything else passed: remember the nonce, evicting the oldest beyond the bound.
-    while (this.#seen.size >= this.#cacheCount) {
-      const oldest = this.#seen.keys().next();
-      if (oldest.done === true) break;
-      this.#seen.delete(oldest.value);
+    if (seen === undefined) {
+      seen = new Map();
+      this.#seen.set(user.name, seen);
     }
-    this.#seen.set(nonce, now + 2 * this.#windowMs);
-    return { ok: true, user: user.name };
+    seen.set(nonce, now + 2 * this.#windowMs);
+    this.#seenCount++;
+    return { ok: true, user: user.name, head: Buffer.from(buf.subarray(0, OFF_MAC)) };
   }
 
-  /** Drops expired nonces from the front (oldest first); stops at the first live one. */
-  #expire(now: number): void {
-    for (const [nonce, expiresAt] of this.#seen) {
+  /** Drops a user's expired nonces from the front (oldest first); stops at the first live one. */
+  #expire(seen: Map<string, number>, now: number): void {
+    for (const [nonce, expiresAt] of seen) {
       if (expiresAt >= now) break; // kept through its last valid instant
-      this.#seen.delete(nonce);
+      seen.delete(nonce);
+      this.#seenCount--;
     }
   }
 }

@@ -11,7 +11,7 @@ import { isLoopbackHost } from '../core/address.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { SESSION_HEADER, makeToken, toBase64Url } from './auth.js';
+import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
 import type { BridgeInfo } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
@@ -30,6 +30,22 @@ export interface DialOptions {
    * Postern-Session header and bound into the token's MAC.
    */
   sessionId?: string;
+  /**
+   * Resuming that session: its resume secret (protocol.md §9.3, from the bridge's first RESUME).
+   * The upgrade then carries Postern-Resume, a proof bound to this upgrade's token — never the secret.
+   */
+  resumeSecret?: Buffer;
+}
+
+/** Host, Authorization and, for a resumable session, Postern-Session and Postern-Resume (§2, §9.2). */
+function upgradeHeaders(info: BridgeInfo, nowMs: number, opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>): Record<string, string> {
+  const token = makeToken(info.secret, info.path, nowMs, undefined, opts.sessionId);
+  const headers: Record<string, string> = { Host: hostHeader(info), Authorization: `Bearer ${token}` };
+  if (opts.sessionId !== undefined) {
+    headers[SESSION_HEADER] = opts.sessionId;
+    if (opts.resumeSecret !== undefined) headers[RESUME_HEADER] = toBase64Url(resumeProof(opts.resumeSecret, tokenHead(token) as Buffer));
+  }
+  return headers;
 }
 
 type Stage = 'tcp' | 'tls' | 'upgrade';
@@ -111,8 +127,8 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
   const now = opts.now ?? Date.now;
   const log = logger.child({ component: 'dialer' });
 
-  if (info.plain && !isLoopbackHost(info.host)) {
-    return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host'));
+  if (info.plain && (!isLoopbackHost(info.host) || (info.connect !== undefined && !isLoopbackHost(info.connect.host)))) {
+    return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host (and relay)'));
   }
   if (opts.signal?.aborted === true) {
     return Promise.reject(new PosternError('E_DIAL', 'aborted', { cause: opts.signal.reason }));
@@ -146,8 +162,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
     }, limits.DIAL_TIMEOUT_MS);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-    // ── TCP ──
-    raw = net.connect({ host: info.host, port: info.port, noDelay: true });
+    // ── TCP: to the relay when the link names one (§1 connect), else to the bridge ──
+    const dest = info.connect ?? info;
+    raw = net.connect({ host: dest.host, port: dest.port, noDelay: true });
     raw.on('error', (err) => {
       if (stage === 'tcp') fail(new PosternError('E_DIAL', errnoOf(err), { cause: err }));
       else if (stage === 'tls') fail(new PosternError('E_TLS', `connection failed during the handshake (${errnoOf(err)})`, { cause: err }));
@@ -236,11 +253,7 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
           skipUTF8Validation: true,
           handshakeTimeout: remaining,
           followRedirects: false,
-          headers: {
-            Host: hostHeader(info),
-            Authorization: `Bearer ${makeToken(info.secret, info.path, now(), undefined, opts.sessionId)}`,
-            ...(opts.sessionId !== undefined ? { [SESSION_HEADER]: opts.sessionId } : {}),
-          },
+          headers: upgradeHeaders(info, now(), opts),
         });
       } catch (err) {
         fail(new PosternError('E_BAD_URI', (err as Error).message, { cause: err }));
@@ -287,7 +300,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         cleanup();
         socket.removeListener('close', onEarlyClose);
         socket.removeListener('error', onError);
-        const transport = new WsFrameTransport(socket, sock, raw);
+        // A client always reads (no send-queue bound): only the bridge stops reading a peer that
+        // does not read its answers, so two honest peers can never both wait for each other (§5.3).
+        const transport = new WsFrameTransport(socket, sock, Number.POSITIVE_INFINITY, raw);
         log.debug({ ms: Date.now() - started }, 'bridge session open');
         resolve(transport);
       });

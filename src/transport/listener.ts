@@ -5,27 +5,30 @@
  * decoy and nothing else. The same front without the upgrade (createDecoyListener) serves the
  * decoy alone, byte for byte as the bridge does.
  *
- * Timeouts follow nginx: the TLS handshake and then the request head each get
- * HANDSHAKE_TIMEOUT_MS (client_header_timeout); an idle kept-alive connection
+ * Timeouts follow nginx: the TLS handshake and the first request head together get
+ * HANDSHAKE_TIMEOUT_MS from accept (client_header_timeout); an idle kept-alive connection
  * HTTP_KEEPALIVE_TIMEOUT_MS (keepalive_timeout); after a `Connection: close` answer the peer gets
  * HTTP_CLOSE_LINGER_MS to close its side (lingering_timeout). A timeout closes without an answer.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type net from 'node:net';
-import type tls from 'node:tls';
-import type { Duplex, Readable } from 'node:stream';
+import type http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { PosternError } from '../core/errors.js';
 import { listenTcp } from '../core/listen.js';
-import type { Limits } from '../core/limits.js';
+import { sendQueueBound, type Limits } from '../core/limits.js';
 import { createBuiltinDecoy } from '../decoy/builtin.js';
-import { errorPage, serializeHead, type Decoy, type DecoyErrorKind, type DecoyResponse } from '../decoy/decoy.js';
+import { errorPage, padForBrowser, serializeHead, type Decoy, type DecoyResponse } from '../decoy/decoy.js';
+import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, userAgentClass, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
+import { RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
 import { bridgePathProblem } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
+
+/** §9.2: the close code for an upgrade naming a session the bridge cannot resume (mux/resume.ts SESSION_LOST_CLOSE). */
+const SESSION_LOST_CODE = 4001;
 
 export interface BridgeListenerOptions {
   host: string;
@@ -45,6 +48,14 @@ export interface BridgeListenerOptions {
   onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
   /** Called when a connection is dropped for not finishing its TLS handshake or request head in time (metrics). */
   onHandshakeTimeout?: () => void;
+  /**
+   * Before the 101 of an authenticated upgrade carrying Postern-Session (§9.2): 'refuse' → the
+   * decoy answers; 'lost' → 101, then close 4001; 'ok' (default) → onSession. `proof` is the
+   * Postern-Resume header, `head` the token's bytes 0..33.
+   */
+  admitSession?: (user: string, sessionId: string, proof: string | undefined, head: Buffer) => 'ok' | 'lost' | 'refuse';
+  /** Each refused upgrade to the secret path (or with a credential), by reason (a per-minute log summary). */
+  onRefused?: (reason: string) => void;
   /** What everyone else gets (default: the built-in site). */
   decoy?: Decoy;
 }
@@ -76,7 +87,7 @@ export function notFoundResponse(date: Date, headOnly: boolean): Buffer {
 const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
 
 /** Why `req` is not a well-formed RFC 6455 §4.1 upgrade as a Postern client sends it, or null. */
-function upgradeProblem(req: http.IncomingMessage): string | null {
+function upgradeProblem(req: { httpVersion: string; method: string; headers: Readonly<Record<string, string | undefined>> }): string | null {
   if (req.httpVersion !== '1.1') return 'http_version';
   if (req.method !== 'GET') return 'method';
   if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'upgrade_header';
@@ -98,7 +109,10 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
   const pathProblem = bridgePathProblem(opts.path);
   if (pathProblem !== null) throw new PosternError('E_CONFIG', pathProblem);
   const decoy = opts.decoy ?? createBuiltinDecoy({ siteTimeMs: Date.now() });
-  return createFront({ ...opts, decoy }, { path: opts.path, verifier: opts.verifier, onSession: opts.onSession, onHandshakeTimeout: opts.onHandshakeTimeout });
+  return createFront(
+    { ...opts, decoy },
+    { path: opts.path, verifier: opts.verifier, onSession: opts.onSession, onHandshakeTimeout: opts.onHandshakeTimeout, admitSession: opts.admitSession, onRefused: opts.onRefused },
+  );
 }
 
 export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
@@ -110,6 +124,8 @@ interface Upgrade {
   verifier: TokenVerifier;
   onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
   onHandshakeTimeout?: (() => void) | undefined;
+  admitSession?: BridgeListenerOptions['admitSession'];
+  onRefused?: ((reason: string) => void) | undefined;
 }
 
 /** Per-connection state, keyed by the TCP socket. */
@@ -118,38 +134,31 @@ interface Conn {
   /** The socket HTTP runs on: the TLS socket once the handshake is done, else raw. */
   top: Duplex;
   timer: NodeJS.Timeout | undefined;
-  /** Requests answered through http.ServerResponse and not finished yet. */
-  inflight: number;
-  /** Raw answers waiting for those to be sent first (pipelining keeps answers in order). */
-  waiting: Array<() => void>;
   /** Aborted when the connection closes (made on first use). */
   gone: AbortController | undefined;
 }
+
+/** nginx's keepalive_requests: after this many requests a connection is closed. */
+const KEEPALIVE_REQUESTS_MAX_COUNT = 1_000;
+/** nginx's keepalive_time: a connection older than this is closed after its current request. */
+const KEEPALIVE_CONNECTION_MAX_MS = 60 * 60_000;
+
+/** The first byte of a TLS record (handshake) or of an SSLv2-style hello, as nginx tells TLS from plain HTTP. */
+const looksLikeTls = (b: number): boolean => b === 0x16 || (b & 0x80) !== 0;
 
 function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): BridgeListener {
   const { limits, decoy } = opts;
   const log = opts.logger.child({ component: upgrade === null ? 'decoy' : 'listener' });
 
-  const httpOptions: http.ServerOptions = {
-    maxHeaderSize: limits.HTTP_MAX_HEADER_BYTES,
-    // Our own timers below do the work; Node's are backstops that never fire first.
-    headersTimeout: limits.HANDSHAKE_TIMEOUT_MS + 1_000,
-    requestTimeout: 0,
-    keepAliveTimeout: 0,
-    // Requests without Host go to the decoy (nginx answers 400) instead of Node's own 400.
-    requireHostHeader: false,
-    noDelay: true,
+  // nginx 1.22 as Debian configures it: TLS 1.0–1.3 enabled (OpenSSL then refuses 1.0/1.1 with an
+  // internal_error alert, as nginx does), ssl_ciphers HIGH:!aNULL:!MD5, server cipher preference.
+  const tlsBase: tls.SecureContextOptions = {
+    minVersion: 'TLSv1',
+    ciphers: 'HIGH:!aNULL:!MD5',
+    honorCipherOrder: true,
   };
-  const tlsBase: tls.SecureContextOptions & tls.TlsOptions = {
-    minVersion: 'TLSv1.2',
-    ALPNProtocols: ['http/1.1'],
-    handshakeTimeout: limits.HANDSHAKE_TIMEOUT_MS + 1_000,
-  };
-  const server: http.Server =
-    opts.tls === null
-      ? http.createServer(httpOptions)
-      : https.createServer({ ...httpOptions, ...tlsBase, key: opts.tls.keyPem, cert: opts.tls.certPem });
-  server.keepAliveTimeout = 0;
+  let secureContext: tls.SecureContext | null = opts.tls === null ? null : tls.createSecureContext({ ...tlsBase, key: opts.tls.keyPem, cert: opts.tls.certPem });
+  const server = net.createServer({ noDelay: true });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -160,223 +169,337 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
     handleProtocols: () => false,
   });
 
-  // ── connection state and timers ──
   const conns = new Map<net.Socket, Conn>();
   let closing = false;
 
-  const rawOf = (s: Duplex): net.Socket => ((s as { _parent?: net.Socket })._parent ?? s) as net.Socket;
-  const connOf = (s: Duplex): Conn | undefined => conns.get(rawOf(s));
+  // Should ws itself find fault with an upgrade we let through (upgradeProblem checks more than it
+  // does, so this is a backstop), the decoy answers it and the connection closes.
+  wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
+    log.debug({ reason: 'ws_rejected' }, 'upgrade refused');
+    upgrade?.onRefused?.('ws_rejected');
+    void decoy
+      .handle({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, headers: req.headers, body: null }, false)
+      .then((r) => {
+        if (socket.destroyed) return;
+        socket.write(serializeHead(r));
+        if (r.body === null || Buffer.isBuffer(r.body)) socket.end(r.body ?? undefined);
+        else r.body.pipe(socket);
+      }, () => socket.destroy());
+  });
+
   const kill = (c: Conn): void => {
     c.top.destroy();
     c.raw.destroy();
   };
-  const arm = (c: Conn | undefined, ms: number, onFire?: () => void): void => {
-    if (c === undefined) return;
+  const arm = (c: Conn, ms: number, onFire?: () => void): void => {
     clearTimeout(c.timer);
     c.timer = setTimeout(() => {
       onFire?.();
       kill(c);
     }, ms);
   };
-  const disarm = (c: Conn | undefined): void => {
-    if (c !== undefined) clearTimeout(c.timer);
-  };
-  /** Runs `fn` once every answer to an earlier request on the connection has been sent. */
-  const afterPending = (c: Conn | undefined, fn: () => void): void => {
-    if (c === undefined || c.inflight === 0) fn();
-    else c.waiting.push(fn);
-  };
-
-  server.on('connection', (s: net.Socket) => {
-    if (closing) {
-      s.destroy();
-      return;
-    }
-    const c: Conn = { raw: s, top: s, timer: undefined, inflight: 0, waiting: [], gone: undefined };
-    conns.set(s, c);
-    s.on('error', () => s.destroy());
-    s.once('close', () => {
-      clearTimeout(c.timer);
-      conns.delete(s);
-      c.gone?.abort();
-    });
-    // The TLS handshake (or, without TLS, the first request head) must be done in time.
-    arm(c, limits.HANDSHAKE_TIMEOUT_MS, upgrade?.onHandshakeTimeout);
-  });
-  server.on('secureConnection', (s: tls.TLSSocket) => {
-    const c = connOf(s);
-    if (c === undefined) {
-      s.destroy();
-      return;
-    }
-    c.top = s;
-    s.on('error', () => s.destroy());
-    s.once('close', () => c.raw.destroy());
-    arm(c, limits.HANDSHAKE_TIMEOUT_MS, upgrade?.onHandshakeTimeout); // now the request head
-  });
-  server.on('tlsClientError', (_err: Error, s: tls.TLSSocket) => s.destroy());
-
-  // ── writing the decoy's answers ──
-
-  /** Raw answer on a socket HTTP no longer parses (upgrade, CONNECT, parse error); then close. */
-  const writeRaw = (socket: Duplex, r: DecoyResponse): void => {
-    const c = connOf(socket);
-    if (socket.destroyed || socket.writableEnded) {
-      if (r.body !== null && !Buffer.isBuffer(r.body)) r.body.destroy();
-      return;
-    }
-    socket.write(serializeHead(r));
-    if (r.body === null) socket.end();
-    else if (Buffer.isBuffer(r.body)) socket.end(r.body);
-    else {
-      const body: Readable = r.body;
-      body.on('error', () => socket.destroy());
-      socket.once('close', () => body.destroy());
-      body.pipe(socket);
-    }
-    // The whole answer must be taken in the linger time plus the keepalive time at most.
-    arm(c, r.body === null || Buffer.isBuffer(r.body) ? limits.HTTP_CLOSE_LINGER_MS : limits.HTTP_KEEPALIVE_TIMEOUT_MS);
-    socket.once('finish', () => arm(c, limits.HTTP_CLOSE_LINGER_MS));
-  };
-
-  const writeRes = (res: http.ServerResponse, r: DecoyResponse): void => {
-    if (res.destroyed || res.writableEnded) {
-      if (r.body !== null && !Buffer.isBuffer(r.body)) r.body.destroy();
-      return;
-    }
-    res.sendDate = false;
-    const flat: string[] = [];
-    for (const [k, v] of r.headers) flat.push(k, v);
-    res.writeHead(r.status, r.reason, flat);
-    if (r.body === null) res.end();
-    else if (Buffer.isBuffer(r.body)) res.end(r.body);
-    else {
-      const body: Readable = r.body;
-      body.on('error', () => res.destroy());
-      res.once('close', () => body.destroy());
-      body.pipe(res);
-    }
-  };
-
-  /** Aborts when `socket` closes, so that a decoy stops work nobody will receive. */
-  const goneSignal = (socket: Duplex): AbortSignal => {
-    const c = connOf(socket);
-    if (c === undefined || socket.destroyed) return AbortSignal.abort();
+  const disarm = (c: Conn): void => clearTimeout(c.timer);
+  const goneSignal = (c: Conn): AbortSignal => {
+    if (c.raw.destroyed) return AbortSignal.abort();
     c.gone ??= new AbortController();
     return c.gone.signal;
   };
 
-  const fallback = (method: string | undefined): DecoyResponse =>
-    errorPage(500, { keepAlive: false, head: method === 'HEAD' });
-
-  /** Hands a request HTTP already parsed, on a socket we now own, to the decoy; answers raw, closes. */
-  const decoyRaw = (req: http.IncomingMessage, socket: Duplex): void => {
-    decoy
-      .handle({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, headers: req.headers, body: null, signal: goneSignal(socket) }, false)
-      .catch((): DecoyResponse => fallback(req.method))
-      .then((r: DecoyResponse) => afterPending(connOf(socket), () => writeRaw(socket, r)), () => socket.destroy());
-  };
-
-  const hasBody = (req: http.IncomingMessage): boolean =>
-    req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-
-  // ── ordinary requests: the decoy answers, the connection may stay open (keep-alive) ──
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const c = connOf(req.socket);
-    disarm(c);
-    if (c !== undefined) c.inflight++;
-    const body = hasBody(req);
-    const keepAlive = !closing && req.httpVersion === '1.1' && !/(^|,)\s*close\s*($|,)/i.test(req.headers.connection ?? '') && !body;
-    res.once('close', () => {
-      if (c === undefined) return;
-      c.inflight--;
-      if (c.inflight === 0 && !req.socket.destroyed) {
-        arm(c, keepAlive ? limits.HTTP_KEEPALIVE_TIMEOUT_MS : limits.HTTP_CLOSE_LINGER_MS);
-        for (const fn of c.waiting.splice(0)) fn();
-      }
+  server.on('connection', (raw: net.Socket) => {
+    if (closing) {
+      raw.destroy();
+      return;
+    }
+    const c: Conn = { raw, top: raw, timer: undefined, gone: undefined };
+    conns.set(raw, c);
+    raw.on('error', () => raw.destroy());
+    raw.once('close', () => {
+      clearTimeout(c.timer);
+      conns.delete(raw);
+      c.gone?.abort();
     });
-    if (c !== undefined) arm(c, limits.HTTP_KEEPALIVE_TIMEOUT_MS + limits.DECOY_PROXY_TIMEOUT_MS); // bound on the answer itself
-    decoy
-      .handle(
-        { method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, headers: req.headers, body: body ? req : null, signal: goneSignal(req.socket) },
-        keepAlive,
-      )
-      .catch((): DecoyResponse => fallback(req.method))
-      .then(
-        (r: DecoyResponse) => {
-          if (body && !req.readableEnded && r.body !== req) req.resume(); // discard what the decoy did not read
-          writeRes(res, r);
-        },
-        () => res.destroy(),
-      );
+    // The TLS handshake (or, without TLS, the first request head) must be done in time.
+    arm(c, limits.HANDSHAKE_TIMEOUT_MS, upgrade?.onHandshakeTimeout);
+    if (secureContext === null) {
+      serveHttp(c, false);
+      return;
+    }
+    const ctx = secureContext;
+    raw.once('data', (first: Buffer) => {
+      raw.pause();
+      raw.unshift(first);
+      if (!looksLikeTls(first[0]!)) {
+        serveHttp(c, true); // nginx reads the request and answers its "plain HTTP to HTTPS port" page
+        raw.resume();
+        return;
+      }
+      const s = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ALPNProtocols: ['http/1.1'] });
+      s.on('error', () => {
+        s.destroy();
+        raw.destroy();
+      });
+      s.once('close', () => raw.destroy());
+      s.once('secure', () => {
+        c.top = s; // the timer armed at accept still runs: nginx's covers the handshake and the first head together
+        serveHttp(c, false);
+      });
+    });
+  });
+
+  /** The head and body of a response as bytes nginx would send (HTTP/0.9: the body alone). */
+  const writeHead = (sock: Duplex, r: DecoyResponse, http09: boolean): void => {
+    if (!http09) sock.write(serializeHead(r));
   };
-  server.on('request', onRequest);
-  server.on('checkContinue', onRequest);
-  server.on('checkExpectation', onRequest);
 
-  // ── requests HTTP cannot parse: nginx's 400 (Connection: close); timeouts close silently ──
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const c = connOf(socket);
-    disarm(c);
-    const code = err.code ?? '';
-    if (!code.startsWith('HPE_') || socket.destroyed || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const kind: DecoyErrorKind = code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large' : 'bad_request';
-    // A parse error behind a pipelined request is answered after that request (nginx order).
-    afterPending(c, () => writeRaw(socket, decoy.errorResponse(kind)));
-  });
-
-  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
-    disarm(connOf(socket));
-    socket.on('error', () => socket.destroy());
-    writeRaw(socket, decoy.errorResponse('bad_request'));
-  });
-
-  // Should ws itself find fault with an upgrade we let through, the decoy answers it too.
-  wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
-    log.debug({ reason: 'ws_rejected' }, 'upgrade refused');
-    decoyRaw(req, socket);
-  });
-
-  // ── upgrades: the one way in; every refusal is the decoy's answer to the same request ──
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const c = connOf(socket);
-    disarm(c);
-    socket.on('error', () => socket.destroy());
-    if (upgrade === null) {
-      decoyRaw(req, socket);
-      return;
-    }
-    const refuse = (reason: string): void => {
-      log.debug({ reason }, 'upgrade refused');
-      decoyRaw(req, socket);
+  /**
+   * HTTP/1.x on one connection, request after request, each head parsed as nginx parses it
+   * (decoy/http-head.ts). One request at a time: the next head is parsed once the answer is sent.
+   */
+  const serveHttp = (c: Conn, plainOnTls: boolean): void => {
+    const sock = c.top;
+    const startedAt = Date.now();
+    // Bytes of the request being read (and any pipelined after it). Appending copies into a store
+    // that grows by doubling, so a head trickled in tiny pieces costs linear copying, not quadratic.
+    let buf: Buffer = Buffer.alloc(0);
+    let store: Buffer = buf;
+    /** Whether `buf` is the start of `store` (else it is someone else's bytes and is copied first). */
+    let owned = false;
+    const append = (d: Buffer): void => {
+      if (buf.length === 0) {
+        buf = d;
+        owned = false;
+        return;
+      }
+      const need = buf.length + d.length;
+      if (!owned || need > store.length) {
+        const next = Buffer.allocUnsafe(Math.max(need, 2 * buf.length));
+        buf.copy(next, 0);
+        store = next;
+        owned = true;
+      }
+      d.copy(store, buf.length);
+      buf = store.subarray(0, need);
     };
-    if (closing) return refuse('closing');
-    if (req.url !== upgrade.path) return refuse('path');
-    const problem = upgradeProblem(req);
-    if (problem !== null) return refuse(problem);
-    // A resumable session names itself (§9.2); its id is bound into the token's MAC.
-    const sessionHeader = req.headers[SESSION_HEADER.toLowerCase()];
-    if (sessionHeader !== undefined && (typeof sessionHeader !== 'string' || !SESSION_ID_RE.test(sessionHeader))) {
-      return refuse('session_id');
-    }
-    const auth = upgrade.verifier.verify(bearerToken(req.headers.authorization), upgrade.path, sessionHeader);
-    if (!auth.ok) return refuse(auth.reason);
+    let parser = new HeadParser();
+    let busy = false;
+    let requests = 0;
+    let body: { reader: BodyReader; sink: PassThrough } | null = null;
+    let handedOver = false;
 
-    // From here the session's own keepalive bounds the connection (no timer is armed).
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const transport = new WsFrameTransport(ws, socket);
-      log.debug({ user: auth.user }, 'session accepted');
-      try {
-        upgrade.onSession(transport, auth.user, sessionHeader ?? null);
-      } catch (err) {
-        log.error({ err }, 'onSession threw; dropping the session');
-        transport.terminate();
+    const onData = (d: Buffer): void => {
+      if (body !== null) {
+        feedBody(d);
+        return;
       }
-    });
-  });
+      if (buf.length === 0 && requests > 0 && !busy) arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next head: client_header_timeout
+      append(d);
+      if (busy) {
+        if (buf.length > NGINX_MAX_HEAD_BYTES) sock.pause(); // pipelined bytes wait, bounded
+        return;
+      }
+      step();
+    };
+
+    const feedBody = (d: Buffer): void => {
+      const b = body!;
+      const r = b.reader.push(d);
+      if ('error' in r) {
+        b.sink.destroy(new Error('bad chunked body'));
+        body = null;
+        if (!busy) finishWith(errorPage(400, { keepAlive: false, head: false }), false, false);
+        else kill(c);
+        return;
+      }
+      let ok = true;
+      for (const chunk of r.data) ok = b.sink.write(chunk) && ok;
+      if (r.done) {
+        b.sink.end();
+        body = null;
+        if (r.rest.length > 0) append(r.rest);
+        if (busy) sock.pause();
+        else if (buf.length > 0) {
+          arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next request, already here
+          step();
+        }
+      } else if (!ok) {
+        sock.pause();
+        b.sink.once('drain', () => sock.resume());
+      }
+    };
+
+    /** Writes an answer, then keeps the connection for the next request or closes it. */
+    const finishWith = (r: DecoyResponse, keepAlive: boolean, http09: boolean): void => {
+      busy = true;
+      if (sock.destroyed || sock.writableEnded) {
+        if (r.body !== null && !Buffer.isBuffer(r.body)) r.body.destroy();
+        return;
+      }
+      writeHead(sock, r, http09);
+      const done = (): void => {
+        if (sock.destroyed) return;
+        if (!keepAlive) {
+          sock.end();
+          arm(c, limits.HTTP_CLOSE_LINGER_MS);
+          sock.resume(); // read and drop what the peer still sends (lingering close)
+          sock.off('data', onData);
+          sock.on('data', () => undefined);
+          return;
+        }
+        busy = false;
+        parser = new HeadParser();
+        arm(c, limits.HTTP_KEEPALIVE_TIMEOUT_MS);
+        if (body !== null) {
+          body.sink.resume(); // discard what the decoy did not read
+          sock.resume();
+          return;
+        }
+        sock.resume();
+        if (buf.length > 0) {
+          arm(c, limits.HANDSHAKE_TIMEOUT_MS);
+          step();
+        }
+      };
+      if (r.body === null) done();
+      else if (Buffer.isBuffer(r.body)) {
+        if (sock.write(r.body)) done();
+        else sock.once('drain', done);
+      } else {
+        const stream: Readable = r.body;
+        arm(c, limits.HTTP_KEEPALIVE_TIMEOUT_MS + limits.DECOY_PROXY_TIMEOUT_MS); // bound on the answer itself
+        stream.on('error', () => sock.destroy());
+        sock.once('close', () => stream.destroy());
+        stream.once('end', done);
+        stream.pipe(sock, { end: false });
+      }
+    };
+
+    /** nginx's answer to a request it refuses while reading it; closes. `ua` as far as the head was read. */
+    const refuse = (status: number, detail: string | undefined, http09: boolean, method: string | null, ua?: string): void => {
+      sock.pause();
+      const page = errorPage(status, { keepAlive: false, head: method === 'HEAD', ...(detail !== undefined ? { detail } : {}) });
+      finishWith(http09 ? page : padForBrowser(page, userAgentClass(ua)), false, http09);
+    };
+
+    const step = (): void => {
+      if (busy || body !== null || handedOver) return;
+      const r = parser.parse(buf);
+      if (r.kind === 'more') return;
+      disarm(c);
+      if (r.kind === 'error') {
+        refuse(r.status, r.detail, r.http09, r.method, r.userAgent);
+        return;
+      }
+      requests++;
+      const head = r.head;
+      const rest = buf.subarray(r.used);
+      buf = Buffer.alloc(0);
+      owned = false;
+      const problem = headProblem(head);
+      const ua = head.headers['user-agent'];
+      if (problem !== null) return refuse(problem.status, problem.detail, false, head.method, ua);
+      if (plainOnTls) return refuse(400, 'The plain HTTP request was sent to HTTPS port', false, head.method, ua);
+      if (upgrade !== null && head.headers.upgrade !== undefined && tryUpgrade(head, rest)) {
+        handedOver = true;
+        sock.off('data', onData);
+        return;
+      }
+      const http09 = head.httpVersion === '0.9';
+      const browser = userAgentClass(ua);
+      const keepAlive =
+        !closing &&
+        !http09 &&
+        requests < KEEPALIVE_REQUESTS_MAX_COUNT &&
+        Date.now() - startedAt <= KEEPALIVE_CONNECTION_MAX_MS &&
+        !(browser.msie6 && head.method === 'POST') && // keepalive_disable msie6
+        wantsKeepAlive(head);
+      const cl = head.headers['content-length'];
+      const length = cl === undefined ? 0 : Number(cl);
+      if (length > limits.DECOY_MAX_BODY_BYTES) return refuse(413, undefined, false, head.method, ua);
+      const chunked = head.headers['transfer-encoding'] !== undefined;
+      let bodyStream: PassThrough | null = null;
+      busy = true;
+      if (chunked || length > 0) {
+        bodyStream = new PassThrough();
+        body = { reader: new BodyReader(chunked ? 'chunked' : { length }), sink: bodyStream };
+        if (rest.length > 0) feedBody(rest);
+      } else {
+        buf = rest;
+        owned = false;
+        sock.pause();
+      }
+      decoy
+        .handle(
+          {
+            method: head.method,
+            url: head.url,
+            httpVersion: head.httpVersion,
+            headers: head.headers,
+            rawHeaders: head.rawHeaders,
+            targetHost: head.targetHost,
+            local: { address: c.raw.localAddress ?? '127.0.0.1', port: c.raw.localPort ?? 0, tls: secureContext !== null },
+            body: bodyStream,
+            signal: goneSignal(c),
+          },
+          keepAlive,
+        )
+        .catch((): DecoyResponse => errorPage(500, { keepAlive: false, head: head.method === 'HEAD' }))
+        .then(
+          (res) =>
+            finishWith(
+              http09 ? res : padForBrowser(res, browser),
+              keepAlive && !/^close$/i.test(res.headers.find(([k]) => k === 'Connection')?.[1] ?? ''),
+              http09,
+            ),
+          () => kill(c),
+        );
+    };
+
+    /** A valid upgrade to the secret path with a valid token becomes a session; true when it did. */
+    const tryUpgrade = (head: ParsedHead, rest: Buffer): boolean => {
+      const u = upgrade!;
+      const refuseUpgrade = (reason: string): false => {
+        log.debug({ reason }, 'upgrade refused');
+        u.onRefused?.(reason);
+        return false;
+      };
+      if (closing) return refuseUpgrade('closing');
+      if (head.url !== u.path) return refuseUpgrade('path');
+      const problem = upgradeProblem(head);
+      if (problem !== null) return refuseUpgrade(problem);
+      // A resumable session names itself (§9.2); its id is bound into the token's MAC.
+      const sessionHeader = head.headers[SESSION_HEADER.toLowerCase()];
+      if (sessionHeader !== undefined && !SESSION_ID_RE.test(sessionHeader)) return refuseUpgrade('session_id');
+      const resumeHeader = head.headers[RESUME_HEADER.toLowerCase()];
+      if (resumeHeader !== undefined && (sessionHeader === undefined || !RESUME_PROOF_RE.test(resumeHeader))) return refuseUpgrade('resume_proof');
+      const auth = u.verifier.verify(bearerToken(head.headers.authorization), u.path, sessionHeader);
+      if (!auth.ok) return refuseUpgrade(auth.reason);
+      const admission = sessionHeader === undefined ? 'ok' : (u.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
+      if (admission === 'refuse') return refuseUpgrade('resume_proof');
+
+      // From here the session's own keepalive bounds the connection (no timer is armed).
+      disarm(c);
+      const req = { method: head.method, url: head.url, httpVersion: head.httpVersion, headers: head.headers, socket: sock } as unknown as http.IncomingMessage;
+      sock.resume();
+      if (admission === 'lost') {
+        wss.handleUpgrade(req, sock, rest, (ws) => ws.close(SESSION_LOST_CODE, 'session unknown'));
+        return true;
+      }
+      wss.handleUpgrade(req, sock, rest, (ws) => {
+        const transport = new WsFrameTransport(ws, sock, sendQueueBound(limits));
+        log.debug({ user: auth.user }, 'session accepted');
+        try {
+          u.onSession(transport, auth.user, sessionHeader ?? null);
+        } catch (err) {
+          log.error({ err }, 'onSession threw; dropping the session');
+          transport.terminate();
+        }
+      });
+      return true;
+    };
+
+    sock.on('data', onData);
+    sock.resume();
+  };
 
   const dropAll = (): void => {
     for (const ws of wss.clients) ws.terminate();
@@ -413,7 +536,7 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
 
     setTls(keyPem: string, certPem: string) {
       if (opts.tls === null) throw new PosternError('E_CONFIG', 'this listener serves plain HTTP; it has no certificate');
-      (server as https.Server).setSecureContext({ ...tlsBase, key: keyPem, cert: certPem });
+      secureContext = tls.createSecureContext({ ...tlsBase, key: keyPem, cert: certPem });
     },
   };
 }

@@ -1,11 +1,11 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&plain=1&budget=<bytes>#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&connect=<host>:<port>&plain=1&budget=<bytes>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
 import { PosternError } from '../core/errors.js';
-import { isLoopbackHost } from '../core/address.js';
+import { isLoopbackHost, type HostPort } from '../core/address.js';
 import { fromBase64Url, toBase64Url, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from './auth.js';
 
 export interface BridgeInfo {
@@ -20,11 +20,16 @@ export interface BridgeInfo {
   pin?: Buffer;
   /** TLS server name to send and verify. */
   sni?: string;
+  /**
+   * Where to open TCP instead of host:port: a relay (a plain TCP forwarder) in front of the bridge.
+   * TLS name, pin and Host header stay those of host:port.
+   */
+  connect?: HostPort;
   /** No TLS (ws://): loopback hosts only. */
   plain: boolean;
   /** Human name for the bridge; never sent. */
   label?: string;
-  /** Bytes the bridge may send on one connection before the client moves to the next (§9.7), for a walled path. */
+  /** Bytes the bridge may send on one connection before the client moves to the next (§9.8), for a walled path. */
   budget?: number;
 }
 
@@ -35,7 +40,7 @@ export const SHARE_URI_SCHEME = 'postern';
 export const DEFAULT_BRIDGE_PORT = 443;
 export const PIN_BYTES = 32;
 
-const KNOWN_PARAMS = new Set(['pin', 'sni', 'plain', 'budget']);
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'connect', 'plain', 'budget']);
 /** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
 const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
@@ -72,6 +77,51 @@ function hostNameProblem(name: string): string | null {
   const last = labels[labels.length - 1] ?? '';
   if (/^(?:\d+|0x[0-9a-f]*)$/i.test(last)) return `host "${name}" is not a valid IPv4 address`;
   return null;
+}
+
+/**
+ * `host[:port]` or `[v6][:port]` as written in a share URI's authority (or its `connect` value).
+ * Errors start with `field` ("" for the authority itself, "connect: " for the relay address).
+ */
+function parseHostAndPort(hostPort: string, defaultPort: number, field: string): HostPort {
+  const fail = (reason: string): PosternError => bad(`${field}${reason}`);
+  let host: string;
+  let portText: string | undefined;
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    if (close < 0) throw fail('IPv6 host is missing its closing "]"');
+    host = hostPort.slice(1, close);
+    if (!net.isIPv6(host)) throw fail(`host "[${host}]" is not a valid IPv6 address`);
+    host = host.toLowerCase();
+    const after = hostPort.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) throw fail('unexpected characters after the IPv6 host');
+      portText = after.slice(1);
+    }
+  } else {
+    if (hostPort.indexOf(':') !== hostPort.lastIndexOf(':')) throw fail('an IPv6 host must be in brackets');
+    const colon = hostPort.indexOf(':');
+    host = colon >= 0 ? hostPort.slice(0, colon) : hostPort;
+    if (colon >= 0) portText = hostPort.slice(colon + 1);
+    if (host === '') throw fail('host is missing');
+    if (!net.isIPv4(host)) {
+      const problem = hostNameProblem(host);
+      if (problem !== null) throw fail(problem);
+    }
+  }
+  let port = defaultPort;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText)) throw fail(`port "${portText}" is not a number from 1 to 65535`);
+    port = Number(portText);
+    if (port < 1 || port > 65535) throw fail(`port ${port} is not from 1 to 65535`);
+  }
+  return { host, port };
+}
+
+/** A relay address as the `connect` parameter takes it: HOST[:PORT] (IPv6 in brackets), the port defaulting to `defaultPort`. */
+export function parseConnectAddress(text: string, defaultPort: number): HostPort {
+  if (text === '') throw bad('connect: empty (expected HOST:PORT of a relay)');
+  return parseHostAndPort(text, defaultPort, 'connect: ');
 }
 
 /** Parses and checks a share URI. Throws PosternError('E_BAD_URI', reason). */
@@ -127,37 +177,7 @@ export function parseShareUri(s: string): BridgeInfo {
   if (secret.length > SECRET_MAX_BYTES) throw bad(`secret is too long (${secret.length} bytes, at most ${SECRET_MAX_BYTES})`);
 
   // ── host and port ──
-  const hostPort = authority.slice(atAt + 1);
-  let host: string;
-  let portText: string | undefined;
-  if (hostPort.startsWith('[')) {
-    const close = hostPort.indexOf(']');
-    if (close < 0) throw bad('IPv6 host is missing its closing "]"');
-    host = hostPort.slice(1, close);
-    if (!net.isIPv6(host)) throw bad(`host "[${host}]" is not a valid IPv6 address`);
-    host = host.toLowerCase();
-    const after = hostPort.slice(close + 1);
-    if (after !== '') {
-      if (!after.startsWith(':')) throw bad('unexpected characters after the IPv6 host');
-      portText = after.slice(1);
-    }
-  } else {
-    if (hostPort.indexOf(':') !== hostPort.lastIndexOf(':')) throw bad('an IPv6 host must be in brackets');
-    const colon = hostPort.indexOf(':');
-    host = colon >= 0 ? hostPort.slice(0, colon) : hostPort;
-    if (colon >= 0) portText = hostPort.slice(colon + 1);
-    if (host === '') throw bad('host is missing');
-    if (!net.isIPv4(host)) {
-      const problem = hostNameProblem(host);
-      if (problem !== null) throw bad(problem);
-    }
-  }
-  let port = DEFAULT_BRIDGE_PORT;
-  if (portText !== undefined) {
-    if (!/^\d{1,5}$/.test(portText)) throw bad(`port "${portText}" is not a number from 1 to 65535`);
-    port = Number(portText);
-    if (port < 1 || port > 65535) throw bad(`port ${port} is not from 1 to 65535`);
-  }
+  const { host, port } = parseHostAndPort(authority.slice(atAt + 1), DEFAULT_BRIDGE_PORT, '');
 
   // ── path ──
   const pathProblem = bridgePathProblem(path);
@@ -188,6 +208,14 @@ export function parseShareUri(s: string): BridgeInfo {
         const n = /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : Number.NaN;
         if (!(n >= URI_BUDGET_MIN_BYTES)) throw bad(`budget must be a byte count of at least ${URI_BUDGET_MIN_BYTES}`);
         info.budget = n;
+      } else if (key === 'connect') {
+        let text: string;
+        try {
+          text = decodeURIComponent(value); // "[", "]" and ":" may arrive percent-encoded
+        } catch {
+          throw bad('connect: not valid percent-encoding');
+        }
+        info.connect = parseConnectAddress(text, port);
       } else {
         if (value !== '1') throw bad('plain must be "1" when present');
         info.plain = true;
@@ -197,20 +225,28 @@ export function parseShareUri(s: string): BridgeInfo {
   if (info.plain) {
     if (!isLoopbackHost(host)) throw bad(`plain=1 is only allowed for a loopback host, not "${host}"`);
     if (info.pin !== undefined || info.sni !== undefined) throw bad('pin and sni have no meaning with plain=1');
+    if (info.connect !== undefined && !isLoopbackHost(info.connect.host)) {
+      throw bad(`connect: plain=1 is only allowed through a loopback relay, not "${info.connect.host}"`);
+    }
   }
   if (label !== undefined) info.label = label;
   return info;
 }
 
+/** `host:port`, an IPv6 host in brackets. */
+export function formatHostPort(hp: HostPort): string {
+  return `${net.isIPv6(hp.host) ? `[${hp.host}]` : hp.host}:${hp.port}`;
+}
+
 /** Formats a share URI; parseShareUri(formatShareUri(x)) gives x back. The port is always written. */
 export function formatShareUri(info: BridgeInfo): string {
-  const host = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
   const params: string[] = [];
   if (info.pin !== undefined) params.push(`pin=${toBase64Url(info.pin)}`);
   if (info.sni !== undefined) params.push(`sni=${info.sni}`);
+  if (info.connect !== undefined) params.push(`connect=${formatHostPort(info.connect)}`);
   if (info.plain) params.push('plain=1');
   if (info.budget !== undefined) params.push(`budget=${info.budget}`);
   const query = params.length > 0 ? `?${params.join('&')}` : '';
   const label = info.label !== undefined && info.label !== '' ? `#${encodeURIComponent(info.label)}` : '';
-  return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${host}:${info.port}${info.path}${query}${label}`;
+  return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${formatHostPort(info)}${info.path}${query}${label}`;
 }

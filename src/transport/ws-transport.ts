@@ -37,7 +37,11 @@ function clipReason(reason: string): string {
  * FrameTransport over an open WebSocket.
  *
  * - Messages received while paused are held; the socket is paused too, so at most what one
- *   socket read decodes to is held. Before onMessage() is called messages are held as well, up
+ *   socket read decodes to is held.
+ * - Reading stops by itself while more than `sendQueueMaxBytes` waits to be sent (whatever it is:
+ *   a peer that sends PINGs, refused OPENs or anything else that is answered, and does not read the
+ *   answers, cannot make us queue without bound), and starts again once half of it has left
+ *   (docs/protocol.md §5.3). Before onMessage() is called messages are held as well, up
  *   to PRE_LISTEN_HOLD_BYTES, after which the socket is paused until someone listens.
  * - bufferedBytes is ws.bufferedAmount, which already counts the socket's writableLength.
  * - onDrain listeners run when bufferedBytes returns to 0 after a send left it above 0.
@@ -59,6 +63,9 @@ export class WsFrameTransport implements FrameTransport {
   readonly #held: Buffer[] = [];
   #heldBytes = 0;
   #paused = false;
+  /** Reading stopped because too much waits to be sent (see sendQueueMaxBytes). */
+  #sendBlocked = false;
+  readonly #sendQueueMaxBytes: number;
   #delivering = false;
   /** Set by close()/terminate()/a protocol error: nothing more is delivered or sent. */
   #local: { code: number; reason: string } | undefined;
@@ -66,7 +73,10 @@ export class WsFrameTransport implements FrameTransport {
   #closed: CloseInfo | undefined;
   #closeReported = false;
   #needDrain = false;
-  readonly #afterWrite = (): void => this.#checkDrain();
+  readonly #afterWrite = (): void => {
+    if (this.#sendBlocked && this.#ws.bufferedAmount <= this.#sendQueueMaxBytes / 2) this.#unblock();
+    this.#checkDrain();
+  };
   /** The socket is corked until the end of this turn (see send()). */
   #corked = false;
   readonly #uncork = (): void => {
@@ -77,11 +87,16 @@ export class WsFrameTransport implements FrameTransport {
 
   readonly #wire: { readonly bytesRead: number } | undefined;
 
-  /** `wire`: the TCP socket under TLS, when the caller holds it (for wireBytesRead). */
-  constructor(ws: WebSocket, socket: Duplex, wire?: { readonly bytesRead: number }) {
+  /**
+   * @param sendQueueMaxBytes stop reading while more than this waits to be sent (default: no limit;
+   *   the bridge's listener passes sendQueueBound(limits); a client reads always).
+   * @param wire the TCP socket under TLS, when the caller holds it (for wireBytesRead).
+   */
+  constructor(ws: WebSocket, socket: Duplex, sendQueueMaxBytes = Number.POSITIVE_INFINITY, wire?: { readonly bytesRead: number }) {
     this.#ws = ws;
     this.#socket = socket;
     this.#wire = wire;
+    this.#sendQueueMaxBytes = sendQueueMaxBytes;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.#receive(data, isBinary));
     ws.on('error', (err: Error) => {
@@ -112,7 +127,28 @@ export class WsFrameTransport implements FrameTransport {
       process.nextTick(this.#uncork);
     }
     this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
-    if (this.#ws.bufferedAmount > 0) this.#needDrain = true;
+    const buffered = this.#ws.bufferedAmount;
+    if (buffered > 0) {
+      this.#needDrain = true;
+      if (buffered > this.#sendQueueMaxBytes && !this.#sendBlocked) {
+        this.#sendBlocked = true;
+        this.#ws.pause();
+      }
+    }
+  }
+
+  /** True while reading is stopped because too much waits to be sent (for tests and metrics). */
+  get readBlockedBySendQueue(): boolean {
+    return this.#sendBlocked;
+  }
+
+  #unblock(): void {
+    this.#sendBlocked = false;
+    if (this.#local !== undefined || this.#closed !== undefined) return;
+    if (!this.#paused && this.#onMessage !== undefined) {
+      this.#deliverHeld();
+      if (!this.#paused && !this.#sendBlocked) this.#ws.resume();
+    }
   }
 
   onDrain(cb: () => void): void {
@@ -138,7 +174,7 @@ export class WsFrameTransport implements FrameTransport {
     this.#paused = false;
     if (this.#onMessage === undefined) return;
     this.#deliverHeld();
-    if (!this.#paused && this.#closed === undefined) this.#ws.resume();
+    if (!this.#paused && !this.#sendBlocked && this.#closed === undefined) this.#ws.resume();
   }
 
   close(code: number, reason: string): void {
@@ -173,7 +209,7 @@ export class WsFrameTransport implements FrameTransport {
       return;
     }
     const message = data as Buffer; // binaryType 'nodebuffer'
-    if (this.#paused || this.#onMessage === undefined || this.#held.length > 0) {
+    if (this.#paused || this.#sendBlocked || this.#onMessage === undefined || this.#held.length > 0) {
       this.#held.push(message);
       this.#heldBytes += message.length;
       if (this.#onMessage === undefined && this.#heldBytes >= PRE_LISTEN_HOLD_BYTES) this.#ws.pause();
@@ -187,7 +223,7 @@ export class WsFrameTransport implements FrameTransport {
     if (this.#delivering) return; // resume() called from inside a message callback
     this.#delivering = true;
     try {
-      while (!this.#paused && this.#local === undefined && this.#onMessage !== undefined) {
+      while (!this.#paused && !this.#sendBlocked && this.#local === undefined && this.#onMessage !== undefined) {
         const next = this.#held.shift();
         if (next === undefined) break;
         this.#heldBytes -= next.length;

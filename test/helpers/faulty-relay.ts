@@ -38,7 +38,9 @@ interface Pair {
 }
 
 export class FaultyRelay {
-  private server = net.createServer((s) => this.accept(s));
+  // noDelay both ways: a network path does not hold small segments back (Nagle would add up to a
+  // delayed-ACK wait, ~40 ms, to small writes, which is the relay's artefact, not the code's).
+  private server = net.createServer({ noDelay: true }, (s) => this.accept(s));
   private readonly pairs = new Set<Pair>();
   private readonly random: () => number;
   /** Cut each connection (RST both ways) after a number of bytes (both directions) in [min, max]. */
@@ -113,7 +115,7 @@ export class FaultyRelay {
   private accept(a: net.Socket): void {
     this.accepted++;
     this.acceptedAt.push(performance.now());
-    const b = net.connect({ host: '127.0.0.1', port: this.opts.target });
+    const b = net.connect({ host: '127.0.0.1', port: this.opts.target, noDelay: true });
     const budget = this.cutRange === null ? Infinity : Math.floor(this.cutRange[0] + this.random() * (this.cutRange[1] - this.cutRange[0] + 1));
     const pair: Pair = { a, b, budget, used: 0, blackholed: this.blackholeNew, down: 0, frozen: false };
     this.pairs.add(pair);

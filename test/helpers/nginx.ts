@@ -5,13 +5,21 @@ import path from 'node:path';
 import { ROOT } from './proc.js';
 import { freePort } from './ops.js';
 
-/** configs/nginx/postern.conf with its example values replaced (each must be found: the test follows the real file). */
-export function siteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
-  let s = fs.readFileSync(path.join(ROOT, 'configs/nginx/postern.conf'), 'utf8');
-  const sub = (from: string, to: string): void => {
-    if (!s.includes(from)) throw new Error(`configs/nginx/postern.conf no longer contains ${JSON.stringify(from)}`);
-    s = s.split(from).join(to);
+/** A file under configs/ and a replacer that insists on finding each example value (the test follows the real file). */
+function template(file: string): { sub: (from: string, to: string) => void; text: () => string } {
+  let s = fs.readFileSync(path.join(ROOT, file), 'utf8');
+  return {
+    sub: (from, to) => {
+      if (!s.includes(from)) throw new Error(`${file} no longer contains ${JSON.stringify(from)}`);
+      s = s.split(from).join(to);
+    },
+    text: () => s,
   };
+}
+
+/** configs/nginx/postern.conf with its example values replaced. */
+export function siteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
+  const { sub, text } = template('configs/nginx/postern.conf');
   sub('listen 443 ssl;', `listen 127.0.0.1:${v.port} ssl;`);
   sub('listen [::]:443 ssl;', '');
   sub('/etc/letsencrypt/live/bridge.example.org/fullchain.pem', v.certFile);
@@ -19,8 +27,21 @@ export function siteFromTemplate(v: { port: number; certFile: string; keyFile: s
   sub('location = /c2VjcmV0LXBhdGgtZXhhbXBsZQ {', `location = ${v.secretPath} {`);
   sub('server 127.0.0.1:8080 max_fails=1 fail_timeout=10s;', v.upstreams.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=10s;`).join('\n    '));
   sub('root /var/www/postern-decoy;', `root ${v.decoyRoot};`);
-  return s;
+  return text();
 }
+
+/** configs/nginx/relay-stream.conf (a TCP relay) listening on 127.0.0.1:port, forwarding to 127.0.0.1:target; logs in dir. */
+export function relayFromTemplate(v: { port: number; target: number; dir: string }): string {
+  const { sub, text } = template('configs/nginx/relay-stream.conf');
+  sub('listen 443;', `listen 127.0.0.1:${v.port};`);
+  sub('listen [::]:443;', '');
+  sub('server 198.51.100.7:443;', `server 127.0.0.1:${v.target};`);
+  sub('/var/log/nginx/postern-relay.error.log', path.join(v.dir, 'relay-error.log'));
+  return text();
+}
+
+/** Debian's libnginx-mod-stream; a build with the module compiled in has no such file. */
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 export interface Nginx {
   child: ChildProcess;
@@ -34,8 +55,12 @@ const NGINX = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 const START_ATTEMPTS = 3;
 const START_TIMEOUT_MS = 10_000;
 
-/** Runs our own nginx (daemon off, pid/logs/temp in dir, 127.0.0.1 only) on a free port; retries a taken port a bounded number of times. */
-export async function startNginx(dir: string, site: (port: number) => string): Promise<Nginx> {
+/**
+ * Runs our own nginx (daemon off, pid/logs/temp in dir, 127.0.0.1 only) on a free port; retries a
+ * taken port a bounded number of times. `site` goes inside http {}, or with kind 'stream' at the
+ * top level (it holds its own stream {} block) with the stream module loaded.
+ */
+export async function startNginx(dir: string, site: (port: number) => string, kind: 'http' | 'stream' = 'http'): Promise<Nginx> {
   let lastErr = '';
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const port = await freePort();
@@ -44,12 +69,16 @@ export async function startNginx(dir: string, site: (port: number) => string): P
       fs.mkdirSync(path.join(dir, n), { recursive: true });
       return path.join(dir, n);
     };
-    const conf = [
+    const main = [
+      kind === 'stream' && fs.existsSync(STREAM_MODULE) ? `load_module ${STREAM_MODULE};` : '',
       process.getuid?.() === 0 ? 'user root root;' : '',
       'worker_processes 1;',
       `pid ${path.join(dir, 'nginx.pid')};`,
       `error_log ${path.join(dir, 'error.log')} warn;`,
       'events { worker_connections 256; }',
+    ];
+    const conf = kind === 'stream' ? [...main, `include ${path.join(dir, 'site.conf')};`].join('\n') : [
+      ...main,
       'http {',
       `  access_log ${path.join(dir, 'access.log')};`,
       '  default_type text/html;',

@@ -14,6 +14,16 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+/**
+ * The config folder every started process gets unless a test passes its own XDG_CONFIG_HOME:
+ * a temporary one per test worker, so that no test reads or writes the user's real
+ * ~/.config/postern (the client stores its credentials there).
+ */
+let workerConfigHome: string | null = null;
+export function testConfigHome(): string {
+  return (workerConfigHome ??= fs.mkdtempSync(path.join(os.tmpdir(), 'postern-xdg-')));
+}
+
 /** A running `postern` process started by a test; stopped by its PID in afterEach. */
 export class Postern {
   readonly child: ChildProcess;
@@ -32,7 +42,9 @@ export class Postern {
     this.child = spawn(cmd, argv, {
       cwd: ROOT,
       // Learned state (the client's walls.json) goes to a test folder, never the user's home.
-      env: opts.cleanEnv ? env : { ...process.env, XDG_STATE_HOME: testStateHome(), ...env },
+      env: opts.cleanEnv
+        ? { XDG_CONFIG_HOME: testConfigHome(), XDG_STATE_HOME: testStateHome(), ...env }
+        : { ...process.env, XDG_CONFIG_HOME: testConfigHome(), XDG_STATE_HOME: testStateHome(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
@@ -122,8 +134,8 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs postern to completion (bounded) and returns its output. */
-export async function runPostern(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = new Postern(args);
+export async function runPostern(args: string[], timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = new Postern(args, env);
   const t = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   const { code } = await p.exited;
   clearTimeout(t);

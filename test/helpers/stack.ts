@@ -31,8 +31,14 @@ export async function startBridge(config: string, extra: string[] = ['--allow-pr
   return { bridge, port: await bridge.listening('bridge') };
 }
 
-export async function startClient(uri: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ client: Postern; port: number }> {
-  const client = new Postern(['client', '--bridge', uri, '--listen', '127.0.0.1:0', ...extra], env);
+/**
+ * A client on loopback. Tests about something other than the local proxy's login run it with
+ * `--no-auth` (today's behaviour on loopback); with `--user`, `--lan` or `auth: true` it asks for
+ * credentials as by default (test/integration/local-auth.test.ts covers that).
+ */
+export async function startClient(uri: string, extra: string[] = [], opts: { auth?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ client: Postern; port: number }> {
+  const auth = opts.auth === true || extra.includes('--user') || extra.includes('--lan') || extra.includes('--pass-file');
+  const client = new Postern(['client', '--bridge', uri, '--listen', '127.0.0.1:0', ...(auth ? [] : ['--no-auth']), ...extra], opts.env);
   const port = await client.listening('socks');
   return { client, port };
 }

@@ -28,14 +28,14 @@ afterAll(async () => {
 /** init → edit bridge.json → bridge (no --allow-private unless asked) → one client, tunnel up. */
 async function setup(
   edit: (c: Record<string, any>) => void,
-  opts: { allowPrivate?: boolean; logLevel?: string } = {},
+  opts: { allowPrivate?: boolean; logLevel?: string; exactReplies?: boolean } = {},
 ): Promise<{ config: string; uri: string; bridge: Postern; socksPort: number; client: Postern }> {
   const { uri: initUri, config } = await init();
   rewriteConfig(config, edit);
   const extra = [...(opts.allowPrivate === false ? [] : ['--allow-private']), ...(opts.logLevel ? ['--log-level', opts.logLevel] : [])];
   const { bridge, port } = await startBridge(config, extra);
   const uri = withPort(initUri, port);
-  const { client, port: socksPort } = await startClient(uri);
+  const { client, port: socksPort } = await startClient(uri, opts.exactReplies ? ['--exact-replies'] : []);
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
   return { config, uri, bridge, socksPort, client };
 }
@@ -147,7 +147,7 @@ describe('admin listener', () => {
         c.egress = { allowRanges: ['127.0.0.1/32'] };
         c.limits = { HANDSHAKE_TIMEOUT_MS: 1_000 };
       },
-      { allowPrivate: false },
+      { allowPrivate: false, exactReplies: true },
     );
     const admin = (await s.bridge.waitFor((l) => l.msg === 'listening' && l.role === 'admin', 10_000, 'admin listening')).port as number;
     expect(admin).not.toBe(0);
@@ -212,7 +212,7 @@ describe('log privacy', () => {
         c.egress = { allowRanges: ['127.0.0.1/32'], denyPorts: [9] };
         c.log = { level: 'debug', destinations };
       },
-      { allowPrivate: false, logLevel: 'debug' },
+      { allowPrivate: false, logLevel: 'debug', exactReplies: true },
     );
     const ok = await socksConnect(s.socksPort, domainRequest('secret-target.test', echo.port));
     expect(ok.reply).toBe(0);

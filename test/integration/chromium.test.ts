@@ -157,7 +157,7 @@ describe.skipIf(!CAN_NETNS)('headless Chromium through the PAC file (isolated ne
     const { uri, config } = await init();
     const bridge = inNs(process.execPath, [BIN, 'bridge', '--config', config, '--listen', '127.0.0.1:0', '--allow-private']);
     const bport = Number((await bridge.waitFor(/"role":"bridge".*?"port":(\d+)/, 'bridge port'))[1]);
-    client = inNs(process.execPath, [BIN, 'client', '--bridge', withPort(uri, bport), '--listen', '127.0.0.1:0', '--log-level', 'debug']);
+    client = inNs(process.execPath, [BIN, 'client', '--bridge', withPort(uri, bport), '--listen', '127.0.0.1:0', '--no-auth', '--log-level', 'debug']);
     clientPort = Number((await client.waitFor(/"role":"socks".*?"port":(\d+)/, 'client port'))[1]);
     // The page: reports the Connection field it got (our proxy sends `close` upstream; Chromium direct, keep-alive).
     const script =

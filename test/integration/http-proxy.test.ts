@@ -264,15 +264,14 @@ describe('HTTP proxy on the mixed port (curl -x http://)', () => {
     expect(r.stdout).toContain(`function FindProxyForURL(url, host) {\n  return "PROXY 127.0.0.1:${stack.socksPort}";\n}`);
   });
 
-  it('answers a refused destination with 502 and a malformed or oversize head with 400/431', async () => {
+  it('answers a refused destination with 502 (plain HTTP, also in the optimistic default) and a malformed or oversize head with 400/431', async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
     const deadPort = (closed.address() as net.AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${stack.socksPort}`, `http://127.0.0.1:${deadPort}/`]);
     expect(r.stdout).toBe('502');
-    const c = await curl(['-p', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${stack.socksPort}`, `http://127.0.0.1:${deadPort}/`]);
-    expect(c.stdout).toBe('502');
+    // HTTP CONNECT: 200 at once, then a reset by default; 502 with --exact-replies (open-replies.test.ts).
 
     const bad = await connectRaw(stack.socksPort);
     bad.write('GET http://x/ HTTP/1.1\r\nBad Header: 1\r\n\r\n');
@@ -305,7 +304,7 @@ describe('HTTP proxy authentication (Proxy-Authorization: Basic)', () => {
   it('answers 407 with Proxy-Authenticate when credentials are missing or wrong', async () => {
     const none = await curl(['-D', '-', '-o', '/dev/null', '-x', `http://127.0.0.1:${authed.port}`, `http://localhost:${web.port}/x`]);
     expect(none.stdout).toMatch(/^HTTP\/1\.1 407 /);
-    expect(none.stdout).toContain('Proxy-Authenticate: Basic realm="postern"');
+    expect(none.stdout).toContain('Proxy-Authenticate: Basic realm="proxy"');
     for (const cred of ['alice:wrong', 'bob:s3cret-pass', 'alice:', 'alice:s3cret-passX']) {
       const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${authed.port}`, '--proxy-user', cred, `http://localhost:${web.port}/x`]);
       expect(r.stdout).toBe('407');
@@ -324,11 +323,20 @@ describe('HTTP proxy authentication (Proxy-Authorization: Basic)', () => {
 });
 
 describe('bridge policy refusal', () => {
-  it('maps NOT_ALLOWED to 403', async () => {
+  it('maps NOT_ALLOWED to 403: plain HTTP in the optimistic default, CONNECT with --exact-replies', async () => {
     const { port: bport } = await startBridge(path.join(stack.dir, 'bridge.json'), []);
-    const { port } = await startClient(withPort(stack.uri, bport));
+    const [{ port }, { port: exactPort }] = await Promise.all([
+      startClient(withPort(stack.uri, bport)),
+      startClient(withPort(stack.uri, bport), ['--exact-replies']),
+    ]);
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://127.0.0.1:${web.port}/forbidden`]);
     expect(r.stdout).toBe('403');
+    for (const p of [port, exactPort]) {
+      const plain = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${p}`, `http://127.0.0.1:${web.port}/forbidden`]);
+      expect(plain.stdout).toBe('403');
+    }
+    const c = await curl(['-p', '-o', '/dev/null', '-w', '%{http_connect}', '-x', `http://127.0.0.1:${exactPort}`, `http://127.0.0.1:${web.port}/forbidden`]);
+    expect(c.stdout).toBe('403');
   });
 });
 
@@ -340,7 +348,7 @@ describe('separate listeners, forwards and the WhatsApp entry point', () => {
   beforeAll(async () => {
     echo2 = await echoServer('127.0.0.1');
     client = new Postern([
-      'client', '--bridge', stack.uri, '--listen', '127.0.0.1:0',
+      'client', '--bridge', stack.uri, '--listen', '127.0.0.1:0', '--no-auth',
       '--socks', '127.0.0.1:0', '--http', '127.0.0.1:0',
       '--forward', `0=127.0.0.1:${echo.port}`,
       '--whatsapp', '--whatsapp-ports', 'chat-tls=0,chat=0,media=0,http=0',
@@ -439,8 +447,11 @@ describe('--lan (phone sharing)', () => {
     const a = await runPostern(['client', '--bridge', stack.uri, '--lan', '--listen', '127.0.0.1:0', '--insecure-open-proxy']);
     expect(a.code).toBe(78);
     expect(a.stderr).toContain('--lan never runs an open proxy');
-    const b = await runPostern(['client', '--bridge', stack.uri, '--listen', '0.0.0.0:0']);
+    const b = await runPostern(['client', '--bridge', stack.uri, '--listen', '0.0.0.0:0', '--no-auth']);
     expect(b.code).toBe(78);
-    expect(b.stderr).toContain('open proxy');
+    expect(b.stderr).toContain('--no-auth is for loopback listeners only');
+    const c = await runPostern(['client', '--bridge', stack.uri, '--lan', '--listen', '127.0.0.1:0', '--no-auth']);
+    expect(c.code).toBe(78);
+    expect(c.stderr).toContain('--no-auth is for loopback listeners only; --lan always asks for the username and password');
   });
 });

@@ -61,7 +61,7 @@ describe('postern client --config', () => {
     const { port: bport } = await startBridge(config);
     const [pf, ph, pf2] = [await freePort(), await freePort(), await freePort()];
     const f = write({ bridges: [withPort(uri, bport)], listen: '127.0.0.1:0', forward: [`127.0.0.1:${pf}=127.0.0.1:${web.port}`], http: [`127.0.0.1:${ph}`] });
-    const c = new Postern(['client', '--config', f]);
+    const c = new Postern(['client', '--config', f, '--no-auth']);
     await c.listening('socks');
     await c.waitFor((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf, 10_000, 'forward listening');
     await c.waitFor((l) => l.msg === 'listening' && l.role === 'http' && l.port === ph, 10_000, 'http listening');
@@ -71,7 +71,7 @@ describe('postern client --config', () => {
     expect(viaHttp.stdout, viaHttp.stderr).toContain('hello through postern');
     await c.stop();
 
-    const flag = new Postern(['client', '--config', f, '--forward', `127.0.0.1:${pf2}=127.0.0.1:${web.port}`]);
+    const flag = new Postern(['client', '--config', f, '--no-auth', '--forward', `127.0.0.1:${pf2}=127.0.0.1:${web.port}`]);
     await flag.waitFor((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf2, 10_000, 'the flag\'s forward');
     expect(flag.lines.some((l) => l.msg === 'listening' && l.role === 'forward' && l.port === pf)).toBe(false);
   });
@@ -82,7 +82,7 @@ describe('postern client --config', () => {
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
     const f = write({ $schema: '../configs/client.schema.json', bridges: [withPort(uri, bport)], listen: `127.0.0.1:${p1}`, log: { level: 'info' } });
 
-    const fromFile = new Postern(['client', '--config', f]);
+    const fromFile = new Postern(['client', '--config', f, '--no-auth']);
     expect(await fromFile.listening('socks')).toBe(p1);
     const got = await curl(['--socks5-hostname', `127.0.0.1:${p1}`, `http://127.0.0.1:${web.port}/page`]);
     expect(got.stdout, `${got.stderr}\n${fromFile.stdout}`).toContain('hello through postern');

@@ -1,26 +1,118 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { startNginx, siteFromTemplate, type Nginx } from '../helpers/nginx.js';
 import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
-import { httpServer, type Local } from '../helpers/servers.js';
+import { seededBytes } from '../helpers/resilience.js';
+import { echoServer, httpServer, type Local } from '../helpers/servers.js';
+import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startClient, withPort } from '../helpers/stack.js';
+import { SESSION_HEADER, SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
 import { generateSelfSigned } from '../../src/transport/certs.js';
+import { parseShareUri } from '../../src/transport/uri.js';
 
 let web: Local<import('node:http').Server>;
+let echo: Local<net.Server>;
 let nginx: Nginx | undefined;
+let relay: FaultyRelay | undefined;
 beforeAll(async () => {
   web = await httpServer();
+  echo = await echoServer();
 });
 afterEach(async () => {
+  await relay?.close();
+  relay = undefined;
   await nginx?.stop();
   nginx = undefined;
   await stopAll();
 });
 afterAll(async () => {
   await web?.close();
+  await echo?.close();
 });
+
+/** Sends one WebSocket upgrade over TLS to nginx and returns the answer's status code (0: none in 5 s). */
+function upgradeStatus(port: number, target: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    let head = '';
+    const done = (code: number): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(code);
+    };
+    const t = setTimeout(() => done(0), 5_000);
+    s.once('secureConnect', () => {
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      s.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+    });
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3}) /.exec(head);
+      if (m) done(Number(m[1]));
+    });
+    s.on('error', () => done(0));
+  });
+}
+
+const ECHO_CHUNK_BYTES = 32 * 1024;
+const ECHO_MAX_BYTES = 64 * 1024 * 1024;
+/** At most this much sent and not yet echoed back, so that little is left in flight when it stops. */
+const ECHO_AHEAD_BYTES = 256 * 1024;
+
+/**
+ * One echo stream through SOCKS that keeps sending seeded chunks until `enough()` (or the byte or
+ * time bound), then ends; resolves with the SHA-256 of what was sent and of what came back.
+ */
+async function echoUntil(socksPort: number, seed: number, enough: () => boolean, deadline: number): Promise<{ sent: string; got: string; bytes: number; ended: 'end' | 'error' | 'timeout' }> {
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echo.port));
+  if (reply !== 0) throw new Error(`SOCKS reply ${reply}`);
+  const sent = crypto.createHash('sha256');
+  const got = crypto.createHash('sha256');
+  let bytes = 0;
+  let caughtUp: (() => void) | null = null;
+  const done = new Promise<'end' | 'error'>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      got.update(d);
+      bytes += d.length;
+      caughtUp?.();
+    });
+    socket.once('end', () => resolve('end'));
+    socket.once('error', () => resolve('error'));
+    socket.once('close', () => caughtUp?.());
+  });
+  socket.resume();
+  for (let i = 0, total = 0; !enough() && Date.now() < deadline && total < ECHO_MAX_BYTES && !socket.destroyed; i++, total += ECHO_CHUNK_BYTES) {
+    while (total - bytes > ECHO_AHEAD_BYTES && !socket.destroyed && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        caughtUp = r;
+        setTimeout(r, 200);
+      });
+      caughtUp = null;
+    }
+    const chunk = seededBytes(ECHO_CHUNK_BYTES, seed * 100_003 + i);
+    sent.update(chunk);
+    if (!socket.write(chunk)) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
+        const go = (): void => (clearTimeout(t), r());
+        socket.once('drain', go);
+        socket.once('close', go);
+      });
+    }
+  }
+  if (!socket.destroyed) socket.end();
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([done, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), Math.max(0, deadline - Date.now()) + 5_000)))]);
+  clearTimeout(timer);
+  socket.destroy();
+  return { sent: sent.digest('hex'), got: got.digest('hex'), bytes, ended };
+}
 
 async function plainBridge(config: string): Promise<{ bridge: Postern; port: number }> {
   const bridge = new Postern(['bridge', '--plain', '--config', config, '--listen', '127.0.0.1:0', '--allow-private']);
@@ -44,6 +136,18 @@ async function nginxFront(config: string, upstreams: number[]): Promise<{ nginx:
   const secretPath = (JSON.parse(fs.readFileSync(config, 'utf8')) as { path: string }).path;
   const n = await startNginx(dir, (port) => siteFromTemplate({ port, certFile, keyFile, secretPath, upstreams, decoyRoot }));
   return { nginx: n, certFile };
+}
+
+/** Two plain bridges sharing one users file behind nginx; `share` is user1's link to nginx. */
+async function twoBridgesBehindNginx(): Promise<{ a: { bridge: Postern; port: number }; b: { bridge: Postern; port: number }; front: Nginx; share: string }> {
+  const { config } = await init();
+  const a = await plainBridge(config);
+  const b = await plainBridge(config);
+  const front = await nginxFront(config, [a.port, b.port]);
+  nginx = front.nginx;
+  const r = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
+  expect(r.code, r.stderr).toBe(0);
+  return { a, b, front: front.nginx, share: r.stdout.trim() };
 }
 
 describe('behind nginx (configs/nginx/postern.conf)', () => {
@@ -83,14 +187,52 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     expect(d.report.failedStep, JSON.stringify(d.report.steps)).toBe(null);
   });
 
-  it('load-balances two stateless bridges sharing one users file: one killed, new connections still succeed', async () => {
-    const { config } = await init();
-    const a = await plainBridge(config);
-    const b = await plainBridge(config);
-    const front = await nginxFront(config, [a.port, b.port]);
-    nginx = front.nginx;
-    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
-    const { port: socks } = await startClient(withPort(share.stdout.trim(), nginx.port));
+  it('sends every reconnect to the bridge that holds the session: two bridges, a relay resetting every 32–64 KB, no stream lost in 100 cuts', async () => {
+    const { a, b, front, share } = await twoBridgesBehindNginx();
+    relay = new FaultyRelay({ target: front.port, seed: 16 });
+    const relayPort = await relay.listen();
+    // Two sessions (two clients), each reconnecting through the resetting relay to one nginx.
+    const clients = await Promise.all([0, 1].map(() => startClient(withPort(share, relayPort))));
+    for (const c of clients) await c.client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    relay.cutRange = [32 * 1024, 64 * 1024];
+    relay.cutAll(); // the first connections were made without a budget
+
+    const CUTS = 100;
+    const started = Date.now();
+    const r = relay;
+    const results = await Promise.all(clients.map((c, i) => echoUntil(c.port, i + 1, () => r.cuts >= CUTS, started + 25_000)));
+    const wallMs = Date.now() - started;
+    for (const res of results) {
+      expect(res.ended).toBe('end');
+      expect(res.got).toBe(res.sent);
+    }
+    expect(relay.cuts).toBeGreaterThanOrEqual(CUTS);
+    // Every cut was resumed on the bridge that held the session: each bridge created a session at
+    // most once per client (a reconnect landing on the other bridge would make it open a second
+    // one under the same id, then end the session with 4001).
+    const resumed = clients.map((c) => c.client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length);
+    for (const n of resumed) expect(n).toBeGreaterThanOrEqual(20);
+    expect(resumed[0]! + resumed[1]!).toBeGreaterThanOrEqual(CUTS - 2);
+    const opened = (p: Postern) => p.lines.filter((l) => l.msg === 'session open').length;
+    expect(opened(a.bridge) + opened(b.bridge)).toBe(2);
+
+    // One replay cache per bridge, yet a replayed token always meets the one that saw it: a token
+    // bound to a session is hashed on that session, an unbound one on the token itself.
+    const link = parseShareUri(share);
+    const sessionId = crypto.randomBytes(SESSION_ID_BYTES).toString('base64url');
+    const bound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now(), undefined, sessionId)}`, [SESSION_HEADER]: sessionId };
+    const unbound = { Authorization: `Bearer ${makeToken(link.secret, link.path, Date.now())}` };
+    for (const headers of [bound, unbound]) {
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++) codes.push(await upgradeStatus(front.port, link.path, headers));
+      expect(codes).toEqual([101, 404, 404, 404]);
+    }
+    console.log(`two bridges behind nginx: ${relay.cuts} cuts, resumed ${resumed.join(' + ')}, ${results.map((x) => x.bytes).join(' + ')} bytes echoed, sessions on bridges ${opened(a.bridge)}/${opened(b.bridge)}, ${wallMs} ms`);
+  }, 60_000);
+
+  it('load-balances two bridges sharing one users file: one killed, new connections still succeed', async () => {
+    const { a, b, front, share } = await twoBridgesBehindNginx();
+    const { port: socks } = await startClient(withPort(share, front.port));
     const fetchPage = () => curl(['--max-time', '5', '--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
     expect((await fetchPage()).stdout).toContain('hello through postern');
 

@@ -4,15 +4,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ops.js';
-import { Postern, ROOT, stopAll, tempDir } from '../helpers/proc.js';
+import { Postern, ROOT, stopAll, tempDir, testConfigHome } from '../helpers/proc.js';
 
 const exec = promisify(execFile);
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
 
 describe('npm package', () => {
-  it('has no runtime dependencies but the optional bufferutil (everything else is bundled into dist/)', () => {
+  it('has no runtime dependencies but two optional ones (everything else is bundled into dist/)', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
-    expect(Object.keys(pkg.optionalDependencies ?? {})).toEqual(['bufferutil']);
+    // bufferutil: a native addon that cannot be bundled; the IP-to-country data for `country` route
+    // rules: ~25 MB of CSV read only by a client with such a rule, so it stays out of the bundle.
+    expect(Object.keys(pkg.optionalDependencies ?? {}).sort()).toEqual(['@ip-location-db/geo-whois-asn-country', 'bufferutil']);
   });
 
   it('npm pack → npm install --offline into an empty folder → postern --version, init and demo work', async () => {
@@ -31,18 +33,22 @@ describe('npm package', () => {
     await exec('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(out, info.filename)], { cwd: app, env, timeout: 90_000 });
     const installMs = Date.now() - t0;
     const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((n) => !n.startsWith('.'));
-    expect(installed.filter((n) => !['postern', 'bufferutil', 'node-gyp-build'].includes(n))).toEqual([]);
+    expect(installed.filter((n) => !['postern', 'bufferutil', 'node-gyp-build', '@ip-location-db'].includes(n))).toEqual([]);
     process.stderr.write(`[package] tarball ${info.filename}: ${info.size} bytes; offline install ${installMs} ms\n`);
 
     const bin = path.join(app, 'node_modules/.bin/postern');
     const version = await exec(bin, ['--version'], { cwd: app, timeout: 20_000 });
     expect(version.stdout.trim()).toBe(pkg.version);
 
+    // Country rules read the installed data package (nothing is downloaded at run time).
+    const explain = await exec(bin, ['client', '--route', 'domestic-direct', '--explain', '77.88.8.8:443'], { cwd: app, timeout: 60_000 });
+    expect(explain.stdout.trim()).toBe('77.88.8.8:443 → direct by rule 4 "domestic addresses" (domestic-direct)');
+
     const init = await exec(bin, ['init', '--dir', path.join(app, 'etc'), '--host', '127.0.0.1', '--port', '8443'], { cwd: app, timeout: 20_000 });
     expect(init.stdout.trim()).toMatch(/^postern:\/\/.+@127\.0\.0\.1:8443\//);
     expect(fs.statSync(path.join(app, 'etc/bridge.json')).mode & 0o777).toBe(0o600);
 
-    const demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0'], { cwd: app, env: { ...process.env, XDG_CONFIG_HOME: testConfigHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let stderr = '';
       let stdout = '';
@@ -62,7 +68,7 @@ describe('npm package', () => {
         });
       });
       expect(ready, `${stderr}\n${stdout}`).toBe(true);
-      expect(stderr).toMatch(/SOCKS5 proxy: +127\.0\.0\.1:\d+/);
+      expect(stderr).toMatch(/Proxy \(SOCKS5 and HTTP\): +127\.0\.0\.1:\d+\n  Username: \S+\n  Password: \S+/);
     } finally {
       demo.kill('SIGKILL');
     }

@@ -8,7 +8,7 @@ import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { Postern, stopAll } from '../helpers/proc.js';
 import { echoTransfer, seededBytes, setBridgeLimits, sha256 } from '../helpers/resilience.js';
 import { echoServer, type Local } from '../helpers/servers.js';
-import { closeKind, ipv4Request, socksConnect } from '../helpers/socks.js';
+import { closeKind, ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, startBridge, startClient, startStack, withPort } from '../helpers/stack.js';
 
 let echo: Local<net.Server>;
@@ -40,7 +40,7 @@ async function relayedStack(opts: { clientArgs?: string[]; seed?: number } = {})
 
 describe('resumable sessions', () => {
   it('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
-    // Hundreds of resets: redial at once (the handshake pacing of §9.7 is not under test here).
+    // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here).
     const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0'] });
     s.relay.cutRange = [16 * 1024, 1024 * 1024];
     s.relay.cutAll(); // the connection made before cutRange was set has no budget
@@ -79,7 +79,7 @@ describe('resumable sessions', () => {
         s.relay.blackholeAll();
       }
     });
-    // Data is owed, so the freeze detector (§9.6) drops it well before the keepalive would.
+    // Data is owed, so the freeze detector (§9.7) drops it well before the keepalive would.
     const silent = await s.client.waitFor(
       (l) => l.msg === 'connection frozen: bytes owed, nothing received' || l.msg === 'connection silent: keepalive timeout',
       15_000,
@@ -101,6 +101,9 @@ describe('resumable sessions', () => {
     const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echo.port));
     expect(reply).toBe(0);
     socket.write(Buffer.alloc(1000, 1));
+    // The echo proves the bridge had the stream (with optimistic replies the reply comes first; a
+    // bridge killed before it answered anything leaves a session a fresh bridge can still take up).
+    await readN(socket, 1000);
     const kind = closeKind(socket, 20_000);
     await first.bridge.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1_000));

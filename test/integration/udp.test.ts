@@ -7,10 +7,10 @@
  * codec bug cannot hide itself.
  */
 import dgram from 'node:dgram';
-import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { rewriteConfig } from '../helpers/bridge-config.js';
+import { getText, sample } from '../helpers/metrics.js';
 import { stopAll, type Postern } from '../helpers/proc.js';
 import { echoServer, udpEchoServer, type Local, type LocalUdp } from '../helpers/servers.js';
 import { connectRaw, ipv4Request, readN, socksConnect } from '../helpers/socks.js';
@@ -169,22 +169,8 @@ async function boundSocket(): Promise<dgram.Socket> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The bridge's admin /metrics, and one sample in it (0 when absent). */
-function metrics(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: adminPort, path: '/metrics', timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-function sample(text: string, name: string, labels = ''): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
+/** The bridge's admin /metrics. */
+const metrics = (): Promise<string> => getText(adminPort, '/metrics');
 async function waitForGauge(name: string, value: number, ms = 5_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {

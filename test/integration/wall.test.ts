@@ -1,5 +1,5 @@
 /**
- * Through the wall (issue 16, docs/protocol.md §9.6–§9.7): the built binary behind a relay that
+ * Through the wall (issue 16, docs/protocol.md §9.7–§9.8): the built binary behind a relay that
  * freezes every connection after 16 KiB bridge→client — no RST, no FIN, bytes just stop.
  */
 import crypto from 'node:crypto';
@@ -104,7 +104,7 @@ async function walled(opts: { freezeAfter?: number | null; args?: string[]; stat
   closers.push(() => relay.close());
   const relayPort = await relay.listen();
   const stateHome = opts.stateHome ?? tempDir('postern-state-');
-  const { client, port: socksPort } = await startClient(withPort(uri, relayPort), opts.args ?? [], { XDG_STATE_HOME: stateHome });
+  const { client, port: socksPort } = await startClient(withPort(uri, relayPort), opts.args ?? [], { env: { XDG_STATE_HOME: stateHome } });
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
   return { uri, relay, relayPort, client, socksPort, stateHome };
 }
@@ -179,7 +179,7 @@ describe('a network that freezes every connection after 16 KiB downstream', () =
     expect(fs.readFileSync(file, 'utf8')).not.toContain('127.0.0.1');
     await s.client.stop('SIGKILL');
 
-    const { client, port } = await startClient(withPort(s.uri, s.relayPort), [], { XDG_STATE_HOME: s.stateHome });
+    const { client, port } = await startClient(withPort(s.uri, s.relayPort), [], { env: { XDG_STATE_HOME: s.stateHome } });
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
     const start = client.lines.find((l) => l.learned === true);
     expect(start?.budget).toBe(learned?.budget);

@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { limitResolver } from '../../../src/bridge/egress.js';
 import { Governor, REVOKED_CLOSE, USER_LIMIT_CLOSE } from '../../../src/bridge/governor.js';
-import { Semaphore, ThrottledSocket, TokenBucket } from '../../../src/bridge/limiter.js';
+import { ThrottledSocket, TokenBucket } from '../../../src/bridge/limiter.js';
 import { defaultLimits } from '../../../src/core/limits.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import type { MuxSession } from '../../../src/mux/session.js';
@@ -67,33 +66,6 @@ describe('Governor', () => {
     expect(idle.closedWith).toEqual({ code: 1000, reason: 'idle' });
     expect(busy.closedWith).toBeNull();
     busy.close(1000, '');
-  });
-});
-
-describe('bounded DNS', () => {
-  it('runs at most N lookups at once, queues M, and refuses the rest with E_DNS at once', async () => {
-    let running = 0;
-    let peak = 0;
-    const release: Array<() => void> = [];
-    const slow = () =>
-      new Promise<{ address: string; family: 4 }[]>((resolve) => {
-        running++;
-        peak = Math.max(peak, running);
-        release.push(() => {
-          running--;
-          resolve([{ address: '192.0.2.1', family: 4 }]);
-        });
-      });
-    const r = limitResolver(slow, new Semaphore(2, 1));
-    const lookups = [r('a.invalid'), r('b.invalid'), r('c.invalid')];
-    await expect(r('d.invalid')).rejects.toMatchObject({ code: 'E_DNS' });
-    for (let i = 0; i < 10 && release.length < 3; i++) {
-      release.shift()?.();
-      await new Promise((x) => setImmediate(x));
-    }
-    while (release.length) release.shift()!();
-    await Promise.all(lookups);
-    expect(peak).toBe(2);
   });
 });
 

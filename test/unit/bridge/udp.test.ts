@@ -180,6 +180,25 @@ describe('bridge UDP associations: relaying', () => {
     expect(r.metrics.registry.render()).toContain('postern_udp_datagrams_dropped_total{reason="stranger"} 0');
   });
 
+  it('drops and counts a datagram to port 0 (IPv4, IPv6, name) and keeps the association (issue 10, item 7)', async () => {
+    const r = rig({ resolver: withHosts({ 'echo.test': ['127.0.0.1'] }, failing) });
+    const echo = await udpServer('127.0.0.1');
+    const a = await associate(r);
+    a.send(v4(0), 'nowhere');
+    a.send({ kind: 'ipv6', host: '::1', port: 0 }, 'nowhere');
+    a.send({ kind: 'domain', host: 'echo.test', port: 0 }, 'nowhere');
+    await until(() => r.metrics.udpDropped.get({ reason: 'port_zero' }) === 3, 2_000, 'three port-0 drops');
+    // The association is still there and still relays.
+    a.send(v4(echo.port), 'still here');
+    await until(() => a.got.length === 1, 2_000, 'echo after the drops');
+    expect(a.got[0]?.data.toString()).toBe('still here');
+    expect(a.stream.destroyed).toBe(false);
+    expect(r.udp.count).toBe(1);
+    expect(r.metrics.udpAssociationEnds.get({ reason: 'error' })).toBe(0);
+    expect(r.logs.filter((l) => l.includes('"level":50'))).toEqual([]);
+    expect(r.metrics.registry.render()).toContain('postern_udp_datagrams_dropped_total{reason="port_zero"} 3');
+  });
+
   it('echoes to an IPv6 target ([::1]) over a udp6 socket made on first use', async () => {
     const r = rig();
     const echo = await udpServer('::1');

@@ -37,6 +37,25 @@ describe('users (config edits)', () => {
     expect(() => shareUser(file, 'dave')).toThrow('no user named "dave"');
   });
 
+  it('shares a link through a relay (--connect): TCP to the relay, the bridge name and pin kept', () => {
+    const file = fresh();
+    const direct = parseShareUri(shareUser(file, 'alice'));
+    const relayed = parseShareUri(shareUser(file, 'alice', { connect: '203.0.113.80:8443' }));
+    expect(relayed.connect).toEqual({ host: '203.0.113.80', port: 8443 });
+    expect({ ...relayed, connect: undefined }).toEqual({ ...direct, connect: undefined });
+    expect(relayed.pin).toBeDefined(); // init made a self-signed certificate: the pin is the bridge's
+    expect(parseShareUri(shareUser(file, 'alice', { connect: 'relay.example.ru' })).connect).toEqual({ host: 'relay.example.ru', port: 443 });
+  });
+
+  it('refuses a bad --connect by name, and adds no user when it is bad', () => {
+    const file = fresh();
+    expect(() => shareUser(file, 'alice', { connect: 'relay.example:0' })).toThrow('--connect relay.example:0: port 0 is not from 1 to 65535');
+    expect(() => shareUser(file, 'alice', { connect: '2001:db8::1' })).toThrow('--connect 2001:db8::1: an IPv6 host must be in brackets');
+    const before = fs.readFileSync(file, 'utf8');
+    expect(() => addUser(file, 'bob', { connect: 'bad host:1' })).toThrow(/: --connect bad host:1: host "bad host" is not a valid host name$/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(before);
+  });
+
   it('keeps the file untouched when a change would be invalid', () => {
     const file = fresh();
     const before = fs.readFileSync(file, 'utf8');

@@ -129,3 +129,20 @@ describe('the default client config file', () => {
     expect(resolveClientSettings({}, { HOME: path.join(home, 'h') }).bridge.host).toBe('b.example.org');
   });
 });
+
+describe('client settings: exact replies (issue 12)', () => {
+  it('is off by default; the flag, POSTERN_EXACT_REPLIES=1 or "exactReplies": true turn it on; the variable overrides the file', () => {
+    const f = `${fs.mkdtempSync('/tmp/postern-cfg-')}/client.json`;
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A] }));
+    expect(resolveClientSettings({ config: f }, {}).exactReplies).toBe(false);
+    expect(resolveClientSettings({ config: f, exactReplies: true }, {}).exactReplies).toBe(true);
+    expect(resolveClientSettings({ config: f }, { POSTERN_EXACT_REPLIES: '1' }).exactReplies).toBe(true);
+    fs.writeFileSync(f, JSON.stringify({ bridges: [URI_A], exactReplies: true }));
+    expect(resolveClientSettings({ config: f }, {}).exactReplies).toBe(true);
+    expect(resolveClientSettings({ config: f }, { POSTERN_EXACT_REPLIES: '0' }).exactReplies).toBe(false);
+  });
+
+  it('names the variable and what it takes when POSTERN_EXACT_REPLIES is neither 1 nor 0', () => {
+    expect(() => resolveClientSettings({ bridge: URI_A }, { POSTERN_EXACT_REPLIES: 'yes' })).toThrow('$POSTERN_EXACT_REPLIES: expected 1 or 0, got "yes"');
+  });
+});

@@ -45,4 +45,18 @@ describe('deployment files in configs/', () => {
     }
     expect(site).not.toMatch(/\bhttp2\b/);
   });
+
+  it('the nginx site sends every connection of a session to one bridge (hash on Postern-Session, else the token)', () => {
+    const site = active(read('nginx/postern.conf'));
+    expect(site).toMatch(/map \$http_postern_session \$postern_route \{\s*""\s+\$http_authorization;\s*default\s+\$http_postern_session;\s*\}/);
+    expect(site).toMatch(/upstream postern_bridges \{\s*hash \$postern_route consistent;/);
+  });
+
+  it('the relay is a plain TCP forwarder (nginx stream) that logs no client addresses', () => {
+    const relay = active(read('nginx/relay-stream.conf'));
+    expect(relay).toMatch(/^stream \{/m);
+    expect(relay).not.toMatch(/\bhttp\s*\{|\bssl\b|proxy_protocol/);
+    expect(relay).toContain('proxy_pass postern_bridge;');
+    expect(relay).toContain('access_log off;');
+  });
 });

@@ -78,7 +78,8 @@ describe('built-in decoy', () => {
   it('serves / and /index.html with nginx headers in nginx order, 404 elsewhere', async () => {
     const r = await d.handle(req('GET', '/'), true);
     expect(r.status).toBe(200);
-    expect(r.headers.map(([k]) => k)).toEqual(['Server', 'Date', 'Content-Type', 'Content-Length', 'Last-Modified', 'Connection', 'ETag']);
+    expect(r.headers.map(([k]) => k)).toEqual(['Server', 'Date', 'Content-Type', 'Content-Length', 'Last-Modified', 'Connection', 'ETag', 'Accept-Ranges']);
+    expect(header(r, 'Server')).toBe('nginx/1.22.1');
     expect(header(r, 'Connection')).toBe('keep-alive');
     expect(header(r, 'Last-Modified')).toBe('Sun, 01 Jun 2025 00:00:00 GMT');
     expect(Number(header(r, 'Content-Length'))).toBe((await bodyOf(r)).length);
@@ -88,15 +89,16 @@ describe('built-in decoy', () => {
     expect(await bodyOf(nf)).toContain('<center><h1>404 Not Found</h1></center>');
   });
 
-  it('answers HEAD without a body, POST / with 405, If-Modified-Since with 304, no Host with 400', async () => {
+  it('answers HEAD without a body, POST / with 405, If-Modified-Since with 304, a bad escape with 400', async () => {
     const head = await d.handle(req('HEAD', '/'), true);
     expect(head.body).toBeNull();
     expect(header(head, 'Content-Length')).not.toBe('0');
     expect((await d.handle(req('POST', '/'), true)).status).toBe(405);
     const ims = await d.handle(req('GET', '/', { 'if-modified-since': 'Sun, 01 Jun 2025 00:00:00 GMT' }), true);
     expect([ims.status, ims.body]).toEqual([304, null]);
-    const noHost: DecoyRequest = { method: 'GET', url: '/', httpVersion: '1.1', headers: {}, body: null };
-    expect((await d.handle(noHost, true)).status).toBe(400);
+    // The same instant in RFC 850 form: nginx compares times, not strings.
+    expect((await d.handle(req('GET', '/', { 'if-modified-since': 'Sunday, 01-Jun-25 00:00:00 GMT' }), true)).status).toBe(304);
+    expect((await d.handle(req('GET', '/', { 'if-none-match': '*' }), true)).status).toBe(304);
     expect((await d.handle(req('GET', '/%zz'), true)).status).toBe(400);
   });
 });
@@ -120,7 +122,10 @@ describe('static decoy', () => {
     expect(await bodyOf(await d.handle(req('GET', '/'), true))).toBe('<h1>home</h1>');
     expect(await bodyOf(await d.handle(req('GET', '/docs/'), true))).toBe('<h1>docs</h1>');
     const redirect = await d.handle(req('GET', '/docs'), true);
-    expect([redirect.status, header(redirect, 'Location')]).toEqual([301, '/docs/']);
+    // nginx's absolute redirect: scheme and port of the listener, host from Host.
+    expect([redirect.status, header(redirect, 'Location')]).toEqual([301, 'http://site.example/docs/']);
+    const tlsRedirect = await d.handle({ ...req('GET', '/docs'), local: { address: '127.0.0.1', port: 8443, tls: true } }, true);
+    expect(header(tlsRedirect, 'Location')).toBe('https://site.example:8443/docs/');
   });
 
   it('lists no folder (403), serves its 404.html for a missing page, 405 for POST on a file', async () => {
@@ -148,6 +153,25 @@ describe('static decoy', () => {
     expect(h.headers.filter(([k]) => k !== 'Date')).toEqual(g.headers.filter(([k]) => k !== 'Date'));
     const ims = await d.handle(req('GET', '/style.css', { 'if-modified-since': header(g, 'Last-Modified')! }), true);
     expect(ims.status).toBe(304);
+  });
+
+  it('answers Range like nginx: 206 with Content-Range, 416 when unsatisfiable or reversed, the whole file when ranges overlap past its size', async () => {
+    const one = await d.handle(req('GET', '/style.css', { range: 'bytes=1-3' }), true);
+    expect([one.status, header(one, 'Content-Range'), header(one, 'Content-Length'), await bodyOf(one)]).toEqual([206, 'bytes 1-3/6', '3', 'ody']);
+    const suffix = await d.handle(req('GET', '/style.css', { range: 'bytes=-2' }), true);
+    expect([suffix.status, await bodyOf(suffix)]).toEqual([206, '{}']);
+    const no = await d.handle(req('GET', '/style.css', { range: 'bytes=10-20' }), true);
+    expect([no.status, header(no, 'Content-Range')]).toEqual([416, 'bytes */6']);
+    await bodyOf(no);
+    const reversed = await d.handle(req('GET', '/style.css', { range: 'bytes=2-1' }), true);
+    expect(reversed.status).toBe(416);
+    await bodyOf(reversed);
+    const overlap = await d.handle(req('GET', '/style.css', { range: 'bytes=0-5,0-5' }), true);
+    expect([overlap.status, header(overlap, 'Accept-Ranges')]).toEqual([200, 'bytes']);
+    await bodyOf(overlap);
+    const multi = await d.handle(req('GET', '/style.css', { range: 'bytes=0-0,5-5' }), true);
+    expect(header(multi, 'Content-Type')).toMatch(/^multipart\/byteranges; boundary=\d{20}$/);
+    expect(await bodyOf(multi)).toMatch(/Content-Range: bytes 0-0\/6\r\n\r\nb\r\n[^]*Content-Range: bytes 5-5\/6\r\n\r\n\}\r\n--\d{20}--\r\n$/);
   });
 
   it('refuses a root that is not a folder (E_CONFIG)', () => {
@@ -216,7 +240,7 @@ describe('proxy decoy', () => {
     const deadPort = (closed.address() as net.AddressInfo).port;
     await new Promise((r) => closed.close(r));
     const port = await serve(createProxyDecoy({ upstream: `http://127.0.0.1:${deadPort}`, limits, now }));
-    expect((await exchange(port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toString('latin1')).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*<center>nginx<\/center>/);
+    expect((await exchange(port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toString('latin1')).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*<center>nginx\/1\.22\.1<\/center>/);
     const big = `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${limits.DECOY_MAX_BODY_BYTES + 1}\r\n\r\n`;
     expect((await exchange(port, big)).toString('latin1')).toMatch(/^HTTP\/1\.1 413 Request Entity Too Large\r\n/);
   });

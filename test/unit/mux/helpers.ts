@@ -221,6 +221,8 @@ function guardStreamErrors(client: MuxSession, bridge: MuxSession): void {
       s.on('error', noop);
       return s;
     });
+  const openEarly = client.openEarly.bind(client);
+  client.openEarly = (target) => openEarly(target).on('error', noop);
   bridge.prependListener('open', (inc) => {
     const accept = inc.accept.bind(inc);
     (inc as { accept: () => ReturnType<typeof accept> }).accept = () => accept().on('error', noop);

@@ -1,10 +1,12 @@
 import crypto from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultLimits } from '../../../src/core/limits.js';
-import { ResumableLink, ResumeFrameType, encodeCountFrame } from '../../../src/mux/resume.js';
+import { defaultLimits, sendQueueBound } from '../../../src/core/limits.js';
+import { encodeFrame } from '../../../src/mux/codec.js';
+import { FrameType } from '../../../src/mux/frame.js';
+import { KEPT_MESSAGE_OVERHEAD_BYTES, ResumableLink, ResumeFrameType, encodeCountFrame } from '../../../src/mux/resume.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { captureLogger, linkedPair as linkedPairOf, transportPair } from './helpers.js';
+import { captureLogger, linkedPair as linkedPairOf, tick, transportPair, until } from './helpers.js';
 
 const limits = defaultLimits({ SESSION_RESUME_TIMEOUT_MS: 2_000, RESUME_ACK_DELAY_MS: 5 });
 const open: MuxSession[] = [];
@@ -133,6 +135,60 @@ describe('ResumableLink (protocol.md §9)', () => {
     expect((await closed).code).toBe(4001);
   });
 
+  it('§9.3: the bridge sends the resume secret in its first RESUME only; the client keeps it', async () => {
+    const { logger } = captureLogger();
+    const secret = crypto.randomBytes(32);
+    const cl = new ResumableLink({ limits, logger });
+    const bl = new ResumableLink({ limits, logger, resumeSecret: secret });
+    const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
+    const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
+    open.push(client, bridge);
+    echo(bridge);
+    const resumes: number[] = [];
+    const connect = () => {
+      const t = transportPair();
+      const send = t.bridge.send.bind(t.bridge);
+      t.bridge.send = (m: Buffer) => {
+        if (m[0] === ResumeFrameType.RESUME) resumes.push(m.readUInt32BE(6));
+        send(m);
+      };
+      cl.attach(t.client);
+      bl.attach(t.bridge);
+      return t;
+    };
+    const first = connect();
+    const s = await client.open(target);
+    expect(await roundTrip(s, Buffer.from('one'))).toBe(crypto.createHash('sha256').update('one').digest('hex'));
+    expect(cl.resumeSecret?.equals(secret)).toBe(true);
+    expect(cl.wasLive).toBe(true);
+    first.client.terminate();
+    connect();
+    const s2 = await client.open(target);
+    expect(await roundTrip(s2, Buffer.from('two'))).toBe(crypto.createHash('sha256').update('two').digest('hex'));
+    expect(resumes).toEqual([40, 8]);
+    expect(bl.resumeSecret).toBeNull(); // the issuer never takes one
+  });
+
+  it('§9.3: a secret in a RESUME after the first connection is a protocol error (close 1002)', async () => {
+    const { logger } = captureLogger();
+    const link = new ResumableLink({ limits, logger });
+    const closed = new Promise<{ code: number }>((resolve) => link.onClose(resolve));
+    const a = transportPair();
+    a.bridge.onMessage(() => undefined);
+    a.bridge.onClose(() => undefined);
+    link.attach(a.client);
+    a.bridge.send(encodeCountFrame(ResumeFrameType.RESUME, 0, crypto.randomBytes(32)));
+    await new Promise((r) => setImmediate(r));
+    expect(link.resumeSecret).not.toBeNull();
+    a.client.terminate();
+    const b = transportPair();
+    b.bridge.onMessage(() => undefined);
+    b.bridge.onClose(() => undefined);
+    link.attach(b.client);
+    b.bridge.send(encodeCountFrame(ResumeFrameType.RESUME, 0, crypto.randomBytes(32)));
+    expect((await closed).code).toBe(1002);
+  });
+
   it('while detached, writers stall (bufferedBytes is Infinity) and the app sees no error', async () => {
     const p = linkedPair();
     echo(p.bridge);
@@ -148,5 +204,88 @@ describe('ResumableLink (protocol.md §9)', () => {
     const got = await roundTrip(s, data);
     expect(got).toBe(crypto.createHash('sha256').update(data).digest('hex'));
     expect(errored).toBe(false);
+  });
+});
+
+describe('what a peer can make a link keep (protocol.md §9.1, §5.3)', () => {
+  const { logger } = captureLogger();
+  const reset = (id: number) => encodeFrame({ type: FrameType.RESET, streamId: id, code: 0x08 });
+  const data = (id: number, n: number) => encodeFrame({ type: FrameType.DATA, streamId: id, payload: Buffer.alloc(n, 1) });
+
+  /** A link on a MemoryTransport pair whose peer side is driven by hand (RESUME injected). */
+  function bare(over: Parameters<typeof defaultLimits>[0] = {}) {
+    const l = defaultLimits({ SESSION_RESUME_TIMEOUT_MS: 2_000, ...over });
+    const link = new ResumableLink({ limits: l, logger });
+    const conns = transportPair();
+    const atPeer: Buffer[] = [];
+    conns.client.onMessage((m) => atPeer.push(m));
+    const closes: Array<{ code: number; reason: string }> = [];
+    link.onClose((i) => closes.push(i));
+    return { l, link, conns, atPeer, closes };
+  }
+
+  it('counts every kept message, control ones too, and cuts off a peer that never ACKs: 1008 "resume buffer full"', async () => {
+    const { link, conns, closes } = bare({ SESSION_RESUME_BUFFER_MAX_BYTES: 1024 * 1024, SESSION_RESUME_OVERFLOW_BYTES: 256 * 1024 });
+    link.attach(conns.bridge);
+    conns.bridge.inject(encodeCountFrame(ResumeFrameType.RESUME, 0));
+    await until(() => link.state === 'live', 1_000, 'live');
+    // RESETs of 11 bytes: 1.25 MiB of them at 11 + 128 bytes each is about 9,400.
+    let n = 0;
+    while (closes.length === 0 && n < 20_000) {
+      link.send(reset(2 * n + 1));
+      n++;
+      await null; // the cut-off happens in a microtask after the send that overflows
+    }
+    await until(() => closes.length > 0, 1_000, 'cut off');
+    expect(closes[0]).toEqual({ code: 1008, reason: 'resume buffer full' });
+    expect(n).toBe(Math.floor((1024 * 1024 + 256 * 1024) / (11 + KEPT_MESSAGE_OVERHEAD_BYTES)) + 1);
+    expect(conns.bridge.closeCalls).toEqual([{ code: 1008, reason: 'resume buffer full' }]);
+  });
+
+  it('cuts off a peer that never ACKs as soon as the owner’s budget says so (overBudget)', async () => {
+    let over = false;
+    const l = defaultLimits();
+    const link = new ResumableLink({ limits: l, logger, overBudget: () => over });
+    const conns = transportPair();
+    conns.client.onMessage(() => undefined);
+    const closes: Array<{ code: number; reason: string }> = [];
+    link.onClose((i) => closes.push(i));
+    link.attach(conns.bridge);
+    conns.bridge.inject(encodeCountFrame(ResumeFrameType.RESUME, 0));
+    await until(() => link.state === 'live', 1_000, 'live');
+    for (let i = 0; i < 3_000; i++) link.send(reset(2 * i + 1)); // ~417 KiB kept, budget not spent
+    await tick();
+    expect(closes).toEqual([]);
+    over = true;
+    for (let i = 3_000; i < 6_000 && closes.length === 0; i++) link.send(reset(2 * i + 1));
+    await until(() => closes.length > 0, 1_000, 'cut off');
+    expect(closes[0]).toEqual({ code: 1008, reason: 'resume buffer full' });
+  });
+
+  it('resends kept messages paced by drain, never more than half the send-queue bound at once', async () => {
+    const { l, link, conns, atPeer } = bare();
+    for (let i = 0; i < 100; i++) link.send(data(1, 64 * 1024)); // 6.4 MiB kept while detached
+    conns.bridge.stalled = true;
+    link.attach(conns.bridge);
+    conns.bridge.inject(encodeCountFrame(ResumeFrameType.RESUME, 0));
+    await until(() => link.state === 'live', 1_000, 'live');
+    await tick();
+    expect(conns.bridge.bufferedBytes).toBeLessThanOrEqual(sendQueueBound(l) / 2 + 64 * 1024 + 10 + 18);
+    expect(link.bufferedBytes).toBe(Number.POSITIVE_INFINITY); // writers wait for the resend
+    conns.bridge.unstall();
+    await until(() => atPeer.filter((m) => m[0] === FrameType.DATA).length === 100, 5_000, 'all resent');
+    expect(conns.bridge.maxBuffered).toBeLessThanOrEqual(sendQueueBound(l) / 2 + 64 * 1024 + 10 + 18);
+  });
+
+  it('an ACK for more than was put on the connection is a session protocol error', async () => {
+    const { link, conns, closes } = bare();
+    for (let i = 0; i < 40; i++) link.send(data(1, 64 * 1024));
+    conns.bridge.stalled = true;
+    link.attach(conns.bridge);
+    conns.bridge.inject(encodeCountFrame(ResumeFrameType.RESUME, 0));
+    await until(() => link.state === 'live', 1_000, 'live');
+    conns.bridge.inject(encodeCountFrame(ResumeFrameType.ACK, 40)); // only ~16 are on the wire
+    await until(() => closes.length > 0, 1_000, 'closed');
+    expect(closes[0]).toEqual({ code: 1002, reason: 'ACK out of range' });
   });
 });

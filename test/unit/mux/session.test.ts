@@ -322,17 +322,159 @@ describe('stream lifetime (protocol.md §5.2)', () => {
     expect(p.client.closed || p.bridge.closed).toBe(false);
   });
 
-  it('§5.1: the opener must not send DATA before OPEN_RESULT: the bridge answers RESET 0x08 and cancels the offer', async () => {
+  it('§5.1: the opener must not send FIN before OPEN_RESULT: the bridge answers RESET 0x08 and cancels the offer', async () => {
     const p = pair();
     let held: IncomingOpen | undefined;
     p.bridge.on('open', (inc) => (held = inc));
     const pending = p.client.open(T);
     await until(() => held !== undefined, 2_000, 'open');
-    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.from('early') }));
+    p.bt.inject(encodeFrame({ type: FrameType.FIN, streamId: 1 }));
     await expect(pending).rejects.toMatchObject({ code: 'E_PROTOCOL' });
     expect(held?.signal.aborted).toBe(true);
     expect(codeOf(held?.signal.reason)).toBe('E_PROTOCOL');
     expect(() => held?.accept()).toThrow();
+  });
+});
+
+describe('early data: the optimistic open (protocol.md §5.1)', () => {
+  /** Holds every OPEN at the bridge until the test settles it. */
+  function holdOpens(bridge: MuxSession): IncomingOpen[] {
+    const held: IncomingOpen[] = [];
+    bridge.on('open', (inc) => held.push(inc));
+    return held;
+  }
+
+  it('§5.1: the app writes at once; its first bytes follow the OPEN with no reply between and reach the destination first, in order', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    expect(c.state).toBe('opening');
+    const atClient = outcome(c);
+    c.write('GET / HTTP/1.1\r\n');
+    c.write('Host: x\r\n\r\n');
+    await until(() => held.length === 1, 2_000, 'open');
+    // The OPEN, then the early DATA, before anything from the bridge.
+    expect(framesSent(p, 'b2c')).toEqual([]);
+    const c2b = p.wire.filter((w) => w.dir === 'c2b').flatMap((w) => w.frames.map((f) => f.type));
+    expect(c2b.slice(0, 2)).toEqual([FrameType.OPEN, FrameType.DATA]);
+    await tick();
+    const b = held[0]!.accept();
+    const atBridge = outcome(b);
+    c.end('body');
+    b.end('answer');
+    expect((await atBridge).data.toString()).toBe('GET / HTTP/1.1\r\nHost: x\r\n\r\nbody');
+    expect((await atClient).data.toString()).toBe('answer');
+    expect(c.state).toBe('closed');
+  });
+
+  it('§5.1: at most STREAM_EARLY_DATA_BYTES go before OPEN_RESULT; the rest waits for it, and the window counts the early bytes', async () => {
+    const early = 16 * 1024;
+    const window = 64 * 1024;
+    const p = pair({ STREAM_EARLY_DATA_BYTES: early, STREAM_WINDOW_BYTES: window });
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const payload = Buffer.alloc(window + 10_000, 7);
+    const writeDone = new Promise<void>((r) => c.write(payload, () => r()));
+    await until(() => held.length === 1, 2_000, 'open');
+    await tick();
+    await tick();
+    const sentEarly = ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0);
+    expect(sentEarly).toBe(early);
+    const b = held[0]!.accept();
+    // The bridge reads nothing yet: the client may send only the window, early bytes included.
+    await until(() => ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0) === window, 2_000, 'window filled');
+    await tick();
+    await tick();
+    expect(ofType(framesSent(p, 'c2b'), FrameType.DATA).reduce((n, f) => n + f.payload.length, 0)).toBe(window);
+    expect(ofType(framesSent(p, 'b2c'), FrameType.RESET)).toEqual([]);
+    const got = outcome(b);
+    await writeDone;
+    c.end();
+    expect((await got).data.equals(payload)).toBe(true);
+  });
+
+  it('§5.1: a refused early open destroys the app\'s stream with the bridge\'s code; the early data is never forwarded', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const atClient = outcome(c);
+    c.write('secret request');
+    await until(() => held.length === 1, 2_000, 'open');
+    await tick();
+    held[0]!.reject(new PosternError('E_CONN_REFUSED'));
+    const o = await atClient;
+    expect(o.how).toBe('error');
+    expect(codeOf(o.err)).toBe('E_CONN_REFUSED');
+    expect(o.data.length).toBe(0);
+    expect(ofType(framesSent(p, 'b2c'), FrameType.OPEN_RESULT)).toEqual([{ type: FrameType.OPEN_RESULT, streamId: 1, code: WireCode.CONNECTION_REFUSED, window: 0 }]);
+    await until(() => p.client.streamCount === 0 && p.bridge.streamCount === 0, 2_000, 'forgotten');
+    expect(p.logs.some((l) => l.includes('open failed') && l.includes('E_CONN_REFUSED'))).toBe(true);
+  });
+
+  it('§5.1: early DATA over the allowance is answered with RESET 0x0c and cancels the offer', async () => {
+    const p = pair({ STREAM_EARLY_DATA_BYTES: 16 * 1024 });
+    let held: IncomingOpen | undefined;
+    p.bridge.on('open', (inc) => (held = inc));
+    const pending = p.client.open(T);
+    pending.catch(() => undefined);
+    await until(() => held !== undefined, 2_000, 'open');
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.alloc(10 * 1024) }));
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.alloc(7 * 1024) }));
+    await until(() => held?.signal.aborted === true, 2_000, 'offer aborted');
+    expect(codeOf(held?.signal.reason)).toBe('E_FLOW_CONTROL');
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
+    expect(ofType(framesSent(p, 'b2c'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.FLOW_CONTROL_ERROR }]);
+    await expect(pending).rejects.toMatchObject({ code: 'E_FLOW_CONTROL' });
+    expect(p.bridge.streamCount).toBe(0);
+  });
+
+  it('§10: early DATA on a UDP association is a stream protocol error (RESET 0x08)', async () => {
+    const p = pair();
+    let held: IncomingOpen | undefined;
+    p.bridge.on('open', (inc) => (held = inc));
+    const pending = p.client.openAssociation();
+    pending.catch(() => undefined);
+    await until(() => held !== undefined, 2_000, 'open');
+    p.bt.inject(encodeFrame({ type: FrameType.DATA, streamId: 1, payload: Buffer.from('x') }));
+    await until(() => held?.signal.aborted === true, 2_000, 'offer aborted');
+    expect(codeOf(held?.signal.reason)).toBe('E_PROTOCOL');
+  });
+
+  it('§5.1: an app that gives up while its early open is pending cancels it (RESET 0x0a) and the bridge drops the offer and its data', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    c.on('error', () => undefined);
+    c.write('x');
+    await until(() => held.length === 1, 2_000, 'open');
+    c.destroy();
+    await until(() => held[0]!.signal.aborted, 2_000, 'offer aborted');
+    expect(codeOf(held[0]!.signal.reason)).toBe('E_CANCELLED');
+    expect(ofType(framesSent(p, 'c2b'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.CANCELLED }]);
+    expect(p.client.streamCount).toBe(0);
+    expect(p.bridge.streamCount).toBe(0);
+  });
+
+  it('§5.1: an early open with no OPEN_RESULT in time fails the app\'s stream with E_TIMEOUT and sends RESET 0x0a', async () => {
+    const p = pair({ STREAM_OPEN_TIMEOUT_MS: 50 });
+    holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const o = await outcome(c);
+    expect(o.how).toBe('error');
+    expect(codeOf(o.err)).toBe('E_TIMEOUT');
+    await until(() => ofType(framesSent(p, 'c2b'), FrameType.RESET).length > 0, 2_000, 'RESET on the wire');
+    expect(ofType(framesSent(p, 'c2b'), FrameType.RESET)).toEqual([{ type: FrameType.RESET, streamId: 1, code: WireCode.CANCELLED }]);
+    expect(p.client.streamCount).toBe(0);
+  });
+
+  it('§5.1: a session that ends during an early open fails the stream with E_SESSION_CLOSED; a closed session refuses openEarly at once', async () => {
+    const p = pair();
+    holdOpens(p.bridge);
+    const c = p.client.openEarly(T);
+    const o = outcome(c);
+    p.client.close();
+    expect(codeOf((await o).err)).toBe('E_SESSION_CLOSED');
+    expect(() => p.client.openEarly(T)).toThrow(expect.objectContaining({ code: 'E_SESSION_CLOSED' }));
   });
 });
 
@@ -417,6 +559,49 @@ describe('session end (protocol.md §4, §8)', () => {
     const [pong] = ofType(framesSent(p, 'b2c'), FrameType.PONG);
     expect(pong?.data.equals(ping?.data as Buffer)).toBe(true);
     await expect(p.bridge.ping()).resolves.toBeGreaterThanOrEqual(0);
+  });
+
+  it('§5.3: one PONG answers every PING of a message, with the latest PING’s bytes', async () => {
+    const p = pair();
+    const pings = Array.from({ length: 100 }, (_, i) => encodeFrame({ type: FrameType.PING, data: Buffer.alloc(8, i) }));
+    p.bt.inject(Buffer.concat(pings));
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.PONG).length > 0, 2_000, 'a PONG');
+    await tick();
+    const pongs = ofType(framesSent(p, 'b2c'), FrameType.PONG);
+    expect(pongs).toHaveLength(1);
+    expect(pongs[0]?.data.equals(Buffer.alloc(8, 99))).toBe(true);
+  });
+
+  it('§5.3: while the transport is congested PINGs are not answered one by one: one PONG, for the latest, on drain', async () => {
+    const p = pair({ SESSION_WRITE_HIGH_WATER_BYTES: 64 * 1024 });
+    const [c, b] = await openPair(p);
+    c.resume();
+    p.bt.stalled = true;
+    b.write(Buffer.alloc(200 * 1024)); // queued: 200 KiB > the high water
+    await tick();
+    expect(p.bt.bufferedBytes).toBeGreaterThan(64 * 1024);
+    for (let i = 1; i <= 5; i++) p.bt.inject(encodeFrame({ type: FrameType.PING, data: Buffer.alloc(8, i) }));
+    await new Promise((r) => setTimeout(r, 20));
+    p.bt.unstall();
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.PONG).length > 0, 2_000, 'a PONG');
+    await new Promise((r) => setTimeout(r, 20));
+    const pongs = ofType(framesSent(p, 'b2c'), FrameType.PONG);
+    expect(pongs.map((f) => f.data[0])).toEqual([5]);
+  });
+
+  it('§5.1: refusals past SESSION_REFUSED_OPEN_BURST_COUNT (and the rate) end the session with 1002 refused-open-flood', async () => {
+    const p = pair({}, { SESSION_REFUSED_OPEN_BURST_COUNT: 16, SESSION_REFUSED_OPENS_PER_SECOND: 1 });
+    const closed = new Promise<{ code: number; reason: string }>((r) => p.bridge.once('close', r));
+    // Unknown cmd: each is answered OPEN_RESULT 0x08 by the session itself.
+    const bad = (id: number) => hex(`01 00 ${id.toString(16).padStart(8, '0')} 00000007 | 00080000 7f | 0102`);
+    p.bt.inject(Buffer.concat(Array.from({ length: 16 }, (_, i) => bad(2 * i + 1))));
+    await until(() => ofType(framesSent(p, 'b2c'), FrameType.OPEN_RESULT).length === 16, 2_000, '16 refusals');
+    expect(p.bridge.closed).toBe(false);
+    p.bt.inject(bad(33));
+    const info = await closed;
+    expect(info).toMatchObject({ code: 1002, reason: 'refused-open-flood' });
+    expect(p.bt.closeCalls).toEqual([{ code: 1002, reason: 'refused-open-flood' }]);
+    expect(p.logs.some((l) => l.includes('"reason":"refused-open-flood"'))).toBe(true);
   });
 
   it('§8: a session whose peer goes silent pings after KEEPALIVE_INTERVAL_MS and closes after KEEPALIVE_TIMEOUT_MS', async () => {

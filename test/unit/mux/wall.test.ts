@@ -16,7 +16,7 @@ const target = { kind: 'ipv4', host: '127.0.0.1', port: 7 } as const;
 /** A client and a bridge session over ResumableLinks, not yet connected (the tests attach). */
 const pair = () => linkedPair(limits, open);
 
-describe('connection budgets (protocol.md §9.7)', () => {
+describe('connection budgets (protocol.md §9.8)', () => {
   it('holds session messages past the BUDGET, says MOVE, and after each move resends nothing', async () => {
     const { cl, bl, client, bridge } = pair();
     const budget = 8 * 1024;
@@ -68,7 +68,7 @@ describe('connection budgets (protocol.md §9.7)', () => {
   });
 });
 
-describe('frozen connections (protocol.md §9.6)', () => {
+describe('frozen connections (protocol.md §9.7)', () => {
   function live() {
     const p = pair();
     const conns = transportPair();

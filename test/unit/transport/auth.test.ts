@@ -1,6 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  checkResumeProof,
+  resumeProof,
+  tokenHead,
   deriveKeys,
   fromBase64Url,
   generateSecret,
@@ -15,6 +18,8 @@ const NONCE = Buffer.from('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', 'hex');
 const T0 = 1_700_000_000_000;
 const PATH = '/s3cret/path';
 const WINDOW = 120_000;
+/** docs/protocol.md §9.2 test vector. */
+const RESUME_VECTOR = 'bP2jzCuo3IZEdgaj6UaGKBBLP0rXYk24bErkXSS5o1A';
 
 /** protocol.md §3, computed here without the module under test. */
 function referenceToken(secret: Buffer, path: string, time: number, nonce: Buffer): Buffer {
@@ -99,7 +104,7 @@ describe('TokenVerifier', () => {
   it('accepts a valid token once and names its user', () => {
     const clock = { now: T0 };
     const v = verifierAt(clock);
-    expect(v.verify(makeToken(SECRET, PATH, T0, NONCE), PATH)).toEqual({ ok: true, user: 'alice' });
+    expect(v.verify(makeToken(SECRET, PATH, T0, NONCE), PATH)).toMatchObject({ ok: true, user: 'alice' });
   });
 
   it('refuses the same token a second time as a replay', () => {
@@ -178,16 +183,31 @@ describe('TokenVerifier', () => {
     expect(verifierAt({ now: T0 }).verify(raw.toString('base64url'), PATH)).toEqual({ ok: false, reason: 'malformed' });
   });
 
-  it('keeps the replay cache within its bound by evicting the oldest nonce', () => {
-    const v = verifierAt({ now: T0 }, 3);
+  it('refuses a user whose replay cache is full instead of forgetting a nonce (issue 10, finding 5)', () => {
+    const clock = { now: T0 };
+    const bob = generateSecret();
+    const v = new TokenVerifier(
+      [
+        { name: 'alice', secret: SECRET },
+        { name: 'bob', secret: bob },
+      ],
+      { windowMs: WINDOW, replayCacheCount: 3, now: () => clock.now },
+    );
+    const bobsToken = makeToken(bob, PATH, T0, nonce(100));
+    expect(v.verify(bobsToken, PATH).ok).toBe(true);
     const tokens = [1, 2, 3, 4].map((i) => makeToken(SECRET, PATH, T0, nonce(i)));
-    for (const t of tokens) expect(v.verify(t, PATH).ok).toBe(true);
-    expect(v.replayCacheSize).toBe(3);
-    expect(v.verify(tokens[3], PATH)).toEqual({ ok: false, reason: 'replay' });
-    expect(v.verify(tokens[1], PATH)).toEqual({ ok: false, reason: 'replay' });
-    // The first nonce was evicted to respect the bound.
-    expect(v.verify(tokens[0], PATH).ok).toBe(true);
-    expect(v.replayCacheSize).toBe(3);
+    for (const t of tokens.slice(0, 3)) expect(v.verify(t, PATH).ok).toBe(true);
+    // Alice's cache is full: her next token is refused and nothing is forgotten.
+    expect(v.verify(tokens[3], PATH)).toEqual({ ok: false, reason: 'cache_full' });
+    expect(v.verify(tokens[0], PATH)).toEqual({ ok: false, reason: 'replay' });
+    // Bob is not affected: his own cache, his recorded token still a replay, new ones accepted.
+    expect(v.verify(bobsToken, PATH)).toEqual({ ok: false, reason: 'replay' });
+    expect(v.verify(makeToken(bob, PATH, T0, nonce(101)), PATH)).toMatchObject({ ok: true, user: 'bob' });
+    expect(v.replayCacheSize).toBe(5);
+    // Once Alice's nonces expire (2 × window), she gets room again.
+    clock.now = T0 + 2 * WINDOW + 1;
+    expect(v.verify(makeToken(SECRET, PATH, clock.now, nonce(5)), PATH).ok).toBe(true);
+    expect(v.verify(tokens[0], PATH)).toEqual({ ok: false, reason: 'skew' });
   });
 
   it('remembers a nonce for twice the window, long enough to cover a future-dated token', () => {
@@ -210,7 +230,7 @@ describe('TokenVerifier', () => {
     const bob = generateSecret();
     v.setUsers([{ name: 'bob', secret: bob }]);
     expect(v.verify(makeToken(SECRET, PATH, T0, nonce(5)), PATH)).toEqual({ ok: false, reason: 'unknown_key' });
-    expect(v.verify(makeToken(bob, PATH, T0, nonce(6)), PATH)).toEqual({ ok: true, user: 'bob' });
+    expect(v.verify(makeToken(bob, PATH, T0, nonce(6)), PATH)).toMatchObject({ ok: true, user: 'bob' });
     v.setUsers([{ name: 'alice', secret: SECRET }]);
     expect(v.verify(token, PATH)).toEqual({ ok: false, reason: 'replay' });
   });
@@ -218,5 +238,28 @@ describe('TokenVerifier', () => {
   it('refuses two users with the same secret', () => {
     const v = verifierAt({ now: T0 });
     expect(() => v.setUsers([{ name: 'a', secret: SECRET }, { name: 'b', secret: Buffer.from(SECRET) }])).toThrow(PosternError);
+  });
+});
+
+describe('resume proof (protocol.md §9.2)', () => {
+  it('is HMAC-SHA256(resume secret, "postern resume v1" ‖ token bytes 0..33), checked in constant time, bound to one token', () => {
+    const secret = Buffer.alloc(32, 0x5a);
+    const token = makeToken(SECRET, PATH, T0, NONCE, 'AAAAAAAAAAAAAAAAAAAAAA');
+    const head = tokenHead(token) as Buffer;
+    expect(head.toString('hex')).toBe((fromBase64Url(token) as Buffer).subarray(0, 33).toString('hex'));
+    const proof = resumeProof(secret, head);
+    expect(proof.equals(createHmac('sha256', secret).update('postern resume v1').update(head).digest())).toBe(true);
+    const text = toBase64Url(proof);
+    expect(text).toHaveLength(43);
+    expect(checkResumeProof(secret, head, text)).toBe(true);
+    expect(checkResumeProof(Buffer.alloc(32, 1), head, text)).toBe(false);
+    const other = tokenHead(makeToken(SECRET, PATH, T0, nonce(1), 'AAAAAAAAAAAAAAAAAAAAAA')) as Buffer;
+    expect(checkResumeProof(secret, other, text)).toBe(false);
+    for (const bad of ['', 'x', `${text}A`, `${text.slice(0, 42)}B`, text.replace(/.$/, '=')]) expect(checkResumeProof(secret, head, bad)).toBe(false);
+  });
+
+  it('matches the fixed test vector (resume secret 5a × 32, the §3 vector token bound to session AAAAAAAAAAAAAAAAAAAAAA)', () => {
+    const token = makeToken(SECRET, PATH, T0, NONCE, 'AAAAAAAAAAAAAAAAAAAAAA');
+    expect(toBase64Url(resumeProof(Buffer.alloc(32, 0x5a), tokenHead(token) as Buffer))).toBe(RESUME_VECTOR);
   });
 });

@@ -86,7 +86,7 @@ export async function startBridge(o: {
   const limits = defaultLimits(o.limits);
   const verifier = new TokenVerifier([{ name: 'alice', secret }], {
     windowMs: limits.AUTH_WINDOW_MS,
-    replayCacheCount: limits.AUTH_REPLAY_CACHE_COUNT,
+    replayCacheCount: limits.AUTH_REPLAY_CACHE_PER_USER_COUNT,
   });
   const sessions: Array<{ transport: FrameTransport; user: string }> = [];
   const waiters: Array<(s: { transport: FrameTransport; user: string }) => void> = [];
@@ -153,6 +153,37 @@ export function rawExchange(port: number, request: string | Buffer, useTls = tru
     }),
     5_000,
     'raw exchange',
+  );
+}
+
+/**
+ * Sends a request and returns the first complete answer (head and Content-Length body), whether
+ * the server then closes or keeps the connection (nginx keeps it for a refused upgrade).
+ */
+export function rawAnswer(port: number, request: string | Buffer, useTls = true): Promise<Buffer> {
+  return within(
+    new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const sock: net.Socket = useTls
+        ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+        : net.connect({ host: '127.0.0.1', port });
+      onCleanup(() => void sock.destroy());
+      sock.once(useTls ? 'secureConnect' : 'connect', () => sock.write(request));
+      sock.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        const end = got.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const length = Number(/\r\nContent-Length: (\d+)\r\n/i.exec(got.subarray(0, end + 2).toString('latin1'))?.[1] ?? 0);
+        if (got.length >= end + 4 + length) {
+          resolve(got.subarray(0, end + 4 + length));
+          sock.destroy();
+        }
+      });
+      sock.on('error', reject);
+      sock.on('close', () => resolve(got));
+    }),
+    5_000,
+    'raw answer',
   );
 }
 

@@ -11,7 +11,7 @@ describe('session id bound into the token (protocol.md §3, §9.2)', () => {
 
   it('verifies only with the same session id', () => {
     const v = verifier();
-    expect(v.verify(makeToken(secret, PATH, Date.now(), undefined, SID), PATH, SID)).toEqual({ ok: true, user: 'u' });
+    expect(v.verify(makeToken(secret, PATH, Date.now(), undefined, SID), PATH, SID)).toMatchObject({ ok: true, user: 'u' });
     expect(v.verify(makeToken(secret, PATH, Date.now(), undefined, SID), PATH, OTHER)).toEqual({ ok: false, reason: 'bad_mac' });
     expect(v.verify(makeToken(secret, PATH, Date.now(), undefined, SID), PATH)).toEqual({ ok: false, reason: 'bad_mac' });
     expect(v.verify(makeToken(secret, PATH, Date.now()), PATH, SID)).toEqual({ ok: false, reason: 'bad_mac' });

@@ -94,6 +94,45 @@ describe('parseShareUri (protocol.md §1)', () => {
     expect(badUri(uri)).toMatch(reason);
   });
 
+  it('reads connect= (a relay) apart from the bridge host, keeping the bridge as the TLS name (§1)', () => {
+    const info = parseShareUri(`postern://${S}@bridge.example.org:443/p?pin=${P}&connect=relay.example.ru:8443`);
+    expect(info.host).toBe('bridge.example.org');
+    expect(info.port).toBe(443);
+    expect(info.connect).toEqual({ host: 'relay.example.ru', port: 8443 });
+    expect(info.sni).toBeUndefined();
+    expect(info.pin).toEqual(PIN);
+  });
+
+  it.each<[string, string, { host: string; port: number }]>([
+    ['an IPv4 relay', '198.51.100.9:80', { host: '198.51.100.9', port: 80 }],
+    ['an IPv6 relay', '[2001:DB8::9]:8443', { host: '2001:db8::9', port: 8443 }],
+    ['a percent-encoded IPv6 relay', '%5B2001%3Adb8%3A%3A9%5D%3A8443', { host: '2001:db8::9', port: 8443 }],
+    ["no port: the link's port", 'relay.example.ru', { host: 'relay.example.ru', port: 9443 }],
+  ])('takes connect= as %s', (_name, value, want) => {
+    expect(parseShareUri(`postern://${S}@bridge.example.org:9443/?connect=${value}`).connect).toEqual(want);
+  });
+
+  it('takes plain=1 with a loopback relay only', () => {
+    expect(parseShareUri(`postern://${S}@127.0.0.1:8080/p?plain=1&connect=127.0.0.2:9000`).connect).toEqual({ host: '127.0.0.2', port: 9000 });
+    expect(badUri(`postern://${S}@127.0.0.1:8080/p?plain=1&connect=198.51.100.9:9000`)).toMatch(/URI: connect: plain=1 is only allowed through a loopback relay/);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['empty', 'connect=', /URI: connect: empty \(expected HOST:PORT/],
+    ['port 0', 'connect=relay.example:0', /URI: connect: port 0 is not from 1 to 65535$/],
+    ['port 70000', 'connect=relay.example:70000', /URI: connect: port 70000 is not/],
+    ['a non-numeric port', 'connect=relay.example:x', /URI: connect: port "x" is not a number/],
+    ['a bad name', 'connect=bad!host.example:443', /URI: connect: host "bad!host.example" is not a valid host name/],
+    ['a numeric non-IPv4 host', 'connect=1.2.3:443', /URI: connect: host "1.2.3" is not a valid IPv4/],
+    ['an unbracketed IPv6', 'connect=2001:db8::9', /URI: connect: an IPv6 host must be in brackets/],
+    ['a bad IPv6', 'connect=[2001:db8::g]:443', /URI: connect: host "\[2001:db8::g\]" is not a valid IPv6/],
+    ['an unclosed bracket', 'connect=[::1:443', /URI: connect: IPv6 host is missing its closing/],
+    ['bad percent-encoding', 'connect=%zz', /URI: connect: not valid percent-encoding/],
+    ['twice', 'connect=a.example:1&connect=b.example:2', /query parameter "connect" appears twice/],
+  ])('rejects connect= %s, naming the field', (_name, query, reason) => {
+    expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
+  });
+
   it('never repeats the secret in an error message', () => {
     const msg = badUri(`postern://${S}@203.0.113.5/?plain=1`);
     expect(msg).not.toContain(S);
@@ -107,6 +146,9 @@ describe('formatShareUri', () => {
     { secret: Buffer.alloc(64, 2), host: '2001:db8::5', port: 443, path: '/p', pin: PIN, sni: 'cdn.example.net', plain: false, label: 'a b/c#d?é' },
     { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', plain: true },
     { secret: SECRET, host: '::1', port: 9000, path: '/local', plain: true },
+    { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, connect: { host: 'relay.example.ru', port: 8443 }, plain: false, label: 'via home' },
+    { secret: SECRET, host: '198.51.100.7', port: 443, path: '/p', pin: PIN, connect: { host: '2001:db8::9', port: 443 }, plain: false },
+    { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', connect: { host: '127.0.0.1', port: 9001 }, plain: true },
   ];
 
   it.each(cases)('round-trips %#', (info) => {
@@ -119,5 +161,10 @@ describe('formatShareUri', () => {
     const uri = formatShareUri({ secret: SECRET, host: '2001:db8::5', port: 443, path: '/p', pin: PIN, plain: false });
     expect(uri).toBe(`postern://${S}@[2001:db8::5]:443/p?pin=${P}`);
     expect(P).toHaveLength(43);
+  });
+
+  it('writes connect= as HOST:PORT, an IPv6 relay in brackets', () => {
+    const uri = formatShareUri({ secret: SECRET, host: 'b.example', port: 443, path: '/p', connect: { host: '2001:db8::9', port: 8443 }, plain: false });
+    expect(uri).toBe(`postern://${S}@b.example:443/p?connect=[2001:db8::9]:8443`);
   });
 });

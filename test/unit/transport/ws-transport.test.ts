@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { PosternError } from '../../../src/core/errors.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import type { FrameTransport } from '../../../src/mux/transport.js';
+import { sendQueueBound } from '../../../src/core/limits.js';
 import { makeToken } from '../../../src/transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
 import { dialBridge } from '../../../src/transport/dialer.js';
@@ -241,5 +242,41 @@ describe('WsFrameTransport (protocol.md §4 messages)', () => {
       expect(client.bufferedBytes).toBe(0);
     }
     expect(drains).toBe(2);
+  });
+
+  it('stops reading while more than sendQueueBound() waits to be sent, and reads the rest once it drains', async () => {
+    const b = await startBridge({ tls: null });
+    const ws = await rawWsClient(b);
+    const { transport: server } = await b.nextSession();
+    const bound = sendQueueBound(b.limits);
+    const reply = Buffer.alloc(256 * 1024, 0x55);
+    let received = 0;
+    let maxBuffered = 0;
+    server.onMessage(() => {
+      received++;
+      server.send(reply); // every message is answered; the peer reads none of the answers
+      maxBuffered = Math.max(maxBuffered, server.bufferedBytes);
+    });
+    ws.pause();
+    for (let i = 0; i < 200; i++) ws.send(Buffer.from([i]));
+    await sleep(500);
+    const blocked = received;
+    // 200 answers would be 50 MiB; it stopped reading once past the bound (plus what the kernel holds).
+    expect(blocked).toBeLessThan(200);
+    expect((server as unknown as { readBlockedBySendQueue: boolean }).readBlockedBySendQueue).toBe(true);
+    expect(maxBuffered).toBeLessThanOrEqual(bound + reply.length);
+    await sleep(300);
+    expect(received).toBe(blocked); // still nothing more read
+    let got = 0;
+    ws.on('message', (m: Buffer) => (got += m.length));
+    ws.resume();
+    await within(
+      (async () => {
+        while (received < 200 || got < 200 * reply.length) await sleep(20);
+      })(),
+      15_000,
+      'the rest read and answered',
+    );
+    expect(received).toBe(200);
   });
 });

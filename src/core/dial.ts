@@ -1,0 +1,41 @@
+import net from 'node:net';
+import { PosternError, errorFromSystem } from './errors.js';
+
+/**
+ * One TCP connection to an IP address, within `timeoutMs`, abandoned on `signal`. Errors are
+ * PosternErrors (errorFromSystem; E_TIMEOUT; E_CANCELLED). Used by the bridge's egress and the
+ * client's direct routes.
+ */
+export function connectTcp(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      socket.off('connect', onConnect);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(errorFromSystem(err));
+    };
+    const onConnect = () => {
+      cleanup();
+      resolve(socket);
+    };
+    const onAbort = () => {
+      cleanup();
+      socket.destroy();
+      reject(new PosternError('E_CANCELLED'));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      socket.destroy();
+      reject(new PosternError('E_TIMEOUT', 'connect'));
+    }, timeoutMs);
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
