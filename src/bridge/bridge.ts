@@ -61,6 +61,8 @@ export interface BridgeOptions {
   readonly logger: Logger;
   /** Replaces DNS (tests); the config's `hosts` table and the hosts file are consulted first either way. */
   readonly resolver?: Resolver;
+  /** Features announced in the 101 (protocol.md §2; default all this version has; tests play an older bridge with []). */
+  readonly features?: readonly string[];
 }
 
 /**
@@ -131,6 +133,7 @@ export class Bridge {
       admitSession: (user, id, proof, head) => this.registry.admit(id, user, proof, head),
       onRefused: (reason) => this.refusedUpgrades.note(reason),
       decoy: createDecoy(this.config.decoy, limits),
+      ...(opts.features !== undefined ? { features: opts.features } : {}),
     });
   }
 

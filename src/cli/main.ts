@@ -10,7 +10,7 @@ import { parseHostPort } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { generateSecret } from '../transport/auth.js';
+import { generateSecret, parseFeatures } from '../transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
@@ -121,7 +121,7 @@ async function runBridge(opts: {
   }
   const log = createLogger({ level: opts.logLevel ?? config.log.level });
   logStartup(log);
-  const bridge = new Bridge({ config, logger: log });
+  const bridge = new Bridge({ config, logger: log, ...testBridgeFeatures() });
   let addr;
   try {
     addr = await bridge.start();
@@ -177,6 +177,15 @@ interface RouteFlags {
   routeFile?: string;
   allowLanPrivate?: boolean;
   explain?: string[];
+}
+
+/**
+ * TESTING ONLY: $POSTERN_TEST_BRIDGE_FEATURES (comma-separated, may be empty) replaces the features
+ * the bridge announces in its 101 (protocol.md §2), so tests can play a bridge older than a feature.
+ */
+function testBridgeFeatures(): { features?: string[] } {
+  const text = process.env.POSTERN_TEST_BRIDGE_FEATURES;
+  return text === undefined ? {} : { features: [...parseFeatures(text)] };
 }
 
 /**

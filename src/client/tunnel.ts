@@ -8,7 +8,7 @@ import { ResumableLink } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { SESSION_ID_BYTES } from '../transport/auth.js';
+import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
 import { dialBridge } from '../transport/dialer.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import { WallLearner, wallKey, type BudgetPolicy, type WallStore } from './wall.js';
@@ -88,6 +88,8 @@ class BridgeLink {
   private readonly wallKey: string;
   /** Connections dialled, moves made, cuts seen (for tests, metrics and the bench). */
   readonly counts = { dials: 0, moves: 0, cuts: 0 };
+  /** The bridge accepts early data (it said so in its last 101, §2.3): only then are opens optimistic. */
+  earlyData = false;
 
   constructor(
     readonly index: number,
@@ -241,6 +243,7 @@ class BridgeLink {
         return;
       }
       this.dialStartedAt = started;
+      this.earlyData = transport.peerFeatures?.has(FEATURE_EARLY_DATA) === true;
       this.moving = rotate;
       if (move === 'rotate') this.log.info('rotating the tunnel connection');
       else if (move === 'budget') {
@@ -391,7 +394,9 @@ export class Tunnel {
   async open(target: Target, signal: AbortSignal, mode: OpenMode = 'exact'): Promise<Duplex> {
     if (mode === 'early' && !this.closed && !signal.aborted) {
       this.ensureStarted();
-      const mux = this.pick();
+      // Only a bridge that announced early data gets it (§2.3): an older one would reset the stream.
+      const link = this.pickLink();
+      const mux = link !== null && link.earlyData ? link.usable() : null;
       if (mux !== null) {
         try {
           return mux.openEarly(target);
@@ -468,14 +473,18 @@ export class Tunnel {
   }
 
   private pick(): MuxSession | null {
-    let best: { mux: MuxSession; load: number } | null = null;
+    return this.pickLink()?.usable() ?? null;
+  }
+
+  /** The bridge new streams go to: the first usable one (failover) or the least loaded (spread). */
+  private pickLink(): BridgeLink | null {
+    let best: BridgeLink | null = null;
     for (const l of this.links) {
-      const mux = l.usable();
-      if (mux === null) continue;
-      if (this.strategy === 'failover') return mux;
-      if (best === null || l.load < best.load) best = { mux, load: l.load };
+      if (l.usable() === null) continue;
+      if (this.strategy === 'failover') return l;
+      if (best === null || l.load < best.load) best = l;
     }
-    return best?.mux ?? null;
+    return best;
   }
 
   /** Every bridge has failed its latest attempt and none is dialing or resuming: the last error. */

@@ -27,6 +27,8 @@ export interface FrameTransport {
   readonly maxPayloadHint?: number;
   /** Optional: bytes received on the wire so far (TCP payload: TLS handshake and records, HTTP, frames). */
   readonly wireBytesRead?: number;
+  /** Features the peer announced when the connection opened (a bridge's 101, protocol.md §2.3); none when absent. */
+  readonly peerFeatures?: ReadonlySet<string>;
 }
 
 /** WebSocket close codes the mux uses (RFC 6455 §7.4.1). */

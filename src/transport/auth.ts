@@ -29,6 +29,20 @@ export const SESSION_ID_BYTES = 16;
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 
 /**
+ * The 101's header listing what this bridge accepts beyond version 1 (protocol.md §2.3), and the
+ * feature a client needs before it sends early data (§5.1). A bridge without the header has none.
+ */
+export const FEATURES_HEADER = 'Postern-Features';
+export const FEATURE_EARLY_DATA = 'early-data';
+export const BRIDGE_FEATURES: readonly string[] = [FEATURE_EARLY_DATA];
+
+/** The features named by a Postern-Features value (comma-separated tokens; unknown ones kept). */
+export function parseFeatures(value: string | string[] | undefined): ReadonlySet<string> {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+}
+
+/**
  * The upgrade header of a resume (protocol.md §9.2): proof that the client holds the session's
  * resume secret, bound to this upgrade's token. 32 bytes, base64url (43 characters).
  */

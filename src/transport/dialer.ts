@@ -11,7 +11,7 @@ import { isLoopbackHost } from '../core/address.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
+import { FEATURES_HEADER, RESUME_HEADER, SESSION_HEADER, makeToken, parseFeatures, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
 import type { BridgeInfo } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
@@ -292,6 +292,8 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         }
       };
       const onEarlyClose = (): void => fail(new PosternError('E_DIAL', 'connection closed before the upgrade answer'));
+      let features: ReadonlySet<string> = new Set();
+      socket.once('upgrade', (res) => (features = parseFeatures(res.headers[FEATURES_HEADER.toLowerCase()])));
       socket.on('error', onError);
       socket.once('close', onEarlyClose);
       socket.once('open', () => {
@@ -303,6 +305,7 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         // A client always reads (no send-queue bound): only the bridge stops reading a peer that
         // does not read its answers, so two honest peers can never both wait for each other (§5.3).
         const transport = new WsFrameTransport(socket, sock, Number.POSITIVE_INFINITY, raw);
+        transport.peerFeatures = features;
         log.debug({ ms: Date.now() - started }, 'bridge session open');
         resolve(transport);
       });

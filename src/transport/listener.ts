@@ -23,7 +23,7 @@ import { errorPage, padForBrowser, serializeHead, type Decoy, type DecoyResponse
 import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, userAgentClass, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
+import { BRIDGE_FEATURES, FEATURES_HEADER, RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
 import { bridgePathProblem } from './uri.js';
 import { WsFrameTransport } from './ws-transport.js';
 
@@ -58,6 +58,8 @@ export interface BridgeListenerOptions {
   onRefused?: (reason: string) => void;
   /** What everyone else gets (default: the built-in site). */
   decoy?: Decoy;
+  /** Features announced in the 101 (protocol.md §2.3; default BRIDGE_FEATURES; tests pass [] to play an older bridge). */
+  features?: readonly string[];
 }
 
 /** The decoy served alone (`postern decoy`): the bridge's web front without the upgrade. */
@@ -111,7 +113,15 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
   const decoy = opts.decoy ?? createBuiltinDecoy({ siteTimeMs: Date.now() });
   return createFront(
     { ...opts, decoy },
-    { path: opts.path, verifier: opts.verifier, onSession: opts.onSession, onHandshakeTimeout: opts.onHandshakeTimeout, admitSession: opts.admitSession, onRefused: opts.onRefused },
+    {
+      path: opts.path,
+      verifier: opts.verifier,
+      onSession: opts.onSession,
+      onHandshakeTimeout: opts.onHandshakeTimeout,
+      admitSession: opts.admitSession,
+      onRefused: opts.onRefused,
+      features: opts.features ?? BRIDGE_FEATURES,
+    },
   );
 }
 
@@ -126,6 +136,8 @@ interface Upgrade {
   onHandshakeTimeout?: (() => void) | undefined;
   admitSession?: BridgeListenerOptions['admitSession'];
   onRefused?: ((reason: string) => void) | undefined;
+  /** Announced in every 101 (protocol.md §2.3). */
+  features: readonly string[];
 }
 
 /** Per-connection state, keyed by the TCP socket. */
@@ -171,6 +183,11 @@ function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): Bridg
 
   const conns = new Map<net.Socket, Conn>();
   let closing = false;
+
+  // Every 101 says what this bridge accepts beyond version 1 (§2.3); only clients that passed
+  // authentication ever see a 101, so it tells a prober nothing.
+  const features = upgrade?.features ?? [];
+  if (features.length > 0) wss.on('headers', (headers: string[]) => void headers.push(`${FEATURES_HEADER}: ${features.join(', ')}`));
 
   // Should ws itself find fault with an upgrade we let through (upgradeProblem checks more than it
   // does, so this is a backstop), the decoy answers it and the connection closes.

@@ -113,6 +113,9 @@ export class WsFrameTransport implements FrameTransport {
     return this.#ws.bufferedAmount;
   }
 
+  /** What the bridge announced in its 101 (protocol.md §2.3); set by the dialer, empty elsewhere. */
+  peerFeatures: ReadonlySet<string> = new Set();
+
   get wireBytesRead(): number | undefined {
     return this.#wire?.bytesRead;
   }

@@ -12,7 +12,7 @@ import { curl } from '../helpers/ops.js';
 import { Postern, stopAll } from '../helpers/proc.js';
 import { echoServer, type Local } from '../helpers/servers.js';
 import { closeKind, connectRaw, domainRequest, ipv4Request, readN } from '../helpers/socks.js';
-import { startStack, withPort, type Stack } from '../helpers/stack.js';
+import { init, startStack, withPort, type Stack } from '../helpers/stack.js';
 
 let stack: Stack;
 let exact: { client: Postern; port: number };
@@ -182,3 +182,28 @@ describe('tunnel down: the exact code in the default mode too', () => {
     await client.stop();
   });
 });
+
+describe('a bridge that does not announce early data (older than Postern-Features, protocol.md §2)', () => {
+  it('gets no early data: the default client answers with the exact code, and streams work', async () => {
+    const { uri, config } = await init();
+    const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', '--allow-private'], { POSTERN_TEST_BRIDGE_FEATURES: '' });
+    const port = await bridge.listening('bridge');
+    const client = new Postern(['client', '--bridge', withPort(uri, port), '--listen', '127.0.0.1:0', '--no-auth', '--log-level', 'debug']);
+    const socksPort = await client.listening('socks');
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    // Refused: the exact reply, in the handshake (an optimistic open would have said 0x00, then reset).
+    const refused = await pipelined(socksPort, ipv4Request('127.0.0.1', deadPort), 'nowhere');
+    expect(refused.reply).toBe(0x05);
+    refused.socket.destroy();
+    // Accepted: the pipelined payload still arrives, after OPEN_RESULT.
+    const ok = await pipelined(socksPort, ipv4Request('127.0.0.1', echo.port), 'ping');
+    expect(ok.reply).toBe(0x00);
+    expect((await readN(ok.socket, 4)).toString()).toBe('ping');
+    ok.socket.destroy();
+    // And the same client against a bridge that announces it answers optimistically (0x00, then reset).
+    const early = await pipelined(stack.socksPort, ipv4Request('127.0.0.1', deadPort), 'nowhere');
+    expect(early.reply).toBe(0x00);
+    expect((await rest(early.socket)).how).toBe('reset');
+  });
+});
+

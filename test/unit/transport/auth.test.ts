@@ -10,6 +10,7 @@ import {
   makeToken,
   toBase64Url,
   TokenVerifier,
+  parseFeatures,
 } from '../../../src/transport/auth.js';
 import { PosternError } from '../../../src/core/errors.js';
 
@@ -263,3 +264,16 @@ describe('resume proof (protocol.md §9.2)', () => {
     expect(toBase64Url(resumeProof(Buffer.alloc(32, 0x5a), tokenHead(token) as Buffer))).toBe(RESUME_VECTOR);
   });
 });
+
+describe('Postern-Features (protocol.md §2)', () => {
+  it.each([
+    [undefined, []],
+    ['', []],
+    ['early-data', ['early-data']],
+    [' Early-Data , future-thing,,', ['early-data', 'future-thing']],
+    [['early-data', 'x'], ['early-data', 'x']],
+  ] as const)('%j names %j', (value, names) => {
+    expect([...parseFeatures(value as string | string[] | undefined)]).toEqual(names);
+  });
+});
+
