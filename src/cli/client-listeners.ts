@@ -14,7 +14,7 @@ import { parseForward } from '../client/forward.js';
 import { lanAddresses, shareLinks } from '../client/lan.js';
 import { whatsappEntries } from '../client/whatsapp.js';
 import type { StoredCredentials } from '../config/local-credentials.js';
-import { isLoopbackHost, parseHostPort } from '../core/address.js';
+import { formatHostPort, isLoopbackHost, parseHostPort } from '../core/address.js';
 import type { Credentials } from '../core/credentials.js';
 import { localeFromEnv, translator } from '../i18n/messages.js';
 import { PosternError } from '../core/errors.js';
@@ -76,7 +76,7 @@ export function clientListenerFlags(
     }
     const open = [listen, ...socks, ...http].find((l) => !isLoopbackHost(l.host));
     if (open !== undefined && !settings.insecureOpenProxy) {
-      throw new PosternError('E_CONFIG', `--no-auth is for loopback listeners only, and ${fmt(open.host, open.port)} is not loopback: drop --no-auth, or listen on 127.0.0.1`);
+      throw new PosternError('E_CONFIG', `--no-auth is for loopback listeners only, and ${formatHostPort(open)} is not loopback: drop --no-auth, or listen on 127.0.0.1`);
     }
   } else if (auth === null) {
     kept = stored();
@@ -104,7 +104,7 @@ export function clientListenerFlags(
     if (open !== undefined) {
       throw new PosternError(
         'E_CONFIG',
-        `${open.name} on ${fmt(open.listen.host, open.listen.port)}: a forward or WhatsApp port has no password, so off loopback anyone on the network can use it; add --lan to agree, or listen on 127.0.0.1`,
+        `${open.name} on ${formatHostPort(open.listen)}: a forward or WhatsApp port has no password, so off loopback anyone on the network can use it; add --lan to agree, or listen on 127.0.0.1`,
       );
     }
   }
@@ -119,7 +119,7 @@ function shellWord(s: string): string {
 /** What to type into each app for the proxy at host:port: curl lines, the Telegram link, the browser set-up. */
 export function appSetup(host: string, port: number, creds: Credentials | null): { curlSocks: string; curlHttp: string; telegram: string; pac: string } {
   const e = encodeURIComponent;
-  const hp = fmt(host, port);
+  const hp = formatHostPort({ host, port });
   const userinfo = creds !== null ? `${e(creds.username)}:${e(creds.password)}@` : '';
   const telegram =
     creds !== null ? shareLinks(host, port, creds).telegram : `tg://socks?server=${e(host)}&port=${port}`;
@@ -145,7 +145,7 @@ export function printLocalSetup(listeners: readonly BoundListener[], settings: L
   const host = mixed.host === '0.0.0.0' ? '127.0.0.1' : mixed.host === '::' ? '::1' : mixed.host;
   const creds = settings.auth;
   const app = appSetup(host, mixed.port, creds);
-  const hostPort = fmt(host, mixed.port);
+  const hostPort = formatHostPort({ host, port: mixed.port });
   const out: string[] = ['', t('client.setup.point', { hostPort })];
   if (creds !== null) {
     out.push(t('client.setup.username', { username: creds.username }), t('client.setup.password', { password: creds.password }));
@@ -162,14 +162,14 @@ export function printLocalSetup(listeners: readonly BoundListener[], settings: L
   );
   const same = creds !== null ? t('client.setup.also.same') : '';
   for (const l of listeners) {
-    if (l.role === 'socks') out.push(t('client.setup.also.socks', { hostPort: fmt(l.host, l.port), same }));
-    if (l.role === 'http') out.push(t('client.setup.also.http', { hostPort: fmt(l.host, l.port), same }));
+    if (l.role === 'socks') out.push(t('client.setup.also.socks', { hostPort: formatHostPort(l), same }));
+    if (l.role === 'http') out.push(t('client.setup.also.http', { hostPort: formatHostPort(l), same }));
   }
   for (const l of listeners.filter((x) => x.role === 'forward')) {
     out.push(
       t('client.setup.forward', {
         name: l.name === 'forward' ? t('client.setup.forward.name') : l.name,
-        hostPort: fmt(l.host, l.port),
+        hostPort: formatHostPort(l),
         dest: t(l.name.startsWith('whatsapp ') ? 'client.setup.forward.dest.whatsapp' : 'client.setup.forward.dest.fixed'),
         who: t(isLoopbackHost(l.host) ? 'client.setup.forward.who.local' : 'client.setup.forward.who.lan'),
       }),
@@ -194,7 +194,7 @@ export function printLocalSetup(listeners: readonly BoundListener[], settings: L
 
 /** The one-line warning of --no-auth: what it allows. */
 export function noAuthWarning(host: string, port: number, env: NodeJS.ProcessEnv = process.env): string {
-  return `${translator(localeFromEnv(env))('client.noauth.warning', { hostPort: fmt(host, port) })}\n`;
+  return `${translator(localeFromEnv(env))('client.noauth.warning', { hostPort: formatHostPort({ host, port }) })}\n`;
 }
 
 function tildePath(file: string, env: NodeJS.ProcessEnv): string {
@@ -202,9 +202,6 @@ function tildePath(file: string, env: NodeJS.ProcessEnv): string {
   return home !== undefined && home !== '' && file.startsWith(`${home}/`) ? `~${file.slice(home.length)}` : file;
 }
 
-function fmt(host: string, port: number): string {
-  return `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
-}
 
 /** The addresses a phone should use for a listener bound to `host`. */
 function reachableHosts(host: string): { hosts: string[]; note: string | null } {
@@ -228,10 +225,10 @@ export function printLanShare(listeners: readonly BoundListener[], creds: Creden
   const out: string[] = [
     '',
     'Sharing this tunnel with phones on your network. Keep these credentials private.',
-    ...hosts.map((h) => `  Proxy (SOCKS5 and HTTP):  ${fmt(h, mixed.port)}`),
+    ...hosts.map((h) => `  Proxy (SOCKS5 and HTTP):  ${formatHostPort({ host: h, port: mixed.port })}`),
     `  Username: ${creds.username}`,
     `  Password: ${creds.password}`,
-    `  PAC URL:  http://${fmt(first, mixed.port)}/proxy.pac`,
+    `  PAC URL:  http://${formatHostPort({ host: first, port: mixed.port })}/proxy.pac`,
   ];
   const wa = listeners.filter((l) => l.name.startsWith('whatsapp '));
   if (wa.length > 0) {

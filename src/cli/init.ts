@@ -1,6 +1,6 @@
 import crypto, { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import { formatHostPort } from '../core/address.js';
 import path from 'node:path';
 import { PosternError } from '../core/errors.js';
 import type { BridgeConfigFile } from '../config/bridge.js';
@@ -45,7 +45,7 @@ export function initBridge(o: InitOptions): InitResult {
   const secret = generateSecret();
   const secretPath = `/${crypto.randomBytes(12).toString('base64url')}`;
   const config: BridgeConfigFile = {
-    listen: `${net.isIPv6(o.listenHost) ? `[${o.listenHost}]` : o.listenHost}:${o.port}`,
+    listen: formatHostPort({ host: o.listenHost, port: o.port }),
     path: secretPath,
     publicHost: o.host,
     ...(o.publicPort !== undefined && o.publicPort !== o.port ? { publicPort: o.publicPort } : {}),

@@ -1,12 +1,11 @@
 import { Command, Option } from 'commander';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
 import { Client } from '../client/client.js';
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
-import { parseHostPort } from '../core/address.js';
+import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -17,7 +16,6 @@ import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
 import { formatShareUri, parseShareUri } from '../transport/uri.js';
 import { resolveClientSettings, type ClientFlags } from '../config/client.js';
-import { isLoopbackHost } from '../core/address.js';
 import { collect, resolveTunnelFlags, type TunnelFlags } from '../client/tunnel-flags.js';
 import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
@@ -28,7 +26,6 @@ import { localCredentials } from '../config/local-credentials.js';
 import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
 import { loadClientConfig } from '../config/client.js';
 import { resolveRoute } from '../config/route.js';
-import { targetFromHost } from '../core/address.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 
 declare const POSTERN_VERSION: string;
@@ -52,7 +49,7 @@ function listenError(err: unknown, where: { host: string; port: number }): Poste
   const sys = err instanceof PosternError ? (err.cause as NodeJS.ErrnoException | undefined) : (err as NodeJS.ErrnoException);
   const code = sys?.code;
   if (err instanceof PosternError && !code) return err;
-  const addr = `${net.isIPv6(where.host) ? `[${where.host}]` : where.host}:${where.port}`;
+  const addr = formatHostPort(where);
   if (code === 'EADDRINUSE') {
     return new PosternError('E_ADDR_IN_USE', `cannot listen on ${addr}: another program uses it; stop that program, or choose another port (--listen HOST:PORT)`);
   }
@@ -61,7 +58,7 @@ function listenError(err: unknown, where: { host: string; port: number }): Poste
     return new PosternError(
       'E_LISTEN_DENIED',
       low
-        ? `cannot listen on ${addr}: ports below 1024 need privileges; run as root, or grant the capability (sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"; the systemd unit does this with AmbientCapabilities), or use a port of 1024 or more, e.g. --listen ${net.isIPv6(where.host) ? `[${where.host}]` : where.host}:8443`
+        ? `cannot listen on ${addr}: ports below 1024 need privileges; run as root, or grant the capability (sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")"; the systemd unit does this with AmbientCapabilities), or use a port of 1024 or more, e.g. --listen ${formatHostPort({ host: where.host, port: 8443 })}`
         : `cannot listen on ${addr}: permission denied`,
     );
   }
@@ -128,7 +125,7 @@ async function runBridge(opts: {
   } catch (err) {
     fail(listenError(err, config.listen));
   }
-  log.info({ role: 'bridge', address: fmt(addr), port: addr.port, tls: config.tls !== null, allowPrivate: config.allowPrivate }, 'listening');
+  log.info({ role: 'bridge', address: formatHostPort(addr), port: addr.port, tls: config.tls !== null, allowPrivate: config.allowPrivate }, 'listening');
   // Users and policy are reloaded on SIGHUP and when the config file changes (a failed reload
   // keeps the running config and logs why).
   process.on('SIGHUP', () => bridge.reloadFrom(load, 'SIGHUP'));
@@ -164,12 +161,8 @@ async function runDecoy(opts: { config: string; listen?: string; logLevel?: stri
   } catch (err) {
     fail(listenError(err, config.listen));
   }
-  log.info({ role: 'decoy', address: fmt(addr), port: addr.port, tls: config.tls !== null, decoy: config.decoy.type }, 'listening');
+  log.info({ role: 'decoy', address: formatHostPort(addr), port: addr.port, tls: config.tls !== null, decoy: config.decoy.type }, 'listening');
   onShutdown(log, () => listener.close());
-}
-
-function fmt(a: { host: string; port: number }): string {
-  return `${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
 interface RouteFlags {
@@ -320,8 +313,8 @@ async function runClient(given: RunClientOptions): Promise<void> {
   } catch (err) {
     fail(listenError(err, listen));
   }
-  log.info({ role: 'socks', address: fmt(addr), port: addr.port, auth, http: true }, 'listening');
-  for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: fmt(l), port: l.port }, 'listening');
+  log.info({ role: 'socks', address: formatHostPort(addr), port: addr.port, auth, http: true }, 'listening');
+  for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: formatHostPort(l), port: l.port }, 'listening');
   if (!auth) process.stderr.write(noAuthWarning(addr.host, addr.port));
   printLocalSetup(client.listeners, listeners);
   if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
@@ -374,15 +367,15 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
     logger: log.child({ demo: 'client' }),
   });
   const caddr = await client.start().catch((err) => fail(listenError(err, listen)));
-  log.info({ role: 'bridge', address: fmt(baddr), port: baddr.port }, 'listening');
-  log.info({ role: 'socks', address: fmt(caddr), port: caddr.port, auth: creds !== null }, 'listening');
+  log.info({ role: 'bridge', address: formatHostPort(baddr), port: baddr.port }, 'listening');
+  log.info({ role: 'socks', address: formatHostPort(caddr), port: caddr.port, auth: creds !== null }, 'listening');
   if (creds === null) process.stderr.write(noAuthWarning(caddr.host, caddr.port));
   const app = appSetup(caddr.host, caddr.port, creds);
   process.stderr.write(
     [
       '',
       'Postern demo is running: a bridge and a client on this machine, joined by a wss tunnel.',
-      `  Proxy (SOCKS5 and HTTP):  ${fmt(caddr)}`,
+      `  Proxy (SOCKS5 and HTTP):  ${formatHostPort(caddr)}`,
       ...(creds !== null ? [`  Username: ${creds.username}`, `  Password: ${creds.password}`] : []),
       `  Try it:        ${app.curlSocks}`,
       `                 ${app.curlHttp}`,

@@ -34,6 +34,11 @@ export interface HostPort {
 }
 
 /** Parses "host:port", "[v6]:port"; returns null when malformed. */
+/** `host:port`, an IPv6 host in brackets: the inverse of parseHostPort. */
+export function formatHostPort(hp: HostPort): string {
+  return `${net.isIPv6(hp.host) ? `[${hp.host}]` : hp.host}:${hp.port}`;
+}
+
 export function parseHostPort(s: string): HostPort | null {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s.trim());
   if (!m) return null;

@@ -10,7 +10,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
-import { targetFromHost, type Target } from '../core/address.js';
+import { formatHostPort, targetFromHost, type Target } from '../core/address.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
@@ -18,7 +18,7 @@ import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
 import { dialBridge, errnoOf } from '../transport/dialer.js';
-import { formatHostPort, parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { english, type Translate } from '../i18n/messages.js';
 
 export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';

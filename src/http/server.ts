@@ -29,7 +29,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isLoopbackHost, type Target } from '../core/address.js';
+import { formatHostPort, isLoopbackHost, type Target } from '../core/address.js';
 import { ERRORS, PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { AuthThrottle } from '../core/auth-throttle.js';
@@ -90,8 +90,7 @@ export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
  * - `DIRECT` would silently send traffic outside the tunnel when the proxy is unreachable.
  */
 export function pacFile(host: string, port: number): string {
-  const h = net.isIPv6(host) ? `[${host}]` : host;
-  return `function FindProxyForURL(url, host) {\n  return "PROXY ${h}:${port}";\n}\n`;
+  return `function FindProxyForURL(url, host) {\n  return "PROXY ${formatHostPort({ host, port })}";\n}\n`;
 }
 
 interface ServerContext {

@@ -10,7 +10,7 @@
  * would not look at its address either; otherwise the proxy. Never `DIRECT` as a fallback for
  * the proxy being unreachable.
  */
-import net from 'node:net';
+import { formatHostPort } from '../core/address.js';
 import { LIMITS } from '../core/limits.js';
 import type { CompiledRule, Router } from './rules.js';
 
@@ -71,5 +71,5 @@ function FindProxyForURL(url, host) {
 
 /** "PROXY host:port" for a listener address. */
 export function pacProxy(host: string, port: number): string {
-  return `PROXY ${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+  return `PROXY ${formatHostPort({ host, port })}`;
 }

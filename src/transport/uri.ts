@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { PosternError } from '../core/errors.js';
-import { isLoopbackHost, type HostPort } from '../core/address.js';
+import { formatHostPort, isLoopbackHost, type HostPort } from '../core/address.js';
 import { fromBase64Url, toBase64Url, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from './auth.js';
 
 export interface BridgeInfo {
@@ -233,10 +233,6 @@ export function parseShareUri(s: string): BridgeInfo {
   return info;
 }
 
-/** `host:port`, an IPv6 host in brackets. */
-export function formatHostPort(hp: HostPort): string {
-  return `${net.isIPv6(hp.host) ? `[${hp.host}]` : hp.host}:${hp.port}`;
-}
 
 /** Formats a share URI; parseShareUri(formatShareUri(x)) gives x back. The port is always written. */
 export function formatShareUri(info: BridgeInfo): string {
