@@ -13,6 +13,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { MuxStream } from '../mux/stream.js';
 import type { Target } from '../core/address.js';
 import { connectTcp } from '../core/dial.js';
 import { PosternError } from '../core/errors.js';
@@ -60,26 +61,24 @@ export interface ClientRouteOptions {
   readonly allowLanPrivate: boolean;
 }
 
-/** Counts a stream's bytes once it closes (direct sockets know theirs; others are observed). */
+/**
+ * Counts a stream's bytes once it closes, from the counts the stream keeps anyway (a direct
+ * net.Socket's bytesWritten/bytesRead, a tunnel MuxStream's bytesSent/bytesReceived): nothing is
+ * added to the data path.
+ */
 function countBytes(stream: Duplex, c: ActionCounters): void {
-  if (stream instanceof net.Socket) {
-    stream.once('close', () => {
-      c.bytesUp += stream.bytesWritten;
-      c.bytesDown += stream.bytesRead;
-    });
-    return;
-  }
-  // A tunnel stream: observe what is written to it and what it pushes, without adding a reader.
-  const write = stream.write.bind(stream) as (...a: unknown[]) => boolean;
-  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (chunk instanceof Uint8Array) c.bytesUp += chunk.length;
-    return write(chunk, ...rest);
-  }) as Duplex['write'];
-  const push = stream.push.bind(stream);
-  stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
-    if (chunk instanceof Uint8Array) c.bytesDown += chunk.length;
-    return push(chunk, encoding);
-  };
+  const counts = (): { up: number; down: number } | null =>
+    stream instanceof net.Socket
+      ? { up: stream.bytesWritten, down: stream.bytesRead }
+      : stream instanceof MuxStream
+        ? { up: stream.bytesSent, down: stream.bytesReceived }
+        : null;
+  stream.once('close', () => {
+    const n = counts();
+    if (n === null) return;
+    c.bytesUp += n.up;
+    c.bytesDown += n.down;
+  });
 }
 
 export class ClientRoute {

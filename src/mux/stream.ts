@@ -107,6 +107,8 @@ export class MuxStream extends Duplex {
   private receiveRemaining: number;
   private readonly creditThreshold: number;
   private pushedBytes = 0;
+  /** Payload bytes sent in DATA frames (early data included). */
+  private sentBytes = 0;
   /** Consumed bytes already given back to the peer as WINDOW increments. */
   private creditedBytes = 0;
 
@@ -187,6 +189,16 @@ export class MuxStream extends Duplex {
   abandon(): void {
     if (this._state !== StreamState.CLOSED) this.transition(this._state === StreamState.OPENING ? 'openFailed' : 'reset');
     this.destroy();
+  }
+
+  /** Payload bytes this stream has sent, as net.Socket's bytesWritten counts them. */
+  get bytesSent(): number {
+    return this.sentBytes;
+  }
+
+  /** Payload bytes this stream has received, as net.Socket's bytesRead counts them. */
+  get bytesReceived(): number {
+    return this.pushedBytes;
   }
 
   /** @internal */
@@ -343,6 +355,7 @@ export class MuxStream extends Duplex {
         }
       }
       this.sendCredit -= n;
+      this.sentBytes += n;
       this.host.send(frame);
       if (this.wChunks !== chunks) return; // closed while sending
     }
