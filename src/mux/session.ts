@@ -221,14 +221,21 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   }
 
   /**
-   * Bytes the session's transport holds for the peer: its send queue, and on a resumable link every
-   * kept message (docs/protocol.md §9.1). Stream buffers are the streams' windows, counted apart.
+   * Bytes the session holds for the peer: its transport's send queue, on a resumable link every kept
+   * message (docs/protocol.md §9.1), and early DATA waiting for an open to be accepted (§5.1). Stream
+   * buffers are the streams' windows, counted apart.
    */
   get heldBytes(): number {
     const t = this.transport;
-    if (t.heldBytes !== undefined) return t.heldBytes;
-    const b = t.bufferedBytes;
-    return Number.isFinite(b) ? b : 0;
+    const b = t.heldBytes ?? t.bufferedBytes;
+    return (Number.isFinite(b) ? b : 0) + this.earlyHeldBytes();
+  }
+
+  /** Early DATA (§5.1) held for opens the bridge has not accepted or refused yet: the peer's bytes too. */
+  private earlyHeldBytes(): number {
+    let n = 0;
+    for (const p of this.incoming.values()) if (p.early !== null) n += p.earlyBytes;
+    return n;
   }
 
   /** True once either side sent GOAWAY: no new stream will be opened on this session. */

@@ -393,6 +393,21 @@ describe('early data: the optimistic open (protocol.md §5.1)', () => {
     expect((await got).data.equals(payload)).toBe(true);
   });
 
+  it('§5.1: early DATA held for an open not yet accepted counts in the bridge session\'s heldBytes (the user\'s budget), and leaves it on accept', async () => {
+    const p = pair();
+    const held = holdOpens(p.bridge);
+    const before = p.bridge.heldBytes;
+    const c = p.client.openEarly(T);
+    c.write(Buffer.alloc(3_000, 1));
+    await until(() => held.length === 1, 2_000, 'open');
+    await until(() => p.bridge.heldBytes - before === 3_000, 2_000, 'early bytes counted');
+    const b = held[0]!.accept();
+    expect(p.bridge.heldBytes - before).toBeLessThan(100); // only the OPEN_RESULT being sent
+    const got = outcome(b);
+    c.end();
+    expect((await got).data.length).toBe(3_000);
+  });
+
   it('§5.1: a refused early open destroys the app\'s stream with the bridge\'s code; the early data is never forwarded', async () => {
     const p = pair();
     const held = holdOpens(p.bridge);
