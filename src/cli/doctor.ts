@@ -7,6 +7,7 @@ import { defaultLimits } from '../core/limits.js';
 import { loadClientConfig } from '../config/client.js';
 import { defaultClientConfigFile } from '../config/paths.js';
 import { english, localeFromEnv, translator, type Translate } from '../i18n/messages.js';
+import { transportFor } from '../transport/registry.js';
 import { redactUri, runDoctor, stepTitle, type StepName, type StepResult } from '../doctor/doctor.js';
 
 const MARK: Record<StepResult['status'], string> = { ok: ' ok ', fail: 'FAIL', skip: 'skip', warn: 'warn' };
@@ -61,6 +62,7 @@ export async function doctorCommand(
     limits: defaultLimits(),
     logger: createLogger({ level: 'silent' }),
     t,
+    dialerFor: transportFor,
     ...(target ? { target } : {}),
     ...(o.download !== undefined ? { download: o.download } : {}),
     onStart: (step: StepName) => {

@@ -11,7 +11,7 @@ import { defaultLimits } from '../core/limits.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { generateSecret, parseFeatures } from '../transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
-import { nativeMaskingActive } from '../transport/dialer.js';
+import { nativeMaskingActive } from '../transport/ws/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
 import { formatShareUri, parseShareUri } from '../transport/uri.js';

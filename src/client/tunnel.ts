@@ -9,7 +9,7 @@ import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
-import { dialBridge } from '../transport/dialer.js';
+import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import { WallLearner, wallKey, type BudgetPolicy, type WallStore } from './wall.js';
 
@@ -41,6 +41,11 @@ export interface TunnelOptions {
   readonly budget?: BudgetPolicy;
   /** Where learned budgets are remembered across restarts (null: not remembered). */
   readonly wallStore?: WallStore | null;
+  /**
+   * The dialer for a bridge's transport (transport/registry.ts transportFor). Called at each dial;
+   * throwing a PosternError (E_BAD_URI: a transport this build lacks) marks that bridge misconfigured.
+   */
+  readonly dialerFor: (info: BridgeInfo) => Dialer;
 }
 
 /** How often the rotation budget is checked. */
@@ -99,7 +104,8 @@ class BridgeLink {
     private readonly changed: () => void,
     private readonly rotation: { bytes: number; ms: number } = { bytes: 0, ms: 0 },
     private readonly budget: BudgetPolicy = { mode: 'auto' },
-    private readonly wallStore: WallStore | null = null,
+    private readonly wallStore: WallStore | null,
+    private readonly dialerFor: (info: BridgeInfo) => Dialer,
   ) {
     this.log = logger.child({ bridge: index });
     this.wallKey = wallKey(info);
@@ -231,7 +237,7 @@ class BridgeLink {
       this.lastDialAt = performance.now();
       started = Date.now();
       this.counts.dials++;
-      const transport = await dialBridge(this.info, {
+      const transport = await this.dialerFor(this.info).dial(this.info, {
         limits: this.limits,
         logger: this.log,
         sessionId: session.id,
@@ -340,7 +346,7 @@ export class Tunnel {
   private closed = false;
   private started = false;
 
-  constructor(bridges: BridgeInfo | readonly BridgeInfo[], limits: Limits, logger: Logger, opts: TunnelOptions = {}) {
+  constructor(bridges: BridgeInfo | readonly BridgeInfo[], limits: Limits, logger: Logger, opts: TunnelOptions) {
     const list = Array.isArray(bridges) ? (bridges as readonly BridgeInfo[]) : [bridges as BridgeInfo];
     if (list.length === 0) throw new PosternError('E_CONFIG', 'no bridge given');
     this.limits = limits;
@@ -348,7 +354,7 @@ export class Tunnel {
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
     this.links = list.map((b, i) => {
       const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
-      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null);
+      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null, opts.dialerFor);
     });
   }
 

@@ -17,7 +17,8 @@ import type { Logger } from '../log/logger.js';
 import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
-import { dialBridge, errnoOf } from '../transport/dialer.js';
+import { errnoOf } from '../transport/dialer.js';
+import type { Dialer } from '../transport/types.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { english, type Translate } from '../i18n/messages.js';
 
@@ -53,6 +54,8 @@ export interface DoctorOptions {
   onResult?: (r: StepResult) => void;
   /** The language of details and hints (default English, as in --json). */
   t?: Translate;
+  /** The dialer for the link's transport (transport/registry.ts transportFor); a throw fails the uri step. */
+  dialerFor: (info: BridgeInfo) => Dialer;
 }
 
 export const DEFAULT_TARGET = { host: 'example.com', port: 80 };
@@ -140,6 +143,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
   const after = (s: StepName) => order.slice(order.indexOf(s) + 1);
 
   let info!: BridgeInfo;
+  let dialer!: Dialer;
   let address!: string;
   let session: MuxSession | undefined;
   try {
@@ -147,6 +151,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
       !(await run('uri', async () => {
         try {
           info = parseShareUri(o.uri);
+          dialer = o.dialerFor(info);
         } catch (err) {
           throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
@@ -202,7 +207,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     if (
       !(await run('auth', async () => {
         try {
-          const transport = await dialBridge(info, { limits: o.limits, logger: o.logger });
+          const transport = await dialer.dial(info, { limits: o.limits, logger: o.logger });
           session = new MuxSession(transport, { role: 'client', limits: o.limits, logger: o.logger });
           session.on('close', () => undefined);
         } catch (err) {

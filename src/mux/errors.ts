@@ -10,7 +10,7 @@ import { CloseCode } from './transport.js';
 export type MuxProtocolReason =
   /** A WebSocket message with no frame in it (§4: one or more whole frames per message). */
   | 'empty-message'
-  /** A message larger than WS_MAX_MESSAGE_BYTES (§4, close code 1009). */
+  /** A message larger than the transport's maxMessageBytes (§4, close code 1009). */
   | 'message-too-large'
   /** Fewer than 10 bytes left for a frame header (§4: a frame never spans two messages). */
   | 'truncated-header'

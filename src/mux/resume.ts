@@ -34,7 +34,7 @@ import { sendQueueBound, type Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { allocFrame, encodeFrame } from './codec.js';
 import { FrameType, HEADER_BYTES, PING_DATA_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES } from './frame.js';
-import { CloseCode, type FrameTransport } from './transport.js';
+import { CloseCode, CUT_CODE, isCut, type FrameTransport, type TransportClose } from './transport.js';
 
 /** Connection frame types added by §9 (stream id 0, never counted, never resent). */
 export const ResumeFrameType = {
@@ -86,7 +86,7 @@ export const RESUME_OVERFLOW_CLOSE = { code: CloseCode.POLICY, reason: 'resume b
 /** Close code (local report) when a detached link was not resumed in time. */
 export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resume timeout' } as const;
 
-type CloseInfo = { code: number; reason: string; error?: Error };
+type CloseInfo = TransportClose;
 
 /** Connection messages (§9.1): never numbered, kept or resent. DATAGRAM (§10) is one: it may be lost. */
 export function isConnectionFrameType(type: number): boolean {
@@ -149,6 +149,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private readonly limits: Limits;
   private readonly log: Logger;
   private conn: FrameTransport | null = null;
+  /** See maxMessageBytes; no message arrives before the first attach(). */
+  private connMaxMessageBytes = Number.POSITIVE_INFINITY;
   private _state: LinkState = 'detached';
 
   /** Session messages [acked, sent) not yet acknowledged, oldest first (from index `head`). */
@@ -264,6 +266,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   /** Session messages kept for resending, and their bytes (for tests and metrics). */
   get unacknowledged(): { messages: number; bytes: number } {
     return { messages: this.sent - this.acked, bytes: this.queuedBytes };
+  }
+
+  /** The message bound of the connection attached last (messages only arrive from one). */
+  get maxMessageBytes(): number {
+    return this.connMaxMessageBytes;
   }
 
   /** Bytes held for the peer: every kept message (with its overhead) and what the connection still buffers. */
@@ -431,7 +438,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   terminate(): void {
     if (this._state === 'ended') return;
     const conn = this.conn;
-    this.end({ code: 1006, reason: 'terminated' });
+    this.end({ code: CUT_CODE, reason: 'terminated', cut: true });
     conn?.terminate();
   }
 
@@ -453,6 +460,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.stopConnTimers();
     this.stopExpiry();
     this.conn = conn;
+    this.connMaxMessageBytes = conn.maxMessageBytes;
     this._state = 'handshake';
     this.pongDue = null;
     this.connBytes = 0;
@@ -502,8 +510,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.conn = null;
     this.stopConnTimers();
     if (this._state === 'ended') return;
-    if (info.code !== 1006) {
-      // A WebSocket close frame (sent or received) ends the session: only a cut connection is resumed.
+    if (!isCut(info)) {
+      // An orderly close (sent or received) ends the session: only a cut connection is resumed.
       this.end(info);
       return;
     }

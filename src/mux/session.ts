@@ -397,7 +397,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.lastReceivedAt = performance.now();
     this.keepalivePinged = false;
     try {
-      if (message.length > this.limits.WS_MAX_MESSAGE_BYTES) {
+      if (message.length > this.transport.maxMessageBytes) {
         throw new MuxProtocolError('message-too-large', `${message.length} bytes`, CloseCode.TOO_BIG);
       }
       const frames = decodeMessage(message, this.limits.FRAME_MAX_PAYLOAD_BYTES);

@@ -1,8 +1,31 @@
 /**
- * What the mux needs from whatever carries its messages (a WebSocket in production, an
- * in-memory pair in tests). The mux never imports ws or net: src/transport adapts a
- * WebSocket to this interface.
+ * What the mux needs from whatever carries its messages (a transport's connection in production —
+ * src/transport/<name>/ adapts one — an in-memory pair in tests). The mux never imports ws, http2
+ * or net.
  */
+
+/** How a connection ended. */
+export interface TransportClose {
+  /** The close code (RFC 6455 §7.4 numbering, whatever the transport: protocol.md §4). */
+  code: number;
+  reason: string;
+  error?: Error;
+  /**
+   * True when the connection was cut — it ended without an orderly close from either side (a reset,
+   * a timeout, terminate()). Only a cut connection's session may be resumed (protocol.md §9); an
+   * orderly close ends the session. Transports set `code` to CUT_CODE alongside.
+   */
+  cut?: boolean;
+}
+
+/** The code reported with a cut (RFC 6455's 1006, "closed abnormally"; never sent on the wire). */
+export const CUT_CODE = 1006;
+
+/** Whether `info` reports a cut connection (see TransportClose.cut). */
+export function isCut(info: TransportClose): boolean {
+  return info.cut === true;
+}
+
 export interface FrameTransport {
   /** Sends one binary message (one or more whole frames). Never throws; after close it is a no-op. */
   send(message: Buffer): void;
@@ -13,14 +36,16 @@ export interface FrameTransport {
   /** Called for each binary message received, in order. */
   onMessage(cb: (message: Buffer) => void): void;
   /** Called once when the transport is gone, for whatever reason. */
-  onClose(cb: (reason: { code: number; reason: string; error?: Error }) => void): void;
+  onClose(cb: (reason: TransportClose) => void): void;
   /** Stops delivering messages until resume() (backpressure on the receive side). */
   pause(): void;
   resume(): void;
-  /** Closes gracefully (WebSocket close code, RFC 6455 §7.4). */
+  /** Closes gracefully (a close code as in RFC 6455 §7.4, whatever the transport). */
   close(code: number, reason: string): void;
-  /** Drops the connection at once. */
+  /** Drops the connection at once (the close it reports is a cut). */
   terminate(): void;
+  /** The largest message this transport delivers (the receiver closes with TOO_BIG above it: protocol.md §4). */
+  readonly maxMessageBytes: number;
   /** Optional: every byte held for the peer (send queue, kept messages); default bufferedBytes. */
   readonly heldBytes?: number;
   /** Optional: the largest DATA payload worth sending now (a resumable link on a cutting path). */

@@ -1,20 +1,19 @@
 /**
- * The client side of docs/protocol.md §2: TCP, then TLS verified by pin or by CA + name, then the
- * WebSocket upgrade carrying the §3 token. No HTTP byte is sent before the bridge is verified.
+ * The client side of docs/protocol.md §2 that every transport shares: TCP (to the bridge or to
+ * the relay a link names), then TLS verified by pin or by CA + name, with TLS session tickets kept
+ * per verified bridge. A transport (src/transport/<name>/dialer.ts) speaks its handshake on the
+ * verified stream this returns; no HTTP byte is sent before the bridge is verified. Also shared:
+ * the §3 credential headers and the reading of a refusal (wrong secret, or a wrong clock).
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { createRequire } from 'node:module';
-import { WebSocket } from 'ws';
 import { PosternError } from '../core/errors.js';
 import { isLoopbackHost } from '../core/address.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
-import type { FrameTransport } from '../mux/transport.js';
-import { FEATURES_HEADER, RESUME_HEADER, SESSION_HEADER, makeToken, parseFeatures, resumeProof, toBase64Url, tokenHead } from './auth.js';
+import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
 import type { BridgeInfo } from './uri.js';
-import { WsFrameTransport } from './ws-transport.js';
 
 export interface DialOptions {
   limits: Limits;
@@ -32,30 +31,59 @@ export interface DialOptions {
   sessionId?: string;
   /**
    * Resuming that session: its resume secret (protocol.md §9.3, from the bridge's first RESUME).
-   * The upgrade then carries Postern-Resume, a proof bound to this upgrade's token — never the secret.
+   * The request then carries Postern-Resume, a proof bound to this request's token — never the secret.
    */
   resumeSecret?: Buffer;
 }
 
-/** Host, Authorization and, for a resumable session, Postern-Session and Postern-Resume (§2, §9.2). */
-function upgradeHeaders(info: BridgeInfo, nowMs: number, opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>): Record<string, string> {
-  const token = makeToken(info.secret, info.path, nowMs, undefined, opts.sessionId);
-  const headers: Record<string, string> = { Host: hostHeader(info), Authorization: `Bearer ${token}` };
-  if (opts.sessionId !== undefined) {
-    headers[SESSION_HEADER] = opts.sessionId;
-    if (opts.resumeSecret !== undefined) headers[RESUME_HEADER] = toBase64Url(resumeProof(opts.resumeSecret, tokenHead(token) as Buffer));
-  }
-  return headers;
+/** A verified connection to the bridge, ready for a transport's handshake. */
+export interface SecureStream {
+  /** What the transport speaks on: the verified TLS socket, or the TCP socket with plain=1. */
+  readonly socket: net.Socket;
+  /** The TCP socket (bytes on the wire). */
+  readonly raw: net.Socket;
+  /** The ALPN protocol the bridge chose; null without TLS or when it chose none. */
+  readonly alpn: string | null;
+  /** When the dial started (Date.now()): the transport's handshake gets what is left of DIAL_TIMEOUT_MS. */
+  readonly startedAt: number;
 }
 
-type Stage = 'tcp' | 'tls' | 'upgrade';
-const STAGE_TEXT: Record<Stage, string> = {
-  tcp: 'TCP connect',
-  tls: 'TLS handshake',
-  upgrade: 'WebSocket upgrade',
-};
+/** The dial stages that error messages name; a transport adds its own handshake's name. */
+export type DialStage = 'tcp' | 'tls';
+const STAGE_TEXT: Record<DialStage, string> = { tcp: 'TCP connect', tls: 'TLS handshake' };
 
-let maskingActive: boolean | undefined;
+/** E_DIAL for a dial that ran out of time in `stage` (the text every transport uses). */
+export function dialTimeout(limits: Limits, stageText: string): PosternError {
+  return new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (${stageText})`);
+}
+
+/** What is left of DIAL_TIMEOUT_MS for a stream dialled at `s.startedAt`, ms (at least 1). */
+export function remainingMs(s: SecureStream, limits: Limits): number {
+  return Math.max(1, limits.DIAL_TIMEOUT_MS - (Date.now() - s.startedAt));
+}
+
+/**
+ * The ALPN protocols the client offers. Every transport offers the same list, so the ClientHello
+ * does not tell the transport apart; the bridge's choice is SecureStream.alpn.
+ */
+export const CLIENT_ALPN_PROTOCOLS: readonly string[] = ['http/1.1'];
+
+/**
+ * The client's TLS options for `info` (everything but the socket and the offered session): the one
+ * place that shapes the ClientHello.
+ */
+export function clientTlsOptions(info: BridgeInfo, ca: DialOptions['ca']): tls.ConnectionOptions {
+  const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
+  const options: tls.ConnectionOptions = {
+    host: info.host, // identity checked against servername, else this (IP SANs)
+    ALPNProtocols: [...CLIENT_ALPN_PROTOCOLS],
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: info.pin === undefined,
+  };
+  if (servername !== undefined) options.servername = servername;
+  if (ca !== undefined) options.ca = ca;
+  return options;
+}
 
 /**
  * TLS sessions (tickets) for resumption, one per bridge identity (host, port, SNI, pin or CA).
@@ -75,27 +103,6 @@ export function forgetTlsSessions(): void {
   tlsSessions.clear();
 }
 
-/** Whether ws masks client frames natively (bufferutil loads). Never throws. */
-export function nativeMaskingActive(): boolean {
-  if (maskingActive === undefined) {
-    if (process.env.WS_NO_BUFFER_UTIL) {
-      maskingActive = false; // ws honours this variable and uses JS masking
-    } else {
-      try {
-        // A literal require('bufferutil') where the bundle has one (the ESM bundle's banner makes
-        // it; the single executable resolves it to its embedded copy), else from this module.
-        const mod = (typeof require === 'function' ? require('bufferutil') : createRequire(import.meta.url)('bufferutil')) as {
-          mask?: unknown;
-        };
-        maskingActive = typeof mod.mask === 'function';
-      } catch {
-        maskingActive = false;
-      }
-    }
-  }
-  return maskingActive;
-}
-
 /** An error's errno code (ECONNREFUSED…), else its message. */
 export function errnoOf(err: unknown): string {
   const e = err as NodeJS.ErrnoException | undefined;
@@ -109,23 +116,51 @@ export function clockSkewMs(date: string | undefined, nowMs: number): number | n
   return Number.isFinite(t) ? t - nowMs : null;
 }
 
-/** Host header value: `<sni or host>[:port]`, the port only when not the scheme default. */
-function hostHeader(info: BridgeInfo): string {
+/** Host header (or :authority) value: `<sni or host>[:port]`, the port only when not the scheme default. */
+export function hostHeader(info: BridgeInfo): string {
   const name = info.sni ?? info.host;
   const h = net.isIPv6(name) ? `[${name}]` : name;
   const defaultPort = info.plain ? 80 : 443;
   return info.port === defaultPort ? h : `${h}:${info.port}`;
 }
 
+/** Authorization and, for a resumable session, Postern-Session and Postern-Resume (§3, §9.2): the same for every transport. */
+export function credentialHeaders(info: BridgeInfo, nowMs: number, opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>): Record<string, string> {
+  const token = makeToken(info.secret, info.path, nowMs, undefined, opts.sessionId);
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (opts.sessionId !== undefined) {
+    headers[SESSION_HEADER] = opts.sessionId;
+    if (opts.resumeSecret !== undefined) headers[RESUME_HEADER] = toBase64Url(resumeProof(opts.resumeSecret, tokenHead(token) as Buffer));
+  }
+  return headers;
+}
+
 /**
- * Connects to a bridge and returns the open session transport. Rejects with a PosternError:
- * E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW
- * (refused, and the bridge's Date is outside the token window: protocol.md §3), E_BAD_URI.
+ * The error for a verified bridge that answered the credentials with `status` instead of a
+ * session. The bridge never says why (protocol.md §3): a wrong clock is told apart here, from the
+ * bridge's Date header, which every answer carries.
  */
-export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
-  const { limits, logger } = opts;
-  const now = opts.now ?? Date.now;
-  const log = logger.child({ component: 'dialer' });
+export function refusalError(status: number | undefined, date: string | undefined, nowMs: number, limits: Limits): PosternError {
+  const skewMs = clockSkewMs(date, nowMs);
+  if (skewMs !== null && Math.abs(skewMs) > limits.AUTH_WINDOW_MS) {
+    const s = Math.round(Math.abs(skewMs) / 1000);
+    return new PosternError(
+      'E_CLOCK_SKEW',
+      `clock skew: bridge time differs by ${s} s (this computer is ${skewMs > 0 ? 'behind' : 'ahead'}; the limit is ${Math.round(limits.AUTH_WINDOW_MS / 1000)} s): set this computer's clock right`,
+    );
+  }
+  return new PosternError('E_AUTH_REJECTED', `bridge answered ${status ?? '?'}: wrong secret or path, or not a Postern bridge`);
+}
+
+/**
+ * Opens a verified stream to the bridge: TCP (to `info.connect` when the link names a relay), then
+ * TLS checked by pin or by CA + name (none with plain=1, loopback only). Rejects with a
+ * PosternError: E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_BAD_URI. On
+ * success the timer and the abort signal are the caller's to watch again.
+ */
+export function dialSecure(info: BridgeInfo, opts: DialOptions): Promise<SecureStream> {
+  const { limits } = opts;
+  const log = opts.logger.child({ component: 'dialer' });
 
   if (info.plain && (!isLoopbackHost(info.host) || (info.connect !== undefined && !isLoopbackHost(info.connect.host)))) {
     return Promise.reject(new PosternError('E_BAD_URI', 'plain=1 is only allowed for a loopback host (and relay)'));
@@ -134,13 +169,11 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
     return Promise.reject(new PosternError('E_DIAL', 'aborted', { cause: opts.signal.reason }));
   }
 
-  return new Promise<FrameTransport>((resolve, reject) => {
-    const started = Date.now();
-    let stage: Stage = 'tcp';
+  return new Promise<SecureStream>((resolve, reject) => {
+    const startedAt = Date.now();
+    let stage: DialStage = 'tcp';
     let settled = false;
-    let raw: net.Socket | undefined;
     let secure: tls.TLSSocket | undefined;
-    let ws: WebSocket | undefined;
 
     const cleanup = (): void => {
       clearTimeout(timer);
@@ -151,44 +184,39 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
       settled = true;
       cleanup();
       log.debug({ stage, code: err.code }, 'dial failed');
-      if (ws !== undefined) ws.terminate();
       secure?.destroy();
-      raw?.destroy();
+      raw.destroy();
       reject(err);
     };
+    const done = (socket: net.Socket, alpn: string | null): void => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve({ socket, raw, alpn, startedAt });
+    };
     const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted', { cause: opts.signal?.reason }));
-    const timer = setTimeout(() => {
-      fail(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (${STAGE_TEXT[stage]})`));
-    }, limits.DIAL_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(dialTimeout(limits, STAGE_TEXT[stage])), limits.DIAL_TIMEOUT_MS);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     // ── TCP: to the relay when the link names one (§1 connect), else to the bridge ──
     const dest = info.connect ?? info;
-    raw = net.connect({ host: dest.host, port: dest.port, noDelay: true });
+    const raw = net.connect({ host: dest.host, port: dest.port, noDelay: true });
     raw.on('error', (err) => {
       if (stage === 'tcp') fail(new PosternError('E_DIAL', errnoOf(err), { cause: err }));
       else if (stage === 'tls') fail(new PosternError('E_TLS', `connection failed during the handshake (${errnoOf(err)})`, { cause: err }));
-      // Later errors reach the TLS socket / ws, which report them.
+      // Later errors reach the TLS socket / the transport, which report them.
     });
     raw.once('connect', () => {
-      if (settled || raw === undefined) return;
-      if (info.plain) upgrade(raw);
-      else startTls(raw);
+      if (settled) return;
+      if (info.plain) done(raw, null);
+      else startTls();
     });
 
     // ── TLS ──
-    const startTls = (sock: net.Socket): void => {
+    const startTls = (): void => {
       stage = 'tls';
-      const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
-      const options: tls.ConnectionOptions = {
-        socket: sock,
-        host: info.host, // identity checked against servername, else this (IP SANs)
-        ALPNProtocols: ['http/1.1'],
-        minVersion: 'TLSv1.2',
-        rejectUnauthorized: info.pin === undefined,
-      };
-      if (servername !== undefined) options.servername = servername;
-      if (opts.ca !== undefined) options.ca = opts.ca;
+      const options = clientTlsOptions(info, opts.ca);
+      options.socket = raw;
       const sessionKey = tlsSessionKey(info, opts.ca);
       const offered = tlsSessions.get(sessionKey);
       if (offered !== undefined) options.session = offered;
@@ -233,81 +261,9 @@ export function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTr
         }
         verified = true;
         if (ticket !== undefined) tlsSessions.set(sessionKey, ticket);
-        log.debug({ protocol: s.getProtocol(), alpn: s.alpnProtocol, resumed: s.isSessionReused() }, 'bridge TLS verified');
-        upgrade(s);
-      });
-    };
-
-    // ── WebSocket upgrade over the socket we already hold ──
-    const upgrade = (sock: net.Socket): void => {
-      stage = 'upgrade';
-      const remaining = Math.max(1, limits.DIAL_TIMEOUT_MS - (Date.now() - started));
-      const h = net.isIPv6(info.host) ? `[${info.host}]` : info.host;
-      const url = `${info.plain ? 'ws' : 'wss'}://${h}:${info.port}${info.path}`;
-      let socket: WebSocket;
-      try {
-        socket = new WebSocket(url, {
-          createConnection: () => sock,
-          perMessageDeflate: false,
-          maxPayload: limits.WS_MAX_MESSAGE_BYTES,
-          skipUTF8Validation: true,
-          handshakeTimeout: remaining,
-          followRedirects: false,
-          headers: upgradeHeaders(info, now(), opts),
-        });
-      } catch (err) {
-        fail(new PosternError('E_BAD_URI', (err as Error).message, { cause: err }));
-        return;
-      }
-      ws = socket;
-      socket.on('unexpected-response', (_req, res) => {
-        // The bridge never says why (protocol.md §3): the client tells a wrong clock apart itself,
-        // from the verified bridge's Date header, which every answer carries.
-        const skewMs = clockSkewMs(res.headers.date, now());
-        if (skewMs !== null && Math.abs(skewMs) > limits.AUTH_WINDOW_MS) {
-          const s = Math.round(Math.abs(skewMs) / 1000);
-          fail(
-            new PosternError(
-              'E_CLOCK_SKEW',
-              `clock skew: bridge time differs by ${s} s (this computer is ${skewMs > 0 ? 'behind' : 'ahead'}; the limit is ${Math.round(limits.AUTH_WINDOW_MS / 1000)} s): set this computer's clock right`,
-            ),
-          );
-          return;
-        }
-        fail(
-          new PosternError(
-            'E_AUTH_REJECTED',
-            `bridge answered ${res.statusCode ?? '?'}: wrong secret or path, or not a Postern bridge`,
-          ),
-        );
-      });
-      const onError = (err: Error): void => {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (err.message === 'Opening handshake has timed out') {
-          fail(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (${STAGE_TEXT.upgrade})`));
-        } else if (code !== undefined && !code.startsWith('WS_')) {
-          fail(new PosternError('E_DIAL', `connection lost before the upgrade answer (${code})`, { cause: err }));
-        } else {
-          fail(new PosternError('E_AUTH_REJECTED', `invalid WebSocket handshake: ${err.message}`, { cause: err }));
-        }
-      };
-      const onEarlyClose = (): void => fail(new PosternError('E_DIAL', 'connection closed before the upgrade answer'));
-      let features: ReadonlySet<string> = new Set();
-      socket.once('upgrade', (res) => (features = parseFeatures(res.headers[FEATURES_HEADER.toLowerCase()])));
-      socket.on('error', onError);
-      socket.once('close', onEarlyClose);
-      socket.once('open', () => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        socket.removeListener('close', onEarlyClose);
-        socket.removeListener('error', onError);
-        // A client always reads (no send-queue bound): only the bridge stops reading a peer that
-        // does not read its answers, so two honest peers can never both wait for each other (§5.3).
-        const transport = new WsFrameTransport(socket, sock, Number.POSITIVE_INFINITY, raw);
-        transport.peerFeatures = features;
-        log.debug({ ms: Date.now() - started }, 'bridge session open');
-        resolve(transport);
+        const alpn = typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null;
+        log.debug({ protocol: s.getProtocol(), alpn, resumed: s.isSessionReused() }, 'bridge TLS verified');
+        done(s, alpn);
       });
     };
   });

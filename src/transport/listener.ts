@@ -1,47 +1,33 @@
 /**
- * The bridge side of docs/protocol.md §2: an HTTPS (or, behind a TLS-terminating proxy, HTTP)
- * web front that upgrades exactly one path for holders of a valid token and hands every other
- * request — and every request it cannot parse — to the decoy website, so that a prober sees the
- * decoy and nothing else. The same front without the upgrade (createDecoyListener) serves the
- * decoy alone, byte for byte as the bridge does.
- *
- * Timeouts follow nginx: the TLS handshake and the first request head together get
- * HANDSHAKE_TIMEOUT_MS from accept (client_header_timeout); an idle kept-alive connection
- * HTTP_KEEPALIVE_TIMEOUT_MS (keepalive_timeout); after a `Connection: close` answer the peer gets
- * HTTP_CLOSE_LINGER_MS to close its side (lingering_timeout). A timeout closes without an answer.
+ * The bridge's listener: the front (front.ts) with an acceptor of every transport this build has
+ * (registry.ts), all sharing one port, one certificate and one decoy. createDecoyListener is the
+ * same front with no acceptor (`postern decoy`), so it answers byte for byte as the bridge does.
  */
-import type http from 'node:http';
-import net from 'node:net';
-import tls from 'node:tls';
-import { PassThrough, type Duplex, type Readable } from 'node:stream';
-import { WebSocketServer } from 'ws';
 import { PosternError } from '../core/errors.js';
-import { listenTcp } from '../core/listen.js';
-import { sendQueueBound, type Limits } from '../core/limits.js';
-import { createBuiltinDecoy } from '../decoy/builtin.js';
-import { errorPage, padForBrowser, serializeHead, type Decoy, type DecoyResponse } from '../decoy/decoy.js';
-import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, userAgentClass, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
+import type { Limits } from '../core/limits.js';
+import type { Decoy } from '../decoy/decoy.js';
 import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { BRIDGE_FEATURES, FEATURES_HEADER, RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
+import { BRIDGE_FEATURES, type TokenVerifier } from './auth.js';
+import { createFront, type BridgeListener } from './front.js';
+import type { AcceptorContext } from './gate.js';
+import { createAcceptors } from './registry.js';
 import { bridgePathProblem } from './uri.js';
-import { WsFrameTransport } from './ws-transport.js';
 
-/** §9.2: the close code for an upgrade naming a session the bridge cannot resume (mux/resume.ts SESSION_LOST_CLOSE). */
-const SESSION_LOST_CODE = 4001;
+export { notFoundResponse, type BridgeListener } from './front.js';
 
 export interface BridgeListenerOptions {
   host: string;
   port: number;
   /** PEM key and certificate; null serves plain HTTP (loopback behind a TLS-terminating proxy). */
   tls: { keyPem: string; certPem: string } | null;
-  /** The secret WebSocket path. */
+  /** The secret path. */
   path: string;
   verifier: TokenVerifier;
   limits: Limits;
   logger: Logger;
-  /** A client passed every check; the transport is open. Throwing here terminates it. */
   /**
+   * A client passed every check; its connection is open. Throwing here terminates it.
    * `sessionId`: the Postern-Session header (protocol.md §9.2) when the client asked for a
    * resumable session, bound into its token; null for a plain version-1 session.
    */
@@ -49,20 +35,20 @@ export interface BridgeListenerOptions {
   /** Called when a connection is dropped for not finishing its TLS handshake or request head in time (metrics). */
   onHandshakeTimeout?: () => void;
   /**
-   * Before the 101 of an authenticated upgrade carrying Postern-Session (§9.2): 'refuse' → the
-   * decoy answers; 'lost' → 101, then close 4001; 'ok' (default) → onSession. `proof` is the
-   * Postern-Resume header, `head` the token's bytes 0..33.
+   * Before accepting an authenticated request carrying Postern-Session (§9.2): 'refuse' → the
+   * decoy answers; 'lost' → accepted, then closed with 4001; 'ok' (default) → onSession. `proof`
+   * is the Postern-Resume header, `head` the token's bytes 0..33.
    */
-  admitSession?: (user: string, sessionId: string, proof: string | undefined, head: Buffer) => 'ok' | 'lost' | 'refuse';
-  /** Each refused upgrade to the secret path (or with a credential), by reason (a per-minute log summary). */
+  admitSession?: AcceptorContext['admitSession'];
+  /** Each refused session request to the secret path (or with a credential), by reason (a per-minute log summary). */
   onRefused?: (reason: string) => void;
-  /** What everyone else gets (default: the built-in site). */
-  decoy?: Decoy;
-  /** Features announced in the 101 (protocol.md §2.3; default BRIDGE_FEATURES; tests pass [] to play an older bridge). */
+  /** What everyone else gets (decoy/index.ts createDecoy). */
+  decoy: Decoy;
+  /** Features announced to authenticated clients (protocol.md §2.3; default BRIDGE_FEATURES; tests pass [] to play an older bridge). */
   features?: readonly string[];
 }
 
-/** The decoy served alone (`postern decoy`): the bridge's web front without the upgrade. */
+/** The decoy served alone (`postern decoy`): the bridge's web front without acceptors. */
 export interface DecoyListenerOptions {
   host: string;
   port: number;
@@ -72,488 +58,43 @@ export interface DecoyListenerOptions {
   logger: Logger;
 }
 
-export interface BridgeListener {
-  listen(): Promise<{ host: string; port: number }>;
-  /** Stops listening and drops every connection, sessions included (drain sessions first). */
-  close(): Promise<void>;
-  /** Replaces key and certificate for new connections (renewal). */
-  setTls(keyPem: string, certPem: string): void;
-}
-
-/** The 404 the built-in decoy gives a refused upgrade (`Connection: close`), as raw bytes. */
-export function notFoundResponse(date: Date, headOnly: boolean): Buffer {
-  const r = errorPage(404, { keepAlive: false, head: headOnly, now: date.getTime() });
-  return r.body instanceof Buffer ? Buffer.concat([serializeHead(r), r.body]) : serializeHead(r);
-}
-
-const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
-
-/** Why `req` is not a well-formed RFC 6455 §4.1 upgrade as a Postern client sends it, or null. */
-function upgradeProblem(req: { httpVersion: string; method: string; headers: Readonly<Record<string, string | undefined>> }): string | null {
-  if (req.httpVersion !== '1.1') return 'http_version';
-  if (req.method !== 'GET') return 'method';
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'upgrade_header';
-  const key = req.headers['sec-websocket-key'];
-  if (key === undefined || !WS_KEY_RE.test(key)) return 'ws_key';
-  if (req.headers['sec-websocket-version'] !== '13') return 'ws_version';
-  if (req.headers['sec-websocket-protocol'] !== undefined) return 'ws_protocol';
-  return null;
-}
-
-/** The token from `Authorization: Bearer <token>`; '' for another scheme, undefined when absent. */
-function bearerToken(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const m = /^Bearer +([^\s]+) *$/i.exec(header);
-  return m?.[1] ?? '';
-}
-
 export function createBridgeListener(opts: BridgeListenerOptions): BridgeListener {
   const pathProblem = bridgePathProblem(opts.path);
   if (pathProblem !== null) throw new PosternError('E_CONFIG', pathProblem);
-  const decoy = opts.decoy ?? createBuiltinDecoy({ siteTimeMs: Date.now() });
-  return createFront(
-    { ...opts, decoy },
-    {
-      path: opts.path,
-      verifier: opts.verifier,
-      onSession: opts.onSession,
-      onHandshakeTimeout: opts.onHandshakeTimeout,
-      admitSession: opts.admitSession,
-      onRefused: opts.onRefused,
-      features: opts.features ?? BRIDGE_FEATURES,
+  let closing = false;
+  const logger = opts.logger.child({ component: 'listener' });
+  const ctx: AcceptorContext = {
+    path: opts.path,
+    verifier: opts.verifier,
+    limits: opts.limits,
+    logger,
+    features: opts.features ?? BRIDGE_FEATURES,
+    decoy: opts.decoy,
+    closing: () => closing,
+    onSession: opts.onSession,
+    ...(opts.admitSession !== undefined ? { admitSession: opts.admitSession } : {}),
+    ...(opts.onRefused !== undefined ? { onRefused: opts.onRefused } : {}),
+  };
+  const front = createFront({
+    host: opts.host,
+    port: opts.port,
+    tls: opts.tls,
+    decoy: opts.decoy,
+    acceptors: createAcceptors(ctx),
+    limits: opts.limits,
+    logger: opts.logger,
+    ...(opts.onHandshakeTimeout !== undefined ? { onHandshakeTimeout: opts.onHandshakeTimeout } : {}),
+  });
+  return {
+    listen: () => front.listen(),
+    close: () => {
+      closing = true;
+      return front.close();
     },
-  );
+    setTls: (keyPem, certPem) => front.setTls(keyPem, certPem),
+  };
 }
 
 export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
-  return createFront(opts, null);
-}
-
-interface Upgrade {
-  path: string;
-  verifier: TokenVerifier;
-  onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
-  onHandshakeTimeout?: (() => void) | undefined;
-  admitSession?: BridgeListenerOptions['admitSession'];
-  onRefused?: ((reason: string) => void) | undefined;
-  /** Announced in every 101 (protocol.md §2.3). */
-  features: readonly string[];
-}
-
-/** Per-connection state, keyed by the TCP socket. */
-interface Conn {
-  readonly raw: net.Socket;
-  /** The socket HTTP runs on: the TLS socket once the handshake is done, else raw. */
-  top: Duplex;
-  timer: NodeJS.Timeout | undefined;
-  /** Aborted when the connection closes (made on first use). */
-  gone: AbortController | undefined;
-}
-
-/** nginx's keepalive_requests: after this many requests a connection is closed. */
-const KEEPALIVE_REQUESTS_MAX_COUNT = 1_000;
-/** nginx's keepalive_time: a connection older than this is closed after its current request. */
-const KEEPALIVE_CONNECTION_MAX_MS = 60 * 60_000;
-
-/** The first byte of a TLS record (handshake) or of an SSLv2-style hello, as nginx tells TLS from plain HTTP. */
-const looksLikeTls = (b: number): boolean => b === 0x16 || (b & 0x80) !== 0;
-
-function createFront(opts: DecoyListenerOptions, upgrade: Upgrade | null): BridgeListener {
-  const { limits, decoy } = opts;
-  const log = opts.logger.child({ component: upgrade === null ? 'decoy' : 'listener' });
-
-  // nginx 1.22 as Debian configures it: TLS 1.0–1.3 enabled (OpenSSL then refuses 1.0/1.1 with an
-  // internal_error alert, as nginx does), ssl_ciphers HIGH:!aNULL:!MD5, server cipher preference.
-  const tlsBase: tls.SecureContextOptions = {
-    minVersion: 'TLSv1',
-    ciphers: 'HIGH:!aNULL:!MD5',
-    honorCipherOrder: true,
-  };
-  let secureContext: tls.SecureContext | null = opts.tls === null ? null : tls.createSecureContext({ ...tlsBase, key: opts.tls.keyPem, cert: opts.tls.certPem });
-  const server = net.createServer({ noDelay: true });
-
-  const wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: limits.WS_MAX_MESSAGE_BYTES,
-    skipUTF8Validation: true,
-    clientTracking: true,
-    handleProtocols: () => false,
-  });
-
-  const conns = new Map<net.Socket, Conn>();
-  let closing = false;
-
-  // Every 101 says what this bridge accepts beyond version 1 (§2.3); only clients that passed
-  // authentication ever see a 101, so it tells a prober nothing.
-  const features = upgrade?.features ?? [];
-  if (features.length > 0) wss.on('headers', (headers: string[]) => void headers.push(`${FEATURES_HEADER}: ${features.join(', ')}`));
-
-  // Should ws itself find fault with an upgrade we let through (upgradeProblem checks more than it
-  // does, so this is a backstop), the decoy answers it and the connection closes.
-  wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
-    log.debug({ reason: 'ws_rejected' }, 'upgrade refused');
-    upgrade?.onRefused?.('ws_rejected');
-    void decoy
-      .handle({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, headers: req.headers, body: null }, false)
-      .then((r) => {
-        if (socket.destroyed) return;
-        socket.write(serializeHead(r));
-        if (r.body === null || Buffer.isBuffer(r.body)) socket.end(r.body ?? undefined);
-        else r.body.pipe(socket);
-      }, () => socket.destroy());
-  });
-
-  const kill = (c: Conn): void => {
-    c.top.destroy();
-    c.raw.destroy();
-  };
-  const arm = (c: Conn, ms: number, onFire?: () => void): void => {
-    clearTimeout(c.timer);
-    c.timer = setTimeout(() => {
-      onFire?.();
-      kill(c);
-    }, ms);
-  };
-  const disarm = (c: Conn): void => clearTimeout(c.timer);
-  const goneSignal = (c: Conn): AbortSignal => {
-    if (c.raw.destroyed) return AbortSignal.abort();
-    c.gone ??= new AbortController();
-    return c.gone.signal;
-  };
-
-  server.on('connection', (raw: net.Socket) => {
-    if (closing) {
-      raw.destroy();
-      return;
-    }
-    const c: Conn = { raw, top: raw, timer: undefined, gone: undefined };
-    conns.set(raw, c);
-    raw.on('error', () => raw.destroy());
-    raw.once('close', () => {
-      clearTimeout(c.timer);
-      conns.delete(raw);
-      c.gone?.abort();
-    });
-    // The TLS handshake (or, without TLS, the first request head) must be done in time.
-    arm(c, limits.HANDSHAKE_TIMEOUT_MS, upgrade?.onHandshakeTimeout);
-    if (secureContext === null) {
-      serveHttp(c, false);
-      return;
-    }
-    const ctx = secureContext;
-    raw.once('data', (first: Buffer) => {
-      raw.pause();
-      raw.unshift(first);
-      if (!looksLikeTls(first[0]!)) {
-        serveHttp(c, true); // nginx reads the request and answers its "plain HTTP to HTTPS port" page
-        raw.resume();
-        return;
-      }
-      const s = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ALPNProtocols: ['http/1.1'] });
-      s.on('error', () => {
-        s.destroy();
-        raw.destroy();
-      });
-      s.once('close', () => raw.destroy());
-      s.once('secure', () => {
-        c.top = s; // the timer armed at accept still runs: nginx's covers the handshake and the first head together
-        serveHttp(c, false);
-      });
-    });
-  });
-
-  /** The head and body of a response as bytes nginx would send (HTTP/0.9: the body alone). */
-  const writeHead = (sock: Duplex, r: DecoyResponse, http09: boolean): void => {
-    if (!http09) sock.write(serializeHead(r));
-  };
-
-  /**
-   * HTTP/1.x on one connection, request after request, each head parsed as nginx parses it
-   * (decoy/http-head.ts). One request at a time: the next head is parsed once the answer is sent.
-   */
-  const serveHttp = (c: Conn, plainOnTls: boolean): void => {
-    const sock = c.top;
-    const startedAt = Date.now();
-    // Bytes of the request being read (and any pipelined after it). Appending copies into a store
-    // that grows by doubling, so a head trickled in tiny pieces costs linear copying, not quadratic.
-    let buf: Buffer = Buffer.alloc(0);
-    let store: Buffer = buf;
-    /** Whether `buf` is the start of `store` (else it is someone else's bytes and is copied first). */
-    let owned = false;
-    const append = (d: Buffer): void => {
-      if (buf.length === 0) {
-        buf = d;
-        owned = false;
-        return;
-      }
-      const need = buf.length + d.length;
-      if (!owned || need > store.length) {
-        const next = Buffer.allocUnsafe(Math.max(need, 2 * buf.length));
-        buf.copy(next, 0);
-        store = next;
-        owned = true;
-      }
-      d.copy(store, buf.length);
-      buf = store.subarray(0, need);
-    };
-    let parser = new HeadParser();
-    let busy = false;
-    let requests = 0;
-    let body: { reader: BodyReader; sink: PassThrough } | null = null;
-    let handedOver = false;
-
-    const onData = (d: Buffer): void => {
-      if (body !== null) {
-        feedBody(d);
-        return;
-      }
-      if (buf.length === 0 && requests > 0 && !busy) arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next head: client_header_timeout
-      append(d);
-      if (busy) {
-        if (buf.length > NGINX_MAX_HEAD_BYTES) sock.pause(); // pipelined bytes wait, bounded
-        return;
-      }
-      step();
-    };
-
-    const feedBody = (d: Buffer): void => {
-      const b = body!;
-      const r = b.reader.push(d);
-      if ('error' in r) {
-        b.sink.destroy(new Error('bad chunked body'));
-        body = null;
-        if (!busy) finishWith(errorPage(400, { keepAlive: false, head: false }), false, false);
-        else kill(c);
-        return;
-      }
-      let ok = true;
-      for (const chunk of r.data) ok = b.sink.write(chunk) && ok;
-      if (r.done) {
-        b.sink.end();
-        body = null;
-        if (r.rest.length > 0) append(r.rest);
-        if (busy) sock.pause();
-        else if (buf.length > 0) {
-          arm(c, limits.HANDSHAKE_TIMEOUT_MS); // the next request, already here
-          step();
-        }
-      } else if (!ok) {
-        sock.pause();
-        b.sink.once('drain', () => sock.resume());
-      }
-    };
-
-    /** Writes an answer, then keeps the connection for the next request or closes it. */
-    const finishWith = (r: DecoyResponse, keepAlive: boolean, http09: boolean): void => {
-      busy = true;
-      if (sock.destroyed || sock.writableEnded) {
-        if (r.body !== null && !Buffer.isBuffer(r.body)) r.body.destroy();
-        return;
-      }
-      writeHead(sock, r, http09);
-      const done = (): void => {
-        if (sock.destroyed) return;
-        if (!keepAlive) {
-          sock.end();
-          arm(c, limits.HTTP_CLOSE_LINGER_MS);
-          sock.resume(); // read and drop what the peer still sends (lingering close)
-          sock.off('data', onData);
-          sock.on('data', () => undefined);
-          return;
-        }
-        busy = false;
-        parser = new HeadParser();
-        arm(c, limits.HTTP_KEEPALIVE_TIMEOUT_MS);
-        if (body !== null) {
-          body.sink.resume(); // discard what the decoy did not read
-          sock.resume();
-          return;
-        }
-        sock.resume();
-        if (buf.length > 0) {
-          arm(c, limits.HANDSHAKE_TIMEOUT_MS);
-          step();
-        }
-      };
-      if (r.body === null) done();
-      else if (Buffer.isBuffer(r.body)) {
-        if (sock.write(r.body)) done();
-        else sock.once('drain', done);
-      } else {
-        const stream: Readable = r.body;
-        arm(c, limits.HTTP_KEEPALIVE_TIMEOUT_MS + limits.DECOY_PROXY_TIMEOUT_MS); // bound on the answer itself
-        stream.on('error', () => sock.destroy());
-        sock.once('close', () => stream.destroy());
-        stream.once('end', done);
-        stream.pipe(sock, { end: false });
-      }
-    };
-
-    /** nginx's answer to a request it refuses while reading it; closes. `ua` as far as the head was read. */
-    const refuse = (status: number, detail: string | undefined, http09: boolean, method: string | null, ua?: string): void => {
-      sock.pause();
-      const page = errorPage(status, { keepAlive: false, head: method === 'HEAD', ...(detail !== undefined ? { detail } : {}) });
-      finishWith(http09 ? page : padForBrowser(page, userAgentClass(ua)), false, http09);
-    };
-
-    const step = (): void => {
-      if (busy || body !== null || handedOver) return;
-      const r = parser.parse(buf);
-      if (r.kind === 'more') return;
-      disarm(c);
-      if (r.kind === 'error') {
-        refuse(r.status, r.detail, r.http09, r.method, r.userAgent);
-        return;
-      }
-      requests++;
-      const head = r.head;
-      const rest = buf.subarray(r.used);
-      buf = Buffer.alloc(0);
-      owned = false;
-      const problem = headProblem(head);
-      const ua = head.headers['user-agent'];
-      if (problem !== null) return refuse(problem.status, problem.detail, false, head.method, ua);
-      if (plainOnTls) return refuse(400, 'The plain HTTP request was sent to HTTPS port', false, head.method, ua);
-      if (upgrade !== null && head.headers.upgrade !== undefined && tryUpgrade(head, rest)) {
-        handedOver = true;
-        sock.off('data', onData);
-        return;
-      }
-      const http09 = head.httpVersion === '0.9';
-      const browser = userAgentClass(ua);
-      const keepAlive =
-        !closing &&
-        !http09 &&
-        requests < KEEPALIVE_REQUESTS_MAX_COUNT &&
-        Date.now() - startedAt <= KEEPALIVE_CONNECTION_MAX_MS &&
-        !(browser.msie6 && head.method === 'POST') && // keepalive_disable msie6
-        wantsKeepAlive(head);
-      const cl = head.headers['content-length'];
-      const length = cl === undefined ? 0 : Number(cl);
-      if (length > limits.DECOY_MAX_BODY_BYTES) return refuse(413, undefined, false, head.method, ua);
-      const chunked = head.headers['transfer-encoding'] !== undefined;
-      let bodyStream: PassThrough | null = null;
-      busy = true;
-      if (chunked || length > 0) {
-        bodyStream = new PassThrough();
-        body = { reader: new BodyReader(chunked ? 'chunked' : { length }), sink: bodyStream };
-        if (rest.length > 0) feedBody(rest);
-      } else {
-        buf = rest;
-        owned = false;
-        sock.pause();
-      }
-      decoy
-        .handle(
-          {
-            method: head.method,
-            url: head.url,
-            httpVersion: head.httpVersion,
-            headers: head.headers,
-            rawHeaders: head.rawHeaders,
-            targetHost: head.targetHost,
-            local: { address: c.raw.localAddress ?? '127.0.0.1', port: c.raw.localPort ?? 0, tls: secureContext !== null },
-            body: bodyStream,
-            signal: goneSignal(c),
-          },
-          keepAlive,
-        )
-        .catch((): DecoyResponse => errorPage(500, { keepAlive: false, head: head.method === 'HEAD' }))
-        .then(
-          (res) =>
-            finishWith(
-              http09 ? res : padForBrowser(res, browser),
-              keepAlive && !/^close$/i.test(res.headers.find(([k]) => k === 'Connection')?.[1] ?? ''),
-              http09,
-            ),
-          () => kill(c),
-        );
-    };
-
-    /** A valid upgrade to the secret path with a valid token becomes a session; true when it did. */
-    const tryUpgrade = (head: ParsedHead, rest: Buffer): boolean => {
-      const u = upgrade!;
-      const refuseUpgrade = (reason: string): false => {
-        log.debug({ reason }, 'upgrade refused');
-        u.onRefused?.(reason);
-        return false;
-      };
-      if (closing) return refuseUpgrade('closing');
-      if (head.url !== u.path) return refuseUpgrade('path');
-      const problem = upgradeProblem(head);
-      if (problem !== null) return refuseUpgrade(problem);
-      // A resumable session names itself (§9.2); its id is bound into the token's MAC.
-      const sessionHeader = head.headers[SESSION_HEADER.toLowerCase()];
-      if (sessionHeader !== undefined && !SESSION_ID_RE.test(sessionHeader)) return refuseUpgrade('session_id');
-      const resumeHeader = head.headers[RESUME_HEADER.toLowerCase()];
-      if (resumeHeader !== undefined && (sessionHeader === undefined || !RESUME_PROOF_RE.test(resumeHeader))) return refuseUpgrade('resume_proof');
-      const auth = u.verifier.verify(bearerToken(head.headers.authorization), u.path, sessionHeader);
-      if (!auth.ok) return refuseUpgrade(auth.reason);
-      const admission = sessionHeader === undefined ? 'ok' : (u.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
-      if (admission === 'refuse') return refuseUpgrade('resume_proof');
-
-      // From here the session's own keepalive bounds the connection (no timer is armed).
-      disarm(c);
-      const req = { method: head.method, url: head.url, httpVersion: head.httpVersion, headers: head.headers, socket: sock } as unknown as http.IncomingMessage;
-      sock.resume();
-      if (admission === 'lost') {
-        wss.handleUpgrade(req, sock, rest, (ws) => ws.close(SESSION_LOST_CODE, 'session unknown'));
-        return true;
-      }
-      wss.handleUpgrade(req, sock, rest, (ws) => {
-        const transport = new WsFrameTransport(ws, sock, sendQueueBound(limits));
-        log.debug({ user: auth.user }, 'session accepted');
-        try {
-          u.onSession(transport, auth.user, sessionHeader ?? null);
-        } catch (err) {
-          log.error({ err }, 'onSession threw; dropping the session');
-          transport.terminate();
-        }
-      });
-      return true;
-    };
-
-    sock.on('data', onData);
-    sock.resume();
-  };
-
-  const dropAll = (): void => {
-    for (const ws of wss.clients) ws.terminate();
-    for (const c of conns.values()) kill(c);
-    wss.close();
-    decoy.close();
-  };
-
-  return {
-    listen() {
-      return listenTcp(server, opts.host, opts.port).then(
-        (addr) => {
-          server.on('error', (err) => log.error({ err }, 'listener error'));
-          return addr;
-        },
-        (err: NodeJS.ErrnoException) => {
-          throw new PosternError('E_CONFIG', `cannot listen on ${opts.host}:${opts.port} (${err.code ?? err.message})`, { cause: err });
-        },
-      );
-    },
-
-    close() {
-      closing = true;
-      return new Promise<void>((resolve) => {
-        if (!server.listening) {
-          dropAll();
-          resolve();
-          return;
-        }
-        server.close(() => resolve());
-        dropAll();
-      });
-    },
-
-    setTls(keyPem: string, certPem: string) {
-      if (opts.tls === null) throw new PosternError('E_CONFIG', 'this listener serves plain HTTP; it has no certificate');
-      secureContext = tls.createSecureContext({ ...tlsBase, key: keyPem, cert: certPem });
-    },
-  };
+  return createFront({ ...opts, acceptors: [], component: 'decoy' });
 }

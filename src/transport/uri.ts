@@ -1,12 +1,23 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&connect=<host>:<port>&plain=1&budget=<bytes>#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
 import { PosternError } from '../core/errors.js';
 import { formatHostPort, isLoopbackHost, type HostPort } from '../core/address.js';
 import { fromBase64Url, toBase64Url, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from './auth.js';
+
+/** The transports a share URI may name (§1 `transport`); src/transport/registry.ts says which this build has. */
+export const TRANSPORT_NAMES = ['ws', 'h2'] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+/** The transport of a link without `transport=`. */
+export const DEFAULT_TRANSPORT: TransportName = 'ws';
+
+/** The transport `info` names (DEFAULT_TRANSPORT when it names none). */
+export function transportOf(info: Pick<BridgeInfo, 'transport'>): TransportName {
+  return info.transport ?? DEFAULT_TRANSPORT;
+}
 
 export interface BridgeInfo {
   /** The user's secret (16–64 bytes). */
@@ -31,6 +42,8 @@ export interface BridgeInfo {
   label?: string;
   /** Bytes the bridge may send on one connection before the client moves to the next (§9.8), for a walled path. */
   budget?: number;
+  /** How the session is carried (§1 `transport`); absent: DEFAULT_TRANSPORT, which the parser never sets. */
+  transport?: TransportName;
 }
 
 /** Smallest `budget` a share URI may carry (§1). */
@@ -40,7 +53,7 @@ export const SHARE_URI_SCHEME = 'postern';
 export const DEFAULT_BRIDGE_PORT = 443;
 export const PIN_BYTES = 32;
 
-const KNOWN_PARAMS = new Set(['pin', 'sni', 'connect', 'plain', 'budget']);
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'connect', 'plain', 'budget', 'transport']);
 /** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
 const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
@@ -216,6 +229,10 @@ export function parseShareUri(s: string): BridgeInfo {
           throw bad('connect: not valid percent-encoding');
         }
         info.connect = parseConnectAddress(text, port);
+      } else if (key === 'transport') {
+        const name = TRANSPORT_NAMES.find((n) => n === value);
+        if (name === undefined) throw bad(`transport must be one of ${TRANSPORT_NAMES.join(', ')} (got "${value.slice(0, 16)}")`);
+        if (name !== DEFAULT_TRANSPORT) info.transport = name;
       } else {
         if (value !== '1') throw bad('plain must be "1" when present');
         info.plain = true;
@@ -242,6 +259,7 @@ export function formatShareUri(info: BridgeInfo): string {
   if (info.connect !== undefined) params.push(`connect=${formatHostPort(info.connect)}`);
   if (info.plain) params.push('plain=1');
   if (info.budget !== undefined) params.push(`budget=${info.budget}`);
+  if (transportOf(info) !== DEFAULT_TRANSPORT) params.push(`transport=${transportOf(info)}`);
   const query = params.length > 0 ? `?${params.join('&')}` : '';
   const label = info.label !== undefined && info.label !== '' ? `#${encodeURIComponent(info.label)}` : '';
   return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${formatHostPort(info)}${info.path}${query}${label}`;

@@ -10,17 +10,13 @@ import { decodeMessage } from '../../../src/mux/codec.js';
 import type { Frame } from '../../../src/mux/frame.js';
 import { ResumableLink } from '../../../src/mux/resume.js';
 import { MuxSession } from '../../../src/mux/session.js';
-import type { FrameTransport } from '../../../src/mux/transport.js';
+import { CUT_CODE, type FrameTransport, type TransportClose } from '../../../src/mux/transport.js';
 
 export type Direction = 'c2b' | 'b2c';
 /** Return a Buffer to deliver instead, null to drop, undefined to deliver unchanged. */
 export type Tap = (dir: Direction, message: Buffer) => Buffer | null | undefined | void;
 
-interface CloseInfo {
-  code: number;
-  reason: string;
-  error?: Error;
-}
+type CloseInfo = TransportClose;
 
 export class MemoryTransport implements FrameTransport {
   peer!: MemoryTransport;
@@ -34,6 +30,8 @@ export class MemoryTransport implements FrameTransport {
   terminated = false;
   /** Largest bufferedBytes seen. */
   maxBuffered = 0;
+  /** As a WebSocket with the default limits (ws's maxPayload). */
+  maxMessageBytes = defaultLimits().WS_MAX_MESSAGE_BYTES;
 
   private queue: Array<{ msg: Buffer; raw: boolean }> = [];
   private scheduled = false;
@@ -92,8 +90,8 @@ export class MemoryTransport implements FrameTransport {
     this.queue = [];
     this.bufferedBytes = 0;
     setImmediate(() => {
-      this.fireClose({ code: 1006, reason: '' });
-      this.peer.remoteClose({ code: 1006, reason: '' });
+      this.fireClose({ code: CUT_CODE, reason: '', cut: true });
+      this.peer.remoteClose({ code: CUT_CODE, reason: '', cut: true });
     });
   }
 
@@ -203,6 +201,7 @@ export function sessionPair(over: Partial<Limits> = {}, bridgeOver: Partial<Limi
   };
   ct.tap = record;
   bt.tap = record;
+  ct.maxMessageBytes = bt.maxMessageBytes = limits.WS_MAX_MESSAGE_BYTES;
   const client = new MuxSession(ct, { role: 'client', limits, logger: logger.child({ side: 'client' }) });
   const bridge = new MuxSession(bt, { role: 'bridge', limits: { ...limits, ...bridgeOver }, logger: logger.child({ side: 'bridge' }) });
   guardStreamErrors(client, bridge);

@@ -520,6 +520,15 @@ describe('session end (protocol.md §4, §8)', () => {
     expect(await closed).toMatchObject({ code: 1009, reason: 'message-too-large' });
   });
 
+  it("§4: the bound is the transport's maxMessageBytes, not a WebSocket limit", async () => {
+    const p = pair();
+    p.ct.maxMessageBytes = 4096;
+    const closed = new Promise((r) => p.client.once('close', r));
+    p.ct.inject(encodeFrame({ type: FrameType.PING, data: Buffer.alloc(8) })); // small: accepted
+    p.ct.inject(Buffer.alloc(4097));
+    expect(await closed).toMatchObject({ code: 1009, reason: 'message-too-large' });
+  });
+
   it('§8: close() aborts open streams and pending opens with E_SESSION_CLOSED and reports the code', async () => {
     const p = pair();
     const accepted = echo(p.bridge);

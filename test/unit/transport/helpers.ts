@@ -6,6 +6,7 @@ import { defaultLimits, type Limits } from '../../../src/core/limits.js';
 import { createLogger, silentLogger, type Logger } from '../../../src/log/logger.js';
 import type { FrameTransport } from '../../../src/mux/transport.js';
 import { TokenVerifier, generateSecret } from '../../../src/transport/auth.js';
+import { createBuiltinDecoy } from '../../../src/decoy/builtin.js';
 import { createBridgeListener, type BridgeListener } from '../../../src/transport/listener.js';
 import type { BridgeInfo } from '../../../src/transport/uri.js';
 
@@ -97,6 +98,7 @@ export async function startBridge(o: {
     path,
     verifier,
     limits,
+    decoy: createBuiltinDecoy({ siteTimeMs: Date.now() }),
     logger: o.logger ?? silentLogger(),
     onSession: (transport, user) => {
       track(transport);

@@ -4,10 +4,19 @@
  */
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
-import { PosternError } from '../core/errors.js';
-import { CloseCode, type FrameTransport } from '../mux/transport.js';
+import { PosternError } from '../../core/errors.js';
+import { CloseCode, CUT_CODE, type FrameTransport, type TransportClose } from '../../mux/transport.js';
 
-export type CloseInfo = { code: number; reason: string; error?: Error };
+export type CloseInfo = TransportClose;
+
+export interface WsFrameTransportOptions {
+  /** ws's maxPayload for this WebSocket (limits.WS_MAX_MESSAGE_BYTES): reported as maxMessageBytes. */
+  maxMessageBytes: number;
+  /** Stop reading while more than this waits to be sent (default: no limit; the bridge passes sendQueueBound(limits); a client reads always). */
+  sendQueueMaxBytes?: number;
+  /** The TCP socket under TLS, when the caller holds it (for wireBytesRead). */
+  wire?: { readonly bytesRead: number };
+}
 
 /**
  * Messages held for a transport nobody listens to yet (onMessage not called). Past this the
@@ -86,17 +95,14 @@ export class WsFrameTransport implements FrameTransport {
   };
 
   readonly #wire: { readonly bytesRead: number } | undefined;
+  readonly maxMessageBytes: number;
 
-  /**
-   * @param sendQueueMaxBytes stop reading while more than this waits to be sent (default: no limit;
-   *   the bridge's listener passes sendQueueBound(limits); a client reads always).
-   * @param wire the TCP socket under TLS, when the caller holds it (for wireBytesRead).
-   */
-  constructor(ws: WebSocket, socket: Duplex, sendQueueMaxBytes = Number.POSITIVE_INFINITY, wire?: { readonly bytesRead: number }) {
+  constructor(ws: WebSocket, socket: Duplex, opts: WsFrameTransportOptions) {
     this.#ws = ws;
     this.#socket = socket;
-    this.#wire = wire;
-    this.#sendQueueMaxBytes = sendQueueMaxBytes;
+    this.#wire = opts.wire;
+    this.#sendQueueMaxBytes = opts.sendQueueMaxBytes ?? Number.POSITIVE_INFINITY;
+    this.maxMessageBytes = opts.maxMessageBytes;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.#receive(data, isBinary));
     ws.on('error', (err: Error) => {
@@ -106,7 +112,7 @@ export class WsFrameTransport implements FrameTransport {
     });
     ws.on('close', (code: number, reason: Buffer) => this.#finish(code, reason.toString('utf8')));
     socket.on('drain', this.#afterWrite);
-    if (ws.readyState === WS_CLOSED) queueMicrotask(() => this.#finish(1006, ''));
+    if (ws.readyState === WS_CLOSED) queueMicrotask(() => this.#finish(CUT_CODE, ''));
   }
 
   get bufferedBytes(): number {
@@ -191,14 +197,14 @@ export class WsFrameTransport implements FrameTransport {
       this.#ws.resume();
     } catch {
       // An invalid close code: drop the connection instead.
-      this.#local = { code: 1006, reason: 'terminated' };
+      this.#local = { code: CUT_CODE, reason: 'terminated' };
       this.#ws.terminate();
     }
   }
 
   terminate(): void {
     if (this.#closed !== undefined) return;
-    this.#local ??= { code: 1006, reason: 'terminated' };
+    this.#local ??= { code: CUT_CODE, reason: 'terminated' };
     this.#held.length = 0;
     this.#heldBytes = 0;
     this.#ws.terminate();
@@ -250,7 +256,9 @@ export class WsFrameTransport implements FrameTransport {
     this.#heldBytes = 0;
     const local = this.#local;
     const info: CloseInfo =
-      local !== undefined && local.code !== 1006 ? { code: local.code, reason: local.reason } : { code, reason };
+      local !== undefined && local.code !== CUT_CODE ? { code: local.code, reason: local.reason } : { code, reason };
+    // ws reports 1006 when the connection ended without a closing handshake: a cut.
+    if (info.code === CUT_CODE) info.cut = true;
     if (this.#error !== undefined) info.error = this.#error;
     this.#closed = info;
     this.#reportClose();

@@ -1,0 +1,33 @@
+/**
+ * The transports this build has: the one place that names them (the CLI aside). A new transport
+ * adds its folder (src/transport/<name>/), its name in uri.ts TRANSPORT_NAMES, and one line in
+ * each table here (CONTRIBUTING.md, "Transports").
+ */
+import { PosternError } from '../core/errors.js';
+import type { AcceptorContext } from './gate.js';
+import type { Acceptor, Dialer } from './types.js';
+import { transportOf, type BridgeInfo, type TransportName } from './uri.js';
+import { createWsAcceptor } from './ws/acceptor.js';
+import { wsDialer } from './ws/dialer.js';
+
+const DIALERS: Partial<Record<TransportName, Dialer>> = {
+  ws: wsDialer,
+};
+
+/** The bridge serves every transport listed here, side by side on one port. */
+const ACCEPTORS: Partial<Record<TransportName, (ctx: AcceptorContext) => Acceptor>> = {
+  ws: createWsAcceptor,
+};
+
+/** The dialer for the transport `info` names (ws when it names none); E_BAD_URI when this build has none. */
+export function transportFor(info: Pick<BridgeInfo, 'transport'>): Dialer {
+  const name = transportOf(info);
+  const d = DIALERS[name];
+  if (d === undefined) throw new PosternError('E_BAD_URI', `transport=${name} is not available in this version of postern (use transport=ws)`);
+  return d;
+}
+
+/** An acceptor of every transport this build has, for one bridge listener. */
+export function createAcceptors(ctx: AcceptorContext): Acceptor[] {
+  return Object.values(ACCEPTORS).map((make) => make(ctx));
+}

@@ -1,0 +1,73 @@
+/**
+ * The seam between the mux and the ways a session is carried. A transport is a pair:
+ *   - a Dialer on the client: share-link info in, an authenticated, message-framed connection out;
+ *   - an Acceptor on the bridge: given connections or requests by the front (front.ts), it
+ *     authenticates them (gate.ts) and hands each session's connection to the bridge.
+ * Both ends yield a FrameTransport (mux/transport.ts). src/transport/registry.ts is the one place
+ * that names the transports; each lives in its own folder (src/transport/ws/, …). CONTRIBUTING.md
+ * ("Transports") says what a new one must implement and which tests to copy.
+ */
+import type { Duplex } from 'node:stream';
+import type { FrameTransport } from '../mux/transport.js';
+import type { ParsedHead } from '../decoy/http-head.js';
+import type { DialOptions } from './dialer.js';
+import type { BridgeInfo, TransportName } from './uri.js';
+
+export type { DialOptions } from './dialer.js';
+
+/** The client end of a transport. */
+export interface Dialer {
+  readonly name: TransportName;
+  /**
+   * Opens a session connection to the bridge `info` names (TLS via dialer.ts dialSecure, then the
+   * transport's handshake carrying the §3 credentials). Rejects with a PosternError: E_DIAL (TCP
+   * failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW, E_BAD_URI.
+   * The transport's peerFeatures are what the bridge announced (§2.3), empty when none.
+   */
+  dial(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport>;
+}
+
+/** Where a connection came in (the front's view), for acceptors that need it. */
+export interface AcceptedConnection {
+  /** The TCP socket (the TLS socket runs on it, when there is TLS). */
+  readonly raw: Duplex;
+  /** Whether the connection arrived over TLS. */
+  readonly tls: boolean;
+}
+
+/** An HTTP/1.x request the front parsed (as nginx would) on a connection, offered to the acceptors in turn. */
+export interface FrontRequest {
+  readonly head: ParsedHead;
+  /** Bytes already read past the head (the start of what follows it). */
+  readonly rest: Buffer;
+  /** The socket HTTP runs on (TLS or plain); paused. An acceptor that takes the request owns it from then on. */
+  readonly socket: Duplex;
+  readonly conn: AcceptedConnection;
+}
+
+/** The bridge end of a transport. */
+export interface Acceptor {
+  readonly name: TransportName;
+  /**
+   * ALPN protocols for which the front hands this acceptor whole TLS connections (takeConnection);
+   * the bridge offers them ahead of 'http/1.1'. Empty for a transport carried in HTTP/1.1 requests.
+   */
+  readonly alpn: readonly string[];
+  /**
+   * A parsed HTTP/1.x request head: true when this acceptor took the request (and the socket: the
+   * front forgets the connection), false to let the next acceptor or the decoy answer it exactly as
+   * it answers any request. Absent: the acceptor takes no HTTP/1.x requests.
+   */
+  takeRequest?(req: FrontRequest): boolean;
+  /**
+   * A whole connection whose negotiated ALPN is in `alpn` (TLS), after its handshake. The acceptor
+   * owns the socket from then on, and answers whatever is not a session (the decoy, over its
+   * protocol) itself.
+   */
+  takeConnection?(socket: Duplex, conn: AcceptedConnection): void;
+  /** Drops every connection and session it holds (the front is closing). */
+  close(): void;
+}
+
+/** Creates an acceptor for a bridge (registry.ts calls each transport's factory with this). */
+export type AcceptorFactory = (ctx: import('./gate.js').AcceptorContext) => Acceptor;
