@@ -133,6 +133,21 @@ describe('parseShareUri (protocol.md §1)', () => {
     expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
   });
 
+  it('reads transport= (§1): ws is the default and is never stored, h2 is kept', () => {
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p?transport=ws`)).toEqual(parseShareUri(`postern://${S}@bridge.example.org/p`));
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p`).transport).toBeUndefined();
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p?pin=${P}&transport=h2`).transport).toBe('h2');
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['an unknown name', 'transport=quic', /URI: transport must be one of ws, h2 \(got "quic"\)$/],
+    ['an empty value', 'transport=', /URI: transport must be one of ws, h2 \(got ""\)$/],
+    ['upper case', 'transport=WS', /transport must be one of ws, h2 \(got "WS"\)/],
+    ['twice', 'transport=ws&transport=h2', /query parameter "transport" appears twice/],
+  ])('rejects transport= with %s, naming the field', (_name, query, reason) => {
+    expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
+  });
+
   it('never repeats the secret in an error message', () => {
     const msg = badUri(`postern://${S}@203.0.113.5/?plain=1`);
     expect(msg).not.toContain(S);
@@ -149,6 +164,7 @@ describe('formatShareUri', () => {
     { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, connect: { host: 'relay.example.ru', port: 8443 }, plain: false, label: 'via home' },
     { secret: SECRET, host: '198.51.100.7', port: 443, path: '/p', pin: PIN, connect: { host: '2001:db8::9', port: 443 }, plain: false },
     { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', connect: { host: '127.0.0.1', port: 9001 }, plain: true },
+    { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, plain: false, budget: 65_536, transport: 'h2' },
   ];
 
   it.each(cases)('round-trips %#', (info) => {
@@ -161,6 +177,13 @@ describe('formatShareUri', () => {
     const uri = formatShareUri({ secret: SECRET, host: '2001:db8::5', port: 443, path: '/p', pin: PIN, plain: false });
     expect(uri).toBe(`postern://${S}@[2001:db8::5]:443/p?pin=${P}`);
     expect(P).toHaveLength(43);
+  });
+
+  it('writes transport= only for a transport other than the default ws', () => {
+    const base: BridgeInfo = { secret: SECRET, host: 'b.example', port: 443, path: '/p', plain: false };
+    expect(formatShareUri(base)).toBe(`postern://${S}@b.example:443/p`);
+    expect(formatShareUri({ ...base, transport: 'ws' })).toBe(`postern://${S}@b.example:443/p`);
+    expect(formatShareUri({ ...base, transport: 'h2' })).toBe(`postern://${S}@b.example:443/p?transport=h2`);
   });
 
   it('writes connect= as HOST:PORT, an IPv6 relay in brackets', () => {
