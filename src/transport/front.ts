@@ -92,6 +92,7 @@ export function createFront(opts: FrontOptions): BridgeListener {
   const byAlpn = new Map<string, Acceptor>();
   for (const a of acceptors) for (const p of a.alpn) if (!byAlpn.has(p) && a.takeConnection !== undefined) byAlpn.set(p, a);
   const requestTakers = acceptors.filter((a) => a.takeRequest !== undefined);
+  const prefaceTakers = acceptors.filter((a) => a.plainPreface !== undefined && a.plainPreface.length > 0 && a.takeConnection !== undefined);
 
   // nginx 1.22 as Debian configures it: TLS 1.0–1.3 enabled (OpenSSL then refuses 1.0/1.1 with an
   // internal_error alert, as nginx does), ssl_ciphers HIGH:!aNULL:!MD5, server cipher preference.
@@ -141,7 +142,8 @@ export function createFront(opts: FrontOptions): BridgeListener {
     // The TLS handshake (or, without TLS, the first request head) must be done in time.
     arm(c, limits.HANDSHAKE_TIMEOUT_MS, opts.onHandshakeTimeout);
     if (secureContext === null) {
-      serveHttp(c, false);
+      if (prefaceTakers.length === 0) serveHttp(c, false);
+      else sniffPreface(c);
       return;
     }
     const ctx = secureContext;
@@ -172,6 +174,37 @@ export function createFront(opts: FrontOptions): BridgeListener {
       });
     });
   });
+
+  /**
+   * Without TLS: reads until the connection's first bytes match an acceptor's plainPreface (say,
+   * HTTP/2's connection preface from a proxy speaking h2c) — that acceptor gets it whole — or
+   * cannot any more, and then serves HTTP/1.x. An HTTP/1.x request differs within its first bytes,
+   * so it waits for nothing; what is read is put back for whoever reads next.
+   */
+  const sniffPreface = (c: Conn): void => {
+    const raw = c.raw;
+    let got: Buffer = Buffer.alloc(0);
+    const onFirst = (d: Buffer): void => {
+      got = got.length === 0 ? d : Buffer.concat([got, d]);
+      const matching = prefaceTakers.filter((a) => {
+        const p = a.plainPreface!;
+        const n = Math.min(p.length, got.length);
+        return got.subarray(0, n).equals(p.subarray(0, n));
+      });
+      const taker = matching.find((a) => got.length >= a.plainPreface!.length);
+      if (taker === undefined && matching.length > 0) return; // a preface so far: read on (it is a few bytes; the handshake timer runs)
+      raw.off('data', onFirst);
+      raw.pause();
+      raw.unshift(got);
+      if (taker === undefined) {
+        serveHttp(c, false);
+        return;
+      }
+      disarm(c); // the acceptor bounds the connection from here
+      taker.takeConnection!(raw, connInfo(c));
+    };
+    raw.on('data', onFirst);
+  };
 
   /** The head and body of a response as bytes nginx would send (HTTP/0.9: the body alone). */
   const writeHead = (sock: Duplex, r: DecoyResponse, http09: boolean): void => {

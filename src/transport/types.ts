@@ -60,9 +60,16 @@ export interface Acceptor {
    */
   takeRequest?(req: FrontRequest): boolean;
   /**
-   * A whole connection whose negotiated ALPN is in `alpn` (TLS), after its handshake. The acceptor
-   * owns the socket from then on, and answers whatever is not a session (the decoy, over its
-   * protocol) itself.
+   * On a listener without TLS (behind a TLS-terminating proxy): a connection whose first bytes are
+   * these goes to takeConnection whole, the bytes still unread (HTTP/2's connection preface, for a
+   * proxy that speaks h2c to the bridge). Absent: plain connections are HTTP/1.x only.
+   */
+  readonly plainPreface?: Buffer;
+  /**
+   * A whole connection: over TLS, one whose negotiated ALPN is in `alpn` (after the handshake);
+   * without TLS, one that starts with plainPreface. The acceptor owns the socket from then on —
+   * its timeouts included — and answers whatever is not a session itself (the decoy, over its
+   * protocol).
    */
   takeConnection?(socket: Duplex, conn: AcceptedConnection): void;
   /** Drops every connection and session it holds (the front is closing). */

@@ -26,16 +26,24 @@ beforeAll(() => {
 });
 afterEach(stopAll);
 
-/** A test transport: takes whole connections for ALPN `postern-test`, and HTTP/1.1 requests for /take. */
+/** HTTP/2's connection preface (RFC 9113 §3.4), as a proxy speaking h2c to the bridge sends it. */
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+/**
+ * A test transport: takes whole connections for ALPN `postern-test` or starting with H2_PREFACE
+ * (answering with the first bytes it reads), and HTTP/1.1 requests for /take (then an echo).
+ */
 function testAcceptor(log: string[]): Acceptor {
   const held = new Set<Duplex>();
   return {
     name: 'h2',
     alpn: ['postern-test'],
+    plainPreface: Buffer.from(H2_PREFACE, 'latin1'),
     takeConnection(socket: Duplex, conn: AcceptedConnection): void {
       log.push(`connection tls=${conn.tls}`);
       held.add(socket);
-      socket.end('taken whole\n');
+      socket.once('data', (d: Buffer) => socket.end(`taken whole: ${d.toString('latin1')}`));
+      socket.resume();
     },
     takeRequest(req: FrontRequest): boolean {
       if (req.head.url !== '/take') return false;
@@ -106,9 +114,9 @@ describe('the front routes by ALPN and by request (front.ts)', () => {
     const log: string[] = [];
     const port = await start([testAcceptor(log)], true);
     // The bridge's preference wins: it offers postern-test before http/1.1.
-    const r = await exchange(port, '', ['http/1.1', 'postern-test']);
+    const r = await exchange(port, 'hello', ['http/1.1', 'postern-test']);
     expect(r.alpn).toBe('postern-test');
-    expect(r.bytes).toBe('taken whole\n');
+    expect(r.bytes).toBe('taken whole: hello');
     expect(log).toEqual(['connection tls=true']);
   });
 
@@ -152,6 +160,41 @@ describe('the front routes by ALPN and by request (front.ts)', () => {
       expect(log).toEqual(['request GET /take']);
     });
   }
+
+  it('without TLS, hands a connection that starts with an acceptor’s preface to it, whole, even when the preface arrives in pieces', async () => {
+    const log: string[] = [];
+    const port = await start([testAcceptor(log)], false);
+    const r = await within(
+      new Promise<string>((resolve, reject) => {
+        let got = '';
+        const s = net.connect({ host: '127.0.0.1', port }, () => {
+          s.write(H2_PREFACE.slice(0, 1));
+          setTimeout(() => s.write(H2_PREFACE.slice(1, 7)), 30);
+          setTimeout(() => s.write(H2_PREFACE.slice(7)), 60);
+        });
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('error', reject);
+        s.on('close', () => resolve(got));
+      }),
+      10_000,
+      'preface',
+    );
+    // The acceptor reads from the first byte: nothing was lost to the sniffing.
+    expect(r.startsWith(`taken whole: ${H2_PREFACE.slice(0, 1)}`)).toBe(true);
+    expect(log).toEqual(['connection tls=false']);
+  });
+
+  it('without TLS, serves HTTP/1.x that shares the preface’s first bytes, as the decoy alone does', async () => {
+    const log: string[] = [];
+    const port = await start([testAcceptor(log)], false);
+    const alone = await startDecoyAlone(false);
+    for (const req of ['POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'PRI * HTTP/1.1\r\nHost: x\r\n\r\n']) {
+      const a = await exchange(port, req, null);
+      expect(a.bytes).toMatch(/^HTTP\/1\.1 (405|400) /);
+      expect(undated(a.bytes)).toBe(undated((await exchange(alone, req, null)).bytes));
+    }
+    expect(log).toEqual([]);
+  });
 
   it('answers what no acceptor takes exactly as the decoy alone does, request after request on one connection', async () => {
     const port = await start([testAcceptor([])], false);
