@@ -218,7 +218,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
           rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure(t('doctor.fail.pings'), hint('upgradeCut'))));
         }
         const ping = Math.round(Math.min(...rtts) * 10) / 10;
-        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping }), data: { pingMs: ping } };
+        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping, transport: dialer.name }), data: { pingMs: ping, transport: dialer.name } };
       }))
     )
       return (skipRest(after('auth')), results);

@@ -53,6 +53,9 @@ describe('postern doctor', () => {
       ['throughput', 'ok'],
     ]);
     for (const s of report.steps) expect(typeof s.ms).toBe('number');
+    const auth = report.steps.find((s) => s.step === 'auth')!;
+    expect(auth.detail).toMatch(/^authenticated over transport ws; ping [\d.]+ ms$/);
+    expect(auth.data?.transport).toBe('ws');
     const tp = report.steps.find((s) => s.step === 'throughput')!;
     expect(tp.data?.first16KiBMs).toBeTypeOf('number');
     expect(tp.data?.first1MiBMs).toBeTypeOf('number');
@@ -65,6 +68,13 @@ describe('postern doctor', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^\[ ok \] TLS and pin +\d+ ms {2}TLSv1\.3, certificate matches the pin$/m);
     expect(text.stdout).toContain('all checks passed');
+  });
+
+  it('names "uri" and the field for a transport it does not know', async () => {
+    const { code, report } = await doctor(uri.replace('?', '?transport=quic&'), local());
+    expect(code).toBe(1);
+    expect(report.failedStep).toBe('uri');
+    expect(report.steps.find((s) => s.step === 'uri')!.detail).toMatch(/transport must be one of ws, h2 \(got "quic"\)/);
   });
 
   it('names "auth" for a wrong secret: bridge answered 404', async () => {

@@ -1,13 +1,13 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { PosternError } from '../../../src/core/errors.js';
-import { silentLogger } from '../../../src/log/logger.js';
-import type { FrameTransport } from '../../../src/mux/transport.js';
-import { sendQueueBound } from '../../../src/core/limits.js';
-import { makeToken } from '../../../src/transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
-import { dialBridge } from '../../../src/transport/ws/dialer.js';
-import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from './helpers.js';
+import { PosternError } from '../../../../src/core/errors.js';
+import { silentLogger } from '../../../../src/log/logger.js';
+import type { FrameTransport } from '../../../../src/mux/transport.js';
+import { sendQueueBound } from '../../../../src/core/limits.js';
+import { makeToken } from '../../../../src/transport/auth.js';
+import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
+import { dialBridge } from '../../../../src/transport/ws/dialer.js';
+import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from '../helpers.js';
 
 type CloseInfo = { code: number; reason: string; error?: Error };
 const logger = silentLogger();

@@ -1,14 +1,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PosternError } from '../../../src/core/errors.js';
-import { defaultLimits } from '../../../src/core/limits.js';
-import { silentLogger } from '../../../src/log/logger.js';
-import type { FrameTransport } from '../../../src/mux/transport.js';
-import { generateSecret, makeToken, TokenVerifier } from '../../../src/transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
-import { dialBridge, nativeMaskingActive } from '../../../src/transport/ws/dialer.js';
-import { notFoundResponse } from '../../../src/transport/listener.js';
+import { PosternError } from '../../../../src/core/errors.js';
+import { defaultLimits } from '../../../../src/core/limits.js';
+import { silentLogger } from '../../../../src/log/logger.js';
+import type { FrameTransport } from '../../../../src/mux/transport.js';
+import { generateSecret, makeToken, TokenVerifier } from '../../../../src/transport/auth.js';
+import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
+import { dialBridge, nativeMaskingActive } from '../../../../src/transport/ws/dialer.js';
+import { notFoundResponse } from '../../../../src/transport/listener.js';
 import {
   captureLogger,
   closedPort,
@@ -19,7 +19,7 @@ import {
   stopAll,
   track,
   within,
-} from './helpers.js';
+} from '../helpers.js';
 
 let cert: { keyPem: string; certPem: string };
 let pin: Buffer;
