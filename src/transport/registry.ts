@@ -5,7 +5,7 @@
  */
 import { PosternError } from '../core/errors.js';
 import type { AcceptorContext } from './gate.js';
-import type { Acceptor, Dialer } from './types.js';
+import type { Acceptor, AcceptorFactory, Dialer } from './types.js';
 import { transportOf, type BridgeInfo, type TransportName } from './uri.js';
 import { createWsAcceptor } from './ws/acceptor.js';
 import { wsDialer } from './ws/dialer.js';
@@ -15,7 +15,7 @@ const DIALERS: Partial<Record<TransportName, Dialer>> = {
 };
 
 /** The bridge serves every transport listed here, side by side on one port. */
-const ACCEPTORS: Partial<Record<TransportName, (ctx: AcceptorContext) => Acceptor>> = {
+const ACCEPTORS: Partial<Record<TransportName, AcceptorFactory>> = {
   ws: createWsAcceptor,
 };
 

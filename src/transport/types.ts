@@ -7,10 +7,12 @@
  * that names the transports; each lives in its own folder (src/transport/ws/, …). CONTRIBUTING.md
  * ("Transports") says what a new one must implement and which tests to copy.
  */
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FrameTransport } from '../mux/transport.js';
 import type { ParsedHead } from '../decoy/http-head.js';
 import type { DialOptions } from './dialer.js';
+import type { AcceptorContext } from './gate.js';
 import type { BridgeInfo, TransportName } from './uri.js';
 
 export type { DialOptions } from './dialer.js';
@@ -30,7 +32,7 @@ export interface Dialer {
 /** Where a connection came in (the front's view), for acceptors that need it. */
 export interface AcceptedConnection {
   /** The TCP socket (the TLS socket runs on it, when there is TLS). */
-  readonly raw: Duplex;
+  readonly raw: net.Socket;
   /** Whether the connection arrived over TLS. */
   readonly tls: boolean;
 }
@@ -77,4 +79,4 @@ export interface Acceptor {
 }
 
 /** Creates an acceptor for a bridge (registry.ts calls each transport's factory with this). */
-export type AcceptorFactory = (ctx: import('./gate.js').AcceptorContext) => Acceptor;
+export type AcceptorFactory = (ctx: AcceptorContext) => Acceptor;
