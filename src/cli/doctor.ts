@@ -7,7 +7,7 @@ import { defaultLimits } from '../core/limits.js';
 import { loadClientConfig } from '../config/client.js';
 import { defaultClientConfigFile } from '../config/paths.js';
 import { english, localeFromEnv, translator, type Translate } from '../i18n/messages.js';
-import { transportFor } from '../transport/registry.js';
+import { bridgeDialer } from '../transport/registry.js';
 import { redactUri, runDoctor, stepTitle, type StepName, type StepResult } from '../doctor/doctor.js';
 
 const MARK: Record<StepResult['status'], string> = { ok: ' ok ', fail: 'FAIL', skip: 'skip', warn: 'warn' };
@@ -62,7 +62,7 @@ export async function doctorCommand(
     limits: defaultLimits(),
     logger: createLogger({ level: 'silent' }),
     t,
-    dialerFor: transportFor,
+    dialer: bridgeDialer,
     ...(target ? { target } : {}),
     ...(o.download !== undefined ? { download: o.download } : {}),
     onStart: (step: StepName) => {

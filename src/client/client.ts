@@ -5,7 +5,7 @@ import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { HttpProxyServer } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
-import { transportFor } from '../transport/registry.js';
+import { bridgeDialer } from '../transport/registry.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import { Tunnel, type BridgeStrategy, type OpenMode } from './tunnel.js';
@@ -45,8 +45,8 @@ export interface ClientOptions {
   readonly budget?: BudgetPolicy;
   /** Where learned budgets are remembered (absent/null: not remembered). */
   readonly wallStore?: WallStore | null;
-  /** The dialer for a bridge's transport (default: transport/registry.ts transportFor). */
-  readonly dialerFor?: (info: BridgeInfo) => Dialer;
+  /** Opens the tunnel's connections (default: transport/registry.ts bridgeDialer). */
+  readonly dialer?: Dialer;
   /** The mixed port: SOCKS5 and HTTP proxy on one listener. */
   readonly listen: { host: string; port: number };
   /** Extra SOCKS5-only and HTTP-proxy-only listeners. */
@@ -108,7 +108,7 @@ export class Client {
       rotateMs: opts.rotate?.ms ?? 0,
       ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
       wallStore: opts.wallStore ?? null,
-      dialerFor: opts.dialerFor ?? transportFor,
+      dialer: opts.dialer ?? bridgeDialer,
     });
     this.route = new ClientRoute({
       router: opts.route?.router ?? new Router([], 'tunnel'),

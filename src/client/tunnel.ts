@@ -42,10 +42,10 @@ export interface TunnelOptions {
   /** Where learned budgets are remembered across restarts (null: not remembered). */
   readonly wallStore?: WallStore | null;
   /**
-   * The dialer for a bridge's transport (transport/registry.ts transportFor). Called at each dial;
-   * throwing a PosternError (E_BAD_URI: a transport this build lacks) marks that bridge misconfigured.
+   * Opens the connections (transport/registry.ts bridgeDialer). An E_BAD_URI from it (a transport
+   * this build lacks) marks that bridge misconfigured.
    */
-  readonly dialerFor: (info: BridgeInfo) => Dialer;
+  readonly dialer: Dialer;
 }
 
 /** How often the rotation budget is checked. */
@@ -105,7 +105,7 @@ class BridgeLink {
     private readonly rotation: { bytes: number; ms: number } = { bytes: 0, ms: 0 },
     private readonly budget: BudgetPolicy = { mode: 'auto' },
     private readonly wallStore: WallStore | null,
-    private readonly dialerFor: (info: BridgeInfo) => Dialer,
+    private readonly dialer: Dialer,
   ) {
     this.log = logger.child({ bridge: index });
     this.wallKey = wallKey(info);
@@ -237,7 +237,7 @@ class BridgeLink {
       this.lastDialAt = performance.now();
       started = Date.now();
       this.counts.dials++;
-      const transport = await this.dialerFor(this.info).dial(this.info, {
+      const transport = await this.dialer.dial(this.info, {
         limits: this.limits,
         logger: this.log,
         sessionId: session.id,
@@ -354,7 +354,7 @@ export class Tunnel {
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
     this.links = list.map((b, i) => {
       const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
-      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null, opts.dialerFor);
+      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null, opts.dialer);
     });
   }
 

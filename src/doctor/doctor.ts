@@ -54,8 +54,8 @@ export interface DoctorOptions {
   onResult?: (r: StepResult) => void;
   /** The language of details and hints (default English, as in --json). */
   t?: Translate;
-  /** The dialer for the link's transport (transport/registry.ts transportFor); a throw fails the uri step. */
-  dialerFor: (info: BridgeInfo) => Dialer;
+  /** Opens the test connection (transport/registry.ts bridgeDialer); its problem() with the link fails the uri step. */
+  dialer: Dialer;
 }
 
 export const DEFAULT_TARGET = { host: 'example.com', port: 80 };
@@ -143,15 +143,16 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
   const after = (s: StepName) => order.slice(order.indexOf(s) + 1);
 
   let info!: BridgeInfo;
-  let dialer!: Dialer;
   let address!: string;
   let session: MuxSession | undefined;
+  let transportName = '?';
   try {
     if (
       !(await run('uri', async () => {
         try {
           info = parseShareUri(o.uri);
-          dialer = o.dialerFor(info);
+          const problem = o.dialer.problem(info);
+          if (problem !== null) throw new PosternError('E_BAD_URI', problem);
         } catch (err) {
           throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
@@ -207,7 +208,8 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
     if (
       !(await run('auth', async () => {
         try {
-          const transport = await dialer.dial(info, { limits: o.limits, logger: o.logger });
+          const transport = await o.dialer.dial(info, { limits: o.limits, logger: o.logger });
+          transportName = transport.transportName ?? '?';
           session = new MuxSession(transport, { role: 'client', limits: o.limits, logger: o.logger });
           session.on('close', () => undefined);
         } catch (err) {
@@ -218,7 +220,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
           rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure(t('doctor.fail.pings'), hint('upgradeCut'))));
         }
         const ping = Math.round(Math.min(...rtts) * 10) / 10;
-        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping, transport: dialer.name }), data: { pingMs: ping, transport: dialer.name } };
+        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping, transport: transportName }), data: { pingMs: ping, transport: transportName } };
       }))
     )
       return (skipRest(after('auth')), results);

@@ -52,6 +52,8 @@ export interface FrameTransport {
   readonly maxPayloadHint?: number;
   /** Optional: bytes received on the wire so far (TCP payload: TLS handshake and records, HTTP, frames). */
   readonly wireBytesRead?: number;
+  /** Which transport this is ('ws', …: src/transport/registry.ts), for reports; the mux ignores it. */
+  readonly transportName?: string;
   /** Features the peer announced when the connection opened (a bridge's 101, protocol.md §2.3); none when absent. */
   readonly peerFeatures?: ReadonlySet<string>;
 }

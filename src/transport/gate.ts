@@ -10,19 +10,13 @@ import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { RESUME_HEADER, RESUME_PROOF_RE, SESSION_HEADER, SESSION_ID_RE, type TokenVerifier } from './auth.js';
 
-/** What every acceptor is given by the bridge (createBridgeListener). */
-export interface AcceptorContext {
+/** Who may open a session, and where sessions go (a bridge; none for the decoy alone). */
+export interface SessionGate {
   /** The secret path (§1). */
   readonly path: string;
   readonly verifier: TokenVerifier;
-  readonly limits: Limits;
-  readonly logger: Logger;
   /** Features announced to an authenticated client (protocol.md §2.3). */
   readonly features: readonly string[];
-  /** What everyone else gets: the same site, over whichever protocol the acceptor speaks. */
-  readonly decoy: Decoy;
-  /** True once the bridge is closing: no new sessions. */
-  closing(): boolean;
   /**
    * Before a session request carrying Postern-Session is accepted (§9.2): 'refuse' → the decoy
    * answers; 'lost' → accept, then close with SESSION_LOST_CODE; 'ok' (default) → a session.
@@ -32,6 +26,18 @@ export interface AcceptorContext {
   readonly onRefused?: (reason: string) => void;
   /** A client passed every check and its connection is open. Throwing here terminates it. */
   readonly onSession: (transport: FrameTransport, user: string, sessionId: string | null) => void;
+}
+
+/** What every acceptor is given (listener.ts). */
+export interface AcceptorContext {
+  readonly limits: Limits;
+  readonly logger: Logger;
+  /** What everyone else gets: the same site, over whichever protocol the acceptor speaks. */
+  readonly decoy: Decoy;
+  /** The bridge's sessions; null on a listener that serves the decoy alone (`postern decoy`). */
+  readonly sessions: SessionGate | null;
+  /** True once the listener is closing: no new sessions. */
+  closing(): boolean;
 }
 
 /** §9.2: the close code for a session request naming a session the bridge cannot resume (mux/resume.ts SESSION_LOST_CLOSE). */
@@ -51,7 +57,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 /**
  * Runs the shared checks on a request for `url` with (lower-case) `headers`; `transportProblem`
  * is the transport's own check, run after the path's. A refusal is logged and counted
- * (onRefused) here; the caller lets the decoy answer it.
+ * (onRefused) here; the caller lets the decoy answer it. Without sessions (the decoy alone)
+ * everything is refused, silently.
  */
 export function admit(
   ctx: AcceptorContext,
@@ -59,13 +66,15 @@ export function admit(
   headers: Readonly<Record<string, string | undefined>>,
   transportProblem: () => string | null = () => null,
 ): Admission {
+  const gate = ctx.sessions;
+  if (gate === null) return { ok: false, reason: 'no_sessions' };
   const refuse = (reason: string): Admission => {
     ctx.logger.debug({ reason }, 'upgrade refused'); // the message operators and tests know, whatever the transport
-    ctx.onRefused?.(reason);
+    gate.onRefused?.(reason);
     return { ok: false, reason };
   };
   if (ctx.closing()) return refuse('closing');
-  if (url !== ctx.path) return refuse('path');
+  if (url !== gate.path) return refuse('path');
   const problem = transportProblem();
   if (problem !== null) return refuse(problem);
   // A resumable session names itself (§9.2); its id is bound into the token's MAC.
@@ -73,9 +82,9 @@ export function admit(
   if (sessionHeader !== undefined && !SESSION_ID_RE.test(sessionHeader)) return refuse('session_id');
   const resumeHeader = headers[RESUME_HEADER.toLowerCase()];
   if (resumeHeader !== undefined && (sessionHeader === undefined || !RESUME_PROOF_RE.test(resumeHeader))) return refuse('resume_proof');
-  const auth = ctx.verifier.verify(bearerToken(headers.authorization), ctx.path, sessionHeader);
+  const auth = gate.verifier.verify(bearerToken(headers.authorization), gate.path, sessionHeader);
   if (!auth.ok) return refuse(auth.reason);
-  const admission = sessionHeader === undefined ? 'ok' : (ctx.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
+  const admission = sessionHeader === undefined ? 'ok' : (gate.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
   if (admission === 'refuse') return refuse('resume_proof');
   return { ok: true, user: auth.user, sessionId: sessionHeader ?? null, lost: admission === 'lost' };
 }
@@ -84,7 +93,7 @@ export function admit(
 export function handOver(ctx: AcceptorContext, transport: FrameTransport, a: { user: string; sessionId: string | null }): void {
   ctx.logger.debug({ user: a.user }, 'session accepted');
   try {
-    ctx.onSession(transport, a.user, a.sessionId);
+    ctx.sessions?.onSession(transport, a.user, a.sessionId);
   } catch (err) {
     ctx.logger.error({ err }, 'onSession threw; dropping the session');
     transport.terminate();

@@ -1,7 +1,7 @@
 /**
  * The bridge's listener: the front (front.ts) with an acceptor of every transport this build has
  * (registry.ts), all sharing one port, one certificate and one decoy. createDecoyListener is the
- * same front with no acceptor (`postern decoy`), so it answers byte for byte as the bridge does.
+ * same with no sessions (`postern decoy`), so it answers byte for byte as the bridge does.
  */
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
@@ -10,9 +10,9 @@ import type { Logger } from '../log/logger.js';
 import type { FrameTransport } from '../mux/transport.js';
 import { BRIDGE_FEATURES, type TokenVerifier } from './auth.js';
 import { createFront, type BridgeListener } from './front.js';
-import type { AcceptorContext } from './gate.js';
+import type { AcceptorContext, SessionGate } from './gate.js';
 import { createAcceptors } from './registry.js';
-import { bridgePathProblem } from './uri.js';
+import { bridgePathProblem, type TransportName } from './uri.js';
 
 export { notFoundResponse, type BridgeListener } from './front.js';
 
@@ -39,13 +39,15 @@ export interface BridgeListenerOptions {
    * decoy answers; 'lost' → accepted, then closed with 4001; 'ok' (default) → onSession. `proof`
    * is the Postern-Resume header, `head` the token's bytes 0..33.
    */
-  admitSession?: AcceptorContext['admitSession'];
+  admitSession?: SessionGate['admitSession'];
   /** Each refused session request to the secret path (or with a credential), by reason (a per-minute log summary). */
   onRefused?: (reason: string) => void;
   /** What everyone else gets (decoy/index.ts createDecoy). */
   decoy: Decoy;
   /** Features announced to authenticated clients (protocol.md §2.3; default BRIDGE_FEATURES; tests pass [] to play an older bridge). */
   features?: readonly string[];
+  /** Which transports to serve (default: every one this build has, registry.ts). */
+  transports?: readonly TransportName[];
 }
 
 /** The decoy served alone (`postern decoy`): the bridge's web front without acceptors. */
@@ -56,33 +58,47 @@ export interface DecoyListenerOptions {
   decoy: Decoy;
   limits: Limits;
   logger: Logger;
+  /** Whose protocols to speak for the decoy (an h2 acceptor serves it over HTTP/2; default: every transport). */
+  transports?: readonly TransportName[];
 }
 
 export function createBridgeListener(opts: BridgeListenerOptions): BridgeListener {
   const pathProblem = bridgePathProblem(opts.path);
   if (pathProblem !== null) throw new PosternError('E_CONFIG', pathProblem);
-  let closing = false;
-  const logger = opts.logger.child({ component: 'listener' });
-  const ctx: AcceptorContext = {
+  return composeFront(opts, {
     path: opts.path,
     verifier: opts.verifier,
-    limits: opts.limits,
-    logger,
     features: opts.features ?? BRIDGE_FEATURES,
-    decoy: opts.decoy,
-    closing: () => closing,
     onSession: opts.onSession,
     ...(opts.admitSession !== undefined ? { admitSession: opts.admitSession } : {}),
     ...(opts.onRefused !== undefined ? { onRefused: opts.onRefused } : {}),
+  });
+}
+
+/** The decoy served alone (`postern decoy`): the same front and acceptors, with no sessions. */
+export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
+  return composeFront(opts, null);
+}
+
+function composeFront(opts: DecoyListenerOptions & { onHandshakeTimeout?: () => void }, sessions: SessionGate | null): BridgeListener {
+  let closing = false;
+  const ctx: AcceptorContext = {
+    limits: opts.limits,
+    logger: opts.logger.child({ component: sessions === null ? 'decoy' : 'listener' }),
+    decoy: opts.decoy,
+    sessions,
+    closing: () => closing,
   };
+  const wanted = opts.transports;
   const front = createFront({
     host: opts.host,
     port: opts.port,
     tls: opts.tls,
     decoy: opts.decoy,
-    acceptors: createAcceptors(ctx),
+    acceptors: createAcceptors(ctx, (name) => wanted === undefined || wanted.includes(name)),
     limits: opts.limits,
     logger: opts.logger,
+    component: sessions === null ? 'decoy' : 'listener',
     ...(opts.onHandshakeTimeout !== undefined ? { onHandshakeTimeout: opts.onHandshakeTimeout } : {}),
   });
   return {
@@ -93,8 +109,4 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
     },
     setTls: (keyPem, certPem) => front.setTls(keyPem, certPem),
   };
-}
-
-export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
-  return createFront({ ...opts, acceptors: [], component: 'decoy' });
 }

@@ -4,30 +4,70 @@
  * each table here (CONTRIBUTING.md, "Transports").
  */
 import { PosternError } from '../core/errors.js';
+import { dialSecure } from './dialer.js';
 import type { AcceptorContext } from './gate.js';
-import type { Acceptor, AcceptorFactory, Dialer } from './types.js';
-import { transportOf, type BridgeInfo, type TransportName } from './uri.js';
+import type { Acceptor, AcceptorFactory, Dialer, TransportDialer } from './types.js';
+import { DEFAULT_TRANSPORT, transportOf, type BridgeInfo, type TransportName } from './uri.js';
 import { createWsAcceptor } from './ws/acceptor.js';
 import { wsDialer } from './ws/dialer.js';
 
-const DIALERS: Partial<Record<TransportName, Dialer>> = {
+const DIALERS: Partial<Record<TransportName, TransportDialer>> = {
   ws: wsDialer,
 };
 
-/** The bridge serves every transport listed here, side by side on one port. */
+/** The bridge serves every transport listed here, side by side on one port (in this order). */
 const ACCEPTORS: Partial<Record<TransportName, AcceptorFactory>> = {
   ws: createWsAcceptor,
 };
 
-/** The dialer for the transport `info` names (ws when it names none); E_BAD_URI when this build has none. */
-export function transportFor(info: Pick<BridgeInfo, 'transport'>): Dialer {
+/** Why this build cannot dial `info`, or null. */
+function dialProblem(info: Pick<BridgeInfo, 'transport'>): string | null {
   const name = transportOf(info);
-  const d = DIALERS[name];
-  if (d === undefined) throw new PosternError('E_BAD_URI', `transport=${name} is not available in this version of postern (use transport=ws)`);
-  return d;
+  return DIALERS[name] === undefined ? `transport=${name} is not available in this version of postern (use transport=${DEFAULT_TRANSPORT})` : null;
 }
 
-/** An acceptor of every transport this build has, for one bridge listener. */
-export function createAcceptors(ctx: AcceptorContext): Acceptor[] {
-  return Object.values(ACCEPTORS).map((make) => make(ctx));
+/**
+ * Which transport runs on a stream whose ALPN is `alpn` (null: plain, or TLS without ALPN, where the
+ * link alone says). Over TLS the bridge's choice decides: a link with the default transport follows
+ * it to whichever transport runs on that protocol; a link that names a transport insists on it.
+ */
+function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string | null): TransportDialer | PosternError {
+  const name = transportOf(info);
+  const wanted = DIALERS[name]!;
+  if (alpn === null || wanted.alpn.includes(alpn)) return wanted;
+  if (name === DEFAULT_TRANSPORT) {
+    const other = Object.values(DIALERS).find((d) => d.alpn.includes(alpn));
+    if (other !== undefined) return other;
+  }
+  return new PosternError(
+    'E_AUTH_REJECTED',
+    `the bridge chose ${alpn} (ALPN), which transport=${name} does not run on: the bridge or a proxy in front of it does not serve ${name}`,
+  );
+}
+
+/** The Dialer the tunnel and the doctor are given. */
+export const bridgeDialer: Dialer = {
+  problem: dialProblem,
+  async dial(info, opts) {
+    const problem = dialProblem(info);
+    if (problem !== null) throw new PosternError('E_BAD_URI', problem);
+    const stream = await dialSecure(info, opts);
+    const d = chooseDialer(info, stream.alpn);
+    if (d instanceof PosternError) {
+      stream.socket.destroy();
+      stream.raw.destroy();
+      throw d;
+    }
+    return d.handshake(stream, info, opts);
+  },
+};
+
+/** Shorthand for bridgeDialer.dial. */
+export const dialBridge: Dialer['dial'] = (info, opts) => bridgeDialer.dial(info, opts);
+
+/** An acceptor of each transport this build has (those `enabled` names), for one listener. */
+export function createAcceptors(ctx: AcceptorContext, enabled: (name: TransportName) => boolean = () => true): Acceptor[] {
+  const out: Acceptor[] = [];
+  for (const [name, make] of Object.entries(ACCEPTORS) as Array<[TransportName, AcceptorFactory]>) if (enabled(name)) out.push(make(ctx));
+  return out;
 }

@@ -1,6 +1,7 @@
 /**
  * The seam between the mux and the ways a session is carried. A transport is a pair:
- *   - a Dialer on the client: share-link info in, an authenticated, message-framed connection out;
+ *   - a TransportDialer on the client: its handshake on the verified stream dialer.ts opens, which
+ *     yields an authenticated, message-framed connection (registry.ts's Dialer picks the transport);
  *   - an Acceptor on the bridge: given connections or requests by the front (front.ts), it
  *     authenticates them (gate.ts) and hands each session's connection to the bridge.
  * Both ends yield a FrameTransport (mux/transport.ts). src/transport/registry.ts is the one place
@@ -11,20 +12,36 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FrameTransport } from '../mux/transport.js';
 import type { ParsedHead } from '../decoy/http-head.js';
-import type { DialOptions } from './dialer.js';
+import type { DialOptions, SecureStream } from './dialer.js';
 import type { AcceptorContext } from './gate.js';
 import type { BridgeInfo, TransportName } from './uri.js';
 
-export type { DialOptions } from './dialer.js';
+export type { DialOptions, SecureStream } from './dialer.js';
 
-/** The client end of a transport. */
-export interface Dialer {
+/**
+ * The client end of one transport: its handshake on a verified stream (dialer.ts dialSecure).
+ */
+export interface TransportDialer {
   readonly name: TransportName;
+  /** The ALPN protocols this handshake runs on (ws: http/1.1): over TLS, the bridge's choice picks the transport. */
+  readonly alpn: readonly string[];
   /**
-   * Opens a session connection to the bridge `info` names (TLS via dialer.ts dialSecure, then the
-   * transport's handshake carrying the §3 credentials). Rejects with a PosternError: E_DIAL (TCP
-   * failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW, E_BAD_URI.
-   * The transport's peerFeatures are what the bridge announced (§2.3), empty when none.
+   * Runs the handshake carrying the §3 credentials (dialer.ts credentialHeaders) on `stream`, within
+   * what is left of DIAL_TIMEOUT_MS (remainingMs) and honouring opts.signal. Owns the stream: on
+   * failure it destroys it and rejects with a PosternError (E_DIAL, E_AUTH_REJECTED, E_CLOCK_SKEW via
+   * refusalError, E_BAD_URI). The transport's peerFeatures are what the bridge announced (§2.3).
+   */
+  handshake(stream: SecureStream, info: BridgeInfo, opts: DialOptions): Promise<FrameTransport>;
+}
+
+/** What the tunnel and the doctor are given (registry.ts bridgeDialer): opens session connections. */
+export interface Dialer {
+  /** Why this build cannot dial `info` (a transport it does not have), or null. Sends nothing. */
+  problem(info: BridgeInfo): string | null;
+  /**
+   * Opens a session connection to the bridge `info` names: dialSecure, then the handshake of the
+   * transport the link and the bridge's ALPN choice agree on. Rejects with a PosternError: E_DIAL
+   * (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW, E_BAD_URI.
    */
   dial(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport>;
 }

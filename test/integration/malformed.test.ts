@@ -14,7 +14,7 @@ import { encodeFrame, decodeMessage } from '../../src/mux/codec.js';
 import { FrameType, type Frame } from '../../src/mux/frame.js';
 import { MuxSession } from '../../src/mux/session.js';
 import { generateSecret, makeToken } from '../../src/transport/auth.js';
-import { dialBridge } from '../../src/transport/ws/dialer.js';
+import { dialBridge } from '../../src/transport/registry.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 import { Postern, stopAll, type LogLine } from '../helpers/proc.js';
 import { deterministicBytes, echoServer, type Local } from '../helpers/servers.js';

@@ -10,7 +10,7 @@ import { PosternError } from '../../src/core/errors.js';
 import { defaultLimits } from '../../src/core/limits.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { makeToken } from '../../src/transport/auth.js';
-import { dialBridge } from '../../src/transport/ws/dialer.js';
+import { dialBridge } from '../../src/transport/registry.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 import { runProbe as runHttpProbe, type ProbeOutcome } from '../helpers/http-probe.js';
 import { Postern, stopAll } from '../helpers/proc.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../src/core/limits.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { MuxSession } from '../../src/mux/session.js';
-import { dialBridge } from '../../src/transport/ws/dialer.js';
+import { dialBridge } from '../../src/transport/registry.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 import { stopAll } from '../helpers/proc.js';
 import { deterministicBytes, echoServer, type Local } from '../helpers/servers.js';

@@ -38,13 +38,14 @@ export function createWsAcceptor(ctx: AcceptorContext): Acceptor {
     clientTracking: true,
     handleProtocols: () => false,
   });
-  if (ctx.features.length > 0) wss.on('headers', (headers: string[]) => void headers.push(`${FEATURES_HEADER}: ${ctx.features.join(', ')}`));
+  const features = ctx.sessions?.features ?? [];
+  if (features.length > 0) wss.on('headers', (headers: string[]) => void headers.push(`${FEATURES_HEADER}: ${features.join(', ')}`));
 
   // Should ws itself find fault with an upgrade we let through (upgradeProblem checks more than it
   // does, so this is a backstop), the decoy answers it and the connection closes.
   wss.on('wsClientError', (_err: Error, socket: Duplex, req: http.IncomingMessage) => {
     ctx.logger.debug({ reason: 'ws_rejected' }, 'upgrade refused');
-    ctx.onRefused?.('ws_rejected');
+    ctx.sessions?.onRefused?.('ws_rejected');
     void decoy
       .handle({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, headers: req.headers, body: null }, false)
       .then((r) => {
@@ -59,7 +60,8 @@ export function createWsAcceptor(ctx: AcceptorContext): Acceptor {
     name: 'ws',
     alpn: [],
     takeRequest({ head, rest, socket }: FrontRequest): boolean {
-      if (head.headers.upgrade === undefined) return false; // not an upgrade: not counted as a refusal
+      // Not an upgrade (or no sessions here): the decoy's, and not counted as a refusal.
+      if (head.headers.upgrade === undefined || ctx.sessions === null) return false;
       const a = admit(ctx, head.url, head.headers, () => upgradeProblem(head));
       if (!a.ok) return false;
       // From here the session's own keepalive bounds the connection (the front arms no timer).

@@ -1,6 +1,7 @@
 /**
  * The client end of the WebSocket transport (protocol.md §2): on the verified stream dialSecure
- * opens, the WebSocket upgrade carrying the §3 credentials.
+ * opens, the WebSocket upgrade carrying the §3 credentials. E_AUTH_REJECTED or E_CLOCK_SKEW when
+ * the bridge answers it with anything but 101 (protocol.md §3).
  */
 import net from 'node:net';
 import { createRequire } from 'node:module';
@@ -8,8 +9,8 @@ import { WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import type { FrameTransport } from '../../mux/transport.js';
 import { FEATURES_HEADER, parseFeatures } from '../auth.js';
-import { credentialHeaders, dialSecure, dialTimeout, hostHeader, refusalError, remainingMs, type DialOptions } from '../dialer.js';
-import type { Dialer } from '../types.js';
+import { credentialHeaders, dialTimeout, hostHeader, refusalError, remainingMs, type DialOptions } from '../dialer.js';
+import type { TransportDialer } from '../types.js';
 import type { BridgeInfo } from '../uri.js';
 import { WsFrameTransport } from './ws-transport.js';
 
@@ -38,18 +39,12 @@ export function nativeMaskingActive(): boolean {
   return maskingActive;
 }
 
-/**
- * Connects to a bridge and returns the open session transport. Rejects with a PosternError:
- * E_DIAL (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW
- * (refused, and the bridge's Date is outside the token window: protocol.md §3), E_BAD_URI.
- */
-export async function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
-  const stream = await dialSecure(info, opts);
-  return upgrade(info, opts, stream.socket, stream.raw, remainingMs(stream, opts.limits), stream.startedAt);
-}
-
-/** The ws Dialer (registry.ts). */
-export const wsDialer: Dialer = { name: 'ws', dial: dialBridge };
+/** The ws transport's client end (registry.ts): the WebSocket upgrade on a verified stream. */
+export const wsDialer: TransportDialer = {
+  name: 'ws',
+  alpn: ['http/1.1'],
+  handshake: (stream, info, opts) => upgrade(info, opts, stream.socket, stream.raw, remainingMs(stream, opts.limits), stream.startedAt),
+};
 
 /** The WebSocket upgrade over the verified socket `sock`. */
 function upgrade(info: BridgeInfo, opts: DialOptions, sock: net.Socket, raw: net.Socket, remaining: number, started: number): Promise<FrameTransport> {

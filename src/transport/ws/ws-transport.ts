@@ -122,6 +122,8 @@ export class WsFrameTransport implements FrameTransport {
   /** What the bridge announced in its 101 (protocol.md §2.3); set by the dialer, empty elsewhere. */
   peerFeatures: ReadonlySet<string> = new Set();
 
+  readonly transportName = 'ws';
+
   get wireBytesRead(): number | undefined {
     return this.#wire?.bytesRead;
   }

@@ -1,29 +1,42 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PosternError } from '../../../src/core/errors.js';
-import { transportFor } from '../../../src/transport/registry.js';
+import { defaultLimits } from '../../../src/core/limits.js';
+import { silentLogger } from '../../../src/log/logger.js';
+import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
+import { bridgeDialer } from '../../../src/transport/registry.js';
 import { parseShareUri, TRANSPORT_NAMES } from '../../../src/transport/uri.js';
+import { startBridge, stopAll, track } from './helpers.js';
 
 const S = Buffer.alloc(32, 7).toString('base64url');
+const limits = defaultLimits();
+const logger = silentLogger();
+afterEach(stopAll);
 
-describe('transportFor (the one choice point: registry.ts)', () => {
-  it('gives the ws dialer for a link without transport= and for transport=ws', () => {
-    expect(transportFor(parseShareUri(`postern://${S}@b.example/p`)).name).toBe('ws');
-    expect(transportFor(parseShareUri(`postern://${S}@b.example/p?transport=ws`)).name).toBe('ws');
+describe('bridgeDialer (the one choice point: registry.ts)', () => {
+  it('has no problem with a link without transport= or with transport=ws', () => {
+    expect(bridgeDialer.problem(parseShareUri(`postern://${S}@b.example/p`))).toBeNull();
+    expect(bridgeDialer.problem(parseShareUri(`postern://${S}@b.example/p?transport=ws`))).toBeNull();
   });
 
-  it('names the dialer after the transport it was asked for, for every transport this build has', () => {
+  it('for a transport the URI knows but this build lacks, says so naming it, and dial rejects with E_BAD_URI before sending anything', async () => {
     for (const name of TRANSPORT_NAMES) {
-      let d;
-      try {
-        d = transportFor({ transport: name });
-      } catch (err) {
-        // A transport the URI knows but this build lacks: a clear E_BAD_URI naming it.
-        expect(err).toBeInstanceOf(PosternError);
-        expect((err as PosternError).code).toBe('E_BAD_URI');
-        expect((err as PosternError).message).toContain(`transport=${name}`);
-        continue;
-      }
-      expect(d.name).toBe(name);
+      const problem = bridgeDialer.problem({ transport: name } as never);
+      if (problem === null) continue;
+      expect(problem).toContain(`transport=${name}`);
+      // Port 9 on loopback: nothing listens, so an attempt to connect would fail with E_DIAL instead.
+      const err = await bridgeDialer.dial({ secret: Buffer.alloc(32), host: '127.0.0.1', port: 9, path: '/', plain: true, transport: name }, { limits, logger }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PosternError);
+      expect((err as PosternError).code).toBe('E_BAD_URI');
+    }
+  });
+
+  it('dials the ws transport by default, over TLS (ALPN http/1.1) and plain, and says so', async () => {
+    const cert = generateSelfSigned({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+    for (const tlsOn of [true, false]) {
+      const b = await startBridge(tlsOn ? { tls: cert, pin: spkiSha256(cert.certPem) } : { tls: null });
+      const t = track(await bridgeDialer.dial(b.info(), { limits, logger }));
+      expect(t.transportName).toBe('ws');
+      expect((await b.nextSession()).transport.transportName).toBe('ws');
     }
   });
 });

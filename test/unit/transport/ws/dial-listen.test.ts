@@ -7,7 +7,8 @@ import { silentLogger } from '../../../../src/log/logger.js';
 import type { FrameTransport } from '../../../../src/mux/transport.js';
 import { generateSecret, makeToken, TokenVerifier } from '../../../../src/transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
-import { dialBridge, nativeMaskingActive } from '../../../../src/transport/ws/dialer.js';
+import { dialBridge } from '../../../../src/transport/registry.js';
+import { nativeMaskingActive } from '../../../../src/transport/ws/dialer.js';
 import { notFoundResponse } from '../../../../src/transport/listener.js';
 import {
   captureLogger,

@@ -6,7 +6,7 @@ import type { FrameTransport } from '../../../../src/mux/transport.js';
 import { sendQueueBound } from '../../../../src/core/limits.js';
 import { makeToken } from '../../../../src/transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
-import { dialBridge } from '../../../../src/transport/ws/dialer.js';
+import { dialBridge } from '../../../../src/transport/registry.js';
 import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from '../helpers.js';
 
 type CloseInfo = { code: number; reason: string; error?: Error };
