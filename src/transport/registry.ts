@@ -20,6 +20,9 @@ const ACCEPTORS: Partial<Record<TransportName, AcceptorFactory>> = {
   ws: createWsAcceptor,
 };
 
+/** How errors name ALPN protocols. */
+const ALPN_TITLES: Readonly<Record<string, string>> = { h2: 'HTTP/2', 'http/1.1': 'HTTP/1.1' };
+
 /** Why this build cannot dial `info`, or null. */
 function dialProblem(info: Pick<BridgeInfo, 'transport'>): string | null {
   const name = transportOf(info);
@@ -29,7 +32,8 @@ function dialProblem(info: Pick<BridgeInfo, 'transport'>): string | null {
 /**
  * Which transport runs on a stream whose ALPN is `alpn` (null: plain, or TLS without ALPN, where the
  * link alone says). Over TLS the bridge's choice decides: a link with the default transport follows
- * it to whichever transport runs on that protocol; a link that names a transport insists on it.
+ * it to whichever transport runs on that protocol; a link that names a transport insists on it
+ * (E_TLS, before a byte is sent).
  */
 function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string | null): TransportDialer | PosternError {
   const name = transportOf(info);
@@ -39,9 +43,10 @@ function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string | null):
     const other = Object.values(DIALERS).find((d) => d.alpn.includes(alpn));
     if (other !== undefined) return other;
   }
+  const title = (p: string): string => ALPN_TITLES[p] ?? p;
   return new PosternError(
-    'E_AUTH_REJECTED',
-    `the bridge chose ${alpn} (ALPN), which transport=${name} does not run on: the bridge or a proxy in front of it does not serve ${name}`,
+    'E_TLS',
+    `the bridge's front chose ${title(alpn)} (ALPN ${alpn}); the ${wanted.title} transport needs ${wanted.alpn.map(title).join(' or ')} there (transport=${name})`,
   );
 }
 

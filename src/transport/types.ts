@@ -23,6 +23,8 @@ export type { DialOptions, SecureStream } from './dialer.js';
  */
 export interface TransportDialer {
   readonly name: TransportName;
+  /** How messages name it ('WebSocket'). */
+  readonly title: string;
   /** The ALPN protocols this handshake runs on (ws: http/1.1): over TLS, the bridge's choice picks the transport. */
   readonly alpn: readonly string[];
   /**

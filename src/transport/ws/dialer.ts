@@ -42,6 +42,7 @@ export function nativeMaskingActive(): boolean {
 /** The ws transport's client end (registry.ts): the WebSocket upgrade on a verified stream. */
 export const wsDialer: TransportDialer = {
   name: 'ws',
+  title: 'WebSocket',
   alpn: ['http/1.1'],
   handshake: (stream, info, opts) => upgrade(info, opts, stream.socket, stream.raw, remainingMs(stream, opts.limits), stream.startedAt),
 };
