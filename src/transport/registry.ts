@@ -35,7 +35,7 @@ function dialProblem(info: Pick<BridgeInfo, 'transport'>): string | null {
  * it to whichever transport runs on that protocol; a link that names a transport insists on it
  * (E_TLS, before a byte is sent).
  */
-function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string | null): TransportDialer | PosternError {
+export function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string | null): TransportDialer | PosternError {
   const name = transportOf(info);
   const wanted = DIALERS[name]!;
   if (alpn === null || wanted.alpn.includes(alpn)) return wanted;

@@ -3,7 +3,7 @@ import { PosternError } from '../../../src/core/errors.js';
 import { defaultLimits } from '../../../src/core/limits.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
-import { bridgeDialer } from '../../../src/transport/registry.js';
+import { bridgeDialer, chooseDialer } from '../../../src/transport/registry.js';
 import { parseShareUri, TRANSPORT_NAMES } from '../../../src/transport/uri.js';
 import { startBridge, stopAll, track } from './helpers.js';
 
@@ -28,6 +28,19 @@ describe('bridgeDialer (the one choice point: registry.ts)', () => {
       expect(err).toBeInstanceOf(PosternError);
       expect((err as PosternError).code).toBe('E_BAD_URI');
     }
+  });
+
+  it('lets the bridge’s ALPN choice pick the transport over TLS, the link alone without it', () => {
+    expect(chooseDialer({}, 'http/1.1')).toMatchObject({ name: 'ws' });
+    expect(chooseDialer({}, null)).toMatchObject({ name: 'ws' });
+    // No transport of this build runs on this protocol: refused before a byte is sent, naming both.
+    const err = chooseDialer({}, 'x-none');
+    expect(err).toBeInstanceOf(PosternError);
+    expect((err as PosternError).code).toBe('E_TLS');
+    expect((err as PosternError).message).toMatch(/: the bridge's front chose x-none \(ALPN x-none\); the WebSocket transport needs HTTP\/1\.1 there \(transport=ws\)$/);
+    const h2 = chooseDialer({}, 'h2');
+    if (h2 instanceof PosternError) expect(h2.message).toMatch(/chose HTTP\/2 \(ALPN h2\); the WebSocket transport needs HTTP\/1\.1 there/);
+    else expect(h2.alpn).toContain('h2');
   });
 
   it('dials the ws transport by default, over TLS (ALPN http/1.1) and plain, and says so', async () => {
