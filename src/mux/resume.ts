@@ -86,7 +86,6 @@ export const RESUME_OVERFLOW_CLOSE = { code: CloseCode.POLICY, reason: 'resume b
 /** Close code (local report) when a detached link was not resumed in time. */
 export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resume timeout' } as const;
 
-type CloseInfo = TransportClose;
 
 /** Connection messages (§9.1): never numbered, kept or resent. DATAGRAM (§10) is one: it may be lost. */
 export function isConnectionFrameType(type: number): boolean {
@@ -115,7 +114,7 @@ export type LinkState = 'detached' | 'handshake' | 'live' | 'ended';
 
 export type ResumableLinkEvents = {
   /** The connection was lost; the link waits for a new one (up to SESSION_RESUME_TIMEOUT_MS). */
-  detached: [info: CloseInfo];
+  detached: [info: TransportClose];
   /** RESUME exchanged on a new connection: `resent` session messages went out again. */
   resumed: [resent: number];
   /** The peer's budget on this connection is spent (§9.8): move the session to a new connection. */
@@ -223,10 +222,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private connSince = 0;
 
   private messageCb: ((m: Buffer) => void) | null = null;
-  private closeCb: ((info: CloseInfo) => void) | null = null;
+  private closeCb: ((info: TransportClose) => void) | null = null;
   private readonly drainCbs: Array<() => void> = [];
   private paused = false;
-  private endInfo: CloseInfo | null = null;
+  private endInfo: TransportClose | null = null;
   private endReported = false;
   /** Bridge: the secret to send in the first RESUME; null once sent (or never given). */
   private secretToSend: Buffer | null;
@@ -412,7 +411,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.messageCb = cb;
   }
 
-  onClose(cb: (info: CloseInfo) => void): void {
+  onClose(cb: (info: TransportClose) => void): void {
     this.closeCb = cb;
     this.reportEnd();
   }
@@ -505,7 +504,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.conn?.terminate();
   }
 
-  private onConnClose(conn: FrameTransport, info: CloseInfo): void {
+  private onConnClose(conn: FrameTransport, info: TransportClose): void {
     if (conn !== this.conn) return;
     this.conn = null;
     this.stopConnTimers();
@@ -859,7 +858,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.expiryTimer = null;
   }
 
-  private end(info: CloseInfo): void {
+  private end(info: TransportClose): void {
     if (this._state === 'ended') return;
     this._state = 'ended';
     this.stopConnTimers();

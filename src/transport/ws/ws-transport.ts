@@ -7,7 +7,6 @@ import type { RawData, WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import { CloseCode, CUT_CODE, type FrameTransport, type TransportClose } from '../../mux/transport.js';
 
-export type CloseInfo = TransportClose;
 
 export interface WsFrameTransportOptions {
   /** ws's maxPayload for this WebSocket (limits.WS_MAX_MESSAGE_BYTES): reported as maxMessageBytes. */
@@ -67,7 +66,7 @@ export class WsFrameTransport implements FrameTransport {
   readonly #ws: WebSocket;
   readonly #socket: Duplex;
   #onMessage: ((message: Buffer) => void) | undefined;
-  #onClose: ((reason: CloseInfo) => void) | undefined;
+  #onClose: ((reason: TransportClose) => void) | undefined;
   readonly #drainListeners: Array<() => void> = [];
   readonly #held: Buffer[] = [];
   #heldBytes = 0;
@@ -79,7 +78,7 @@ export class WsFrameTransport implements FrameTransport {
   /** Set by close()/terminate()/a protocol error: nothing more is delivered or sent. */
   #local: { code: number; reason: string } | undefined;
   #error: Error | undefined;
-  #closed: CloseInfo | undefined;
+  #closed: TransportClose | undefined;
   #closeReported = false;
   #needDrain = false;
   readonly #afterWrite = (): void => {
@@ -171,7 +170,7 @@ export class WsFrameTransport implements FrameTransport {
     if (!this.#paused) this.resume();
   }
 
-  onClose(cb: (reason: CloseInfo) => void): void {
+  onClose(cb: (reason: TransportClose) => void): void {
     this.#onClose = cb;
     if (this.#closed !== undefined) queueMicrotask(() => this.#reportClose());
   }
@@ -257,7 +256,7 @@ export class WsFrameTransport implements FrameTransport {
     this.#held.length = 0;
     this.#heldBytes = 0;
     const local = this.#local;
-    const info: CloseInfo =
+    const info: TransportClose =
       local !== undefined && local.code !== CUT_CODE ? { code: local.code, reason: local.reason } : { code, reason };
     // ws reports 1006 when the connection ended without a closing handshake: a cut.
     if (info.code === CUT_CODE) info.cut = true;

@@ -16,7 +16,6 @@ export type Direction = 'c2b' | 'b2c';
 /** Return a Buffer to deliver instead, null to drop, undefined to deliver unchanged. */
 export type Tap = (dir: Direction, message: Buffer) => Buffer | null | undefined | void;
 
-type CloseInfo = TransportClose;
 
 export class MemoryTransport implements FrameTransport {
   peer!: MemoryTransport;
@@ -26,7 +25,7 @@ export class MemoryTransport implements FrameTransport {
   /** While true nothing leaves this side (a stalled link); bytes pile up in bufferedBytes. */
   stalled = false;
   tap: Tap | null = null;
-  closeCalls: CloseInfo[] = [];
+  closeCalls: TransportClose[] = [];
   terminated = false;
   /** Largest bufferedBytes seen. */
   maxBuffered = 0;
@@ -39,7 +38,7 @@ export class MemoryTransport implements FrameTransport {
   private gone = false;
   private messageCb: ((m: Buffer) => void) | null = null;
   private drainCbs: Array<() => void> = [];
-  private closeCbs: Array<(r: CloseInfo) => void> = [];
+  private closeCbs: Array<(r: TransportClose) => void> = [];
 
   constructor(readonly dir: Direction) {}
 
@@ -60,7 +59,7 @@ export class MemoryTransport implements FrameTransport {
   onMessage(cb: (message: Buffer) => void): void {
     this.messageCb = cb;
   }
-  onClose(cb: (reason: CloseInfo) => void): void {
+  onClose(cb: (reason: TransportClose) => void): void {
     this.closeCbs.push(cb);
   }
   pause(): void {
@@ -95,7 +94,7 @@ export class MemoryTransport implements FrameTransport {
     });
   }
 
-  private remoteClose(info: CloseInfo): void {
+  private remoteClose(info: TransportClose): void {
     if (this.gone) {
       this.fireClose(info);
       return;
@@ -107,7 +106,7 @@ export class MemoryTransport implements FrameTransport {
   }
 
   private closedFired = false;
-  private fireClose(info: CloseInfo): void {
+  private fireClose(info: TransportClose): void {
     if (this.closedFired) return;
     this.closedFired = true;
     for (const cb of this.closeCbs) cb(info);

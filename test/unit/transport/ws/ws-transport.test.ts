@@ -2,14 +2,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { PosternError } from '../../../../src/core/errors.js';
 import { silentLogger } from '../../../../src/log/logger.js';
-import type { FrameTransport } from '../../../../src/mux/transport.js';
+import { CUT_CODE, type FrameTransport, type TransportClose } from '../../../../src/mux/transport.js';
 import { sendQueueBound } from '../../../../src/core/limits.js';
 import { makeToken } from '../../../../src/transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
 import { dialBridge } from '../../../../src/transport/registry.js';
 import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from '../helpers.js';
 
-type CloseInfo = { code: number; reason: string; error?: Error };
 const logger = silentLogger();
 let cert: { keyPem: string; certPem: string };
 let pin: Buffer;
@@ -27,8 +26,8 @@ async function pair(useTls: boolean, over: Parameters<typeof startBridge>[0] = {
   return { b, client, server };
 }
 
-function closed(t: FrameTransport): Promise<CloseInfo> {
-  return within(new Promise<CloseInfo>((r) => t.onClose(r)), 5_000, 'close');
+function closed(t: FrameTransport): Promise<TransportClose> {
+  return within(new Promise<TransportClose>((r) => t.onClose(r)), 5_000, 'close');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -162,8 +161,9 @@ describe('WsFrameTransport (protocol.md §4 messages)', () => {
     const client = track(await dialBridge(b.info(), { limits: b.limits, logger }));
     const started = Date.now();
     const [c, s] = await Promise.all([closed(client), closed((await b.nextSession()).transport)]);
-    expect(c).toEqual({ code: 1001, reason: 'busy' });
+    expect(c).toEqual({ code: 1001, reason: 'busy' }); // an orderly close: no cut
     expect(s.code).toBe(1001);
+    expect(s.cut).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
@@ -172,7 +172,7 @@ describe('WsFrameTransport (protocol.md §4 messages)', () => {
     server.onMessage(() => undefined);
     const atServer = closed(server);
     expect(() => client.close(1005, 'reserved')).not.toThrow();
-    expect((await atServer).code).toBe(1006);
+    expect(await atServer).toMatchObject({ code: CUT_CODE, cut: true }); // dropped without a closing handshake: a cut
   });
 
   it('rises bufferedBytes while the peer does not read, then drains and fires onDrain (TLS)', async () => {
