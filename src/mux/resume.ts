@@ -86,7 +86,6 @@ export const RESUME_OVERFLOW_CLOSE = { code: CloseCode.POLICY, reason: 'resume b
 /** Close code (local report) when a detached link was not resumed in time. */
 export const RESUME_TIMEOUT_CLOSE = { code: CloseCode.GOING_AWAY, reason: 'resume timeout' } as const;
 
-
 /** Connection messages (§9.1): never numbered, kept or resent. DATAGRAM (§10) is one: it may be lost. */
 export function isConnectionFrameType(type: number): boolean {
   return (

@@ -50,7 +50,7 @@ export interface BridgeListenerOptions {
   transports?: readonly TransportName[];
 }
 
-/** The decoy served alone (`postern decoy`): the bridge's web front without acceptors. */
+/** The decoy served alone (`postern decoy`): the bridge's web front, its acceptors without sessions. */
 export interface DecoyListenerOptions {
   host: string;
   port: number;
