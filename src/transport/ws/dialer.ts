@@ -45,6 +45,13 @@ export function nativeMaskingActive(): boolean {
  */
 export async function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
   const stream = await dialSecure(info, opts);
+  if (stream.alpn === 'h2') {
+    // The client offers h2 for every transport (protocol.md §2.4), but this one speaks HTTP/1.1
+    // (§2): a front that chose HTTP/2 cannot carry its upgrade. Nothing was sent yet.
+    stream.socket.destroy();
+    stream.raw.destroy();
+    throw new PosternError('E_TLS', 'the bridge\'s front chose HTTP/2 (ALPN h2); the WebSocket transport needs HTTP/1.1 there (nginx: no "http2" on that listen)');
+  }
   return upgrade(info, opts, stream.socket, stream.raw, remainingMs(stream, opts.limits), stream.startedAt);
 }
 
