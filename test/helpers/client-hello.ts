@@ -134,6 +134,17 @@ function u16List(data: Buffer, field: string, nonEmpty = true): number[] {
   return out;
 }
 
+/** The whole handshake message's length from its first bytes (type checked), or -1 before its header is in. */
+function handshakeLength(head: Buffer): number {
+  if (head.length >= 1 && head[0] !== HANDSHAKE_CLIENT_HELLO) {
+    throw new ClientHelloError('NOT_CLIENT_HELLO', `handshake type ${head[0]}, expected ${HANDSHAKE_CLIENT_HELLO}`);
+  }
+  if (head.length < HANDSHAKE_HEADER_BYTES) return -1;
+  const bodyLen = head.readUIntBE(1, 3);
+  if (bodyLen > CLIENT_HELLO_MAX_BYTES) throw new ClientHelloError('OVERSIZE', `ClientHello length ${bodyLen} exceeds ${CLIENT_HELLO_MAX_BYTES}`);
+  return HANDSHAKE_HEADER_BYTES + bodyLen;
+}
+
 /** Reads records from `bytes` until the handshake message is whole; null when more bytes are needed. */
 function joinHandshake(bytes: Uint8Array): { body: Buffer; recordVersion: number; bytesUsed: number } | null {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -158,18 +169,14 @@ function joinHandshake(bytes: Uint8Array): { body: Buffer; recordVersion: number
     }
     if (len === 0) throw new ClientHelloError('MALFORMED', 'record length: zero-length handshake fragment');
     if (recordVersion < 0) recordVersion = buf.readUInt16BE(pos + 1);
-    if (buf.length - pos - RECORD_HEADER_BYTES < len) return null;
-    const frag = buf.subarray(pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + len);
+    const avail = Math.min(len, buf.length - pos - RECORD_HEADER_BYTES);
+    const frag = buf.subarray(pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + avail);
+    // The handshake header is checked as soon as its bytes are in, before the rest is waited for.
+    if (want < 0) want = handshakeLength(parts.length === 0 ? frag : Buffer.concat([...parts, frag]));
+    if (avail < len) return null;
     pos += RECORD_HEADER_BYTES + len;
     parts.push(frag);
     have += frag.length;
-    if (want < 0 && have >= HANDSHAKE_HEADER_BYTES) {
-      const head = parts.length === 1 ? frag : Buffer.concat(parts);
-      if (head[0] !== HANDSHAKE_CLIENT_HELLO) throw new ClientHelloError('NOT_CLIENT_HELLO', `handshake type ${head[0]}, expected ${HANDSHAKE_CLIENT_HELLO}`);
-      const bodyLen = head.readUIntBE(1, 3);
-      if (bodyLen > CLIENT_HELLO_MAX_BYTES) throw new ClientHelloError('OVERSIZE', `ClientHello length ${bodyLen} exceeds ${CLIENT_HELLO_MAX_BYTES}`);
-      want = HANDSHAKE_HEADER_BYTES + bodyLen;
-    }
   }
   const all = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   // A record carrying more than the ClientHello (the next handshake message) is not a client's first flight.
