@@ -1,5 +1,5 @@
 /**
- * The client's TLS ClientHello (docs/protocol.md §2.3): the one a widespread OpenSSL 3 client
+ * The client's TLS ClientHello (docs/protocol.md §2.4): the one a widespread OpenSSL 3 client
  * sends — curl 7.88.1 with OpenSSL 3.0 on Debian 12 — so that a Postern client's handshake does
  * not stand out from ordinary HTTPS. Every TLS connection the client opens to a bridge (the
  * dialer, `postern doctor`) takes its options from here; whatever the transport, the offer is the

@@ -1,5 +1,5 @@
 /**
- * The client's ClientHello against curl's (issue 13 item 3, protocol.md §2.3): a raw TCP listener on
+ * The client's ClientHello against curl's (issue 13 item 3, protocol.md §2.4): a raw TCP listener on
  * loopback records the first TLS records that `postern client`, `postern doctor` and the machine's
  * curl (7.88.1 with OpenSSL 3 on Debian 12) send, the pure parser reads them, and the fields are
  * compared one by one. Where Node cannot match, the exact difference is asserted.
@@ -135,7 +135,7 @@ function fields(h: ClientHello) {
   };
 }
 
-describe('the ClientHello (protocol.md §2.3)', () => {
+describe('the ClientHello (protocol.md §2.4)', () => {
   it('is the reference curl: 7.88.1 with OpenSSL 3', () => {
     const v = execFileSync('curl', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
     expect(v, 'the comparison was made against Debian 12\'s curl; another curl may send another hello').toMatch(/^curl 7\.88\.1 .*OpenSSL\/3\.0\./);

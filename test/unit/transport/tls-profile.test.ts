@@ -1,5 +1,5 @@
 /**
- * The client's TLS offer at work (protocol.md §2.3): what it negotiates with a real bridge, what it
+ * The client's TLS offer at work (protocol.md §2.4): what it negotiates with a real bridge, what it
  * refuses after the handshake, and the names it sends (sni= and host=, §1).
  */
 import net from 'node:net';
@@ -10,7 +10,8 @@ import { defaultLimits } from '../../../src/core/limits.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import { generateSecret } from '../../../src/transport/auth.js';
 import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
-import { dialBridge, forgetTlsSessions } from '../../../src/transport/dialer.js';
+import { forgetTlsSessions } from '../../../src/transport/dialer.js';
+import { dialBridge } from '../../../src/transport/ws/dialer.js';
 import { CLIENT_ALPN, tlsProtocolTooOld } from '../../../src/transport/tls-profile.js';
 import type { BridgeInfo } from '../../../src/transport/uri.js';
 import { captureLogger, onCleanup, startBridge, stopAll, track } from './helpers.js';
@@ -43,8 +44,8 @@ async function dialError(info: BridgeInfo): Promise<PosternError> {
  * A TLS server with the given options that records, per connection, the SNI, the ALPN it chose,
  * and the application bytes it received (then answers a 404 to a request head).
  */
-async function tlsServer(options: tls.TlsOptions): Promise<{ port: number; seen: Array<{ sni: string | false; alpn: string | false; bytes: Buffer[] }> }> {
-  const seen: Array<{ sni: string | false; alpn: string | false; bytes: Buffer[] }> = [];
+async function tlsServer(options: tls.TlsOptions): Promise<{ port: number; seen: Array<{ sni: string | false | null; alpn: string | false | null; bytes: Buffer[] }> }> {
+  const seen: Array<{ sni: string | false | null; alpn: string | false | null; bytes: Buffer[] }> = [];
   const srv = tls.createServer({ key: cert.keyPem, cert: cert.certPem, ...options }, (s) => {
     const c = { sni: s.servername, alpn: s.alpnProtocol, bytes: [] as Buffer[] };
     seen.push(c);
@@ -60,7 +61,7 @@ async function tlsServer(options: tls.TlsOptions): Promise<{ port: number; seen:
   return { port: (srv.address() as net.AddressInfo).port, seen };
 }
 
-describe('the client TLS profile (protocol.md §2.3)', () => {
+describe('the client TLS profile (protocol.md §2.4)', () => {
   it('offers h2 and http/1.1; a bridge picks http/1.1 and TLS 1.3, and the next dial resumes the TLS session', async () => {
     expect(CLIENT_ALPN).toEqual(['h2', 'http/1.1']);
     const b = await startBridge({ tls: cert, pin });
