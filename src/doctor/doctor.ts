@@ -157,7 +157,12 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
         } catch (err) {
           throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
-        const how = t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca');
+        // The names a front routes by (protocol.md §1 sni, host), when the link sets them.
+        const names = [
+          ...(info.sni !== undefined ? [t('doctor.ok.uri.sni', { name: info.sni })] : []),
+          ...(info.httpHost !== undefined ? [t('doctor.ok.uri.host', { host: info.httpHost })] : []),
+        ];
+        const how = [t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca'), ...names].join(', ');
         if (info.connect !== undefined) {
           return { status: 'ok', detail: t('doctor.ok.uri.relay', { hostPort: formatHostPort(info), relay: formatHostPort(info.connect), how }) };
         }

@@ -108,6 +108,7 @@ describe('behind a CDN or reverse proxy: connect=, sni= and host= apart', () => 
     expect(got.stdout).toContain('hello through postern');
     const ok = await doctor(uri, ['--target', `127.0.0.1:${web.port}`]);
     expect(ok.report.failedStep, JSON.stringify(ok.report.steps)).toBe(null);
+    expect(ok.report.steps.find((s) => s.step === 'uri')?.detail).toBe(`bridge bridge.invalid:443 through the relay ${edge}, pinned certificate, TLS name ${FRONT}, Host ${ORIGIN}`);
     // The edge saw the TLS name and the Host the link named, and upgraded (nginx logs an upgraded
     // request when it ends: the client's tunnel ends with the client).
     await client.stop();
