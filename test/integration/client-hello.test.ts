@@ -6,10 +6,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLIENT_HELLO_MAX_BYTES, EXT, decodeClientHello, hex16, type ClientHello } from '../helpers/client-hello.js';
 import { curl, doctor } from '../helpers/ops.js';
 import { Postern, stopAll } from '../helpers/proc.js';
+import { init, startBridge } from '../helpers/stack.js';
+import { generateSelfSigned } from '../../src/transport/certs.js';
+import { formatShareUri, parseShareUri } from '../../src/transport/uri.js';
 
 /** What one capture may hold: the largest ClientHello plus the headers of the records it may span. */
 const CAPTURE_MAX_BYTES = CLIENT_HELLO_MAX_BYTES + 1_024;
@@ -22,8 +26,12 @@ interface Capture {
   close(): Promise<void>;
 }
 
-/** A raw TCP listener that reads each connection's first flight, parses it and hangs up. */
-async function captureListener(): Promise<Capture> {
+/**
+ * A raw TCP listener that reads each connection's first flight and parses it. Without `onward` it
+ * then hangs up; with it, the connection (its bytes so far put back) goes on to `onward`, which
+ * completes the handshake — so that a client can come back and resume.
+ */
+async function captureListener(onward?: (sock: net.Socket, head: Buffer) => void): Promise<Capture> {
   const got: Array<ClientHello | Error> = [];
   const waiters: Array<() => void> = [];
   const sockets = new Set<net.Socket>();
@@ -47,7 +55,12 @@ async function captureListener(): Promise<Capture> {
         if (r.status === 'ok') {
           done = true;
           push(r.hello);
-          s.destroy();
+          if (onward === undefined) s.destroy();
+          else {
+            s.removeAllListeners('data');
+            s.pause();
+            onward(s, Buffer.concat(parts));
+          }
         } else if (size > CAPTURE_MAX_BYTES) {
           throw new Error(`no whole ClientHello in ${size} bytes`);
         }
@@ -175,4 +188,64 @@ describe('the ClientHello (protocol.md §2.4)', () => {
     expect((await d).report.failedStep).toBe('tls'); // the listener hangs up
     expect(fromDoctor).toEqual(fromClient);
   }, 60_000);
+
+  it("a reconnect resumes with curl's resumed ClientHello: pre_shared_key last, the rest as the first hello", async () => {
+    // curl: two requests to a TLS server that closes after each answer; the second connection resumes.
+    const { keyPem, certPem } = generateSelfSigned({ commonName: NAME, altNames: [NAME] });
+    const server = tls.createServer({ key: keyPem, cert: certPem, ALPNProtocols: ['http/1.1'] }, (s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
+    });
+    capture = await captureListener((sock, head) => {
+      sock.unshift(head);
+      server.emit('connection', sock);
+    });
+    const url = `https://${NAME}:${capture.port}/`;
+    const twice = curl(['-k', '--resolve', `${NAME}:${capture.port}:127.0.0.1`, url, url], 10);
+    const curlFirst = fields(await capture.next());
+    const curlAgain = fields(await capture.next());
+    expect((await twice).stdout).toBe('okok');
+    await capture.close();
+
+    // postern: a bridge behind a relay that records; the relay's cut makes the client come back.
+    const { config, uri } = await init();
+    const { port: bridgePort } = await startBridge(config);
+    const toBridge = new Set<net.Socket>();
+    capture = await captureListener((sock, head) => {
+      const up = net.connect({ host: '127.0.0.1', port: bridgePort }, () => {
+        up.write(head);
+        sock.pipe(up).pipe(sock);
+        sock.resume();
+      });
+      toBridge.add(up);
+      const end = (): void => {
+        sock.destroy();
+        up.destroy();
+      };
+      up.on('error', end).on('close', end);
+      sock.on('error', end).on('close', end);
+    });
+    const relayed = formatShareUri({ ...parseShareUri(uri), host: NAME, port: 443, connect: { host: '127.0.0.1', port: capture.port } });
+    const client = new Postern(['client', '--bridge', relayed, '--listen', '127.0.0.1:0', '--no-auth']);
+    const ourFirst = fields(await capture.next());
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    for (const s of toBridge) s.destroy(); // cut: the client resumes on a new connection
+    const ourAgain = fields(await capture.next());
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up' && l.resumed === true, 15_000, 'tunnel resumed');
+
+    for (const [ref, ours] of [
+      [curlFirst, ourFirst],
+      [curlAgain, ourAgain],
+    ] as const) {
+      expect(ours.extensionTypes).toEqual(ref.extensionTypes.filter((t) => t !== EXT.post_handshake_auth));
+      for (const k of ['cipherSuites', 'supportedGroups', 'signatureAlgorithms', 'alpn', 'supportedVersions', 'pskKeyExchangeModes', 'keyShares', 'ecPointFormats'] as const) {
+        expect(ours[k], k).toEqual(ref[k]);
+      }
+    }
+    // The resumed hellos offer the session: pre_shared_key is the last extension (RFC 8446 §4.2.11).
+    expect(curlAgain.extensionTypes.at(-1)).toBe(EXT.pre_shared_key);
+    expect(ourAgain.extensionTypes.at(-1)).toBe(EXT.pre_shared_key);
+    expect(curlFirst.extensionTypes).not.toContain(EXT.pre_shared_key);
+    expect(ourFirst.extensionTypes).not.toContain(EXT.pre_shared_key);
+  }, 90_000);
 });
