@@ -6,7 +6,7 @@ import { PosternError } from '../core/errors.js';
 import type { BridgeConfigFile } from '../config/bridge.js';
 import { generateSecret } from '../transport/auth.js';
 import { generateSelfSigned } from '../transport/certs.js';
-import { readPem, shareUri } from './share.js';
+import { readPem, shareUri, type ShareTarget } from './share.js';
 
 export interface InitOptions {
   dir: string;
@@ -19,6 +19,8 @@ export interface InitOptions {
   force: boolean;
   /** Existing certificate and key (e.g. Let's Encrypt): referenced, not copied, so renewals apply. */
   existing?: { certFile: string; keyFile: string };
+  /** The link's relay or CDN address, TLS name and Host (protocol.md §1 connect, sni, host), already checked. */
+  front?: Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'>;
 }
 
 export interface InitResult {
@@ -60,7 +62,7 @@ export function initBridge(o: InitOptions): InitResult {
   }
   writeFileAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`, 0o600);
   // A self-signed certificate is pinned; a CA-issued one is verified by name (sni=host).
-  const uri = shareUri({ secret, publicHost: o.host, publicPort: o.publicPort ?? o.port, path: secretPath, certPem, label: o.user });
+  const uri = shareUri({ secret, publicHost: o.host, publicPort: o.publicPort ?? o.port, path: secretPath, certPem, label: o.user, ...o.front });
   return { configFile, uri };
 }
 

@@ -27,6 +27,7 @@ import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } fro
 import { loadClientConfig } from '../config/client.js';
 import { resolveRoute } from '../config/route.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
+import { parseFrontOptions, type FrontOptions } from './share.js';
 
 declare const POSTERN_VERSION: string;
 const VERSION = typeof POSTERN_VERSION === 'string' ? POSTERN_VERSION : '0.0.0-dev';
@@ -467,6 +468,17 @@ export function buildProgram(): Command {
     )
     .action((o) => runClient(o));
 
+  // Fronting options of a share link (protocol.md §1 connect, sni, host; README "Behind a CDN or reverse proxy").
+  const connectOpt = () =>
+    new Option('--connect <host:port>', 'a relay (TCP forwarder, e.g. nginx stream) or CDN address the link dials instead of the bridge; TLS name and pin stay the bridge\'s');
+  const sniOpt = () => new Option('--sni <name>', 'the TLS server name the link sends (and verifies without a pin), when not the bridge\'s host: a CDN or front\'s name');
+  const hostHeaderOpt = () => new Option('--host-header <name[:port]>', 'the HTTP Host (HTTP/2 :authority) the link asks for, when not the TLS name: the name a CDN or reverse proxy routes to the bridge');
+  const frontOptions = (o: FrontOptions): FrontOptions => ({
+    ...(o.connect !== undefined ? { connect: o.connect } : {}),
+    ...(o.sni !== undefined ? { sni: o.sni } : {}),
+    ...(o.hostHeader !== undefined ? { hostHeader: o.hostHeader } : {}),
+  });
+
   program
     .command('init')
     .description("create a bridge's config, key, certificate and first user; print the share URI")
@@ -480,8 +492,11 @@ export function buildProgram(): Command {
     .option('--force', 'overwrite existing files')
     .option('--cert <file>', 'use this existing certificate (e.g. Let\'s Encrypt fullchain.pem) instead of a self-signed one')
     .option('--key <file>', 'the private key of --cert')
+    .addOption(connectOpt())
+    .addOption(sniOpt())
+    .addOption(hostHeaderOpt())
     .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
-    .action((o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean }) => {
+    .action((o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean } & FrontOptions) => {
       try {
         const portOf = (text: string, flag: string): number => {
           const n = Number(text);
@@ -492,7 +507,8 @@ export function buildProgram(): Command {
         const publicPort = o.publicPort !== undefined ? portOf(o.publicPort, '--public-port') : undefined;
         if ((o.cert === undefined) !== (o.key === undefined)) throw new PosternError('E_CONFIG', '--cert and --key go together');
         const existing = o.cert !== undefined ? { certFile: o.cert, keyFile: o.key as string } : undefined;
-        const res = initBridge({ dir: o.dir, host: o.host, port, ...(publicPort !== undefined ? { publicPort } : {}), listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}) });
+        const front = parseFrontOptions(frontOptions(o), publicPort ?? port); // refuse before writing
+        const res = initBridge({ dir: o.dir, host: o.host, port, ...(publicPort !== undefined ? { publicPort } : {}), listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}), front });
         process.stderr.write(`wrote ${res.configFile}${existing ? '' : ' (and key.pem, cert.pem)'}\nshare URI for "${o.user}" (keep it secret):\n`);
         printShare(res.uri, o.qr);
       } catch (err) {
@@ -502,11 +518,9 @@ export function buildProgram(): Command {
 
   const users = program.command('users').description("manage a bridge's users: add, remove, list, share").version(VERSION);
   const configOpt = () => new Option('--config <file>', 'bridge config file').default('/etc/postern/bridge.json');
-  const connectOpt = () =>
-    new Option('--connect <host:port>', 'a relay (TCP forwarder, e.g. nginx stream) the link dials instead of the bridge; TLS name and pin stay the bridge\'s');
-  const shareOptions = (o: { cert?: string; connect?: string }): ShareOptions => ({
+  const shareOptions = (o: { cert?: string } & FrontOptions): ShareOptions => ({
     ...(o.cert !== undefined ? { cert: o.cert } : {}),
-    ...(o.connect !== undefined ? { connect: o.connect } : {}),
+    ...frontOptions(o),
   });
   const pidOpt = () => new Option('--pid <pid-or-file>', 'send SIGHUP to this bridge process (a PID or a PID file) so it reloads now');
   users
@@ -516,8 +530,10 @@ export function buildProgram(): Command {
     .addOption(pidOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
     .addOption(connectOpt())
+    .addOption(sniOpt())
+    .addOption(hostHeaderOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; pid?: string; cert?: string; connect?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
         const uri = addUser(o.config, name, shareOptions(o));
         process.stderr.write(`added "${name}" to ${o.config}\n`);
@@ -559,8 +575,10 @@ export function buildProgram(): Command {
     .addOption(configOpt())
     .option('--cert <file>', 'certificate clients see, when not the config\'s (e.g. nginx\'s)')
     .addOption(connectOpt())
+    .addOption(sniOpt())
+    .addOption(hostHeaderOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
-    .action((name: string, o: { config: string; cert?: string; connect?: string; qr?: boolean }) => {
+    .action((name: string, o: { config: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
         printShare(shareUser(o.config, name, shareOptions(o)), o.qr);
       } catch (err) {

@@ -10,7 +10,7 @@ import { PosternError } from '../core/errors.js';
 import { unreadableError } from '../config/file.js';
 import { spkiSha256 } from '../transport/certs.js';
 import type { HostPort } from '../core/address.js';
-import { formatShareUri, parseConnectAddress, type BridgeInfo } from '../transport/uri.js';
+import { formatShareUri, parseConnectAddress, parseHttpHost, parseSni, type BridgeInfo } from '../transport/uri.js';
 
 /** True when the certificate signs itself (no CA vouches for it, so clients must pin it). */
 export function isSelfSigned(certPem: string): boolean {
@@ -28,27 +28,51 @@ export interface ShareTarget {
   label: string;
   /** A relay (plain TCP forwarder) clients dial instead of publicHost:publicPort; protocol.md §1 `connect`. */
   connect?: HostPort;
+  /** The TLS server name to send (protocol.md §1 `sni`), when not publicHost. */
+  sni?: string;
+  /** The Host header / `:authority` to send (protocol.md §1 `host`), when not the default. */
+  httpHost?: string;
+}
+
+/** The fronting options of a link as typed on the command line (`--connect`, `--sni`, `--host-header`). */
+export interface FrontOptions {
+  connect?: string;
+  sni?: string;
+  hostHeader?: string;
 }
 
 /** The share URI of one user. */
 export function shareUri(t: ShareTarget): string {
   const info: BridgeInfo = { secret: t.secret, host: t.publicHost, port: t.publicPort, path: t.path, plain: false, label: t.label };
   if (t.connect !== undefined) info.connect = t.connect;
-  if (t.certPem !== null && isSelfSigned(t.certPem)) {
-    info.pin = spkiSha256(t.certPem);
-  } else if (net.isIP(t.publicHost) === 0) {
-    info.sni = t.publicHost;
-  }
+  if (t.httpHost !== undefined) info.httpHost = t.httpHost;
+  if (t.certPem !== null && isSelfSigned(t.certPem)) info.pin = spkiSha256(t.certPem);
+  if (t.sni !== undefined) info.sni = t.sni;
+  else if (info.pin === undefined && net.isIP(t.publicHost) === 0) info.sni = t.publicHost;
   return formatShareUri(info);
 }
 
-/** `--connect HOST[:PORT]`: the relay address (port default: the bridge's public port); errors name the option. */
-export function parseConnectOption(text: string, publicPort: number): HostPort {
+/** Runs a URI parameter's parser on an option's value; its error names the option instead of the parameter. */
+function optionValue<T>(option: string, param: string, text: string, parse: (t: string) => T): T {
   try {
-    return parseConnectAddress(text.trim(), publicPort);
+    return parse(text.trim());
   } catch (err) {
-    throw new PosternError('E_CONFIG', `--connect ${text}: ${(err as Error).message.replace(/^.*?connect: /, '')}`);
+    const reason = (err as Error).message.replace(/^.*?URI: /, '').replace(new RegExp(`^${param}:? `), '');
+    throw new PosternError('E_CONFIG', `${option} ${text}: ${reason}`);
   }
+}
+
+/**
+ * `--connect HOST[:PORT]` (the relay; port default: the bridge's public port), `--sni NAME` and
+ * `--host-header NAME[:PORT]`, checked as the link's `connect`, `sni` and `host` are (protocol.md §1);
+ * errors name the option.
+ */
+export function parseFrontOptions(o: FrontOptions, publicPort: number): Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'> {
+  const out: Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'> = {};
+  if (o.connect !== undefined) out.connect = optionValue('--connect', 'connect', o.connect, (t) => parseConnectAddress(t, publicPort));
+  if (o.sni !== undefined) out.sni = optionValue('--sni', 'sni', o.sni, parseSni);
+  if (o.hostHeader !== undefined) out.httpHost = optionValue('--host-header', 'host', o.hostHeader, parseHttpHost);
+  return out;
 }
 
 /** Reads a PEM file named on the command line; errors name the option and the file. */

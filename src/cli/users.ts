@@ -9,7 +9,7 @@ import { USER_NAME_RULE, validateBridgeConfig, type BridgeConfig } from '../conf
 import { readJsonFile } from '../config/file.js';
 import { generateSecret } from '../transport/auth.js';
 import { writeFileAtomic } from './init.js';
-import { parseConnectOption, readPem, shareUri, type ShareTarget } from './share.js';
+import { parseFrontOptions, readPem, shareUri, type FrontOptions, type ShareTarget } from './share.js';
 
 interface RawConfig {
   users: Array<{ name: string; secret: string }>;
@@ -47,7 +47,7 @@ export function addUser(file: string, given: string, opts: ShareOptions = {}): s
   const name = given.normalize('NFC'); // one spelling of "é", whatever the keyboard sent
   const { raw, config, stat } = readRaw(file);
   if (config.users.some((u) => u.name === name)) throw new PosternError('E_CONFIG', `${file}: a user named "${name}" already exists`);
-  if (opts.connect !== undefined) parseConnectOption(opts.connect, config.publicPort); // refuse before writing
+  parseFrontOptions(opts, config.publicPort); // refuse before writing
   raw.users = [...raw.users, { name, secret: generateSecret().toString('base64url') }];
   try {
     validateBridgeConfig(raw, file);
@@ -70,11 +70,10 @@ export function removeUser(file: string, given: string): void {
   write(file, raw, stat);
 }
 
-export interface ShareOptions {
+/** `connect`: HOST[:PORT] of a relay the link dials; `sni`, `hostHeader`: the TLS name and Host to send (protocol.md §1). */
+export interface ShareOptions extends FrontOptions {
   /** A PEM file: the certificate clients see, when not the config's (e.g. nginx's). */
   cert?: string;
-  /** HOST[:PORT] of a relay (a TCP forwarder) the link dials instead of the bridge. */
-  connect?: string;
 }
 
 /** The share URI of a user. */
@@ -84,8 +83,7 @@ export function shareUser(file: string, given: string, opts: ShareOptions = {}):
   const user = config.users.find((u) => u.name === name);
   if (!user) throw unknownUser(file, name, config);
   const certPem = opts.cert !== undefined ? readPem(opts.cert, '--cert') : (config.shareCertPem ?? config.tls?.certPem ?? null);
-  const target: ShareTarget = { secret: user.secret, publicHost: config.publicHost, publicPort: config.publicPort, path: config.path, certPem, label: name };
-  if (opts.connect !== undefined) target.connect = parseConnectOption(opts.connect, config.publicPort);
+  const target: ShareTarget = { secret: user.secret, publicHost: config.publicHost, publicPort: config.publicPort, path: config.path, certPem, label: name, ...parseFrontOptions(opts, config.publicPort) };
   return shareUri(target);
 }
 

@@ -18,6 +18,7 @@ import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
 import { errnoOf } from '../transport/dialer.js';
+import { CLIENT_TLS_MIN_PROTOCOL, clientHelloOptions, tlsProtocolTooOld } from '../transport/tls-profile.js';
 import type { Dialer } from '../transport/types.js';
 import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { english, type Translate } from '../i18n/messages.js';
@@ -86,6 +87,7 @@ const HINT_NAMES = [
   'pin',
   'untrusted',
   'tlsFailed',
+  'tlsOld',
   'notFound',
   'notBridge',
   'clock',
@@ -156,7 +158,12 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
         } catch (err) {
           throw new StepFailure(t('doctor.fail.uri', { reason: (err as Error).message }), hint('badUri'));
         }
-        const how = t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca');
+        // The names a front routes by (protocol.md §1 sni, host), when the link sets them.
+        const names = [
+          ...(info.sni !== undefined ? [t('doctor.ok.uri.sni', { name: info.sni })] : []),
+          ...(info.httpHost !== undefined ? [t('doctor.ok.uri.host', { host: info.httpHost })] : []),
+        ];
+        const how = [t(info.plain ? 'doctor.ok.uri.plain' : info.pin ? 'doctor.ok.uri.pin' : 'doctor.ok.uri.ca'), ...names].join(', ');
         if (info.connect !== undefined) {
           return { status: 'ok', detail: t('doctor.ok.uri.relay', { hostPort: formatHostPort(info), relay: formatHostPort(info.connect), how }) };
         }
@@ -275,7 +282,7 @@ function connectTcp(host: string, port: number, timeoutMs: number, t: Translate,
 function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number, t: Translate): Promise<Omit<StepResult, 'step' | 'ms'>> {
   return new Promise((resolve, reject) => {
     const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
-    const opts: tls.ConnectionOptions = { socket: sock, host: info.host, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', rejectUnauthorized: false };
+    const opts: tls.ConnectionOptions = { ...clientHelloOptions(), socket: sock, host: info.host, rejectUnauthorized: false };
     if (servername !== undefined) opts.servername = servername;
     const s = tls.connect(opts);
     let done = false;
@@ -296,6 +303,10 @@ function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number, t: Tran
     s.once('close', () => finish(() => reject(new StepFailure(t('doctor.fail.tls.closed'), t('doctor.hint.reset')))));
     s.once('secureConnect', () => {
       const version = s.getProtocol() ?? '?';
+      if (tlsProtocolTooOld(s.getProtocol())) {
+        finish(() => reject(new StepFailure(t('doctor.fail.tls.old', { version, min: CLIENT_TLS_MIN_PROTOCOL }), t('doctor.hint.tlsOld'))));
+        return;
+      }
       if (info.pin !== undefined) {
         if (!pinMatches(peerSpkiSha256(s), info.pin)) {
           finish(() => reject(new StepFailure(t('doctor.fail.pin'), t('doctor.hint.pin'))));

@@ -13,6 +13,7 @@ import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
+import { CLIENT_TLS_MIN_PROTOCOL, clientHelloOptions, tlsProtocolTooOld } from './tls-profile.js';
 import type { BridgeInfo } from './uri.js';
 
 export interface DialOptions {
@@ -63,21 +64,16 @@ export function remainingMs(s: SecureStream, limits: Limits): number {
 }
 
 /**
- * The ALPN protocols the client offers. Every transport offers the same list, so the ClientHello
- * does not tell the transport apart; the bridge's choice is SecureStream.alpn.
- */
-export const CLIENT_ALPN_PROTOCOLS: readonly string[] = ['http/1.1'];
-
-/**
- * The client's TLS options for `info` (everything but the socket and the offered session): the one
- * place that shapes the ClientHello.
+ * The client's TLS options for `info` (everything but the socket and the offered session): the
+ * ClientHello of tls-profile.ts (protocol.md §2.4), the same for every transport, so that it does
+ * not tell the transport apart (the bridge's ALPN choice is SecureStream.alpn), plus the name and
+ * the identity checks.
  */
 export function clientTlsOptions(info: BridgeInfo, ca: DialOptions['ca']): tls.ConnectionOptions {
   const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
   const options: tls.ConnectionOptions = {
+    ...clientHelloOptions(),
     host: info.host, // identity checked against servername, else this (IP SANs)
-    ALPNProtocols: [...CLIENT_ALPN_PROTOCOLS],
-    minVersion: 'TLSv1.2',
     rejectUnauthorized: info.pin === undefined,
   };
   if (servername !== undefined) options.servername = servername;
@@ -116,8 +112,9 @@ export function clockSkewMs(date: string | undefined, nowMs: number): number | n
   return Number.isFinite(t) ? t - nowMs : null;
 }
 
-/** Host header (or :authority) value: `<sni or host>[:port]`, the port only when not the scheme default. */
+/** Host header (or :authority) value: the link's `host` as written, else `<sni or host>[:port]`, the port only when not the scheme default. */
 export function hostHeader(info: BridgeInfo): string {
+  if (info.httpHost !== undefined) return info.httpHost;
   const name = info.sni ?? info.host;
   const h = net.isIPv6(name) ? `[${name}]` : name;
   const defaultPort = info.plain ? 80 : 443;
@@ -240,6 +237,10 @@ export function dialSecure(info: BridgeInfo, opts: DialOptions): Promise<SecureS
       });
       s.once('secureConnect', () => {
         if (settled) return;
+        if (tlsProtocolTooOld(s.getProtocol())) {
+          fail(new PosternError('E_TLS', `the bridge negotiated ${s.getProtocol() ?? 'an unknown protocol'}; Postern needs ${CLIENT_TLS_MIN_PROTOCOL} or newer`));
+          return;
+        }
         if (s.isSessionReused()) {
           // A resumed session shows no certificate; it is one we offered, from a verified connection.
           if (offered === undefined) {

@@ -1,6 +1,6 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&host=<name>[:<port>]&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
@@ -32,6 +32,11 @@ export interface BridgeInfo {
   /** TLS server name to send and verify. */
   sni?: string;
   /**
+   * The HTTP host to ask for — the Host header (HTTP/2 `:authority`) — sent as written:
+   * `name`, `IPv4`, `[IPv6]`, each with an optional `:port`. Default: `<sni or host>[:port]` (§2).
+   */
+  httpHost?: string;
+  /**
    * Where to open TCP instead of host:port: a relay (a plain TCP forwarder) in front of the bridge.
    * TLS name, pin and Host header stay those of host:port.
    */
@@ -53,7 +58,7 @@ export const SHARE_URI_SCHEME = 'postern';
 export const DEFAULT_BRIDGE_PORT = 443;
 export const PIN_BYTES = 32;
 
-const KNOWN_PARAMS = new Set(['pin', 'sni', 'connect', 'plain', 'budget', 'transport']);
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'host', 'connect', 'plain', 'budget', 'transport']);
 /** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
 const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
@@ -137,6 +142,35 @@ export function parseConnectAddress(text: string, defaultPort: number): HostPort
   return parseHostAndPort(text, defaultPort, 'connect: ');
 }
 
+/**
+ * A `host` parameter (the Host header / `:authority` to send): NAME, IPv4 or [IPv6], optional
+ * `:PORT`; returned in canonical form (an IPv6 literal lower-case, in brackets; the port only when
+ * given). Errors start with "host: ".
+ */
+export function parseHttpHost(text: string): string {
+  if (text === '') throw bad('host: empty (expected the Host name to send, NAME[:PORT])');
+  const noPort = parseHostAndPort(text, 0, 'host: ');
+  const port = noPort.port === 0 ? '' : `:${noPort.port}`;
+  return `${net.isIPv6(noPort.host) ? `[${noPort.host}]` : noPort.host}${port}`;
+}
+
+/** An `sni` value: a DNS host name (not an IP literal). Errors start with "sni". */
+export function parseSni(value: string): string {
+  if (net.isIP(value) !== 0) throw bad('sni must be a host name, not an IP address');
+  const problem = hostNameProblem(value);
+  if (problem !== null) throw bad(`sni: ${problem}`);
+  return value;
+}
+
+/** A HOST[:PORT] parameter's value, whose "[", "]" and ":" may arrive percent-encoded. */
+function decodeAddressParam(value: string, key: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw bad(`${key}: not valid percent-encoding`);
+  }
+}
+
 /** Parses and checks a share URI. Throws PosternError('E_BAD_URI', reason). */
 export function parseShareUri(s: string): BridgeInfo {
   const input = s.trim();
@@ -213,22 +247,15 @@ export function parseShareUri(s: string): BridgeInfo {
         if (pin.length !== PIN_BYTES) throw bad(`pin must be ${PIN_BYTES} bytes (got ${pin.length})`);
         info.pin = pin;
       } else if (key === 'sni') {
-        if (net.isIP(value) !== 0) throw bad('sni must be a host name, not an IP address');
-        const problem = hostNameProblem(value);
-        if (problem !== null) throw bad(`sni: ${problem}`);
-        info.sni = value;
+        info.sni = parseSni(value);
+      } else if (key === 'host') {
+        info.httpHost = parseHttpHost(decodeAddressParam(value, key));
       } else if (key === 'budget') {
         const n = /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : Number.NaN;
         if (!(n >= URI_BUDGET_MIN_BYTES)) throw bad(`budget must be a byte count of at least ${URI_BUDGET_MIN_BYTES}`);
         info.budget = n;
       } else if (key === 'connect') {
-        let text: string;
-        try {
-          text = decodeURIComponent(value); // "[", "]" and ":" may arrive percent-encoded
-        } catch {
-          throw bad('connect: not valid percent-encoding');
-        }
-        info.connect = parseConnectAddress(text, port);
+        info.connect = parseConnectAddress(decodeAddressParam(value, key), port);
       } else if (key === 'transport') {
         const name = TRANSPORT_NAMES.find((n) => n === value);
         if (name === undefined) throw bad(`transport must be one of ${TRANSPORT_NAMES.join(', ')} (got "${value.slice(0, 16)}")`);
@@ -256,6 +283,7 @@ export function formatShareUri(info: BridgeInfo): string {
   const params: string[] = [];
   if (info.pin !== undefined) params.push(`pin=${toBase64Url(info.pin)}`);
   if (info.sni !== undefined) params.push(`sni=${info.sni}`);
+  if (info.httpHost !== undefined) params.push(`host=${info.httpHost}`);
   if (info.connect !== undefined) params.push(`connect=${formatHostPort(info.connect)}`);
   if (info.plain) params.push('plain=1');
   if (info.budget !== undefined) params.push(`budget=${info.budget}`);

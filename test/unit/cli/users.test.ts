@@ -56,6 +56,32 @@ describe('users (config edits)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
+  it('shares a link for a CDN or reverse proxy: --connect, --sni and --host-header each land in their own field', () => {
+    const file = fresh();
+    const direct = parseShareUri(shareUser(file, 'alice'));
+    const fronted = parseShareUri(shareUser(file, 'alice', { connect: '203.0.113.80', sni: 'front.example.net', hostHeader: 'bridge.example.org' }));
+    expect(fronted.connect).toEqual({ host: '203.0.113.80', port: 443 });
+    expect(fronted.sni).toBe('front.example.net');
+    expect(fronted.httpHost).toBe('bridge.example.org');
+    expect(fronted.pin).toEqual(direct.pin); // a self-signed certificate stays pinned; the name sent is the front's
+    expect({ ...fronted, connect: undefined, sni: undefined, httpHost: undefined }).toEqual({ ...direct, connect: undefined });
+    // Without a pin (a CA certificate, e.g. nginx's), --sni replaces the default sni=<publicHost>.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
+    const res = initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { sni: 'front.example.net', httpHost: 'bridge.example.org' } });
+    expect(parseShareUri(res.uri)).toMatchObject({ sni: 'front.example.net', httpHost: 'bridge.example.org' });
+  });
+
+  it('refuses a bad --sni or --host-header by name, and adds no user when one is bad', () => {
+    const file = fresh();
+    expect(() => shareUser(file, 'alice', { sni: '198.51.100.7' })).toThrow('--sni 198.51.100.7: must be a host name, not an IP address');
+    expect(() => shareUser(file, 'alice', { sni: 'bad name' })).toThrow('--sni bad name: host "bad name" is not a valid host name');
+    expect(() => shareUser(file, 'alice', { hostHeader: 'origin.example:0' })).toThrow('--host-header origin.example:0: port 0 is not from 1 to 65535');
+    expect(() => shareUser(file, 'alice', { hostHeader: '2001:db8::1' })).toThrow('--host-header 2001:db8::1: an IPv6 host must be in brackets');
+    const before = fs.readFileSync(file, 'utf8');
+    expect(() => addUser(file, 'bob', { hostHeader: 'a b' })).toThrow(/: --host-header a b: host "a b" is not a valid host name$/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(before);
+  });
+
   it('keeps the file untouched when a change would be invalid', () => {
     const file = fresh();
     const before = fs.readFileSync(file, 'utf8');

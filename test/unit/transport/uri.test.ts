@@ -148,6 +148,41 @@ describe('parseShareUri (protocol.md §1)', () => {
     expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
   });
 
+  it('reads address, server name and Host apart: connect=, sni= and host= (§1)', () => {
+    const info = parseShareUri(`postern://${S}@bridge.example.org:443/p?pin=${P}&sni=front.example.net&host=origin.example.org&connect=203.0.113.8:443`);
+    expect(info).toMatchObject({ host: 'bridge.example.org', port: 443, sni: 'front.example.net', httpHost: 'origin.example.org', connect: { host: '203.0.113.8', port: 443 } });
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p`).httpHost).toBeUndefined();
+  });
+
+  it.each<[string, string, string]>([
+    ['a name', 'origin.example.org', 'origin.example.org'],
+    ['a name and port', 'origin.example.org:8443', 'origin.example.org:8443'],
+    ['an IPv4 literal', '198.51.100.9', '198.51.100.9'],
+    ['a bracketed IPv6 literal, lower-cased', '[2001:DB8::9]:8443', '[2001:db8::9]:8443'],
+    ['a percent-encoded IPv6 literal', '%5B2001%3Adb8%3A%3A9%5D', '[2001:db8::9]'],
+    ['a name with port 443 (kept as written)', 'origin.example.org:443', 'origin.example.org:443'],
+  ])('takes host= as %s', (_name, value, want) => {
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p?host=${value}`).httpHost).toBe(want);
+  });
+
+  it('takes host= with plain=1 (a loopback bridge behind a local front)', () => {
+    expect(parseShareUri(`postern://${S}@127.0.0.1:8080/p?plain=1&host=origin.example.org`).httpHost).toBe('origin.example.org');
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['empty', 'host=', /URI: host: empty \(expected the Host name to send/],
+    ['port 0', 'host=origin.example:0', /URI: host: port 0 is not from 1 to 65535$/],
+    ['a non-numeric port', 'host=origin.example:x', /URI: host: port "x" is not a number/],
+    ['a bad name', 'host=origin-.example', /URI: host: host "origin-.example" is not a valid host name/],
+    ['a name with a slash', 'host=origin.example/x', /URI: host: host "origin.example\/x" is not a valid host name/],
+    ['a numeric non-IPv4 host', 'host=1.2.3', /URI: host: host "1.2.3" is not a valid IPv4/],
+    ['an unbracketed IPv6', 'host=2001:db8::9', /URI: host: an IPv6 host must be in brackets/],
+    ['bad percent-encoding', 'host=%zz', /URI: host: not valid percent-encoding/],
+    ['twice', 'host=a.example&host=b.example', /query parameter "host" appears twice/],
+  ])('rejects host= %s, naming the field', (_name, query, reason) => {
+    expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
+  });
+
   it('never repeats the secret in an error message', () => {
     const msg = badUri(`postern://${S}@203.0.113.5/?plain=1`);
     expect(msg).not.toContain(S);
@@ -165,6 +200,9 @@ describe('formatShareUri', () => {
     { secret: SECRET, host: '198.51.100.7', port: 443, path: '/p', pin: PIN, connect: { host: '2001:db8::9', port: 443 }, plain: false },
     { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', connect: { host: '127.0.0.1', port: 9001 }, plain: true },
     { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, plain: false, budget: 65_536, transport: 'h2' },
+    { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, sni: 'front.example.net', httpHost: 'origin.example.org', connect: { host: '203.0.113.8', port: 443 }, plain: false, label: 'cdn' },
+    { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', httpHost: '[2001:db8::9]:8443', plain: false },
+    { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', httpHost: 'origin.example.org', plain: true },
   ];
 
   it.each(cases)('round-trips %#', (info) => {
@@ -189,5 +227,10 @@ describe('formatShareUri', () => {
   it('writes connect= as HOST:PORT, an IPv6 relay in brackets', () => {
     const uri = formatShareUri({ secret: SECRET, host: 'b.example', port: 443, path: '/p', connect: { host: '2001:db8::9', port: 8443 }, plain: false });
     expect(uri).toBe(`postern://${S}@b.example:443/p?connect=[2001:db8::9]:8443`);
+  });
+
+  it('writes the fronting parameters in one order: pin, sni, host, connect (byte for byte)', () => {
+    const uri = formatShareUri({ secret: SECRET, host: 'b.example', port: 443, path: '/p', pin: PIN, sni: 'front.example.net', httpHost: 'origin.example.org:8443', connect: { host: '203.0.113.8', port: 443 }, plain: false });
+    expect(uri).toBe(`postern://${S}@b.example:443/p?pin=${P}&sni=front.example.net&host=origin.example.org:8443&connect=203.0.113.8:443`);
   });
 });
