@@ -66,7 +66,7 @@ export function remainingMs(s: SecureStream, limits: Limits): number {
  * The ALPN protocols the client offers. Every transport offers the same list, so the ClientHello
  * does not tell the transport apart; the bridge's choice is SecureStream.alpn.
  */
-export const CLIENT_ALPN_PROTOCOLS: readonly string[] = ['http/1.1'];
+export const CLIENT_ALPN_PROTOCOLS: readonly string[] = ['h2', 'http/1.1'];
 
 /**
  * The client's TLS options for `info` (everything but the socket and the offered session): the one

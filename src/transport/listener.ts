@@ -12,6 +12,7 @@ import { BRIDGE_FEATURES, type TokenVerifier } from './auth.js';
 import { createFront, type BridgeListener } from './front.js';
 import type { AcceptorContext } from './gate.js';
 import { createAcceptors } from './registry.js';
+import { createH2DecoyAcceptor } from './h2/acceptor.js';
 import { bridgePathProblem } from './uri.js';
 
 export { notFoundResponse, type BridgeListener } from './front.js';
@@ -46,6 +47,8 @@ export interface BridgeListenerOptions {
   decoy: Decoy;
   /** Features announced to authenticated clients (protocol.md §2.3; default BRIDGE_FEATURES; tests pass [] to play an older bridge). */
   features?: readonly string[];
+  /** Serve HTTP/2 (ALPN h2; h2c prior knowledge without TLS) and its transport (protocol.md §12); default true. */
+  http2?: boolean;
 }
 
 /** The decoy served alone (`postern decoy`): the bridge's web front without acceptors. */
@@ -56,6 +59,8 @@ export interface DecoyListenerOptions {
   decoy: Decoy;
   limits: Limits;
   logger: Logger;
+  /** Serve the decoy over HTTP/2 too (ALPN h2, h2c prior knowledge); default true. */
+  http2?: boolean;
 }
 
 export function createBridgeListener(opts: BridgeListenerOptions): BridgeListener {
@@ -80,7 +85,7 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
     port: opts.port,
     tls: opts.tls,
     decoy: opts.decoy,
-    acceptors: createAcceptors(ctx),
+    acceptors: createAcceptors(ctx, (name) => name !== 'h2' || opts.http2 !== false),
     limits: opts.limits,
     logger: opts.logger,
     ...(opts.onHandshakeTimeout !== undefined ? { onHandshakeTimeout: opts.onHandshakeTimeout } : {}),
@@ -96,5 +101,6 @@ export function createBridgeListener(opts: BridgeListenerOptions): BridgeListene
 }
 
 export function createDecoyListener(opts: DecoyListenerOptions): BridgeListener {
-  return createFront({ ...opts, acceptors: [], component: 'decoy' });
+  const acceptors = opts.http2 === false ? [] : [createH2DecoyAcceptor({ limits: opts.limits, logger: opts.logger, decoy: opts.decoy })];
+  return createFront({ ...opts, acceptors, component: 'decoy' });
 }

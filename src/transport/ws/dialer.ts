@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import type { FrameTransport } from '../../mux/transport.js';
 import { FEATURES_HEADER, parseFeatures } from '../auth.js';
+import { streamOneOn } from '../h2/dialer.js';
 import { credentialHeaders, dialSecure, dialTimeout, hostHeader, refusalError, remainingMs, type DialOptions } from '../dialer.js';
 import type { Dialer } from '../types.js';
 import type { BridgeInfo } from '../uri.js';
@@ -45,6 +46,9 @@ export function nativeMaskingActive(): boolean {
  */
 export async function dialBridge(info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
   const stream = await dialSecure(info, opts);
+  // A connection that negotiated h2 cannot carry a WebSocket upgrade (RFC 8441 aside): the session
+  // goes in HTTP/2 stream-one on it instead, same path and token (protocol.md §12.1).
+  if (stream.alpn === 'h2') return streamOneOn(stream, info, opts);
   return upgrade(info, opts, stream.socket, stream.raw, remainingMs(stream, opts.limits), stream.startedAt);
 }
 
