@@ -67,7 +67,7 @@ describe.each(TRANSPORTS)('postern client → bridge over transport=%s, end to e
     // A ws link against a --no-http2 bridge is WebSocket; transport=h2 is HTTP/2 (protocol.md §12).
     expect(stack.uri.includes('transport=h2')).toBe(transport === 'h2');
     expect(stack.bridge.lines.some((l) => l.msg === 'h2 session accepted')).toBe(transport === 'h2');
-    expect(stack.bridge.lines.some((l) => l.msg === 'session accepted')).toBe(transport === 'ws');
+    expect(stack.bridge.lines.some((l) => l.msg === 'session accepted')).toBe(true);
   });
 
   it('serves curl through the HTTP CONNECT proxy on the same port', async () => {
