@@ -126,14 +126,16 @@ const helpCache = new Map<string, string>();
  * default need --no-auth for the benches' unauthenticated SOCKS client; older builds (bench/ab.ts
  * A/B runs) refuse the flag and need nothing.
  */
-function clientTakes(flag: string): boolean {
-  let help = helpCache.get(BIN);
+function takes(command: 'client' | 'bridge', flag: string): boolean {
+  const key = `${BIN} ${command}`;
+  let help = helpCache.get(key);
   if (help === undefined) {
-    help = execFileSync(process.execPath, [BIN, 'client', '--help'], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: BENCH_HOME } });
-    helpCache.set(BIN, help);
+    help = execFileSync(process.execPath, [BIN, command, '--help'], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: BENCH_HOME } });
+    helpCache.set(key, help);
   }
   return help.includes(flag);
 }
+const clientTakes = (flag: string): boolean => takes('client', flag);
 
 function spawnPostern(name: string, nodeFlags: string[], args: string[]): Daemon {
   const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], {
@@ -196,6 +198,19 @@ export interface PairOptions {
   clientArgs?: string[];
   /** Puts something (a delay relay) between client and bridge: given the bridge's port, returns the port the client dials. */
   via?: (bridgePort: number) => Promise<number>;
+  /**
+   * The session transport: 'ws' (default; the bridge runs with --no-http2 when the build has it, so
+   * that the client, which offers h2, really uses WebSocket) or 'h2' (transport=h2 in the link).
+   */
+  transport?: 'ws' | 'h2';
+}
+
+/** A share URI with transport=h2 added (ws is the default and left unsaid). */
+function withTransport(uri: string, transport: 'ws' | 'h2'): string {
+  if (transport === 'ws') return uri;
+  const u = new URL(uri);
+  u.searchParams.set('transport', transport);
+  return u.toString();
 }
 
 /** init + bridge + client; resolves once both listen (and, if it says so in time, the tunnel is up). */
@@ -228,6 +243,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
       '127.0.0.1:0',
       '--log-level',
       opts.logLevel,
+      ...(opts.transport !== 'h2' && takes('bridge', '--no-http2') ? ['--no-http2'] : []),
     ]);
     bridgeD = bridge;
     const bl = await bridge.waitFor((l) => l.msg === 'listening' && l.role === 'bridge', opts.startTimeoutMs, 'bridge listening');
@@ -235,7 +251,7 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     const client = spawnPostern('client', opts.nodeFlags, [
       'client',
       '--bridge',
-      withPort(uri, opts.via ? await opts.via(bridgePort) : bridgePort),
+      withTransport(withPort(uri, opts.via ? await opts.via(bridgePort) : bridgePort), opts.transport ?? 'ws'),
       '--listen',
       '127.0.0.1:0',
       '--log-level',

@@ -21,6 +21,8 @@ export interface BenchOptions {
   sections: Set<Section>;
   /** Skip Postern (harness development while the binary does not build). */
   baselinesOnly: boolean;
+  /** Skip the transport=h2 pair (measured beside ws by default). */
+  noH2: boolean;
   /** SOCKS greeting and CONNECT in one write. */
   pipeline: boolean;
   cpuProf: boolean;
@@ -44,6 +46,7 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --settle-ms N        RSS sampling window before a value counts as settled (default 12000)
   --only LIST          comma-separated subset of: throughput,latency,rss,slowpath
   --baselines-only     direct TCP and TLS pair only (no Postern daemons)
+  --no-h2              measure the WebSocket transport only (default: h2 beside it)
   --no-pipeline        wait for the SOCKS method reply before sending CONNECT
   --cpu-prof           run the daemons under node --cpu-prof (profiles in bench/results/prof-*/)
   --quiet-budget-s N   on a shared machine, wait up to N s in total (≤ 30 s per measurement) for other
@@ -76,6 +79,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'settle-ms': { type: 'string' },
       only: { type: 'string' },
       'baselines-only': { type: 'boolean', default: false },
+      'no-h2': { type: 'boolean', default: false },
       'no-pipeline': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       'quiet-budget-s': { type: 'string' },
@@ -113,6 +117,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     settleMs: positiveInt('--settle-ms', values['settle-ms'], quick ? 5000 : 12_000),
     sections,
     baselinesOnly: values['baselines-only'] === true,
+    noH2: values['no-h2'] === true,
     pipeline: values['no-pipeline'] !== true,
     cpuProf: values['cpu-prof'] === true,
     quietBudgetMs: values['quiet-budget-s'] === '0' ? 0 : positiveInt('--quiet-budget-s', values['quiet-budget-s'], 300) * 1000,

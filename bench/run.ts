@@ -49,13 +49,17 @@ const IDLE_OPEN_DEADLINE_MS = 120_000;
 const CLOSE_CHECK_MS = 15_000;
 const DAEMON_START_TIMEOUT_MS = 20_000;
 
-type PathName = 'direct' | 'tls' | 'postern';
+type PathName = 'direct' | 'tls' | 'postern' | 'postern-h2';
 type Direction = 'download' | 'upload';
 const PATH_LABEL: Record<PathName, string> = {
   direct: 'direct TCP',
   tls: 'Node TLS pair',
   postern: 'Postern (SOCKS→wss→bridge)',
+  'postern-h2': 'Postern (SOCKS→h2→bridge)',
 };
+/** The HTTP/2 transport against WebSocket, side by side (issue 13): throughput ≥ 70 %, new-stream latency ≤ 110 %. */
+const TARGET_H2_THROUGHPUT_VS_WS = 0.7;
+const TARGET_H2_LATENCY_VS_WS = 1.1;
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -392,6 +396,7 @@ function report(
   lat: LatencyResult | null,
   rss: RssResult | null,
   slow: SlowCase[] | null = null,
+  latH2: LatencyResult | null = null,
 ): { text: string; targets: Target[] } {
   const out: string[] = [];
   const targets: Target[] = [];
@@ -407,7 +412,7 @@ function report(
     out.push(`1. Single-stream throughput, ${mib} MiB per transfer, MB/s = 10^6 B/s, median of ${opts.reps} runs (best in brackets)`);
     out.push(`   ${pad('', 28)}${lpad('download', 20)}${lpad('upload', 20)}`);
     const get = (p: PathName, d: Direction) => tput.find((c) => c.path === p && c.direction === d);
-    for (const p of ['direct', 'tls', 'postern'] as PathName[]) {
+    for (const p of ['direct', 'tls', 'postern', 'postern-h2'] as PathName[]) {
       const dl = get(p, 'download');
       const ul = get(p, 'upload');
       if (!dl || !ul) continue;
@@ -433,6 +438,16 @@ function report(
           ` upload client ${cpuMed(pu, 'client')}%, bridge ${cpuMed(pu, 'bridge')}%, bench ${cpuMed(pu, 'bench')}%`,
       );
     }
+    const hd = get('postern-h2', 'download');
+    const hu = get('postern-h2', 'upload');
+    if (pd && pu && hd && hu) {
+      const rd = hd.medianMBps / pd.medianMBps;
+      const ru = hu.medianMBps / pu.medianMBps;
+      const t = TARGET_H2_THROUGHPUT_VS_WS;
+      out.push(`   ${pad('Postern h2 / ws', 28)}${lpad(pct(rd), 20)}${lpad(pct(ru), 20)}   target ≥ ${pct(t)}: download ${verdict(rd >= t)}, upload ${verdict(ru >= t)}`);
+      targets.push({ name: 'throughput download, h2/ws', value: rd, limit: `>= ${t}`, pass: rd >= t });
+      targets.push({ name: 'throughput upload, h2/ws', value: ru, limit: `>= ${t}`, pass: ru >= t });
+    }
   }
   if (lat) {
     out.push('');
@@ -445,6 +460,15 @@ function report(
     const ok = lat.ratioMedian <= TARGET_LATENCY_VS_DIRECT;
     out.push(`   ${pad('Postern / direct', 28)}${lpad(`${lat.ratioMedian.toFixed(2)}×`, 12)}${lpad(`${lat.ratioP99.toFixed(2)}×`, 12)}   target median ≤ ${TARGET_LATENCY_VS_DIRECT}×: ${verdict(ok)}`);
     targets.push({ name: 'new-stream latency median, Postern/direct', value: lat.ratioMedian, limit: `<= ${TARGET_LATENCY_VS_DIRECT}`, pass: ok });
+    if (latH2) {
+      out.push(row('direct TCP (h2 run)', latH2.direct));
+      out.push(row('Postern h2 SOCKS CONNECT', latH2.postern));
+      // Each run's own direct samples absorb the load that run saw: compare Postern/direct ratios.
+      const r = latH2.ratioMedian / lat.ratioMedian;
+      const okH2 = r <= TARGET_H2_LATENCY_VS_WS;
+      out.push(`   ${pad('h2 / ws (of Postern/direct)', 28)}${lpad(`${r.toFixed(2)}×`, 12)}${lpad(`${(latH2.ratioP99 / lat.ratioP99).toFixed(2)}×`, 12)}   target median ≤ ${TARGET_H2_LATENCY_VS_WS}×: ${verdict(okH2)}`);
+      targets.push({ name: 'new-stream latency median, h2/ws', value: r, limit: `<= ${TARGET_H2_LATENCY_VS_WS}`, pass: okH2 });
+    }
   }
   if (rss) {
     out.push('');
@@ -545,6 +569,8 @@ async function main(): Promise<number> {
   let pair: Pair | null = null;
   let tput: ThroughputCase[] | null = null;
   let lat: LatencyResult | null = null;
+  let latH2: LatencyResult | null = null;
+  let h2Pair: Pair | null = null;
   let rss: RssResult | null = null;
   let slow: SlowCase[] | null = null;
   try {
@@ -560,6 +586,11 @@ async function main(): Promise<number> {
       const starting = (d: Daemon) => d.seen.find((l) => l.msg === 'postern starting')?.nativeMasking;
       meta.clientNativeMasking = starting(pair.client);
       meta.bridgeNativeMasking = starting(pair.bridge);
+      if (!o.noH2) {
+        log('starting the transport=h2 client/bridge pair');
+        h2Pair = await startPair({ nodeFlags, bridgeLimits: o.bridgeLimits, logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, transport: 'h2' });
+        log(`h2 bridge pid ${h2Pair.bridge.pid}; client pid ${h2Pair.client.pid} socks port ${h2Pair.socksPort}; tunnel up logged: ${h2Pair.tunnelUpSeen}`);
+      }
     }
     if (o.sections.has('throughput')) {
       const connectors: Partial<Record<PathName, Connector>> = {
@@ -567,9 +598,16 @@ async function main(): Promise<number> {
         tls: tlsConnector(servers.ports.trafficTlsPort, cert),
       };
       if (pair) connectors.postern = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
+      if (h2Pair) connectors['postern-h2'] = socksConnector(h2Pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       tput = await measureThroughput(o, connectors, pair);
     }
     if (o.sections.has('latency') && pair) lat = await measureLatency(o, servers.ports.echoPort, pair);
+    if (o.sections.has('latency') && h2Pair) latH2 = await measureLatency(o, servers.ports.echoPort, h2Pair);
+    if (h2Pair) {
+      const how = await h2Pair.stop();
+      log(`h2 pair stopped: client ${how.client}; bridge ${how.bridge}`);
+      h2Pair = null;
+    }
     if (pair) {
       const warnings = [...pair.client.seen, ...pair.bridge.seen].filter((l) => typeof l.level === 'number' && l.level >= 40);
       meta.daemonWarnings = warnings.slice(0, 20);
@@ -583,6 +621,7 @@ async function main(): Promise<number> {
       slow = await measureSlowPath(servers.ports.echoPort, o.slowSamples, { logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, bridgeLimits: o.bridgeLimits }, log);
     }
   } finally {
+    if (h2Pair) await h2Pair.stop();
     if (pair) {
       process.stderr.write(`[bench] client log tail:\n${pair.client.tailText()}\n[bench] bridge log tail:\n${pair.bridge.tailText()}\n`);
       await pair.stop();
@@ -591,9 +630,9 @@ async function main(): Promise<number> {
   }
 
   meta.quietWaitedMs = quietWaitedMs;
-  const { text, targets } = report(o, meta, tput, lat, rss, slow);
+  const { text, targets } = report(o, meta, tput, lat, rss, slow, latH2);
   process.stdout.write(`\n${text}\n`);
-  const json = { meta, throughput: tput, latency: lat, rss, slowPath: slow, targets, table: text.split('\n') };
+  const json = { meta, throughput: tput, latency: lat, latencyH2: latH2, rss, slowPath: slow, targets, table: text.split('\n') };
   writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`);
   if (o.cpuProf) log(`CPU profiles in ${profDir} (summarise: tsx bench/profile-summary.ts ${path.relative(ROOT, profDir)})`);
   log(`wrote ${path.relative(ROOT, o.out)}`);

@@ -133,6 +133,7 @@ export class Bridge {
       admitSession: (user, id, proof, head) => this.registry.admit(id, user, proof, head),
       onRefused: (reason) => this.refusedUpgrades.note(reason),
       decoy: createDecoy(this.config.decoy, limits),
+      http2: this.config.http2,
       ...(opts.features !== undefined ? { features: opts.features } : {}),
     });
   }

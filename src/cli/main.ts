@@ -92,6 +92,7 @@ function logStartup(log: Logger): void {
 async function runBridge(opts: {
   config: string;
   allowPrivate?: boolean;
+  http2?: boolean;
   listen?: string;
   logLevel?: string;
   plain?: boolean;
@@ -101,6 +102,7 @@ async function runBridge(opts: {
   const load = () => {
     let c = loadBridgeConfig(opts.config);
     if (opts.allowPrivate) c = { ...c, allowPrivate: true };
+    if (opts.http2 === false) c = { ...c, http2: false };
     if (opts.listen) c = { ...c, listen: hostPort(opts.listen, '--listen') };
     if (opts.plain) {
       // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
@@ -138,10 +140,11 @@ async function runBridge(opts: {
 }
 
 /** `postern decoy`: the bridge's decoy website alone — same config, certificate and limits, no tunnel. */
-async function runDecoy(opts: { config: string; listen?: string; logLevel?: string }): Promise<void> {
+async function runDecoy(opts: { config: string; listen?: string; logLevel?: string; http2?: boolean }): Promise<void> {
   let config: BridgeConfig;
   try {
     config = loadBridgeConfig(opts.config);
+    if (opts.http2 === false) config = { ...config, http2: false };
     if (opts.listen) config = { ...config, listen: hostPort(opts.listen, '--listen') };
   } catch (err) {
     fail(err);
@@ -155,6 +158,7 @@ async function runDecoy(opts: { config: string; listen?: string; logLevel?: stri
     decoy: createDecoy(config.decoy, config.limits),
     limits: config.limits,
     logger: log,
+    http2: config.http2,
   });
   let addr;
   try {
@@ -415,6 +419,7 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'override the listen address of the config file')
     .option('--plain', 'serve plain ws (no TLS) on loopback, behind a TLS-terminating proxy such as nginx')
     .option('--insecure-plain-listen', 'with --plain, allow a non-loopback listen address (the proxy link must be private)')
+    .option('--no-http2', 'serve HTTP/1.1 and WebSocket only: no HTTP/2 (ALPN h2, h2c) and no h2 transport (config "http2": false)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runBridge(o));
 
@@ -610,6 +615,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .requiredOption('--config <file>', 'bridge config file (JSON)')
     .option('--listen <host:port>', 'override the listen address of the config file')
+    .option('--no-http2', 'serve HTTP/1.1 only (config "http2": false)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDecoy(o));
 

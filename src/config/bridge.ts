@@ -102,6 +102,8 @@ export const bridgeConfigSchema = z
     shareCert: z.string().min(1).optional(),
     users: z.array(userSchema).min(1).max(10_000),
     allowPrivate: z.boolean().default(false),
+    /** Serve HTTP/2 (ALPN h2, h2c behind a proxy) and its transport (protocol.md §12); false: HTTP/1.1 and WebSocket only. */
+    http2: z.boolean().default(true),
     egress: egressSchema.default({ denyPorts: [], allowRanges: [] }),
     /** Metrics and health endpoint; absent: none. */
     admin: z
@@ -150,6 +152,8 @@ export interface BridgeConfig {
   readonly shareCertPem: string | null;
   readonly users: ReadonlyArray<{ readonly name: string; readonly secret: Buffer; readonly maxBytesPerSecond?: number }>;
   readonly allowPrivate: boolean;
+  /** Serve HTTP/2 and its transport (protocol.md §12). */
+  readonly http2: boolean;
   readonly egress: {
     readonly allowPorts: ReadonlyArray<number | string> | null;
     readonly denyPorts: ReadonlyArray<number | string>;
@@ -240,6 +244,7 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
       ...(u.maxBytesPerSecond !== undefined ? { maxBytesPerSecond: u.maxBytesPerSecond } : {}),
     })),
     allowPrivate: c.allowPrivate,
+    http2: c.http2,
     egress: {
       allowPorts: c.egress.allowPorts ?? null,
       denyPorts: c.egress.denyPorts,

@@ -131,6 +131,12 @@ export const LIMITS = {
   HTTP_KEEPALIVE_TIMEOUT_MS: 75_000,
   /** The bridge's web front closes a connection this long after a `Connection: close` answer if the peer has not (nginx lingering_timeout 5 s). */
   HTTP_CLOSE_LINGER_MS: 5_000,
+  /** HTTP/2 transport: per-stream receive window raised to this once a session is authenticated (before: nginx's 64 KiB). */
+  H2_STREAM_WINDOW_BYTES: 4 * 1024 * 1024,
+  /** HTTP/2 transport: connection receive window (bytes in flight on one connection before the reader consumes them). */
+  H2_CONNECTION_WINDOW_BYTES: 16 * 1024 * 1024,
+  /** HTTP/2 transport: after a graceful close the peer has this long to end its body before the stream is reset. */
+  H2_CLOSE_TIMEOUT_MS: 5_000,
   /** Largest request body the proxy decoy passes upstream (nginx client_max_body_size 1 MiB → 413). */
   DECOY_MAX_BODY_BYTES: 1024 * 1024,
   /** The proxy decoy answers 504 when its upstream is silent this long (nginx proxy_read_timeout 60 s). */
@@ -300,6 +306,9 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   HTTP_MAX_HEADER_BYTES: [4_096, 65_536],
   HTTP_KEEPALIVE_TIMEOUT_MS: [1_000, 600_000],
   HTTP_CLOSE_LINGER_MS: [100, 60_000],
+  H2_STREAM_WINDOW_BYTES: [64 * 1024, 64 * 1024 * 1024],
+  H2_CONNECTION_WINDOW_BYTES: [64 * 1024, 256 * 1024 * 1024],
+  H2_CLOSE_TIMEOUT_MS: [100, 60_000],
   DECOY_MAX_BODY_BYTES: [0, 64 * 1024 * 1024],
   DECOY_PROXY_TIMEOUT_MS: [1_000, 600_000],
   DECOY_PROXY_MAX_SOCKETS_COUNT: [1, 65_536],

@@ -48,6 +48,8 @@ export interface BridgeListenerOptions {
   features?: readonly string[];
   /** Which transports to serve (default: every one this build has, registry.ts). */
   transports?: readonly TransportName[];
+  /** Serve HTTP/2 (ALPN h2; h2c prior knowledge without TLS) and its transport (protocol.md §12); default true. */
+  http2?: boolean;
 }
 
 /** The decoy served alone (`postern decoy`): the bridge's web front, its acceptors without sessions. */
@@ -60,6 +62,8 @@ export interface DecoyListenerOptions {
   logger: Logger;
   /** Whose protocols to speak for the decoy (an h2 acceptor serves it over HTTP/2; default: every transport). */
   transports?: readonly TransportName[];
+  /** Serve the decoy over HTTP/2 too (ALPN h2, h2c prior knowledge); default true. */
+  http2?: boolean;
 }
 
 export function createBridgeListener(opts: BridgeListenerOptions): BridgeListener {
@@ -95,7 +99,7 @@ function composeFront(opts: DecoyListenerOptions & { onHandshakeTimeout?: () => 
     port: opts.port,
     tls: opts.tls,
     decoy: opts.decoy,
-    acceptors: createAcceptors(ctx, (name) => wanted === undefined || wanted.includes(name)),
+    acceptors: createAcceptors(ctx, (name) => (wanted === undefined || wanted.includes(name)) && (name !== 'h2' || opts.http2 !== false)),
     limits: opts.limits,
     logger: opts.logger,
     component: sessions === null ? 'decoy' : 'listener',

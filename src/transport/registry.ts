@@ -8,16 +8,20 @@ import { dialSecure } from './dialer.js';
 import type { AcceptorContext } from './gate.js';
 import type { Acceptor, AcceptorFactory, Dialer, TransportDialer } from './types.js';
 import { DEFAULT_TRANSPORT, transportOf, type BridgeInfo, type TransportName } from './uri.js';
+import { createH2Acceptor } from './h2/acceptor.js';
+import { h2Dialer } from './h2/dialer.js';
 import { createWsAcceptor } from './ws/acceptor.js';
 import { wsDialer } from './ws/dialer.js';
 
 const DIALERS: Partial<Record<TransportName, TransportDialer>> = {
   ws: wsDialer,
+  h2: h2Dialer,
 };
 
 /** The bridge serves every transport listed here, side by side on one port (in this order). */
 const ACCEPTORS: Partial<Record<TransportName, AcceptorFactory>> = {
   ws: createWsAcceptor,
+  h2: createH2Acceptor,
 };
 
 /** How errors name ALPN protocols. */

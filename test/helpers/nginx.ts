@@ -30,6 +30,19 @@ export function siteFromTemplate(v: { port: number; certFile: string; keyFile: s
   return text();
 }
 
+/** configs/nginx/postern-h2.conf (TLS + HTTP/2 at nginx, grpc_pass to h2c bridges) with its example values replaced. */
+export function h2SiteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
+  const { sub, text } = template('configs/nginx/postern-h2.conf');
+  sub('listen 443 ssl http2;', `listen 127.0.0.1:${v.port} ssl http2;`);
+  sub('listen [::]:443 ssl http2;', '');
+  sub('/etc/letsencrypt/live/bridge.example.org/fullchain.pem', v.certFile);
+  sub('/etc/letsencrypt/live/bridge.example.org/privkey.pem', v.keyFile);
+  sub('location = /c2VjcmV0LXBhdGgtZXhhbXBsZQ {', `location = ${v.secretPath} {`);
+  sub('server 127.0.0.1:8080 max_fails=1 fail_timeout=10s;', v.upstreams.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=10s;`).join('\n    '));
+  sub('root /var/www/postern-decoy;', `root ${v.decoyRoot};`);
+  return text();
+}
+
 /** configs/nginx/relay-stream.conf (a TCP relay) listening on 127.0.0.1:port, forwarding to 127.0.0.1:target; logs in dir. */
 export function relayFromTemplate(v: { port: number; target: number; dir: string }): string {
   const { sub, text } = template('configs/nginx/relay-stream.conf');

@@ -10,6 +10,18 @@ export interface Stack {
   socksPort: number;
 }
 
+/** The session transports (protocol.md §1 transport=). */
+export type Transport = 'ws' | 'h2';
+export const TRANSPORTS: readonly Transport[] = ['ws', 'h2'];
+
+/** Adds transport=h2 to a share URI (ws is the default and is left unsaid). */
+export function withTransport(uri: string, transport: Transport): string {
+  if (transport === 'ws') return uri;
+  const u = new URL(uri);
+  u.searchParams.set('transport', transport);
+  return u.toString();
+}
+
 /** Rewrites the port of a postern:// URI (init writes the public port; tests listen on port 0). */
 export function withPort(uri: string, port: number): string {
   const u = new URL(uri);
@@ -26,8 +38,13 @@ export async function init(extra: string[] = []): Promise<{ dir: string; uri: st
   return { dir, uri, config: path.join(dir, 'bridge.json') };
 }
 
-export async function startBridge(config: string, extra: string[] = ['--allow-private']): Promise<{ bridge: Postern; port: number }> {
-  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', ...extra]);
+/**
+ * A bridge on loopback. It serves HTTP/1.1 and WebSocket only (--no-http2) unless `transport` is
+ * 'h2': the client offers h2 in ALPN and would otherwise carry even a ws link over HTTP/2
+ * (protocol.md §12.1), and the ws tests are to exercise WebSocket.
+ */
+export async function startBridge(config: string, extra: string[] = ['--allow-private'], transport: Transport = 'ws'): Promise<{ bridge: Postern; port: number }> {
+  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', ...extra, ...(transport === 'ws' ? ['--no-http2'] : [])]);
   return { bridge, port: await bridge.listening('bridge') };
 }
 
@@ -44,10 +61,11 @@ export async function startClient(uri: string, extra: string[] = [], opts: { aut
 }
 
 /** init → bridge (allow-private, loopback, port 0) → client (loopback, port 0), tunnel up. */
-export async function startStack(opts: { bridgeArgs?: string[]; clientArgs?: string[] } = {}): Promise<Stack> {
+export async function startStack(opts: { bridgeArgs?: string[]; clientArgs?: string[]; transport?: Transport } = {}): Promise<Stack> {
   const { dir, uri: initUri, config } = await init();
-  const { bridge, port: bridgePort } = await startBridge(config, opts.bridgeArgs);
-  const uri = withPort(initUri, bridgePort);
+  const transport = opts.transport ?? 'ws';
+  const { bridge, port: bridgePort } = await startBridge(config, opts.bridgeArgs, transport);
+  const uri = withTransport(withPort(initUri, bridgePort), transport);
   const { client, port: socksPort } = await startClient(uri, opts.clientArgs);
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
   return { dir, uri, bridge, client, bridgePort, socksPort };

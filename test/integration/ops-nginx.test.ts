@@ -5,13 +5,13 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultyRelay } from '../helpers/faulty-relay.js';
-import { startNginx, siteFromTemplate, type Nginx } from '../helpers/nginx.js';
+import { h2SiteFromTemplate, startNginx, siteFromTemplate, type Nginx } from '../helpers/nginx.js';
 import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
-import { seededBytes } from '../helpers/resilience.js';
+import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
-import { init, startClient, withPort } from '../helpers/stack.js';
+import { init, startClient, withPort, withTransport } from '../helpers/stack.js';
 import { SESSION_HEADER, SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
 import { generateSelfSigned } from '../../src/transport/certs.js';
 import { parseShareUri } from '../../src/transport/uri.js';
@@ -122,8 +122,8 @@ async function plainBridge(config: string): Promise<{ bridge: Postern; port: num
   return { bridge, port };
 }
 
-/** nginx from configs/nginx/postern.conf in front of the given bridge ports; its own self-signed certificate. */
-async function nginxFront(config: string, upstreams: number[]): Promise<{ nginx: Nginx; certFile: string }> {
+/** nginx from configs/nginx/postern.conf (or postern-h2.conf) in front of the given bridge ports; its own self-signed certificate. */
+async function nginxFront(config: string, upstreams: number[], site: typeof siteFromTemplate = siteFromTemplate): Promise<{ nginx: Nginx; certFile: string }> {
   const dir = tempDir('postern-nginx-');
   const { keyPem, certPem } = generateSelfSigned({ commonName: '127.0.0.1', altNames: ['127.0.0.1'] });
   const certFile = path.join(dir, 'fullchain.pem');
@@ -134,7 +134,7 @@ async function nginxFront(config: string, upstreams: number[]): Promise<{ nginx:
   fs.mkdirSync(decoyRoot);
   fs.writeFileSync(path.join(decoyRoot, 'index.html'), '<html><body>A quiet personal homepage.</body></html>\n');
   const secretPath = (JSON.parse(fs.readFileSync(config, 'utf8')) as { path: string }).path;
-  const n = await startNginx(dir, (port) => siteFromTemplate({ port, certFile, keyFile, secretPath, upstreams, decoyRoot }));
+  const n = await startNginx(dir, (port) => site({ port, certFile, keyFile, secretPath, upstreams, decoyRoot }));
   return { nginx: n, certFile };
 }
 
@@ -251,4 +251,72 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     expect(ok).toBe(3);
     expect(opened(other)).toBeGreaterThanOrEqual(1);
   });
+});
+
+describe('behind nginx over HTTP/2 (configs/nginx/postern-h2.conf: TLS + http2 at nginx, grpc_pass to postern bridge --plain)', () => {
+  it('tunnels transport=h2 through nginx: curl via SOCKS5 and HTTP CONNECT, 64 MiB both ways, 100 streams, and the decoy for everyone else', async () => {
+    const { config } = await init();
+    const { bridge, port: bport } = await plainBridge(config);
+    const front = await nginxFront(config, [bport], h2SiteFromTemplate);
+    nginx = front.nginx;
+    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
+    expect(share.code, share.stderr).toBe(0);
+    const uri = withTransport(withPort(share.stdout.trim(), nginx.port), 'h2');
+    const { client, port: socks } = await startClient(uri, ['--log-level', 'debug']);
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    // The session went as HTTP/2 all the way: ALPN h2 at nginx, stream-one, h2c to the bridge.
+    expect(client.lines.some((l) => l.msg === 'bridge session open' && l.transport === 'h2')).toBe(true);
+
+    const got = await curl(['--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
+    expect(got.stdout).toContain('hello through postern');
+    const viaConnect = await curl(['-p', '-x', `http://127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/connect`]);
+    expect(viaConnect.stdout).toContain('/connect');
+
+    const big = seededBytes(64 * 1024 * 1024, 3);
+    const r = await echoTransfer(socks, echo.port, big);
+    expect(r.ended).toBe('end');
+    expect(r.hash).toBe(sha256(big));
+
+    const many = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const d = seededBytes(64 * 1024 + i * 97, 1000 + i);
+        const x = await echoTransfer(socks, echo.port, d);
+        return x.ended === 'end' && x.hash === sha256(d);
+      }),
+    );
+    expect(many.filter(Boolean).length).toBe(100);
+
+    // Everyone else: nginx's own answers over HTTP/2, the secret path without a valid token included.
+    const secretPath = new URL(uri).pathname;
+    const body = (x: { stdout: string }) => x.stdout.split('\r\n\r\n').slice(1).join('\r\n\r\n');
+    const other = await curl(['-k', '-i', '--http2', `https://127.0.0.1:${nginx.port}/no-such-page`]);
+    const probe = await curl(['-k', '-i', '--http2', '-X', 'POST', '--data-binary', 'x', `https://127.0.0.1:${nginx.port}${secretPath}`]);
+    const badToken = await curl(['-k', '-i', '--http2', '-X', 'POST', '-H', `Authorization: Bearer ${'A'.repeat(87)}`, '--data-binary', 'x', `https://127.0.0.1:${nginx.port}${secretPath}`]);
+    expect(other.stdout).toMatch(/^HTTP\/2 404/);
+    expect(probe.stdout).toMatch(/^HTTP\/2 404/);
+    expect(badToken.stdout).toMatch(/^HTTP\/2 404/);
+    expect(body(probe)).toBe(body(other));
+    expect(body(badToken)).toBe(body(other));
+    expect(bridge.child.exitCode).toBeNull();
+  }, 120_000);
+
+  it('resumes transport=h2 sessions through nginx while a relay resets every connection after 16–24 KB', async () => {
+    const { config } = await init();
+    const { port: bport } = await plainBridge(config);
+    const front = await nginxFront(config, [bport], h2SiteFromTemplate);
+    nginx = front.nginx;
+    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', front.certFile]);
+    relay = new FaultyRelay({ target: nginx.port, seed: 16 });
+    const relayPort = await relay.listen();
+    const { client, port: socks } = await startClient(withTransport(withPort(share.stdout.trim(), relayPort), 'h2'));
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    relay.cutRange = [16 * 1024, 24 * 1024];
+    relay.cutAll();
+    const data = seededBytes(256 * 1024, 5);
+    const r = await echoTransfer(socks, echo.port, data);
+    expect(r.ended).toBe('end');
+    expect(r.hash).toBe(sha256(data));
+    expect(relay.cuts).toBeGreaterThan(10);
+    expect(client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length).toBeGreaterThan(10);
+  }, 90_000);
 });

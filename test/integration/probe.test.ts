@@ -5,11 +5,12 @@
  * (§3): a skewed client is told E_CLOCK_SKEW, a prober with a recorded token sees only the decoy.
  */
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PosternError } from '../../src/core/errors.js';
 import { defaultLimits } from '../../src/core/limits.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { makeToken } from '../../src/transport/auth.js';
+import { SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
 import { dialBridge } from '../../src/transport/registry.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 import { runProbe as runHttpProbe, type ProbeOutcome } from '../helpers/http-probe.js';
@@ -202,6 +203,68 @@ describe('a prober sees the decoy and nothing else (protocol.md §2)', () => {
     expect(bridge.lines.some((l) => l.msg === 'upgrade refused' && l.reason === 'replay')).toBe(true);
     expect(bridge.lines.some((l) => l.msg === 'upgrade refused' && l.reason === 'skew')).toBe(true);
   }, 60_000);
+});
+
+/** One HTTP/2 request over TLS (ALPN h2): status, headers in order (date aside) and body; 'none' when refused. */
+function h2Request(port: number, headers: http2.OutgoingHttpHeaders, body: Buffer | null): Promise<string> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'bridge.example', ALPNProtocols: ['h2'] });
+    const done = (r: string): void => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done('timeout'), 5_000);
+    session.on('error', (e) => done(`session error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    const req = session.request({ ':scheme': 'https', ':authority': 'bridge.example', ...headers }, { endStream: body === null });
+    req.on('error', (e) => done(`stream error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    let head = '';
+    const parts: Buffer[] = [];
+    req.on('response', (h) => {
+      head = Object.entries(h)
+        .map(([k, v]) => `${k}: ${k === 'date' ? '<date>' : String(v)}`)
+        .join('\n');
+      // A session (200 to the secret path) never ends by itself: its head is the whole answer.
+      if (h[':status'] === 200 && h['postern-padding'] !== undefined) done(head);
+    });
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => done(`${head}\n\n${Buffer.concat(parts).toString('latin1')}`));
+    if (body !== null) req.end(body);
+  });
+}
+
+describe('over HTTP/2 a prober sees the decoy and nothing else (protocol.md §12.7)', () => {
+  it('gets the same status, headers and body from the bridge and from the decoy alone, for every refused session request', async () => {
+    const { path: secretPath, secret, replayed } = pair.ctx;
+    const token = (p = secretPath, bound?: string) => `Bearer ${makeToken(secret, p, Date.now(), undefined, bound)}`;
+    const sid = Buffer.alloc(SESSION_ID_BYTES, 3).toString('base64url');
+    const probes: Array<[string, () => http2.OutgoingHttpHeaders, Buffer | null]> = [
+      ['GET /', () => ({ ':method': 'GET', ':path': '/' }), null],
+      ['HEAD /', () => ({ ':method': 'HEAD', ':path': '/' }), null],
+      ['GET a missing page', () => ({ ':method': 'GET', ':path': '/no-such-page' }), null],
+      ['GET a missing page as Chrome', () => ({ ':method': 'GET', ':path': '/no-such-page', 'user-agent': 'Mozilla/5.0 Chrome/120.0' }), null],
+      ['POST / with a body', () => ({ ':method': 'POST', ':path': '/' }), Buffer.from('x')],
+      ['OPTIONS *-like', () => ({ ':method': 'OPTIONS', ':path': '/' }), null],
+      ['POST the secret path, no token', () => ({ ':method': 'POST', ':path': secretPath }), Buffer.from('x')],
+      ['POST the secret path, a bad token', () => ({ ':method': 'POST', ':path': secretPath, authorization: `Bearer ${'A'.repeat(87)}` }), Buffer.from('x')],
+      ['POST the secret path, a replayed token', () => ({ ':method': 'POST', ':path': secretPath, authorization: `Bearer ${replayed}` }), Buffer.from('x')],
+      ['POST the secret path, another scheme', () => ({ ':method': 'POST', ':path': secretPath, authorization: 'Basic dXNlcjpwYXNz' }), Buffer.from('x')],
+      ['GET the secret path with a valid token (wrong method)', () => ({ ':method': 'GET', ':path': secretPath, authorization: token() }), null],
+      ['POST the secret path with a valid token and no body', () => ({ ':method': 'POST', ':path': secretPath, authorization: token() }), null],
+      ['POST another path with a valid token for it', () => ({ ':method': 'POST', ':path': '/other', authorization: token('/other') }), Buffer.from('x')],
+      ['POST the secret path, token not bound to the session header', () => ({ ':method': 'POST', ':path': secretPath, authorization: token(), 'postern-session': sid }), Buffer.from('x')],
+      ['POST the secret path, a malformed session id', () => ({ ':method': 'POST', ':path': secretPath, authorization: token(secretPath, 'bad'), 'postern-session': 'bad' }), Buffer.from('x')],
+      ['POST the secret path, a resume proof without a session', () => ({ ':method': 'POST', ':path': secretPath, authorization: token(), 'postern-resume': 'A'.repeat(43) }), Buffer.from('x')],
+    ];
+    for (const [name, headers, body] of probes) {
+      const [b, d] = await Promise.all([h2Request(pair.bridgePort, headers(), body), h2Request(pair.decoyPort, headers(), body)]);
+      expect(b, name).toBe(d);
+      expect(b, name).toMatch(/^:status: [1-5]\d\d\n/);
+    }
+    // The same request with a fresh valid token opens a session at the bridge: the probes could tell.
+    const open = await h2Request(pair.bridgePort, { ':method': 'POST', ':path': secretPath, authorization: token() }, Buffer.alloc(0));
+    expect(open).toMatch(/^:status: 200\n/);
+  });
 });
 
 describe('a static-folder decoy is served the same way by the bridge and alone', () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopAll } from '../helpers/proc.js';
 import { deterministicBytes, echoServer, httpServer, sha256, type Local } from '../helpers/servers.js';
 import { closeKind, connectRaw, domainRequest, ipv4Request, ipv6Request, readN, socksConnect } from '../helpers/socks.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { TRANSPORTS, startStack, type Stack } from '../helpers/stack.js';
 import { curl as runCurl } from '../helpers/ops.js';
 
 const exec = promisify(execFile);
@@ -18,7 +18,6 @@ let echo: Local<net.Server>;
 
 beforeAll(async () => {
   [web, web6, echo] = await Promise.all([httpServer('127.0.0.1'), httpServer('::1'), echoServer('127.0.0.1')]);
-  stack = await startStack();
 });
 
 afterAll(async () => {
@@ -56,7 +55,26 @@ async function echoThrough(data: Buffer): Promise<string> {
   return hash.digest('hex');
 }
 
-describe('postern client → bridge, end to end with the built binary', () => {
+describe.each(TRANSPORTS)('postern client → bridge over transport=%s, end to end with the built binary', (transport) => {
+  beforeAll(async () => {
+    stack = await startStack({ transport, bridgeArgs: ['--allow-private', '--log-level', 'debug'] });
+  });
+  afterAll(async () => {
+    await stopAll();
+  });
+
+  it('carries the session in the transport the link names', () => {
+    // A ws link against a --no-http2 bridge is WebSocket; transport=h2 is HTTP/2 (protocol.md §12).
+    expect(stack.uri.includes('transport=h2')).toBe(transport === 'h2');
+    expect(stack.bridge.lines.some((l) => l.msg === 'h2 session accepted')).toBe(transport === 'h2');
+    expect(stack.bridge.lines.some((l) => l.msg === 'session accepted')).toBe(true);
+  });
+
+  it('serves curl through the HTTP CONNECT proxy on the same port', async () => {
+    const r = await curl(['-p', '-x', `http://127.0.0.1:${stack.socksPort}`, `http://localhost:${web.port}/connect`]);
+    expect(r.stdout).toContain('/connect');
+  });
+
   it('serves curl --socks5-hostname: the name is resolved at the bridge', async () => {
     const r = await curl(['--socks5-hostname', `127.0.0.1:${stack.socksPort}`, `http://localhost:${web.port}/page`]);
     expect(r.stderr).toBe('');

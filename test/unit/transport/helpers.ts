@@ -81,6 +81,8 @@ export async function startBridge(o: {
   logger?: Logger;
   path?: string;
   onSession?: (t: FrameTransport, user: string) => void;
+  /** Serve HTTP/2 too (default false: these tests exercise the WebSocket transport, which a client offering h2 would otherwise not use). */
+  http2?: boolean;
 }): Promise<BridgeFixture> {
   const secret = generateSecret();
   const path = o.path ?? '/tunnel-8f3a';
@@ -99,6 +101,7 @@ export async function startBridge(o: {
     verifier,
     limits,
     decoy: createBuiltinDecoy({ siteTimeMs: Date.now() }),
+    http2: o.http2 ?? false,
     logger: o.logger ?? silentLogger(),
     onSession: (transport, user) => {
       track(transport);

@@ -1,0 +1,209 @@
+/**
+ * The bridge side of the HTTP/2 transport (docs/protocol.md §12): serves HTTP/2 on a connection
+ * the web front hands over (TLS with ALPN h2, or h2c prior knowledge behind a TLS-terminating
+ * proxy). A `POST <path>` carrying a valid token becomes a session (stream-one, §12.2); every other
+ * request — and every refused one — is answered by the decoy, over HTTP/2, as nginx answers it.
+ */
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Limits } from '../../core/limits.js';
+import { sendQueueBound } from '../../core/limits.js';
+import { padForBrowser, type Decoy, type DecoyResponse } from '../../decoy/decoy.js';
+import { userAgentClass } from '../../decoy/http-head.js';
+import type { Logger } from '../../log/logger.js';
+import { FEATURES_HEADER } from '../auth.js';
+import { SESSION_LOST_CODE, admit, handOver, type AcceptorContext } from '../gate.js';
+import type { Acceptor, AcceptedConnection } from '../types.js';
+import { H2FrameTransport } from './frame-transport.js';
+import { PADDING_HEADER, paddingValue } from './padding.js';
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4): how h2c from a proxy starts. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * nginx 1.22's SETTINGS (http2_max_concurrent_streams 128, its frame size, no push), with the
+ * stream window H2_STREAM_WINDOW_BYTES instead of nginx's 64 KiB (protocol.md §12.6).
+ */
+export function bridgeH2Settings(limits: Limits): http2.Settings {
+  return { maxConcurrentStreams: 128, initialWindowSize: limits.H2_STREAM_WINDOW_BYTES, maxFrameSize: 16_777_215, enablePush: false };
+}
+
+/** Response headers that HTTP/2 forbids (RFC 9113 §8.2.2); nginx drops them from an h2 answer. */
+const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/**
+ * The bridge's HTTP/2 side (registry.ts): sessions for holders of a token, the decoy for everyone
+ * else; on a listener without sessions (`postern decoy`) every request gets the site.
+ */
+export function createH2Acceptor(ctx: AcceptorContext): Acceptor {
+  return makeH2Acceptor(ctx);
+}
+
+function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
+  const { limits, decoy } = ctx;
+  const gate = ctx.sessions;
+  const log = ctx.logger.child({ component: 'h2' });
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer({ settings: bridgeH2Settings(limits), maxSessionMemory: 16 });
+
+  server.on('session', (session: http2.ServerHttp2Session) => {
+    h2Sessions.add(session);
+    session.on('error', () => session.destroy());
+    session.once('close', () => h2Sessions.delete(session));
+  });
+
+  const answer = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, info: AcceptedConnection, endStream: boolean): void => {
+    const method = headers[':method'] ?? 'GET';
+    const url = headers[':path'] ?? '/';
+    const plain: Record<string, string | string[]> = {};
+    const rawHeaders: Array<readonly [string, string]> = [];
+    const authority = headers[':authority'];
+    if (authority !== undefined) {
+      plain.host = authority;
+      rawHeaders.push(['host', authority]);
+    }
+    for (const [k, v] of Object.entries(headers)) {
+      if (k.startsWith(':') || v === undefined) continue;
+      if (k === 'host' && authority !== undefined) continue;
+      plain[k] = v;
+      for (const one of Array.isArray(v) ? v : [v]) rawHeaders.push([k, one]);
+    }
+    const gone = new AbortController();
+    stream.once('close', () => gone.abort());
+    void decoy
+      .handle(
+        {
+          method,
+          url,
+          httpVersion: '2.0',
+          headers: plain,
+          rawHeaders,
+          local: { address: info.raw.localAddress ?? '127.0.0.1', port: info.raw.localPort ?? 0, tls: info.tls },
+          body: endStream ? null : stream,
+          signal: gone.signal,
+        },
+        true,
+      )
+      .then((r) => respond(stream, padForBrowser(r, userAgentClass(plain['user-agent'] as string | undefined))), () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+  };
+
+  const respond = (stream: http2.ServerHttp2Stream, r: DecoyResponse): void => {
+    if (stream.destroyed || stream.closed) {
+      if (r.body !== null && !Buffer.isBuffer(r.body)) r.body.destroy();
+      return;
+    }
+    const out: http2.OutgoingHttpHeaders = { ':status': r.status };
+    for (const [k, v] of r.headers) {
+      const name = k.toLowerCase();
+      if (CONNECTION_HEADERS.has(name)) continue;
+      const prev = out[name];
+      out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+    }
+    try {
+      stream.respond(out, { endStream: r.body === null, waitForTrailers: false });
+    } catch {
+      stream.destroy();
+      return;
+    }
+    if (r.body === null) return;
+    if (Buffer.isBuffer(r.body)) {
+      stream.end(r.body);
+    } else {
+      r.body.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+      stream.once('close', () => (r.body as { destroy(): void }).destroy());
+      r.body.pipe(stream);
+    }
+    // A request body nobody reads is drained, so the connection window is not held by it.
+    if (!stream.readableEnded) stream.resume();
+  };
+
+  /** A stream-one session request (§12.2), or the decoy's answer. */
+  const route = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, info: AcceptedConnection): void => {
+    const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    const toDecoy = (): void => answer(stream, headers, info, endStream);
+    if (gate === null || ctx.closing()) return toDecoy();
+    const url = headers[':path'] ?? '';
+    // A request to another path without a credential is a visitor, not a refused session.
+    if (url !== gate.path && headers.authorization === undefined) return toDecoy();
+    const plain: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) plain[k] = Array.isArray(v) ? v.join(', ') : v;
+    const a = admit(ctx, url, plain, () => (headers[':method'] !== 'POST' ? 'method' : endStream ? 'no_body' : null));
+    if (!a.ok) return toDecoy();
+    // Authenticated: this connection may now move data at full speed (§12.6).
+    const session = stream.session;
+    // (The stream window is in the first SETTINGS already: changing INITIAL_WINDOW_SIZE while a
+    // session's stream is open stalled it under load in Node 20, so it is never changed later.)
+    try {
+      session?.setLocalWindowSize(limits.H2_CONNECTION_WINDOW_BYTES);
+    } catch {
+      // a session already closing: the stream fails below
+    }
+    const features = gate.features;
+    const head: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/octet-stream', 'cache-control': 'no-store' };
+    if (features.length > 0) head[FEATURES_HEADER.toLowerCase()] = features.join(', ');
+    head[PADDING_HEADER] = paddingValue();
+    try {
+      stream.respond(head, { endStream: false });
+    } catch {
+      stream.destroy();
+      return;
+    }
+    const transport = new H2FrameTransport(stream, {
+      maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+      sendQueueMaxBytes: sendQueueBound(limits),
+      closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
+      wire: info.raw,
+    });
+    if (a.lost) {
+      transport.close(SESSION_LOST_CODE, 'session unknown');
+      return;
+    }
+    log.debug({ user: a.user }, 'h2 session accepted');
+    handOver(ctx, transport, a);
+  };
+
+  return {
+    name: 'h2',
+    alpn: ['h2'],
+    plainPreface: H2_PREFACE,
+    takeConnection(socket: Duplex, info: AcceptedConnection): void {
+      const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void => {
+        stream.on('error', () => stream.destroy());
+        route(stream, headers, flags, info);
+      };
+      const onSession = (session: http2.ServerHttp2Session): void => {
+        server.off('session', onSession);
+        session.on('stream', onStream);
+        // nginx's keepalive_timeout: a connection with no open stream for this long is closed.
+        let idle: NodeJS.Timeout | undefined;
+        const arm = (): void => {
+          clearTimeout(idle);
+          idle = setTimeout(() => session.close(), limits.HTTP_KEEPALIVE_TIMEOUT_MS);
+        };
+        arm();
+        let open = 0;
+        session.on('stream', (s: http2.ServerHttp2Stream) => {
+          open++;
+          clearTimeout(idle);
+          s.once('close', () => {
+            open--;
+            if (open === 0 && !session.closed && !session.destroyed) arm();
+          });
+        });
+        session.once('close', () => clearTimeout(idle));
+      };
+      server.on('session', onSession);
+      // A server-side TLSSocket made by hand (not by tls.Server) keeps secureConnecting true after
+      // its handshake; http2 would then wait for a 'secureConnect' that a server socket never emits.
+      const t = socket as Duplex & { secureConnecting?: boolean };
+      if (t.secureConnecting === true) t.secureConnecting = false;
+      server.emit('connection', socket);
+      server.off('session', onSession);
+    },
+    close(): void {
+      for (const s of h2Sessions) s.destroy();
+      h2Sessions.clear();
+    },
+  };
+}
+

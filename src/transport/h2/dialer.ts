@@ -1,0 +1,175 @@
+/**
+ * The client side of the HTTP/2 transport's stream-one mode (docs/protocol.md §12.2): on a
+ * verified TLS connection that negotiated h2 (or, on loopback, h2c prior knowledge), one
+ * `POST <path>` whose request body carries the client's records and whose response body the
+ * bridge's. Resolves once the bridge answered 200; any other answer is a refusal.
+ */
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { PosternError } from '../../core/errors.js';
+import type { Limits } from '../../core/limits.js';
+import type { FrameTransport } from '../../mux/transport.js';
+import { FEATURES_HEADER, parseFeatures } from '../auth.js';
+import { credentialHeaders, dialSecure, hostHeader, refusalError, remainingMs, type DialOptions, type SecureStream } from '../dialer.js';
+import type { TransportDialer } from '../types.js';
+import type { BridgeInfo } from '../uri.js';
+import { encodePad, randomPadLength } from './codec.js';
+import { H2FrameTransport } from './frame-transport.js';
+import { PADDING_HEADER, paddingValue } from './padding.js';
+
+/** A browser-like client SETTINGS (Chromium's values): a large window, no push. */
+export const CLIENT_H2_SETTINGS: http2.Settings = {
+  headerTableSize: 65_536,
+  enablePush: false,
+  initialWindowSize: 6_291_456,
+  maxHeaderListSize: 262_144,
+};
+
+export interface StreamOneRequest {
+  /** `:scheme`: https over TLS, http over a plain loopback connection. */
+  scheme: 'https' | 'http';
+  /** `:authority` (what HTTP/1.1 sends as Host). */
+  authority: string;
+  path: string;
+  /** Authorization, Postern-Session, Postern-Resume (protocol.md §3, §9.2). */
+  headers: Record<string, string>;
+}
+
+/** Why the bridge refused: its status and Date, for the caller to tell a wrong clock apart. */
+export class H2RefusedError extends Error {
+  constructor(
+    readonly status: number,
+    readonly date: string | undefined,
+  ) {
+    super(`bridge answered ${status}`);
+  }
+}
+
+export interface StreamOneOptions {
+  limits: Limits;
+  signal: AbortSignal;
+  wire?: { readonly bytesRead: number };
+}
+
+/**
+ * Opens the stream-one session on `sock` (already connected and verified). Rejects with
+ * H2RefusedError for a non-200 answer, with E_DIAL when the connection fails first.
+ */
+export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamOneOptions): Promise<FrameTransport> {
+  const { limits } = opts;
+  return new Promise<FrameTransport>((resolve, reject) => {
+    let settled = false;
+    const session = http2.connect(`${req.scheme}://${req.authority}`, {
+      createConnection: () => sock,
+      settings: CLIENT_H2_SETTINGS,
+      maxSessionMemory: 16,
+    });
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      opts.signal.removeEventListener('abort', onAbort);
+      session.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted'));
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    session.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 connection failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
+    session.once('close', () => fail(new PosternError('E_DIAL', 'connection closed before the answer')));
+    session.once('connect', () => {
+      try {
+        session.setLocalWindowSize(limits.H2_CONNECTION_WINDOW_BYTES);
+      } catch {
+        // closing already: the request fails below
+      }
+    });
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':scheme': req.scheme,
+      ':authority': req.authority,
+      ':path': req.path,
+      'content-type': 'application/octet-stream',
+    };
+    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
+    headers[PADDING_HEADER] = paddingValue();
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: false });
+    } catch (err) {
+      fail(new PosternError('E_DIAL', (err as Error).message, { cause: err }));
+      return;
+    }
+    // A first record at once, so that a front which waits for body bytes before it forwards the
+    // request (§12.2) forwards it now; a PAD, which the bridge drops.
+    stream.write(encodePad(randomPadLength()));
+    stream.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
+    stream.once('close', () => fail(new PosternError('E_DIAL', 'stream closed before the answer')));
+    stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+      const status = h[':status'] ?? 0;
+      if (status !== 200) {
+        fail(new H2RefusedError(status, h.date));
+        return;
+      }
+      if (settled) return;
+      settled = true;
+      opts.signal.removeEventListener('abort', onAbort);
+      session.removeAllListeners('close');
+      stream.removeAllListeners('close');
+      stream.removeAllListeners('error');
+      session.on('error', () => stream.destroy());
+      const transport = new H2FrameTransport(stream, {
+        maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+        closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
+        peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
+        ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+        // One session per connection: when it ends, so does the connection.
+        onFinish: () => {
+          session.close();
+          setTimeout(() => session.destroy(), limits.H2_CLOSE_TIMEOUT_MS).unref();
+        },
+      });
+      session.once('close', () => stream.destroy());
+      resolve(transport);
+    });
+  });
+}
+
+/**
+ * Stream-one on a verified stream (§12.2): the §3 credentials as request headers, what is left of
+ * DIAL_TIMEOUT_MS to get the answer, a refusal read as every transport reads it.
+ */
+export function streamOneOn(stream: SecureStream, info: BridgeInfo, opts: DialOptions): Promise<FrameTransport> {
+  const { limits } = opts;
+  const now = opts.now ?? Date.now;
+  const log = opts.logger.child({ component: 'dialer' });
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (HTTP/2 session request)`)), remainingMs(stream, limits));
+  const onAbort = (): void => abort.abort(new PosternError('E_DIAL', 'aborted', { cause: opts.signal?.reason }));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const headers = credentialHeaders(info, now(), opts);
+  return openStreamOne(stream.socket, { scheme: info.plain ? 'http' : 'https', authority: hostHeader(info), path: info.path, headers }, { limits, signal: abort.signal, wire: stream.raw })
+    .then(
+      (t) => {
+        log.debug({ ms: Date.now() - stream.startedAt, transport: 'h2' }, 'bridge session open');
+        return t;
+      },
+      (err: unknown) => {
+        stream.socket.destroy();
+        stream.raw.destroy();
+        if (err instanceof H2RefusedError) throw refusalError(err.status, err.date, now(), limits);
+        if (abort.signal.aborted && abort.signal.reason instanceof PosternError) throw abort.signal.reason;
+        throw err instanceof PosternError ? err : new PosternError('E_DIAL', String(err));
+      },
+    )
+    .finally(() => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    });
+}
+
+/** The h2 transport's client end (registry.ts): stream-one on a stream whose ALPN is h2 (or plain, h2c). */
+export const h2Dialer: TransportDialer = {
+  name: 'h2',
+  title: 'HTTP/2',
+  alpn: ['h2'],
+  handshake: (stream, info, opts) => streamOneOn(stream, info, opts),
+};

@@ -1,0 +1,268 @@
+/**
+ * The mux's FrameTransport over one HTTP/2 byte pipe: an HTTP/2 stream whose request body carries
+ * one direction and whose response body the other (stream-one, protocol.md §12.2), or any Duplex
+ * that stands for the two. Messages travel
+ * as records (codec.ts); a graceful close is a CLOSE record, and a pipe that ends or breaks without
+ * one is a cut (code 1006), which a resumable session resumes (§9).
+ */
+import type { Duplex } from 'node:stream';
+import { PosternError } from '../../core/errors.js';
+import { CUT_CODE, CloseCode, type FrameTransport, type TransportClose } from '../../mux/transport.js';
+import { RecordDecoder, RecordType, encodeClose, encodeData, encodePad, encodeRecordHeader, randomPadLength } from './codec.js';
+
+type CloseInfo = TransportClose;
+
+/** The first this-many records each side sends are preceded by a PAD record of random length (§12.5). */
+export const PADDED_RECORDS_COUNT = 8;
+/** Messages up to this size are written whole and coalesced per event-loop turn (cork/uncork). */
+const COALESCE_MAX_MESSAGE_BYTES = 1024;
+
+export interface H2TransportOptions {
+  /** The largest DATA record accepted (limits.WS_MAX_MESSAGE_BYTES). */
+  maxMessageBytes: number;
+  /** Stop reading while more than this waits to be sent (the bridge: sendQueueBound(limits)). */
+  sendQueueMaxBytes?: number;
+  /** After a local close(), how long the peer has to end its side before the pipe is dropped. */
+  closeTimeoutMs: number;
+  /** The TCP socket under it all, for wireBytesRead. */
+  wire?: { readonly bytesRead: number };
+  /** What the peer announced when the pipe opened (Postern-Features, §2.3). */
+  peerFeatures?: ReadonlySet<string>;
+  /** Called once when the transport has closed (the dialer closes its HTTP/2 connection there). */
+  onFinish?: () => void;
+}
+
+export class H2FrameTransport implements FrameTransport {
+  readonly #pipe: Duplex;
+  readonly #opts: H2TransportOptions;
+  readonly #decoder: RecordDecoder;
+  #onMessage: ((message: Buffer) => void) | undefined;
+  #onClose: ((reason: CloseInfo) => void) | undefined;
+  readonly #drainListeners: Array<() => void> = [];
+  readonly #held: Buffer[] = [];
+  #paused = false;
+  #sendBlocked = false;
+  #delivering = false;
+  #padLeft = PADDED_RECORDS_COUNT;
+  #local: { code: number; reason: string } | undefined;
+  #remote: { code: number; reason: string } | undefined;
+  #error: Error | undefined;
+  #closed: CloseInfo | undefined;
+  #closeReported = false;
+  #needDrain = false;
+  #corked = false;
+  #closeTimer: NodeJS.Timeout | undefined;
+  readonly peerFeatures: ReadonlySet<string>;
+  readonly maxMessageBytes: number;
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#pipe.uncork();
+  };
+  readonly #afterWrite = (): void => {
+    if (this.#sendBlocked && this.#pipe.writableLength <= (this.#opts.sendQueueMaxBytes ?? Infinity) / 2) this.#unblock();
+    if (this.#needDrain && this.#pipe.writableLength === 0) {
+      this.#needDrain = false;
+      for (const cb of this.#drainListeners) cb();
+    }
+  };
+
+  constructor(pipe: Duplex, opts: H2TransportOptions) {
+    this.#pipe = pipe;
+    this.#opts = opts;
+    this.#decoder = new RecordDecoder(opts.maxMessageBytes);
+    this.peerFeatures = opts.peerFeatures ?? new Set();
+    this.maxMessageBytes = opts.maxMessageBytes;
+    pipe.pause();
+    pipe.on('data', (chunk: Buffer) => this.#receive(chunk));
+    pipe.on('end', () => {
+      // The peer ended its side: after a CLOSE record that is the close handshake, else a cut.
+      if (this.#remote === undefined && this.#local === undefined) this.#local = { code: CUT_CODE, reason: 'ended without close' };
+      if (this.#local === undefined) this.#pipe.end();
+      else if (this.#local.code === CUT_CODE) this.#pipe.destroy();
+    });
+    pipe.on('error', (err: Error) => {
+      this.#error ??= err;
+    });
+    pipe.on('close', () => this.#finish());
+    pipe.on('drain', this.#afterWrite);
+    if (pipe.destroyed) queueMicrotask(() => this.#finish());
+  }
+
+  get bufferedBytes(): number {
+    return this.#pipe.writableLength;
+  }
+
+  get wireBytesRead(): number | undefined {
+    return this.#opts.wire?.bytesRead;
+  }
+
+  send(message: Buffer): void {
+    if (this.#local !== undefined || this.#remote !== undefined || this.#closed !== undefined || this.#pipe.writableEnded) return;
+    const pipe = this.#pipe;
+    if (this.#padLeft > 0) {
+      this.#padLeft--;
+      this.#cork();
+      pipe.write(encodePad(randomPadLength()));
+    }
+    if (message.length > COALESCE_MAX_MESSAGE_BYTES) {
+      this.#uncork();
+      // Header and payload in one writev, without copying the payload.
+      pipe.cork();
+      pipe.write(encodeRecordHeader(RecordType.DATA, message.length));
+      pipe.write(message, this.#afterWrite);
+      pipe.uncork();
+    } else {
+      this.#cork();
+      pipe.write(encodeData(message), this.#afterWrite);
+    }
+    const buffered = pipe.writableLength;
+    if (buffered > 0) {
+      this.#needDrain = true;
+      const max = this.#opts.sendQueueMaxBytes ?? Infinity;
+      if (buffered > max && !this.#sendBlocked) {
+        this.#sendBlocked = true;
+        pipe.pause();
+      }
+    }
+  }
+
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#pipe.cork();
+    process.nextTick(this.#uncork);
+  }
+
+  get readBlockedBySendQueue(): boolean {
+    return this.#sendBlocked;
+  }
+
+  #unblock(): void {
+    this.#sendBlocked = false;
+    if (this.#local !== undefined || this.#closed !== undefined) return;
+    if (!this.#paused && this.#onMessage !== undefined) {
+      this.#deliverHeld();
+      if (!this.#paused && !this.#sendBlocked) this.#pipe.resume();
+    }
+  }
+
+  onDrain(cb: () => void): void {
+    this.#drainListeners.push(cb);
+  }
+
+  onMessage(cb: (message: Buffer) => void): void {
+    this.#onMessage = cb;
+    if (!this.#paused) this.resume();
+  }
+
+  onClose(cb: (reason: CloseInfo) => void): void {
+    this.#onClose = cb;
+    if (this.#closed !== undefined) queueMicrotask(() => this.#reportClose());
+  }
+
+  pause(): void {
+    this.#paused = true;
+    if (this.#local === undefined) this.#pipe.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    if (this.#onMessage === undefined) return;
+    this.#deliverHeld();
+    if (!this.#paused && !this.#sendBlocked && this.#closed === undefined) this.#pipe.resume();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#local !== undefined || this.#closed !== undefined) return;
+    this.#local = { code, reason };
+    this.#held.length = 0;
+    this.#uncork();
+    if (!this.#pipe.writableEnded) this.#pipe.end(encodeClose(code, reason));
+    // Read on so that the peer's end is seen; drop the pipe if it never comes.
+    this.#pipe.resume();
+    if (this.#remote === undefined) {
+      this.#closeTimer = setTimeout(() => this.#pipe.destroy(), this.#opts.closeTimeoutMs);
+      this.#closeTimer.unref?.();
+    }
+  }
+
+  terminate(): void {
+    if (this.#closed !== undefined) return;
+    this.#local ??= { code: CUT_CODE, reason: 'terminated' };
+    this.#held.length = 0;
+    this.#pipe.destroy();
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#closed !== undefined) return;
+    const { records, error } = this.#decoder.push(chunk);
+    for (const r of records) {
+      if (r.type === RecordType.DATA) {
+        if (this.#local !== undefined || this.#remote !== undefined) continue;
+        if (this.#paused || this.#sendBlocked || this.#onMessage === undefined || this.#held.length > 0) {
+          this.#held.push(r.payload);
+        } else {
+          this.#onMessage(r.payload);
+        }
+      } else if (r.type === RecordType.CLOSE) {
+        if (this.#remote !== undefined) continue;
+        this.#remote = { code: r.code, reason: r.reason };
+        this.#held.length = 0;
+        // Answer the close as WebSocket does: our own end of the pipe, echoing the code.
+        if (this.#local === undefined && !this.#pipe.writableEnded) this.#pipe.end(encodeClose(r.code, ''));
+        this.#pipe.resume();
+      }
+    }
+    if (error !== undefined) {
+      this.#error ??= new PosternError('E_PROTOCOL', error.message);
+      this.close(CloseCode.PROTOCOL_ERROR, `bad record: ${error.message}`);
+      return;
+    }
+    // Held messages are bounded by one chunk's worth: the pipe is paused while anything is held.
+    if (this.#held.length > 0) {
+      if (this.#paused || this.#sendBlocked || this.#onMessage === undefined) this.#pipe.pause();
+      else this.#deliverHeld();
+    }
+  }
+
+  #deliverHeld(): void {
+    if (this.#delivering) return;
+    this.#delivering = true;
+    try {
+      while (!this.#paused && !this.#sendBlocked && this.#local === undefined && this.#onMessage !== undefined) {
+        const next = this.#held.shift();
+        if (next === undefined) break;
+        this.#onMessage(next);
+      }
+    } finally {
+      this.#delivering = false;
+    }
+  }
+
+  #finish(): void {
+    if (this.#closed !== undefined) return;
+    clearTimeout(this.#closeTimer);
+    this.#pipe.removeListener('drain', this.#afterWrite);
+    this.#held.length = 0;
+    const local = this.#local;
+    let info: CloseInfo;
+    if (local !== undefined && local.code !== CUT_CODE) info = { code: local.code, reason: local.reason };
+    else if (this.#remote !== undefined) info = { code: this.#remote.code, reason: this.#remote.reason };
+    else info = { code: CUT_CODE, reason: local?.reason ?? '', cut: true };
+    if (this.#error !== undefined) info.error = this.#error;
+    this.#closed = info;
+    try {
+      this.#opts.onFinish?.();
+    } finally {
+      this.#reportClose();
+    }
+  }
+
+  #reportClose(): void {
+    if (this.#closeReported || this.#closed === undefined || this.#onClose === undefined) return;
+    this.#closeReported = true;
+    this.#onClose(this.#closed);
+  }
+}
