@@ -4,7 +4,7 @@ import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, parseDnsServer, parseHostPort } from '../core/address.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
-import type { DecoyConfig } from '../decoy/index.js';
+import type { DecoyConfig } from '../core/decoy-config.js';
 import { configError, parseWith, readJsonFile, unreadableError } from './file.js';
 import { PosternError } from '../core/errors.js';
 
