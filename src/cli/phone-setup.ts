@@ -53,16 +53,17 @@ export function phoneSetupLines(
   if (mixed === undefined) return [];
   const reach = phoneReach(mixed.host, lan);
   const out: string[] = [];
-  const why = (): string[] => {
-    if (reach.problem === 'nolan') return [t('phone.nolan'), t('phone.nolan.fix')];
+  /** Why a phone cannot reach the proxy, in `line` ('phone.lan.noqr' or 'phone.wa.noaddr'), and what to do. */
+  const why = (line: 'phone.lan.noqr' | 'phone.wa.noaddr'): string[] => {
+    if (reach.problem === 'nolan') return [t(line, { why: t('phone.why.nolan') }), t('phone.nolan.fix')];
     const example = formatHostPort({ host: lan[0] ?? '192.168.1.20', port: mixed.port });
-    return [t('phone.loopback', { host: mixed.host }), opts.lan ? t('phone.loopback.fix.lan', { example }) : t('phone.loopback.fix')];
+    return [t(line, { why: t('phone.why.loopback', { host: mixed.host }) }), opts.lan ? t('phone.loopback.fix.lan', { example }) : t('phone.loopback.fix')];
   };
 
   if (opts.lan && opts.auth !== null) {
     out.push('', t('phone.lan.title'));
     if (reach.problem !== null) {
-      out.push(...why());
+      out.push(...why('phone.lan.noqr'));
     } else {
       const first = reach.hosts[0] as string;
       const links = shareLinks(first, mixed.port, opts.auth);
@@ -90,7 +91,7 @@ export function phoneSetupLines(
     out.push('', t('phone.wa.title'));
     // The entry ports listen on the proxy's host, so they are reached (or not) like it.
     if (reach.problem !== null) {
-      out.push(...why());
+      out.push(...why('phone.wa.noaddr'));
     } else {
       out.push(t('phone.wa.android'), t('phone.wa.iphone'), t('phone.wa.host', { host: reach.hosts[0] as string }));
       if (tls === WHATSAPP_TLS_PORT) out.push(t('phone.wa.chat.tls', { port: tls }));
