@@ -159,3 +159,42 @@ describe('phone set-up printout (src/cli/phone-setup.ts)', () => {
     expect(r).toContain('звонки прокси-режим WhatsApp не передаёт');
   });
 });
+
+describe('the README phone sections show what is printed', () => {
+  const creds = { username: 'p1a2b3c4d', password: 'PASSWORD' };
+  const l = (role: string, name: string, host: string, port: number): BoundListener => ({ role, name, host, port }) as BoundListener;
+  /** Every line the README examples come from: --lan with a LAN address, with none, and --whatsapp without --lan. */
+  const rendered = (t: ReturnType<typeof translator>, qr: string): Set<string> => {
+    const wa = (host: string) => [l('forward', 'whatsapp chat', host, 5222), l('forward', 'whatsapp media', host, 7777)];
+    const q = () => qr;
+    return new Set([
+      ...phoneSetupLines([l('mixed', 'mixed', '0.0.0.0', 1080), ...wa('0.0.0.0')], { lan: true, auth: creds }, ['192.168.1.20'], t, q),
+      ...phoneSetupLines([l('mixed', 'mixed', '0.0.0.0', 1080)], { lan: true, auth: creds }, [], t, q),
+      ...phoneSetupLines([l('mixed', 'mixed', '127.0.0.1', 1080), ...wa('127.0.0.1')], { lan: false, auth: creds }, ['192.168.1.20'], t, q),
+    ]);
+  };
+  it.each([
+    ['README.md', 'en', '(QR code)', /^(Phones on this network|WhatsApp on a phone|  No QR code)/],
+    ['README.ru.md', 'ru', '(QR-код)', /^(Телефоны в этой сети|WhatsApp на телефоне|  Нет QR-кода)/],
+  ] as const)('%s', async (file, locale, qr, first) => {
+    const fs = await import('node:fs');
+    const text = fs.readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
+    // Fenced blocks, by lines: a fence opens (with or without a language) and the next one closes.
+    const blocks: string[][] = [];
+    let open: string[] | null = null;
+    for (const line of text.split('\n')) {
+      if (/^\s*```/.test(line)) {
+        if (open === null) open = [];
+        else {
+          blocks.push(open);
+          open = null;
+        }
+      } else if (open !== null) open.push(line);
+    }
+    const phone = blocks.filter((b) => first.test(b[0] ?? ''));
+    expect(phone.length).toBe(4);
+    const have = rendered(translator(locale), qr);
+    const missing = phone.flat().filter((line) => line !== '' && !have.has(line));
+    expect(missing).toEqual([]);
+  });
+});
