@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
 import { Client } from '../client/client.js';
-import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
+import { resolveBridgeSettings, validateBridgeConfig, type BridgeConfig, type BridgeFlags } from '../config/bridge.js';
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
@@ -86,29 +86,10 @@ function logStartup(log: Logger): void {
   log.info({ version: VERSION, node: process.version, nativeMasking: nativeMaskingActive() }, 'postern starting');
 }
 
-async function runBridge(opts: {
-  config: string;
-  allowPrivate?: boolean;
-  listen?: string;
-  logLevel?: string;
-  plain?: boolean;
-  insecurePlainListen?: boolean;
-}): Promise<void> {
+async function runBridge(opts: BridgeFlags): Promise<void> {
   let config: BridgeConfig;
-  const load = () => {
-    let c = loadBridgeConfig(opts.config);
-    if (opts.allowPrivate) c = { ...c, allowPrivate: true };
-    if (opts.listen) c = { ...c, listen: hostPort(opts.listen, '--listen') };
-    if (opts.plain) {
-      // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
-      // because anything else would carry the users' tokens unencrypted over a network.
-      if (!isLoopbackHost(c.listen.host) && opts.insecurePlainListen !== true) {
-        throw new PosternError('E_CONFIG', `--plain: refusing to listen on ${c.listen.host} without TLS; use a loopback address (e.g. --listen 127.0.0.1:8080) or pass --insecure-plain-listen`);
-      }
-      c = { ...c, tls: null };
-    }
-    return c;
-  };
+  // The file, then the flags (src/config/bridge.ts), again on every reload.
+  const load = () => resolveBridgeSettings(opts).config;
   try {
     config = load();
   } catch (err) {
@@ -138,8 +119,7 @@ async function runBridge(opts: {
 async function runDecoy(opts: { config: string; listen?: string; logLevel?: string }): Promise<void> {
   let config: BridgeConfig;
   try {
-    config = loadBridgeConfig(opts.config);
-    if (opts.listen) config = { ...config, listen: hostPort(opts.listen, '--listen') };
+    config = resolveBridgeSettings(opts).config;
   } catch (err) {
     fail(err);
   }

@@ -263,3 +263,36 @@ export function loadBridgeConfig(file: string): BridgeConfig {
 export function bridgeJsonSchema(): unknown {
   return z.toJSONSchema(bridgeConfigSchema, { io: 'input' });
 }
+
+/** The flags of `postern bridge` and `postern decoy` that override the config file. */
+export interface BridgeFlags {
+  config: string;
+  allowPrivate?: boolean;
+  listen?: string;
+  plain?: boolean;
+  insecurePlainListen?: boolean;
+  logLevel?: string;
+}
+
+/**
+ * The bridge's settings, resolved in one place: the config file (defaults filled in by its
+ * schema), then the flags. Called again on every reload, so a flag keeps overriding the file.
+ */
+export function resolveBridgeSettings(flags: BridgeFlags): { config: BridgeConfig; logLevel: string } {
+  let c = loadBridgeConfig(flags.config);
+  if (flags.allowPrivate === true) c = { ...c, allowPrivate: true };
+  if (flags.listen !== undefined) {
+    const hp = parseHostPort(flags.listen);
+    if (!hp) throw new PosternError('E_CONFIG', `--listen: expected HOST:PORT, got "${flags.listen}"`);
+    c = { ...c, listen: hp };
+  }
+  if (flags.plain === true) {
+    // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
+    // because anything else would carry the users' tokens unencrypted over a network.
+    if (!isLoopbackHost(c.listen.host) && flags.insecurePlainListen !== true) {
+      throw new PosternError('E_CONFIG', `--plain: refusing to listen on ${c.listen.host} without TLS; use a loopback address (e.g. --listen 127.0.0.1:8080) or pass --insecure-plain-listen`);
+    }
+    c = { ...c, tls: null };
+  }
+  return { config: c, logLevel: flags.logLevel ?? c.log.level };
+}
