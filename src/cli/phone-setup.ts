@@ -98,6 +98,8 @@ export function phoneSetupLines(
       else if (chat !== undefined) out.push(t('phone.wa.chat', { port: chat }));
       else out.push(t('phone.wa.chat.none'));
       out.push(media !== undefined ? t('phone.wa.media', { port: media }) : t('phone.wa.media.none'));
+      // WhatsApp's FAQ: TLS on 443 only, with no setting; newer apps may show a switch, which must agree.
+      if (tls === WHATSAPP_TLS_PORT || chat !== undefined) out.push(t(tls === WHATSAPP_TLS_PORT ? 'phone.wa.tls.on' : 'phone.wa.tls.off'));
       out.push(t('phone.wa.save'));
       if (tls !== undefined && tls !== WHATSAPP_TLS_PORT) out.push(t('phone.wa.tlsport', { port: tls }));
       out.push(t('phone.wa.open'));

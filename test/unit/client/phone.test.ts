@@ -128,13 +128,14 @@ describe('phone set-up printout (src/cli/phone-setup.ts)', () => {
   it('--whatsapp with --lan: the steps on Android and iPhone, which field gets which port, calls not carried', () => {
     const out = phoneSetupLines([mixed('0.0.0.0'), wa('0.0.0.0', 'chat', 5222), wa('0.0.0.0', 'media', 7777)], { lan: true, auth: creds }, ['192.168.1.20'], en, QR);
     const at = out.indexOf("WhatsApp on a phone (messages, photos and voice notes; calls are not carried by WhatsApp's proxy mode):");
-    expect(out.slice(at, at + 7)).toEqual([
+    expect(out.slice(at, at + 8)).toEqual([
       "WhatsApp on a phone (messages, photos and voice notes; calls are not carried by WhatsApp's proxy mode):",
       '  Android: WhatsApp → ⋮ → Settings → Storage and data → Proxy → Use proxy → Set proxy',
       '  iPhone:  WhatsApp → Settings → Storage and Data → Proxy → Use Proxy',
       '    Proxy host: 192.168.1.20',
       '    Chat port:  5222',
       '    Media port: 7777',
+      '    Use TLS:    off (if your WhatsApp shows this switch)',
       '  Then Save: "Connected" with a green tick means it works.',
     ]);
   });
@@ -142,6 +143,7 @@ describe('phone set-up printout (src/cli/phone-setup.ts)', () => {
   it('WhatsApp: port 443 is the TLS chat port; a TLS port elsewhere is flagged as unusable by the app', () => {
     const on443 = phoneSetupLines([mixed('0.0.0.0'), wa('0.0.0.0', 'chat-tls', 443), wa('0.0.0.0', 'chat', 5222)], { lan: true, auth: creds }, ['10.0.0.2'], en, QR);
     expect(on443).toContain('    Chat port:  443 (WhatsApp wraps it in TLS)');
+    expect(on443).toContain('    Use TLS:    on (if your WhatsApp shows this switch)');
     expect(on443.join('\n')).toContain('Media port: none');
     const on8443 = phoneSetupLines([mixed('0.0.0.0'), wa('0.0.0.0', 'chat-tls', 8443), wa('0.0.0.0', 'chat', 5222)], { lan: true, auth: creds }, ['10.0.0.2'], en, QR);
     expect(on8443).toContain('    Chat port:  5222');
