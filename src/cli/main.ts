@@ -143,13 +143,6 @@ async function runDecoy(opts: { config: string; listen?: string; logLevel?: stri
   onShutdown(log, () => listener.close());
 }
 
-interface RouteFlags {
-  route?: string;
-  routeFile?: string;
-  allowLanPrivate?: boolean;
-  explain?: string[];
-}
-
 /**
  * TESTING ONLY: $POSTERN_TEST_BRIDGE_FEATURES (comma-separated, may be empty) replaces the features
  * the bridge announces in its 101 (protocol.md §2), so tests can play a bridge older than a feature.
