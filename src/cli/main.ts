@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
 import { Client } from '../client/client.js';
-import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
+import { resolveBridgeSettings, validateBridgeConfig, type BridgeConfig, type BridgeFlags } from '../config/bridge.js';
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
@@ -15,17 +15,15 @@ import { nativeMaskingActive } from '../transport/ws/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
 import { formatShareUri, parseShareUri } from '../transport/uri.js';
-import { resolveClientSettings, type ClientFlags } from '../config/client.js';
-import { collect, resolveTunnelFlags, type TunnelFlags } from '../client/tunnel-flags.js';
+import { resolveClientSettings, type ClientFlags } from '../config/client-settings.js';
 import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
 import { initBridge } from './init.js';
 import { qrText } from './qr.js';
-import { appSetup, clientListenerFlags, noAuthWarning, printLanShare, printLocalSetup, type ListenerFlags } from './client-listeners.js';
+import { appSetup, noAuthWarning, printLocalSetup } from './client-listeners.js';
 import { localCredentials } from '../config/local-credentials.js';
+import { printPhoneSetup } from './phone-setup.js';
 import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
-import { loadClientConfig } from '../config/client.js';
-import { resolveRoute } from '../config/route.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 import { parseFrontOptions, type FrontOptions } from './share.js';
 
@@ -89,31 +87,10 @@ function logStartup(log: Logger): void {
   log.info({ version: VERSION, node: process.version, nativeMasking: nativeMaskingActive() }, 'postern starting');
 }
 
-async function runBridge(opts: {
-  config: string;
-  allowPrivate?: boolean;
-  http2?: boolean;
-  listen?: string;
-  logLevel?: string;
-  plain?: boolean;
-  insecurePlainListen?: boolean;
-}): Promise<void> {
+async function runBridge(opts: BridgeFlags): Promise<void> {
   let config: BridgeConfig;
-  const load = () => {
-    let c = loadBridgeConfig(opts.config);
-    if (opts.allowPrivate) c = { ...c, allowPrivate: true };
-    if (opts.http2 === false) c = { ...c, http2: false };
-    if (opts.listen) c = { ...c, listen: hostPort(opts.listen, '--listen') };
-    if (opts.plain) {
-      // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
-      // because anything else would carry the users' tokens unencrypted over a network.
-      if (!isLoopbackHost(c.listen.host) && opts.insecurePlainListen !== true) {
-        throw new PosternError('E_CONFIG', `--plain: refusing to listen on ${c.listen.host} without TLS; use a loopback address (e.g. --listen 127.0.0.1:8080) or pass --insecure-plain-listen`);
-      }
-      c = { ...c, tls: null };
-    }
-    return c;
-  };
+  // The file, then the flags (src/config/bridge.ts), again on every reload.
+  const load = () => resolveBridgeSettings(opts).config;
   try {
     config = load();
   } catch (err) {
@@ -143,9 +120,7 @@ async function runBridge(opts: {
 async function runDecoy(opts: { config: string; listen?: string; logLevel?: string; http2?: boolean }): Promise<void> {
   let config: BridgeConfig;
   try {
-    config = loadBridgeConfig(opts.config);
-    if (opts.http2 === false) config = { ...config, http2: false };
-    if (opts.listen) config = { ...config, listen: hostPort(opts.listen, '--listen') };
+    config = resolveBridgeSettings(opts).config;
   } catch (err) {
     fail(err);
   }
@@ -168,13 +143,6 @@ async function runDecoy(opts: { config: string; listen?: string; logLevel?: stri
   }
   log.info({ role: 'decoy', address: formatHostPort(addr), port: addr.port, tls: config.tls !== null, decoy: config.decoy.type }, 'listening');
   onShutdown(log, () => listener.close());
-}
-
-interface RouteFlags {
-  route?: string;
-  routeFile?: string;
-  allowLanPrivate?: boolean;
-  explain?: string[];
 }
 
 /**
@@ -203,11 +171,9 @@ function localResolver(): LocalResolver {
 }
 
 /** `postern client --explain HOST[:PORT]` (repeatable): which rule matches each and its action; nothing is started. */
-async function runExplain(opts: Omit<ClientFlags, 'bridge'> & RouteFlags, all: readonly string[]): Promise<void> {
+async function runExplain(opts: ClientFlags, all: readonly string[]): Promise<void> {
   try {
-    const configFile = opts.config ?? (process.env.POSTERN_CONFIG || undefined);
-    const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
-    const settings = resolveRoute(opts, file?.route, configFile);
+    const settings = resolveClientSettings({ flags: opts, env: process.env }, { forExplain: true }).route;
     const route = new ClientRoute({ router: settings.router, resolver: localResolver(), limits: defaultLimits(), allowLanPrivate: settings.allowLanPrivate });
     for (const what of all) {
       const hp = parseHostPort(what) ?? (/^[^:\s]+$|^\[[^\]]+\]$/.test(what) ? { host: what, port: 443 } : null);
@@ -250,64 +216,44 @@ function readSecretFiles<T extends { bridge?: string | string[]; bridgeFile?: st
   return out;
 }
 
-type RunClientOptions = Omit<ClientFlags, 'bridge'> &
-  TunnelFlags &
-  ListenerFlags &
-  RouteFlags & { bridgeFile?: string; passFile?: string; newCredentials?: boolean };
+type RunClientOptions = ClientFlags & { bridgeFile?: string; passFile?: string; explain?: string[] };
+
+/** Commander collector for a repeatable option. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
 
 async function runClient(given: RunClientOptions): Promise<void> {
-  if (given.explain !== undefined) return runExplain(given, given.explain);
   let client: Client;
   let log: Logger;
-  let listen: { host: string; port: number };
-  let auth: boolean;
-  let listeners: ReturnType<typeof clientListenerFlags>;
-  let listenerFlags: ListenerFlags;
-  let opts: RunClientOptions;
+  let settings: ReturnType<typeof resolveClientSettings>;
   try {
-    opts = readSecretFiles(given);
-    // Flags > environment (POSTERN_*) > config file > defaults (src/config/client.ts).
-    const tunnel = resolveTunnelFlags(opts);
-    const settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
-    // --socks/--http/--forward/--whatsapp/--lan (src/cli/client-listeners.ts).
-    // Each listener flag overrides the config file's field of the same name.
-    const file = settings.fileListeners;
-    listenerFlags = {
-      socks: opts.socks ?? file.socks,
-      http: opts.http ?? file.http,
-      forward: opts.forward ?? file.forward,
-      whatsapp: opts.whatsapp ?? file.whatsapp,
-      whatsappPorts: opts.whatsappPorts ?? file.whatsappPorts,
-      whatsappTarget: opts.whatsappTarget,
-      lan: opts.lan ?? file.lan,
-      auth: opts.auth,
-    };
-    if (opts.newCredentials === true && settings.auth !== null) throw new PosternError('E_CONFIG', '--new-credentials: the username and password are given (--user/--pass, environment or config file), none are stored');
-    listeners = clientListenerFlags(listenerFlags, settings, () => localCredentials(process.env, { renew: opts.newCredentials === true }));
-    listen = listeners.listen;
-    auth = listeners.auth !== null;
+    const opts = readSecretFiles(given);
+    if (opts.explain !== undefined) return await runExplain(opts, opts.explain);
+    // Defaults → config file → environment (POSTERN_*) → flags, resolved once (src/config/client-settings.ts).
+    settings = resolveClientSettings({ flags: opts, env: process.env });
     log = createLogger({ level: settings.logLevel });
     logStartup(log);
+    const s = settings;
+    // WhatsApp accepts any certificate on its TLS port; a fresh one each start is enough.
+    const cert = s.whatsapp.some((e) => e.tls) ? generateSelfSigned({ commonName: 'localhost', altNames: ['localhost'] }) : undefined;
     client = new Client({
-      bridge: settings.bridge,
-      bridges: [...settings.bridges, ...tunnel.more],
-      strategy: tunnel.strategy,
-      rotate: tunnel.rotate,
-      ...(() => {
-        const budget = tunnel.budget ?? settings.connBudget;
-        return budget !== undefined ? { budget } : {};
-      })(),
-      wallStore: new WallStore(defaultWallFile(), tunnel.limits.WALL_BUDGET_TTL_MS, (err) => log.warn({ err: err.message }, 'cannot read or write the learned connection budgets')),
-      listen,
-      socksListen: listeners.socks,
-      httpListen: listeners.http,
-      forwards: listeners.forwards,
-      auth: listeners.auth,
-      allowOpenProxy: settings.insecureOpenProxy,
-      exactReplies: settings.exactReplies,
-      limits: tunnel.limits,
+      bridge: s.bridges[0] as (typeof s.bridges)[number],
+      bridges: s.bridges,
+      strategy: s.strategy,
+      rotate: s.rotate,
+      ...(s.budget !== undefined ? { budget: s.budget } : {}),
+      wallStore: new WallStore(defaultWallFile(), s.limits.WALL_BUDGET_TTL_MS, (err) => log.warn({ err: err.message }, 'cannot read or write the learned connection budgets')),
+      listen: s.listen,
+      socksListen: s.socks,
+      httpListen: s.http,
+      forwards: [...s.forwards, ...s.whatsapp.map((w) => ({ name: w.name, listen: w.listen, target: w.target, tls: w.tls ? cert : undefined }))],
+      auth: s.auth,
+      allowOpenProxy: s.insecureOpenProxy,
+      exactReplies: s.exactReplies,
+      limits: s.limits,
       logger: log,
-      route: { ...resolveRoute(opts, settings.fileRoute, settings.configFile), resolver: localResolver() },
+      route: { ...s.route, resolver: localResolver() },
     });
   } catch (err) {
     fail(err);
@@ -316,13 +262,14 @@ async function runClient(given: RunClientOptions): Promise<void> {
   try {
     addr = await client.start();
   } catch (err) {
-    fail(listenError(err, listen));
+    fail(listenError(err, settings.listen));
   }
+  const auth = settings.auth !== null;
   log.info({ role: 'socks', address: formatHostPort(addr), port: addr.port, auth, http: true }, 'listening');
   for (const l of client.listeners.slice(1)) log.info({ role: l.role, name: l.name, address: formatHostPort(l), port: l.port }, 'listening');
   if (!auth) process.stderr.write(noAuthWarning(addr.host, addr.port));
-  printLocalSetup(client.listeners, listeners);
-  if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
+  printLocalSetup(client.listeners, settings);
+  printPhoneSetup(client.listeners, { lan: settings.lan, auth: settings.auth });
   // Bytes per route action (never destinations): on SIGUSR2 and at shutdown.
   const counters = () => log.info({ route: client.route.stats.snapshot() }, 'route counters');
   process.on('SIGUSR2', counters);
@@ -448,8 +395,8 @@ export function buildProgram(): Command {
     .option('--socks <host:port>', 'also a SOCKS5-only listener here (repeatable)', collect)
     .option('--http <host:port>', 'also an HTTP-proxy-only listener here (repeatable)', collect)
     .option('--forward <[host:]port=host:port>', 'like ssh -L: connections to the local port go to the fixed destination (repeatable; no password, so off loopback needs --lan)', collect)
-    .option('--whatsapp', "WhatsApp proxy entry point on the --listen host: chat-tls 8443, chat 5222, media 7777 (no password; reaches WhatsApp's servers only; off loopback needs --lan)")
-    .option('--whatsapp-ports <list>', 'WhatsApp ports, e.g. chat-tls=443,chat=5222,http=80,media=587 (off turns a role off)')
+    .option('--whatsapp', "WhatsApp proxy entry point on the --listen host: chat port 5222, media port 7777 (no password; reaches WhatsApp's servers only; phones need --lan)")
+    .option('--whatsapp-ports <list>', 'WhatsApp ports, e.g. chat=5222,media=7777; chat-tls=443 adds the TLS chat port (WhatsApp uses TLS on port 443 only); off turns a role off')
     .option('--whatsapp-target <list>', "TESTING ONLY: replace WhatsApp's servers, e.g. chat=HOST:PORT,media=HOST:PORT")
     .option('--lan', 'share with phones on this network: listen on 0.0.0.0 (or the --listen host) with a password, print links and QR codes')
     .option('--route <preset>', 'which destinations use the tunnel: all (default), messaging-only, domestic-direct, blocked-only (with --route-file)')

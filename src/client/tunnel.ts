@@ -11,12 +11,12 @@ import type { FrameTransport } from '../mux/transport.js';
 import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
-import { WallLearner, wallKey, type BudgetPolicy, type WallStore } from './wall.js';
+import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
+import { WallLearner, wallKey, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
 /** How new streams choose among several bridges. */
-export type BridgeStrategy = 'failover' | 'spread';
 
 /** How a new stream answers its app: at once, optimistically ('early'), or after the bridge's result ('exact'). */
 export type OpenMode = 'early' | 'exact';

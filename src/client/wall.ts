@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Limits } from '../core/limits.js';
+import type { BudgetPolicy } from '../core/tunnel-policy.js';
 import type { BridgeInfo } from '../transport/uri.js';
 
 /** Cuts at most this far apart (a fraction of the largest) count as the same wall… */
@@ -19,22 +20,6 @@ const WALL_MATCH_COUNT = 3;
 const WALL_SAFETY_FRACTION = 0.85;
 /** The state file holds at most this many bridges (oldest forgotten first). */
 const WALL_STORE_MAX_BRIDGES = 256;
-
-/** How the per-connection budget is chosen: learned from cuts, fixed, or never. */
-export type BudgetPolicy = { readonly mode: 'auto' } | { readonly mode: 'off' } | { readonly mode: 'fixed'; readonly bytes: number };
-
-/**
- * Parses a budget setting: "auto", "0"/"off" (never), or a byte count ≥ min. Returns null when
- * the text is none of these (the caller names the field).
- */
-export function parseBudget(text: string | number, min: number): BudgetPolicy | null {
-  const t = String(text).trim().toLowerCase();
-  if (t === 'auto') return { mode: 'auto' };
-  if (t === 'off' || t === '0') return { mode: 'off' };
-  const n = Number(t);
-  if (!Number.isSafeInteger(n) || n < min) return null;
-  return { mode: 'fixed', bytes: n };
-}
 
 /**
  * Learns a wall from the bytes each lost connection had received: WALL_MATCH_COUNT cuts in a row

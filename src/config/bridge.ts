@@ -4,7 +4,7 @@ import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, parseDnsServer, parseHostPort } from '../core/address.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
-import type { DecoyConfig } from '../decoy/index.js';
+import type { DecoyConfig } from '../core/decoy-config.js';
 import { configError, parseWith, readJsonFile, unreadableError } from './file.js';
 import { PosternError } from '../core/errors.js';
 
@@ -267,4 +267,40 @@ export function loadBridgeConfig(file: string): BridgeConfig {
 /** JSON Schema for editors (configs/bridge.schema.json is generated from this). */
 export function bridgeJsonSchema(): unknown {
   return z.toJSONSchema(bridgeConfigSchema, { io: 'input' });
+}
+
+/** The flags of `postern bridge` and `postern decoy` that override the config file. */
+export interface BridgeFlags {
+  config: string;
+  allowPrivate?: boolean;
+  listen?: string;
+  plain?: boolean;
+  insecurePlainListen?: boolean;
+  logLevel?: string;
+  /** commander's --no-http2: false turns HTTP/2 off (protocol.md §12). */
+  http2?: boolean;
+}
+
+/**
+ * The bridge's settings, resolved in one place: the config file (defaults filled in by its
+ * schema), then the flags. Called again on every reload, so a flag keeps overriding the file.
+ */
+export function resolveBridgeSettings(flags: BridgeFlags): { config: BridgeConfig; logLevel: string } {
+  let c = loadBridgeConfig(flags.config);
+  if (flags.allowPrivate === true) c = { ...c, allowPrivate: true };
+  if (flags.http2 === false) c = { ...c, http2: false };
+  if (flags.listen !== undefined) {
+    const hp = parseHostPort(flags.listen);
+    if (!hp) throw new PosternError('E_CONFIG', `--listen: expected HOST:PORT, got "${flags.listen}"`);
+    c = { ...c, listen: hp };
+  }
+  if (flags.plain === true) {
+    // Behind a TLS-terminating proxy (configs/nginx/postern.conf): plain ws, on loopback only,
+    // because anything else would carry the users' tokens unencrypted over a network.
+    if (!isLoopbackHost(c.listen.host) && flags.insecurePlainListen !== true) {
+      throw new PosternError('E_CONFIG', `--plain: refusing to listen on ${c.listen.host} without TLS; use a loopback address (e.g. --listen 127.0.0.1:8080) or pass --insecure-plain-listen`);
+    }
+    c = { ...c, tls: null };
+  }
+  return { config: c, logLevel: flags.logLevel ?? c.log.level };
 }

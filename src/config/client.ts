@@ -1,36 +1,18 @@
 /**
- * The client's JSON config file (configs/client.schema.json is generated from this schema) and the
- * precedence of settings: command-line flags > environment (POSTERN_*) > config file > defaults.
- * Errors name where the bad value came from — the file and field path, the variable, or the flag —
- * and what was expected.
+ * The client's JSON config file: its schema (configs/client.schema.json is generated from it),
+ * loading and validation. Errors name the file, the field path and what was expected. The
+ * settings pipeline (flags > environment > file > defaults) is config/client-settings.ts.
  */
-import fs from 'node:fs';
 import { z } from 'zod';
-import { defaultClientConfigFile } from './paths.js';
 import { parseHostPort } from '../core/address.js';
-import { PosternError } from '../core/errors.js';
-import { parseForward } from '../client/forward.js';
-import { whatsappEntries } from '../client/whatsapp.js';
-import { parseBudget, type BudgetPolicy } from '../client/wall.js';
 import { LIMITS } from '../core/limits.js';
-import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { parseShareUri } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
-import { routeConfigSchema, type RouteConfig } from './route.js';
+import { parseForward } from './forward.js';
+import { routeConfigSchema } from './route.js';
+import { whatsappEntries } from './whatsapp.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const CLIENT_DEFAULTS = { listen: '127.0.0.1:1080', logLevel: 'info' } as const;
-
-/** Environment variables the client reads (each overrides the file, and a flag overrides it). */
-export const CLIENT_ENV = {
-  config: 'POSTERN_CONFIG',
-  bridge: 'POSTERN_BRIDGE',
-  listen: 'POSTERN_LISTEN',
-  user: 'POSTERN_USER',
-  pass: 'POSTERN_PASS',
-  logLevel: 'POSTERN_LOG_LEVEL',
-  exactReplies: 'POSTERN_EXACT_REPLIES',
-} as const;
-
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:1080"');
 
 export const clientConfigSchema = z
@@ -87,9 +69,6 @@ export const clientConfigSchema = z
 
 export type ClientConfigFile = z.input<typeof clientConfigSchema>;
 
-/** The listener settings a config file may hold (each overridden by its flag). */
-export type FileListeners = Pick<ClientConfigFile, 'socks' | 'http' | 'forward' | 'whatsapp' | 'whatsappPorts' | 'lan'>;
-
 /** What `f` throws, without the catalogue's prefix and the flag name (the field is named by the caller), or null. */
 function problem(f: () => unknown): string | null {
   try {
@@ -120,123 +99,4 @@ export function loadClientConfig(file: string): ClientConfigFile {
 
 export function clientJsonSchema(): unknown {
   return z.toJSONSchema(clientConfigSchema, { io: 'input' });
-}
-
-export interface ClientFlags {
-  config?: string;
-  bridge?: string;
-  listen?: string;
-  user?: string;
-  pass?: string;
-  insecureOpenProxy?: boolean;
-  exactReplies?: boolean;
-  logLevel?: string;
-}
-
-export interface ClientSettings {
-  /** The first of `bridges`. */
-  bridge: BridgeInfo;
-  /** Every bridge from the level that set them (flags > environment > file), in priority order. */
-  bridges: BridgeInfo[];
-  listen: { host: string; port: number };
-  /** True when listen came from a flag, the environment or the file (not the default). */
-  listenGiven: boolean;
-  auth: { username: string; password: string } | null;
-  insecureOpenProxy: boolean;
-  /** Wait for the bridge's result before answering CONNECT (see ClientOptions.exactReplies). */
-  exactReplies: boolean;
-  logLevel: string;
-  /** Listener settings from the config file ({} without one). */
-  fileListeners: FileListeners;
-  /** The config file's connBudget, if any. */
-  connBudget: BudgetPolicy | undefined;
-  /** The config file's `route` object, and the file's name (for errors). */
-  fileRoute: RouteConfig | undefined;
-  configFile: string | undefined;
-}
-
-/** The default client config file ($XDG_CONFIG_HOME/postern/client.json) when it exists. */
-function existingDefaultConfig(env: NodeJS.ProcessEnv): string | undefined {
-  const file = defaultClientConfigFile(env);
-  return file !== undefined && fs.existsSync(file) ? file : undefined;
-}
-
-/**
- * Merges flags > environment > config file > defaults. The file is `flags.config`, else
- * $POSTERN_CONFIG, else $XDG_CONFIG_HOME/postern/client.json when it exists, else none.
- */
-export function resolveClientSettings(flags: ClientFlags, env: NodeJS.ProcessEnv): ClientSettings {
-  const fromEnv = (k: keyof typeof CLIENT_ENV): string | undefined => {
-    const v = env[CLIENT_ENV[k]];
-    return v === undefined || v === '' ? undefined : v;
-  };
-  const configFile = flags.config ?? fromEnv('config') ?? existingDefaultConfig(env);
-  const file = configFile !== undefined ? loadClientConfig(configFile) : undefined;
-  const where = (flag: string, envKey: keyof typeof CLIENT_ENV, field: string): string =>
-    flags[envKey as keyof ClientFlags] !== undefined ? flag : fromEnv(envKey) !== undefined ? `$${CLIENT_ENV[envKey]}` : `${configFile}: ${field}`;
-
-  const single = flags.bridge ?? fromEnv('bridge');
-  const bridgeTexts = single !== undefined ? [single] : (file?.bridges ?? []);
-  if (bridgeTexts.length === 0) {
-    throw new PosternError('E_CONFIG', `no bridge: pass --bridge URI, set $${CLIENT_ENV.bridge}, or give --config FILE with "bridges"`);
-  }
-  const bridges = bridgeTexts.map((text, i) => {
-    try {
-      return parseShareUri(text);
-    } catch (err) {
-      throw new PosternError('E_BAD_URI', `${where('--bridge', 'bridge', `bridges[${i}]`)}: ${(err as Error).message.replace(/^invalid bridge URI: /, '')}`);
-    }
-  });
-  const bridge = bridges[0] as BridgeInfo;
-
-  const listenText = flags.listen ?? fromEnv('listen') ?? file?.listen ?? CLIENT_DEFAULTS.listen;
-  const listen = parseHostPort(listenText);
-  if (!listen) throw new PosternError('E_CONFIG', `${where('--listen', 'listen', 'listen')}: expected HOST:PORT, got "${listenText}"`);
-
-  const logLevel = flags.logLevel ?? fromEnv('logLevel') ?? file?.log?.level ?? CLIENT_DEFAULTS.logLevel;
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new PosternError('E_CONFIG', `${where('--log-level', 'logLevel', 'log.level')}: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
-
-  // User and password travel together: both from the same level, never one from each.
-  let auth: ClientSettings['auth'] = null;
-  const pairs: Array<[string | undefined, string | undefined, string]> = [
-    [flags.user, flags.pass, '--user and --pass'],
-    [fromEnv('user'), fromEnv('pass'), `$${CLIENT_ENV.user} and $${CLIENT_ENV.pass}`],
-  ];
-  const pair = pairs.find(([u, p]) => u !== undefined || p !== undefined);
-  if (pair) {
-    const [u, p, what] = pair;
-    if (u === undefined || p === undefined) throw new PosternError('E_CONFIG', `${what} go together`);
-    auth = { username: u, password: p };
-  } else if (file?.auth) {
-    auth = { username: file.auth.username, password: file.auth.password };
-  }
-
-  const exactEnv = fromEnv('exactReplies');
-  if (exactEnv !== undefined && exactEnv !== '0' && exactEnv !== '1') {
-    throw new PosternError('E_CONFIG', `$${CLIENT_ENV.exactReplies}: expected 1 or 0, got "${exactEnv}"`);
-  }
-  const exactReplies = flags.exactReplies === true || (exactEnv !== undefined ? exactEnv === '1' : file?.exactReplies === true);
-
-  const fileListeners: FileListeners = {};
-  if (file !== undefined) {
-    for (const k of ['socks', 'http', 'forward', 'whatsapp', 'whatsappPorts', 'lan'] as const) {
-      if (file[k] !== undefined) (fileListeners as Record<string, unknown>)[k] = file[k];
-    }
-  }
-  return {
-    bridge,
-    bridges,
-    listen,
-    listenGiven: flags.listen !== undefined || fromEnv('listen') !== undefined || file?.listen !== undefined,
-    auth,
-    insecureOpenProxy: flags.insecureOpenProxy === true || file?.insecureOpenProxy === true,
-    exactReplies,
-    logLevel,
-    fileListeners,
-    connBudget: file?.connBudget === undefined ? undefined : (parseBudget(file.connBudget, LIMITS.CONN_BUDGET_MIN_BYTES) ?? undefined),
-    fileRoute: file?.route,
-    configFile,
-  };
 }

@@ -1,4 +1,5 @@
 /** The decoy website (docs/protocol.md §2): built-in page, static folder, or reverse proxy. */
+import type { DecoyConfig } from '../core/decoy-config.js';
 import type { Limits } from '../core/limits.js';
 import { createBuiltinDecoy } from './builtin.js';
 import type { Decoy } from './decoy.js';
@@ -6,15 +7,11 @@ import { createProxyDecoy } from './proxy.js';
 import { createStaticDecoy } from './static.js';
 
 export * from './decoy.js';
+export type { DecoyConfig } from '../core/decoy-config.js';
 export { createBuiltinDecoy } from './builtin.js';
 export { createStaticDecoy, contentTypeFor } from './static.js';
 export { createProxyDecoy, parseUpstream } from './proxy.js';
 
-/** The resolved `decoy` section of bridge.json. */
-export type DecoyConfig =
-  | { readonly type: 'builtin'; readonly siteTimeMs: number }
-  | { readonly type: 'static'; readonly root: string }
-  | { readonly type: 'proxy'; readonly upstream: string };
 
 export function createDecoy(config: DecoyConfig, limits: Limits, now?: () => number): Decoy {
   const clock = now !== undefined ? { now } : {};

@@ -223,7 +223,7 @@ describe('forwards and WhatsApp entry points', () => {
     expect(f.stderr).toContain('forward on 0.0.0.0:0: a forward or WhatsApp port has no password');
     const w = await runPostern(['client', '--bridge', uri, '--listen', '0.0.0.0:0', '--whatsapp']);
     expect(w.code).toBe(78);
-    expect(w.stderr).toContain('whatsapp chat-tls on 0.0.0.0:8443');
+    expect(w.stderr).toContain('whatsapp chat on 0.0.0.0:5222');
   });
 });
 

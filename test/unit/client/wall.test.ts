@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../../src/core/limits.js';
-import { WallLearner, WallStore, defaultWallFile, parseBudget, wallKey } from '../../../src/client/wall.js';
+import { WallLearner, WallStore, defaultWallFile, wallKey } from '../../../src/client/wall.js';
+import { parseBudget } from '../../../src/core/tunnel-policy.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
 
 const limits = defaultLimits();

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bridgeJsonSchema, loadBridgeConfig, validateBridgeConfig } from '../../../src/config/bridge.js';
+import { bridgeJsonSchema, loadBridgeConfig, resolveBridgeSettings, validateBridgeConfig } from '../../../src/config/bridge.js';
 import { LIMITS } from '../../../src/core/limits.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-config-'));
@@ -128,5 +128,26 @@ describe('bridge config: egress, admin and per-user caps', () => {
   it('allows a non-loopback admin address only when asked to', () => {
     const c = validateBridgeConfig({ ...good, admin: { listen: '0.0.0.0:9090', allowNonLoopback: true } }, 'x.json');
     expect(c.admin).toEqual({ host: '0.0.0.0', port: 9090 });
+  });
+});
+
+describe('bridge settings: flag > file > default, resolved once (resolveBridgeSettings)', () => {
+  it.each([
+    ['listen', { listen: '127.0.0.1:9000' }, { listen: '127.0.0.1:9001' }, (s: ReturnType<typeof resolveBridgeSettings>) => s.config.listen.port, 9000, 9001, null],
+    ['allowPrivate', { allowPrivate: true }, { allowPrivate: false }, (s: ReturnType<typeof resolveBridgeSettings>) => s.config.allowPrivate, true, false, false],
+    ['log level', { logLevel: 'debug' }, { log: { level: 'warn' } }, (s: ReturnType<typeof resolveBridgeSettings>) => s.logLevel, 'debug', 'warn', 'info'],
+  ] as const)('%s', (_name, flags, fields, get, fromFlag, fromFile, dflt) => {
+    const withField = write(`b-${_name}-1.json`, { ...good, ...fields });
+    expect(get(resolveBridgeSettings({ config: withField, ...flags }))).toEqual(fromFlag);
+    expect(get(resolveBridgeSettings({ config: withField }))).toEqual(fromFile);
+    if (dflt !== null) expect(get(resolveBridgeSettings({ config: write(`b-${_name}-2.json`, good) }))).toEqual(dflt);
+  });
+
+  it('--plain drops TLS on loopback only, and names the flags of a bad value', () => {
+    const f = write('b-plain.json', { ...good, listen: '0.0.0.0:8443' });
+    expect(() => resolveBridgeSettings({ config: f, plain: true })).toThrow('--plain: refusing to listen on 0.0.0.0 without TLS');
+    expect(resolveBridgeSettings({ config: f, plain: true, listen: '127.0.0.1:8080' }).config.tls).toBeNull();
+    expect(resolveBridgeSettings({ config: f, plain: true, insecurePlainListen: true }).config.tls).toBeNull();
+    expect(() => resolveBridgeSettings({ config: f, listen: 'nope' })).toThrow('--listen: expected HOST:PORT, got "nope"');
   });
 });

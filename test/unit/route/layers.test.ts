@@ -7,7 +7,7 @@ import { ROOT } from '../../helpers/proc.js';
 const ALLOWED: Record<string, readonly string[]> = {
   core: [],
   route: ['core'],
-  config: ['core', 'route', 'client', 'transport', 'decoy'],
+  config: ['core', 'route', 'transport'],
   client: ['core', 'socks', 'http', 'mux', 'transport', 'log', 'route'],
 };
 

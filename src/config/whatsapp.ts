@@ -1,22 +1,27 @@
 /**
  * WhatsApp's own proxy protocol, built on forward listeners. WhatsApp takes neither SOCKS nor
- * HTTP proxies: its in-app proxy setting expects a host whose ports relay raw bytes to WhatsApp's
- * servers. Destinations follow WhatsApp's published proxy (github.com/WhatsApp/proxy, README
- * "An Overview of the WhatsApp Proxy Architecture" and proxy/src/proxy_config.cfg, HAProxy):
+ * HTTP proxies: its in-app proxy setting (proxy host, chat port, media port) expects a host whose
+ * ports relay raw bytes to WhatsApp's servers. Destinations and ports follow WhatsApp's published
+ * proxy (github.com/WhatsApp/proxy: README "An Overview of the WhatsApp Proxy Architecture",
+ * FAQ.md question 4, and proxy/src/proxy_config.cfg, HAProxy):
  *
  *   frontend  :443 (TLS, self-signed cert)  → backend g.whatsapp.net:5222   (chat)
  *   frontend  :5222 (plain)                 → backend g.whatsapp.net:5222   (chat, "Jabber")
  *   frontend  :80 (plain)                   → backend g.whatsapp.net:80     (chat over HTTP port)
  *   frontend  :587, :7777 (plain)           → backend whatsapp.net:443      (media, *.whatsapp.net)
  *
+ * The app chooses TLS by the port alone (FAQ.md, question 4): TLS when the chat port is 443, plain
+ * on every other port, with no setting to change it. So a TLS listener helps only on port 443;
+ * anywhere else the app would speak plain to it and fail. The chat-tls role is therefore off
+ * unless given a port (`chat-tls=443`, which needs the privilege to bind a port below 1024).
+ *
  * Their HAProxy adds a PROXY protocol header (`send-proxy`) towards g.whatsapp.net so that
  * WhatsApp sees the phone's address; we do not: the bridge's connection looks like a direct
  * client (as an app without a proxy connects), and the phone's address stays private.
  *
- * Ports: 443, 80 and 587 are privileged (below 1024) and 443/80 often busy, so the defaults are
- * unprivileged — chat-tls 8443, chat 5222, media 7777; the "http" role (→ g.whatsapp.net:80) is
- * off unless given a port. In the app, enter the laptop's address as the proxy host and these
- * ports as the chat and media ports.
+ * Defaults are unprivileged: chat 5222 (plain, WhatsApp's own port), media 7777 (the second media
+ * port of WhatsApp's proxy; 587 is privileged). The phone gets the computer's address as the proxy
+ * host, 5222 as the chat port and 7777 as the media port (src/cli/phone-setup.ts prints the steps).
  */
 import { targetFromHost, type Target } from '../core/address.js';
 import { parseHostPort } from '../core/address.js';
@@ -32,9 +37,8 @@ export const WHATSAPP_TARGETS = {
   media: { host: 'whatsapp.net', port: 443 },
 } as const;
 
-/** Default local ports (unprivileged; the http role has none and is off by default). */
+/** Default local ports (unprivileged; chat-tls and http have none and are off by default). */
 export const WHATSAPP_DEFAULT_PORTS: Readonly<Partial<Record<WhatsAppRole, number>>> = {
-  'chat-tls': 8443,
   chat: 5222,
   media: 7777,
 };
@@ -59,7 +63,7 @@ function parseList(s: string, what: string): Array<[string, string]> {
 }
 
 /**
- * The listeners of the WhatsApp entry point. `ports`: "chat-tls=8443,chat=5222,http=8080,media=7777"
+ * The listeners of the WhatsApp entry point. `ports`: "chat-tls=443,chat=5222,http=8080,media=7777"
  * (given roles override the defaults; `off` turns a role off, 0 picks a free port). `targets`:
  * "chat=HOST:PORT,http=HOST:PORT,media=HOST:PORT" replaces WhatsApp's servers — for tests only.
  */
