@@ -26,6 +26,8 @@ import { localCredentials } from '../config/local-credentials.js';
 import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
 import { loadClientConfig } from '../config/client.js';
 import { resolveRoute } from '../config/route.js';
+import { ClientStatus } from './client-status.js';
+import { localeFromEnv, translator } from '../i18n/messages.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 
 declare const POSTERN_VERSION: string;
@@ -248,7 +250,7 @@ function readSecretFiles<T extends { bridge?: string | string[]; bridgeFile?: st
 type RunClientOptions = Omit<ClientFlags, 'bridge'> &
   TunnelFlags &
   ListenerFlags &
-  RouteFlags & { bridgeFile?: string; passFile?: string; newCredentials?: boolean };
+  RouteFlags & { bridgeFile?: string; passFile?: string; newCredentials?: boolean; status?: boolean };
 
 async function runClient(given: RunClientOptions): Promise<void> {
   if (given.explain !== undefined) return runExplain(given, given.explain);
@@ -259,11 +261,15 @@ async function runClient(given: RunClientOptions): Promise<void> {
   let listeners: ReturnType<typeof clientListenerFlags>;
   let listenerFlags: ListenerFlags;
   let opts: RunClientOptions;
+  let settings: ReturnType<typeof resolveClientSettings>;
+  let limits: ReturnType<typeof defaultLimits>;
+  // The status line, the status page and the doctor hint (src/cli/client-status.ts).
+  const status = new ClientStatus(given.status);
   try {
     opts = readSecretFiles(given);
     // Flags > environment (POSTERN_*) > config file > defaults (src/config/client.ts).
     const tunnel = resolveTunnelFlags(opts);
-    const settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
+    settings = resolveClientSettings({ ...opts, bridge: tunnel.first }, process.env);
     // --socks/--http/--forward/--whatsapp/--lan (src/cli/client-listeners.ts).
     // Each listener flag overrides the config file's field of the same name.
     const file = settings.fileListeners;
@@ -281,8 +287,10 @@ async function runClient(given: RunClientOptions): Promise<void> {
     listeners = clientListenerFlags(listenerFlags, settings, () => localCredentials(process.env, { renew: opts.newCredentials === true }));
     listen = listeners.listen;
     auth = listeners.auth !== null;
-    log = createLogger({ level: settings.logLevel });
+    log = createLogger({ level: settings.logLevel, ...status.logOptions() });
     logStartup(log);
+    const creds = listeners.auth;
+    limits = tunnel.limits;
     client = new Client({
       bridge: settings.bridge,
       bridges: [...settings.bridges, ...tunnel.more],
@@ -303,6 +311,7 @@ async function runClient(given: RunClientOptions): Promise<void> {
       limits: tunnel.limits,
       logger: log,
       route: { ...resolveRoute(opts, settings.fileRoute, settings.configFile), resolver: localResolver() },
+      localPages: status.pages({ auth: creds, listeners: () => client.listeners, limits: tunnel.limits }),
     });
   } catch (err) {
     fail(err);
@@ -318,10 +327,17 @@ async function runClient(given: RunClientOptions): Promise<void> {
   if (!auth) process.stderr.write(noAuthWarning(addr.host, addr.port));
   printLocalSetup(client.listeners, listeners);
   if (listenerFlags.lan === true && listeners.auth !== null) printLanShare(client.listeners, listeners.auth);
+  status.start(client.tunnel, limits, {
+    ...(opts.bridgeFile !== undefined ? { bridgeFile: opts.bridgeFile } : {}),
+    bridgeFlag: opts.bridgeFile === undefined && opts.bridge !== undefined,
+    bridgeEnv: opts.bridge === undefined && opts.bridgeFile === undefined && Boolean(process.env.POSTERN_BRIDGE),
+    ...(settings.configFile !== undefined ? { configFile: settings.configFile } : {}),
+  });
   // Bytes per route action (never destinations): on SIGUSR2 and at shutdown.
   const counters = () => log.info({ route: client.route.stats.snapshot() }, 'route counters');
   process.on('SIGUSR2', counters);
   onShutdown(log, () => {
+    status.stop();
     counters();
     return client.stop(defaultLimits().SHUTDOWN_DRAIN_MS);
   });
@@ -371,16 +387,16 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   log.info({ role: 'socks', address: formatHostPort(caddr), port: caddr.port, auth: creds !== null }, 'listening');
   if (creds === null) process.stderr.write(noAuthWarning(caddr.host, caddr.port));
   const app = appSetup(caddr.host, caddr.port, creds);
+  const t = translator(localeFromEnv(process.env));
   process.stderr.write(
     [
       '',
-      'Postern demo is running: a bridge and a client on this machine, joined by a wss tunnel.',
-      `  Proxy (SOCKS5 and HTTP):  ${formatHostPort(caddr)}`,
-      ...(creds !== null ? [`  Username: ${creds.username}`, `  Password: ${creds.password}`] : []),
-      `  Try it:        ${app.curlSocks}`,
-      `                 ${app.curlHttp}`,
-      opts.allowPrivate ? '  Private and loopback destinations are allowed (--allow-private).' : '  Loopback and private destinations are refused by the bridge (use --allow-private to allow them).',
-      '  Stop with Ctrl-C.',
+      t('demo.running'),
+      t('demo.proxy', { hostPort: formatHostPort(caddr) }),
+      ...(creds !== null ? [t('client.setup.username', { username: creds.username }), t('client.setup.password', { password: creds.password })] : []),
+      t('demo.try', { socks: app.curlSocks, http: app.curlHttp }),
+      t(opts.allowPrivate ? 'demo.private.allowed' : 'demo.private.refused'),
+      t('demo.stop'),
       '',
     ].join('\n') + '\n',
   );
@@ -450,6 +466,7 @@ export function buildProgram(): Command {
     .option('--route-file <file>', 'for --route blocked-only: the list of what goes through the tunnel, one domain or CIDR a line')
     .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
     .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit (repeatable)', collect)
+    .option('--no-status', 'no live status line on the terminal (also POSTERN_NO_STATUS=1; never shown when stderr is not a terminal)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -570,13 +587,14 @@ export function buildProgram(): Command {
 
   program
     .command('doctor [share-uri]')
-    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput (the link: the argument, else --config, $POSTERN_BRIDGE or the default client config file)')
+    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput (the link: the argument, else --bridge-file, --config, $POSTERN_BRIDGE or the default client config file)')
     .version(VERSION)
     .option('--json', 'print a machine-readable report (secrets redacted)')
     .option('--target <host:port>', 'where the test stream goes through the bridge (default: example.com:80)')
     .option('--download <url>', 'an http:// URL (1 MiB or more) to sample throughput through the bridge')
     .option('--config <file>', 'take the link from this client config file (its first bridge) [env: POSTERN_CONFIG]')
-    .action(async (uri: string | undefined, o: { json?: boolean; target?: string; download?: string; config?: string }) => {
+    .option('--bridge-file <file>', 'take the link from this file (its first link), as the client\'s --bridge-file')
+    .action(async (uri: string | undefined, o: { json?: boolean; target?: string; download?: string; config?: string; bridgeFile?: string }) => {
       let code: number;
       try {
         code = await doctorCommand(uri, o);
