@@ -60,7 +60,7 @@ export function statusLineText(s: StatusSnapshot, t: Translate, width: number, c
     t('status.line.bytes', { up: formatBytes(s.bytesUp, units), down: formatBytes(s.bytesDown, units) }),
     ...(s.lastError !== null ? [t('status.line.error', { error: statusErrorText(s.lastError.code, t) })] : []),
   ];
-  let text = `postern: ${parts.join(' | ')}`;
+  let text = parts.join(' | ');
   const max = Math.max(10, width - 1);
   if ([...text].length > max) text = `${[...text].slice(0, max - 1).join('')}…`;
   if (!colour) return text;
@@ -125,7 +125,9 @@ export class StatusLine {
   }
 
   private draw(): void {
-    this.last = statusLineText(this.snapshot(), this.t, this.stream.columns ?? 80, this.colour);
+    // A terminal that reports no size (0 columns, as a bare pseudo-terminal) is taken as 80 wide.
+    const columns = this.stream.columns !== undefined && this.stream.columns > 0 ? this.stream.columns : 80;
+    this.last = statusLineText(this.snapshot(), this.t, columns, this.colour);
     this.redraw();
   }
 
