@@ -42,7 +42,8 @@ export function createLogger(opts: LogOptions = {}, destination?: NodeJS.Writabl
   if (usePretty) {
     return pino(
       options,
-      pretty({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname', ...(opts.prettyDestination !== undefined ? { destination: opts.prettyDestination } : {}) }),
+      // NO_COLOR (https://no-color.org): any value turns colour off.
+      pretty({ sync: true, colorize: process.stdout.isTTY === true && !process.env.NO_COLOR, ignore: 'pid,hostname', ...(opts.prettyDestination !== undefined ? { destination: opts.prettyDestination } : {}) }),
     );
   }
   return pino(options, destination ?? pino.destination({ fd: 1, sync: false }));
