@@ -73,11 +73,11 @@ export class ClientStatus {
     return statusPages({ status: () => this.snapshot(), auth: o.auth, listeners: o.listeners, limits: o.limits, env: this.env });
   }
 
-  /** Once the client started: the model, the doctor hint, and the line. */
-  start(tunnel: Tunnel, limits: Limits, link: LinkSource): void {
-    this.model = new StatusModel(tunnel, limits, (count) =>
-      this.print(`${this.t('client.doctorHint', { count, command: doctorCommandFor(link, this.t) })}\n`),
-    );
+  /** Once the client started: the model, the doctor hint (none without a link source: the demo), and the line. */
+  start(tunnel: Tunnel, limits: Limits, link: LinkSource | null): void {
+    this.model = new StatusModel(tunnel, limits, (count) => {
+      if (link !== null) this.print(`${this.t('client.doctorHint', { count, command: doctorCommandFor(link, this.t) })}\n`);
+    });
     if (!this.live) return;
     const colour = this.env.NO_COLOR === undefined || this.env.NO_COLOR === '';
     this.line = new StatusLine(this.stderr, () => this.snapshot(), this.t, limits.STATUS_LINE_INTERVAL_MS, colour);

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
-import { Client } from '../client/client.js';
+import { Client, type BoundListener } from '../client/client.js';
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from '../config/bridge.js';
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
@@ -343,7 +343,7 @@ async function runClient(given: RunClientOptions): Promise<void> {
   });
 }
 
-async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string; auth?: boolean }): Promise<void> {
+async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string; auth?: boolean; status?: boolean }): Promise<void> {
   let listen: { host: string; port: number };
   let creds: { username: string; password: string } | null = null;
   try {
@@ -354,7 +354,8 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   } catch (err) {
     fail(err);
   }
-  const log = createLogger({ level: opts.logLevel ?? 'info' });
+  const status = new ClientStatus(opts.status);
+  const log = createLogger({ level: opts.logLevel ?? 'info', ...status.logOptions() });
   logStartup(log);
   // A throwaway bridge on loopback with a fresh key, certificate and secret, all in memory.
   const { keyPem, certPem } = generateSelfSigned({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
@@ -374,13 +375,14 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   const bridge = new Bridge({ config: { ...config, tls: { certFile: '', keyFile: '', certPem, keyPem } }, logger: log.child({ demo: 'bridge' }) });
   const baddr = await bridge.start().catch((err) => fail(listenError(err, config.listen)));
   const uri = formatShareUri({ secret, host: '127.0.0.1', port: baddr.port, path: secretPath, pin: spkiSha256(certPem), plain: false, label: 'demo' });
-  const client = new Client({
+  const client: Client = new Client({
     bridge: parseShareUri(uri),
     listen,
     auth: creds,
     allowOpenProxy: false,
     limits: defaultLimits(),
     logger: log.child({ demo: 'client' }),
+    localPages: status.pages({ auth: creds, listeners: (): readonly BoundListener[] => client.listeners, limits: defaultLimits() }),
   });
   const caddr = await client.start().catch((err) => fail(listenError(err, listen)));
   log.info({ role: 'bridge', address: formatHostPort(baddr), port: baddr.port }, 'listening');
@@ -395,12 +397,15 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
       t('demo.proxy', { hostPort: formatHostPort(caddr) }),
       ...(creds !== null ? [t('client.setup.username', { username: creds.username }), t('client.setup.password', { password: creds.password })] : []),
       t('demo.try', { socks: app.curlSocks, http: app.curlHttp }),
+      t('client.setup.page', { url: `http://${formatHostPort(caddr)}/` }),
       t(opts.allowPrivate ? 'demo.private.allowed' : 'demo.private.refused'),
       t('demo.stop'),
       '',
     ].join('\n') + '\n',
   );
+  status.start(client.tunnel, defaultLimits(), null);
   onShutdown(log, async () => {
+    status.stop();
     await client.stop(1_000);
     await bridge.stop(1_000);
   });
@@ -620,6 +625,7 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'SOCKS5 and HTTP proxy listen address (loopback)', '127.0.0.1:1080')
     .option('--allow-private', 'let the demo bridge reach loopback and private addresses')
     .option('--no-auth', 'no username or password (any app on this device can use the proxy)')
+    .option('--no-status', 'no live status line on the terminal (also POSTERN_NO_STATUS=1)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDemo(o));
 

@@ -275,6 +275,10 @@ describe('the demo in Russian', () => {
   it('prints its banner in Russian when the locale is Russian', async () => {
     const p = new Postern(['demo', '--listen', '127.0.0.1:0', '--no-auth'], { LANG: 'ru_RU.UTF-8' });
     await p.waitFor(() => p.stderr.includes('Ctrl-C'), 15_000, 'demo banner');
+    const port = Number(/Страница состояния: http:\/\/127\.0\.0\.1:(\d+)\//.exec(p.stderr)?.[1]);
+    const page = await get(port, `127.0.0.1:${port}`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('Postern: состояние');
     await p.stop();
     expect(p.stderr).toContain('Демо Postern запущено: мост и клиент на этом компьютере');
     expect(p.stderr).toContain('Прокси (SOCKS5 и HTTP):');
