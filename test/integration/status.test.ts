@@ -343,6 +343,11 @@ describe.skipIf(!CAN_NETNS)('the phone set-up on the page (isolated network name
     expect(open.stdout).toContain(`Proxy for phones (SOCKS5 and HTTP): 192.0.2.10:${port}`);
     expect(open.stdout).not.toContain('<svg');
     expect(open.stdout).not.toContain(pass);
+    // A device on the network gets the 404 even when it names the port by a loopback Host.
+    const fromLan = execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '--interface', '192.0.2.10', '-H', `Host: 127.0.0.1:${port}`, `http://192.0.2.10:${port}/`], { encoding: 'utf8' });
+    expect(fromLan).toBe('404');
+    const fromHere = execFileSync('ip', ['netns', 'exec', ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+    expect(fromHere).toBe('200');
     const url = `http://${user}:${pass}@127.0.0.1:${port}/reveal`;
     const { stdout: dom } = await chromium(['--dump-dom', url], ns);
     expect(dom.match(/<svg /g)?.length).toBe(2);
