@@ -14,7 +14,7 @@ import { localeFromEnv, translator } from '../i18n/messages.js';
 export type ListenerSettings = Pick<ClientSettings, 'auth' | 'stored'>;
 
 /** A word safe to paste into a POSIX shell as is, else single-quoted. */
-function shellWord(s: string): string {
+export function shellWord(s: string): string {
   return /^[A-Za-z0-9@%+=:,./_-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -61,6 +61,7 @@ export function printLocalSetup(listeners: readonly BoundListener[], settings: L
     t('client.setup.telegram', { link: app.telegram }),
     t('client.setup.browser', { host, port: mixed.port, asks: creds !== null ? t('client.setup.browser.asks') : '' }),
     t('client.setup.pac', { url: app.pac }),
+    t('client.setup.page', { url: `http://${hostPort}/` }),
   );
   const same = creds !== null ? t('client.setup.also.same') : '';
   for (const l of listeners) {

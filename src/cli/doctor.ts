@@ -20,12 +20,27 @@ function line(r: StepResult, t: Translate): string {
   return `[${MARK[r.status]}] ${title} ${ms}  ${r.detail}`;
 }
 
+/** The first link of a --bridge-file (blank and # lines skipped), as the client reads it. */
+function firstLinkOfFile(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PosternError('E_CONFIG_UNREADABLE', `--bridge-file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const link = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  if (link === undefined) throw new PosternError('E_CONFIG', `--bridge-file ${file}: the file is empty`);
+  return link;
+}
+
 /**
- * The link to check: the argument, else the first bridge of --config FILE, else $POSTERN_BRIDGE, else
- * the first bridge of $POSTERN_CONFIG or of the default client config file (when it exists).
+ * The link to check: the argument, else the first of --bridge-file FILE, else the first bridge of
+ * --config FILE, else $POSTERN_BRIDGE, else the first bridge of $POSTERN_CONFIG or of the default
+ * client config file (when it exists).
  */
-export function doctorLink(arg: string | undefined, config: string | undefined, env: NodeJS.ProcessEnv, t: Translate): string {
+export function doctorLink(arg: string | undefined, config: string | undefined, env: NodeJS.ProcessEnv, t: Translate, bridgeFile?: string): string {
   if (arg !== undefined && arg !== '') return arg;
+  if (bridgeFile !== undefined) return firstLinkOfFile(bridgeFile);
   const firstOf = (file: string): string | undefined => loadClientConfig(file).bridges?.[0];
   if (config !== undefined) {
     const link = firstOf(config);
@@ -42,12 +57,12 @@ export function doctorLink(arg: string | undefined, config: string | undefined, 
 /** Runs the checks; returns the exit code (0 when no step failed). */
 export async function doctorCommand(
   arg: string | undefined,
-  o: { json?: boolean; target?: string; download?: string; config?: string },
+  o: { json?: boolean; target?: string; download?: string; config?: string; bridgeFile?: string },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   // Machine-readable output stays English whatever the locale; people get their language.
   const t = o.json === true ? english : translator(localeFromEnv(env));
-  const uri = doctorLink(arg, o.config, env, t);
+  const uri = doctorLink(arg, o.config, env, t, o.bridgeFile);
   let target: { host: string; port: number } | undefined;
   if (o.target !== undefined) {
     const hp = parseHostPort(o.target);

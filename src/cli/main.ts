@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Bridge } from '../bridge/bridge.js';
 import { watchConfigFile } from '../bridge/config-watch.js';
-import { Client } from '../client/client.js';
+import { Client, type BoundListener } from '../client/client.js';
 import { resolveBridgeSettings, validateBridgeConfig, type BridgeConfig, type BridgeFlags } from '../config/bridge.js';
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
@@ -24,6 +24,8 @@ import { appSetup, noAuthWarning, printLocalSetup } from './client-listeners.js'
 import { localCredentials } from '../config/local-credentials.js';
 import { printPhoneSetup } from './phone-setup.js';
 import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
+import { ClientStatus } from './client-status.js';
+import { localeFromEnv, translator } from '../i18n/messages.js';
 import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
 import { parseFrontOptions, type FrontOptions } from './share.js';
 
@@ -216,7 +218,7 @@ function readSecretFiles<T extends { bridge?: string | string[]; bridgeFile?: st
   return out;
 }
 
-type RunClientOptions = ClientFlags & { bridgeFile?: string; passFile?: string; explain?: string[] };
+type RunClientOptions = ClientFlags & { bridgeFile?: string; passFile?: string; explain?: string[]; status?: boolean };
 
 /** Commander collector for a repeatable option. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -227,12 +229,15 @@ async function runClient(given: RunClientOptions): Promise<void> {
   let client: Client;
   let log: Logger;
   let settings: ReturnType<typeof resolveClientSettings>;
+  let opts: RunClientOptions;
+  // The status line, the status page and the doctor hint (src/cli/client-status.ts).
+  const status = new ClientStatus(given.status);
   try {
-    const opts = readSecretFiles(given);
+    opts = readSecretFiles(given);
     if (opts.explain !== undefined) return await runExplain(opts, opts.explain);
     // Defaults → config file → environment (POSTERN_*) → flags, resolved once (src/config/client-settings.ts).
     settings = resolveClientSettings({ flags: opts, env: process.env });
-    log = createLogger({ level: settings.logLevel });
+    log = createLogger({ level: settings.logLevel, ...status.logOptions() });
     logStartup(log);
     const s = settings;
     // WhatsApp accepts any certificate on its TLS port; a fresh one each start is enough.
@@ -254,6 +259,7 @@ async function runClient(given: RunClientOptions): Promise<void> {
       limits: s.limits,
       logger: log,
       route: { ...s.route, resolver: localResolver() },
+      localPages: status.pages({ auth: s.auth, listeners: () => client.listeners, limits: s.limits }),
     });
   } catch (err) {
     fail(err);
@@ -270,16 +276,23 @@ async function runClient(given: RunClientOptions): Promise<void> {
   if (!auth) process.stderr.write(noAuthWarning(addr.host, addr.port));
   printLocalSetup(client.listeners, settings);
   printPhoneSetup(client.listeners, { lan: settings.lan, auth: settings.auth });
+  status.start(client.tunnel, settings.limits, {
+    ...(opts.bridgeFile !== undefined ? { bridgeFile: opts.bridgeFile } : {}),
+    bridgeFlag: opts.bridgeFile === undefined && opts.bridge !== undefined,
+    bridgeEnv: opts.bridge === undefined && opts.bridgeFile === undefined && Boolean(process.env.POSTERN_BRIDGE),
+    ...(settings.configFile !== undefined ? { configFile: settings.configFile } : {}),
+  });
   // Bytes per route action (never destinations): on SIGUSR2 and at shutdown.
   const counters = () => log.info({ route: client.route.stats.snapshot() }, 'route counters');
   process.on('SIGUSR2', counters);
   onShutdown(log, () => {
+    status.stop();
     counters();
     return client.stop(defaultLimits().SHUTDOWN_DRAIN_MS);
   });
 }
 
-async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string; auth?: boolean }): Promise<void> {
+async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?: string; auth?: boolean; status?: boolean }): Promise<void> {
   let listen: { host: string; port: number };
   let creds: { username: string; password: string } | null = null;
   try {
@@ -290,7 +303,8 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   } catch (err) {
     fail(err);
   }
-  const log = createLogger({ level: opts.logLevel ?? 'info' });
+  const status = new ClientStatus(opts.status);
+  const log = createLogger({ level: opts.logLevel ?? 'info', ...status.logOptions() });
   logStartup(log);
   // A throwaway bridge on loopback with a fresh key, certificate and secret, all in memory.
   const { keyPem, certPem } = generateSelfSigned({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
@@ -310,33 +324,37 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   const bridge = new Bridge({ config: { ...config, tls: { certFile: '', keyFile: '', certPem, keyPem } }, logger: log.child({ demo: 'bridge' }) });
   const baddr = await bridge.start().catch((err) => fail(listenError(err, config.listen)));
   const uri = formatShareUri({ secret, host: '127.0.0.1', port: baddr.port, path: secretPath, pin: spkiSha256(certPem), plain: false, label: 'demo' });
-  const client = new Client({
+  const client: Client = new Client({
     bridge: parseShareUri(uri),
     listen,
     auth: creds,
     allowOpenProxy: false,
     limits: defaultLimits(),
     logger: log.child({ demo: 'client' }),
+    localPages: status.pages({ auth: creds, listeners: (): readonly BoundListener[] => client.listeners, limits: defaultLimits() }),
   });
   const caddr = await client.start().catch((err) => fail(listenError(err, listen)));
   log.info({ role: 'bridge', address: formatHostPort(baddr), port: baddr.port }, 'listening');
   log.info({ role: 'socks', address: formatHostPort(caddr), port: caddr.port, auth: creds !== null }, 'listening');
   if (creds === null) process.stderr.write(noAuthWarning(caddr.host, caddr.port));
   const app = appSetup(caddr.host, caddr.port, creds);
+  const t = translator(localeFromEnv(process.env));
   process.stderr.write(
     [
       '',
-      'Postern demo is running: a bridge and a client on this machine, joined by a wss tunnel.',
-      `  Proxy (SOCKS5 and HTTP):  ${formatHostPort(caddr)}`,
-      ...(creds !== null ? [`  Username: ${creds.username}`, `  Password: ${creds.password}`] : []),
-      `  Try it:        ${app.curlSocks}`,
-      `                 ${app.curlHttp}`,
-      opts.allowPrivate ? '  Private and loopback destinations are allowed (--allow-private).' : '  Loopback and private destinations are refused by the bridge (use --allow-private to allow them).',
-      '  Stop with Ctrl-C.',
+      t('demo.running'),
+      t('demo.proxy', { hostPort: formatHostPort(caddr) }),
+      ...(creds !== null ? [t('client.setup.username', { username: creds.username }), t('client.setup.password', { password: creds.password })] : []),
+      t('demo.try', { socks: app.curlSocks, http: app.curlHttp }),
+      t('client.setup.page', { url: `http://${formatHostPort(caddr)}/` }),
+      t(opts.allowPrivate ? 'demo.private.allowed' : 'demo.private.refused'),
+      t('demo.stop'),
       '',
     ].join('\n') + '\n',
   );
+  status.start(client.tunnel, defaultLimits(), null);
   onShutdown(log, async () => {
+    status.stop();
     await client.stop(1_000);
     await bridge.stop(1_000);
   });
@@ -403,6 +421,7 @@ export function buildProgram(): Command {
     .option('--route-file <file>', 'for --route blocked-only: the list of what goes through the tunnel, one domain or CIDR a line')
     .option('--allow-lan-private', 'let direct routes from a --lan listener reach this computer and private networks')
     .option('--explain <host[:port]>', 'print which route rule matches a destination and its action, then exit (repeatable)', collect)
+    .option('--no-status', 'no live status line on the terminal (also POSTERN_NO_STATUS=1; never shown when stderr is not a terminal)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -540,13 +559,14 @@ export function buildProgram(): Command {
 
   program
     .command('doctor [share-uri]')
-    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput (the link: the argument, else --config, $POSTERN_BRIDGE or the default client config file)')
+    .description('check a share link step by step: DNS, TCP, TLS and pin, authentication, a test stream, throughput (the link: the argument, else --bridge-file, --config, $POSTERN_BRIDGE or the default client config file)')
     .version(VERSION)
     .option('--json', 'print a machine-readable report (secrets redacted)')
     .option('--target <host:port>', 'where the test stream goes through the bridge (default: example.com:80)')
     .option('--download <url>', 'an http:// URL (1 MiB or more) to sample throughput through the bridge')
     .option('--config <file>', 'take the link from this client config file (its first bridge) [env: POSTERN_CONFIG]')
-    .action(async (uri: string | undefined, o: { json?: boolean; target?: string; download?: string; config?: string }) => {
+    .option('--bridge-file <file>', 'take the link from this file (its first link), as the client\'s --bridge-file')
+    .action(async (uri: string | undefined, o: { json?: boolean; target?: string; download?: string; config?: string; bridgeFile?: string }) => {
       let code: number;
       try {
         code = await doctorCommand(uri, o);
@@ -573,6 +593,7 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'SOCKS5 and HTTP proxy listen address (loopback)', '127.0.0.1:1080')
     .option('--allow-private', 'let the demo bridge reach loopback and private addresses')
     .option('--no-auth', 'no username or password (any app on this device can use the proxy)')
+    .option('--no-status', 'no live status line on the terminal (also POSTERN_NO_STATUS=1)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDemo(o));
 

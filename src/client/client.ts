@@ -3,7 +3,7 @@ import { AuthThrottle } from '../core/auth-throttle.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
-import { HttpProxyServer } from '../http/server.js';
+import { HttpProxyServer, type LocalPages } from '../http/server.js';
 import { SocksServer } from '../socks/server.js';
 import { bridgeDialer } from '../transport/registry.js';
 import type { Dialer } from '../transport/types.js';
@@ -65,6 +65,8 @@ export interface ClientOptions {
   readonly exactReplies?: boolean;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** The status page (and anything else) the HTTP proxy ports serve to this machine's browser; absent: 404. */
+  readonly localPages?: LocalPages;
   /** Route rules (absent: everything through the tunnel, today's behaviour). */
   readonly route?: {
     readonly router: Router;
@@ -148,6 +150,7 @@ export class Client {
       authThrottle: this.authThrottle,
       connect: connectFor(l.host),
       pac,
+      ...(opts.localPages !== undefined ? { localPages: opts.localPages } : {}),
     });
     this.http = new HttpProxyServer(httpOpts(opts.listen));
     this.mixed = new MixedListener({

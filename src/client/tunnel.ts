@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Target } from '../core/address.js';
-import { PosternError } from '../core/errors.js';
+import { formatHostPort, type Target } from '../core/address.js';
+import { PosternError, type ErrorCode } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { ResumableLink } from '../mux/resume.js';
@@ -23,6 +23,33 @@ export type OpenMode = 'early' | 'exact';
 
 /** Health of one bridge as the client sees it. */
 export type BridgeHealth = 'up' | 'connecting' | 'unreachable' | 'misconfigured';
+
+/** What the status line and page show of one bridge (never its secret, path or pin). */
+export interface BridgeStatus {
+  /** The share link's label, else its host:port. */
+  readonly name: string;
+  readonly health: BridgeHealth;
+  /** New streams may go to it now. */
+  readonly usable: boolean;
+  /** Smoothed RTT of its live connection (ms), null before the first sample or while down. */
+  readonly rttMs: number | null;
+  readonly streams: number;
+  /** Bytes of session messages sent to and received from it since start (all its sessions). */
+  readonly sentBytes: number;
+  readonly receivedBytes: number;
+  /** The code of its last failed dial (null once it is up again), and when (ms since the epoch). */
+  readonly lastError: { readonly code: ErrorCode; readonly at: number } | null;
+}
+
+/** Every bridge's status, and the failed dials since the tunnel was last up. */
+export interface TunnelStatus {
+  readonly state: TunnelState;
+  readonly bridges: readonly BridgeStatus[];
+  readonly failedDialsInRow: number;
+}
+
+/** What a bridge reports to its Tunnel: a change of state, a failed dial, or a session up. */
+type LinkEvent = 'changed' | 'dial-failed' | 'up';
 
 export interface TunnelOptions {
   /** `failover` (default): the first healthy bridge in list order; `spread`: the least loaded healthy one. */
@@ -75,6 +102,9 @@ class BridgeLink {
   readonly sessions = new Set<ClientSession>();
   health: BridgeHealth = 'connecting';
   lastError: PosternError | null = null;
+  private lastErrorAt = 0;
+  /** Bytes carried by this bridge's sessions that have closed (the open ones are read live). */
+  private readonly retired = { sent: 0, received: 0 };
   private dialing = false;
   private failures = 0;
   private lastAttemptAt = 0;
@@ -101,7 +131,7 @@ class BridgeLink {
     private readonly info: BridgeInfo,
     private readonly limits: Limits,
     logger: Logger,
-    private readonly changed: () => void,
+    private readonly changed: (event?: LinkEvent) => void,
     private readonly rotation: { bytes: number; ms: number } = { bytes: 0, ms: 0 },
     private readonly budget: BudgetPolicy = { mode: 'auto' },
     private readonly wallStore: WallStore | null,
@@ -112,6 +142,29 @@ class BridgeLink {
     this.learner = budget.mode === 'auto' ? new WallLearner(limits, wallStore?.get(this.wallKey) ?? null) : null;
     const b = this.budgetBytes();
     if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto' }, 'moving to a new connection every budget of bytes from the bridge');
+  }
+
+  /** This bridge as the status line and page show it. */
+  status(): BridgeStatus {
+    let streams = 0;
+    let { sent, received } = this.retired;
+    for (const s of this.sessions) {
+      streams += s.mux.streamCount;
+      const c = s.link.carried;
+      sent += c.sent;
+      received += c.received;
+    }
+    const usable = this.usable() !== null;
+    return {
+      name: this.info.label ?? formatHostPort({ host: this.info.host, port: this.info.port }),
+      health: this.health,
+      usable,
+      rttMs: usable ? (this.current?.link.rttMs ?? null) : null,
+      streams,
+      sentBytes: sent,
+      receivedBytes: received,
+      lastError: this.lastError === null ? null : { code: this.lastError.code, at: this.lastErrorAt },
+    };
   }
 
   /** Bridge→client bytes one connection may carry (§9.8), or null: no budget. */
@@ -268,6 +321,7 @@ class BridgeLink {
       }
       this.failures++;
       this.lastError = e;
+      this.lastErrorAt = Date.now();
       this.health = MISCONFIGURED.has(e.code) ? 'misconfigured' : 'unreachable';
       if (this.health === 'misconfigured') {
         this.log.error({ code: e.code, health: this.health }, `cannot connect to bridge: ${e.message} (check the share URI)`);
@@ -275,7 +329,7 @@ class BridgeLink {
         this.log.error({ code: e.code, health: this.health }, `cannot connect to bridge: ${e.message}`);
       }
       this.schedule(this.backoffMs());
-      this.changed();
+      this.changed('dial-failed');
     } finally {
       this.dialing = false;
     }
@@ -298,7 +352,7 @@ class BridgeLink {
       if (this.moving) this.log.debug(fields, 'tunnel moved to a new connection');
       else this.log.info(fields, 'tunnel to bridge up');
       session.live = true;
-      this.changed();
+      this.changed('up');
     });
     link.on('move', () => {
       if (this.current === session && !this.closed) void this.attempt('budget');
@@ -319,7 +373,11 @@ class BridgeLink {
       this.schedule(0);
     });
     mux.on('close', (info) => {
-      this.sessions.delete(session);
+      if (this.sessions.delete(session)) {
+        const c = link.carried;
+        this.retired.sent += c.sent;
+        this.retired.received += c.received;
+      }
       if (this.current !== session) return;
       this.current = null;
       if (this.closed) return;
@@ -343,6 +401,10 @@ export class Tunnel {
   private readonly links: BridgeLink[];
   private readonly strategy: BridgeStrategy;
   private waiters = new Set<() => void>();
+  /** Called on every change of a bridge's state (the status model listens). */
+  private readonly watchers = new Set<() => void>();
+  /** Dials failed since no bridge was up (reset when one comes up). */
+  private failedInRow = 0;
   private closed = false;
   private started = false;
 
@@ -354,7 +416,12 @@ export class Tunnel {
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
     this.links = list.map((b, i) => {
       const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
-      return new BridgeLink(i, b, limits, logger, () => this.notify(), rotation, budget, opts.wallStore ?? null, opts.dialer);
+      const changed = (event: LinkEvent = 'changed'): void => {
+        if (event === 'up') this.failedInRow = 0;
+        else if (event === 'dial-failed' && this.pick() === null) this.failedInRow++;
+        this.notify();
+      };
+      return new BridgeLink(i, b, limits, logger, changed, rotation, budget, opts.wallStore ?? null, opts.dialer);
     });
   }
 
@@ -369,6 +436,17 @@ export class Tunnel {
   /** Per bridge: connections dialled, moves (§9.8) and cuts seen, and the budget in force. */
   get wallStats(): Array<{ dials: number; moves: number; cuts: number; budget: number | null }> {
     return this.links.map((l) => ({ ...l.counts, budget: l.budgetBytes() }));
+  }
+
+  /** Every bridge's status (list order) and the failed dials since the tunnel was last up. */
+  get status(): TunnelStatus {
+    return { state: this.state, bridges: this.links.map((l) => l.status()), failedDialsInRow: this.failedInRow };
+  }
+
+  /** Calls `fn` on every change of a bridge's state; returns the function that stops it. */
+  watch(fn: () => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
   }
 
   /** Health of each bridge, in list order. */
@@ -512,6 +590,7 @@ export class Tunnel {
     const w = this.waiters;
     this.waiters = new Set();
     for (const f of w) f();
+    for (const f of this.watchers) f();
   }
 
   private changedOrTimeout(deadline: number, signal?: AbortSignal): Promise<void> {

@@ -212,6 +212,12 @@ export const LIMITS = {
   // ── Diagnostics ──────────────────────────────────────────────────────────
   /** `postern doctor` stops its throughput sample after this time (a slow link still gets a figure). */
   DOCTOR_DOWNLOAD_TIMEOUT_MS: 30_000,
+  /** After this many failed tunnel dials in a row (no bridge up meanwhile) the client says, once, to run `postern doctor`. */
+  DOCTOR_HINT_AFTER_FAILED_DIALS_COUNT: 5,
+  /** The live status line on a terminal is redrawn at most once per this interval. */
+  STATUS_LINE_INTERVAL_MS: 1_000,
+  /** Longest status page (HTML, with its QR codes) the client renders; a bigger one is refused with 500 (it never is). */
+  STATUS_PAGE_MAX_BYTES: 256 * 1024,
 
   // ── Logs ─────────────────────────────────────────────────────────────────
   /** Refused streams and refused upgrades are logged as one info summary per this interval (each one at debug). */
@@ -338,6 +344,9 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   USER_MAX_BYTES_PER_SECOND: [0, 10 * 1024 * 1024 * 1024],
   CONFIG_WATCH_DEBOUNCE_MS: [50, 10_000],
   LOG_SUMMARY_INTERVAL_MS: [1_000, 3_600_000],
+  DOCTOR_HINT_AFTER_FAILED_DIALS_COUNT: [1, 1_000],
+  STATUS_LINE_INTERVAL_MS: [1_000, 60_000],
+  STATUS_PAGE_MAX_BYTES: [16 * 1024, 4 * 1024 * 1024],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
   DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
   UDP_ASSOCIATION_IDLE_MS: [1_000, 86_400_000],

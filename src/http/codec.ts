@@ -153,6 +153,20 @@ export function headerValues(headers: readonly Header[], name: string): string[]
   return headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
 }
 
+/**
+ * Whether a request names this machine's proxy port by a loopback name: exactly one Host field
+ * (RFC 9112 §3.2) whose value is 127.0.0.1, [::1] or localhost (any case) with `port` — what a
+ * browser on this machine sends for http://127.0.0.1:PORT/. Anything else (another name, a name that
+ * merely resolves to 127.0.0.1 as in DNS rebinding, another port, a missing port unless 80) is not.
+ */
+export function isLoopbackHostField(headers: readonly Header[], port: number): boolean {
+  const values = headerValues(headers, 'host');
+  if (values.length !== 1) return false;
+  const m = /^(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?$/i.exec((values[0] as string).trim());
+  if (m === null) return false;
+  return m[2] === undefined ? port === 80 : Number(m[2]) === port && !m[2].startsWith('0');
+}
+
 /** Comma-separated list elements of every value of a field, lower-cased, empty ones dropped. */
 export function headerTokens(headers: readonly Header[], name: string): string[] {
   return headerValues(headers, name)
@@ -290,6 +304,7 @@ export function encodeHead(startLine: string, headers: readonly Header[]): Buffe
 const REASONS: Record<number, string> = {
   200: 'OK',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   407: 'Proxy Authentication Required',

@@ -23,6 +23,11 @@
  *   fetch a PAC file without proxy authentication) and a 404 for anything else. The PAC file holds
  *   the address the requester already connected to and, with route rules, which names go
  *   direct — never a credential; without the password it opens nothing.
+ * - With `localPages`, other origin-form GETs from this machine (a loopback peer) that name the
+ *   port by a loopback Host (127.0.0.1, [::1] or localhost with this port: no DNS rebinding) go to
+ *   it — the client's status page. Every other request for a local path gets the 404 as before.
+ *   `Authorization: Basic` with the proxy's own credentials marks such a request authorized; a
+ *   wrong one is limited and counted like a wrong Proxy-Authorization.
  * - Tunnel errors become the status their PosternError names (502, 503, 504, 403).
  * - Logs carry a per-listener connection counter, never the app's address, the destination or
  *   credentials.
@@ -43,6 +48,7 @@ import {
   encodeHead,
   endToEndHeaders,
   headerValues,
+  isLoopbackHostField,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
@@ -73,7 +79,43 @@ export interface HttpProxyOptions {
   pac?: (host: string, port: number) => string;
   /** Failed-login limits shared with other listeners (the client shares one); absent: this server's own. */
   authThrottle?: AuthThrottle;
+  /** Pages of the proxy itself for the user of this machine (the client's status page); absent: 404. */
+  localPages?: LocalPages;
 }
+
+/** A GET (or HEAD) for the proxy itself, from this machine, naming it by a loopback Host. */
+export interface LocalPageRequest {
+  readonly method: 'GET' | 'HEAD';
+  /** The origin-form target, query included. */
+  readonly path: string;
+  readonly headers: readonly Header[];
+  /** The port the request came in on. */
+  readonly port: number;
+  /** The proxy asks apps for a username and password (false: --no-auth). */
+  readonly authRequired: boolean;
+  /** `Authorization: Basic` carried the proxy's username and password (always true without authRequired). */
+  readonly authorized: boolean;
+}
+
+export interface LocalPageAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly contentType: string;
+  readonly headers?: readonly Header[];
+}
+
+/** Answers a page of the proxy itself, or null: not one of its pages (the usual 404). */
+export type LocalPages = (req: LocalPageRequest) => LocalPageAnswer | null;
+
+/** Which credentials field a request carries, and the answer that asks for it. */
+interface AuthKind {
+  readonly field: 'proxy-authorization' | 'authorization';
+  readonly status: 407 | 401;
+  readonly challengeField: string;
+  readonly body: string;
+}
+const PROXY_AUTH: AuthKind = { field: 'proxy-authorization', status: 407, challengeField: 'Proxy-Authenticate', body: 'proxy authentication required\n' };
+const PAGE_AUTH: AuthKind = { field: 'authorization', status: 401, challengeField: 'WWW-Authenticate', body: 'authentication required\n' };
 
 /** The realm of the 407 challenge: generic on purpose (no product name or version to fingerprint). */
 export const PROXY_AUTH_REALM = 'proxy';
@@ -98,7 +140,8 @@ interface ServerContext {
   readonly connect: HttpConnect;
   readonly authRequired: boolean;
   readonly pac: (host: string, port: number) => string;
-  checkCredentials(headers: readonly Header[]): boolean;
+  readonly localPages: LocalPages | undefined;
+  checkCredentials(headers: readonly Header[], field: AuthKind['field']): boolean;
   readonly throttle: AuthThrottle;
   /** A source's failures just crossed the free count: log it (once per source and window). */
   onThrottling(): void;
@@ -123,12 +166,12 @@ export class HttpProxyServer {
     if (opts.auth === null && !isLoopbackHost(opts.host) && opts.allowOpenProxy !== true) {
       throw new PosternError('E_CONFIG', 'HTTP proxy on a non-loopback address requires a username and password');
     }
-    let check: (headers: readonly Header[]) => boolean = () => true;
+    let check: (headers: readonly Header[], field: AuthKind['field']) => boolean = () => true;
     if (opts.auth !== null) {
       if (opts.auth.username.includes(':')) throw new PosternError('E_CONFIG', 'HTTP proxy user name must not contain ":" (RFC 7617)');
       const matches = credentialChecker(opts.auth.username, opts.auth.password);
-      check = (headers) => {
-        const values = headerValues(headers, 'proxy-authorization');
+      check = (headers, field) => {
+        const values = headerValues(headers, field);
         const m = values.length === 1 ? /^basic[ \t]+([A-Za-z0-9+/]+={0,2})$/i.exec(values[0] as string) : null;
         const decoded = m ? Buffer.from(m[1] as string, 'base64') : Buffer.alloc(0);
         const colon = decoded.indexOf(0x3a);
@@ -144,6 +187,7 @@ export class HttpProxyServer {
       connect: opts.connect,
       authRequired: opts.auth !== null,
       pac: opts.pac ?? pacFile,
+      localPages: opts.localPages,
       checkCredentials: check,
       throttle: opts.authThrottle ?? new AuthThrottle(opts.limits),
       onThrottling: () => this.#log.warn({ ...this.#ctx.throttle.counts }, 'repeated failed logins from one source; answers slowed'),
@@ -366,7 +410,7 @@ class HttpConnection {
       this.#serveLocal(head, target.path);
       return;
     }
-    if (this.ctx.authRequired && !this.#authenticated(head)) return;
+    if (this.ctx.authRequired && !this.#authenticated(head, PROXY_AUTH)) return;
     if (target.kind === 'connect') {
       this.#state = 'tunnel-opening';
       this.#flow();
@@ -396,12 +440,12 @@ class HttpConnection {
     void this.#openForward(target.target, out);
   }
 
-  /** Checks Proxy-Authorization; on failure answers (407, maybe later; or 429) and returns false. */
-  #authenticated(head: RequestHead): boolean {
+  /** Checks Proxy-Authorization (or Authorization); on failure answers (407/401, maybe later; or 429) and returns false. */
+  #authenticated(head: RequestHead, kind: AuthKind): boolean {
     const challenge = () =>
-      simpleResponse(407, 'proxy authentication required\n', { headers: [['Proxy-Authenticate', `Basic realm="${PROXY_AUTH_REALM}"`]] });
+      simpleResponse(kind.status, kind.body, { headers: [[kind.challengeField, `Basic realm="${PROXY_AUTH_REALM}"`]] });
     const throttle = this.ctx.throttle;
-    if (headerValues(head.headers, 'proxy-authorization').length === 0) {
+    if (headerValues(head.headers, kind.field).length === 0) {
       throttle.challenged();
       this.#finish(challenge(), 'no proxy credentials');
       return false;
@@ -411,7 +455,7 @@ class HttpConnection {
       this.#finish(simpleResponse(429, 'too many failed logins; try again later\n', { headers: [['Retry-After', '10']] }), 'login refused unchecked');
       return false;
     }
-    if (this.ctx.checkCredentials(head.headers)) return true;
+    if (this.ctx.checkCredentials(head.headers, kind.field)) return true;
     const f = throttle.failed(source);
     if (f.startedThrottling) this.ctx.onThrottling();
     if (f.delayMs === 0) {
@@ -437,6 +481,24 @@ class HttpConnection {
       const pac = this.ctx.pac(host.startsWith('::ffff:') ? host.slice(7) : host, this.socket.localPort ?? 0);
       this.#finish(simpleResponse(200, pac, { contentType: PAC_CONTENT_TYPE, omitBody: head.method === 'HEAD' }), 'served pac');
       return;
+    }
+    const pages = this.ctx.localPages;
+    const port = this.socket.localPort ?? 0;
+    // Only from this machine, and only when the browser named this port by a loopback name: a web
+    // page that rebinds its own name to 127.0.0.1 sends its name in Host and gets the 404.
+    if (pages !== undefined && isGet && isLoopbackHost(this.socket.remoteAddress ?? '') && isLoopbackHostField(head.headers, port)) {
+      let authorized = !this.ctx.authRequired;
+      if (!authorized && headerValues(head.headers, PAGE_AUTH.field).length > 0) {
+        if (!this.#authenticated(head, PAGE_AUTH)) return;
+        authorized = true;
+      }
+      const answer = pages({ method: head.method as 'GET' | 'HEAD', path, headers: head.headers, port, authRequired: this.ctx.authRequired, authorized });
+      if (answer !== null) {
+        if (answer.status === 401) this.ctx.throttle.challenged();
+        const res = simpleResponse(answer.status, answer.body, { contentType: answer.contentType, headers: answer.headers ?? [], omitBody: head.method === 'HEAD' });
+        this.#finish(res, 'served a local page');
+        return;
+      }
     }
     this.#finish(simpleResponse(404, 'not found\n', { omitBody: head.method === 'HEAD' }), 'local request');
   }

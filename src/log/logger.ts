@@ -7,6 +7,8 @@ export interface LogOptions {
   level?: string;
   /** Human-readable output; default: when stdout is a terminal. */
   pretty?: boolean;
+  /** Where pretty output goes instead of stdout (the client's status line wraps stdout to keep itself below the records). */
+  prettyDestination?: NodeJS.WritableStream;
   /** Operator opt-in: log destinations and client addresses. Off by default (privacy). */
   logDestinations?: boolean;
 }
@@ -38,7 +40,11 @@ export function createLogger(opts: LogOptions = {}, destination?: NodeJS.Writabl
   };
   const usePretty = opts.pretty ?? (destination === undefined && process.stdout.isTTY === true);
   if (usePretty) {
-    return pino(options, pretty({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname' }));
+    return pino(
+      options,
+      // NO_COLOR (https://no-color.org): any value turns colour off.
+      pretty({ sync: true, colorize: process.stdout.isTTY === true && !process.env.NO_COLOR, ignore: 'pid,hostname', ...(opts.prettyDestination !== undefined ? { destination: opts.prettyDestination } : {}) }),
+    );
   }
   return pino(options, destination ?? pino.destination({ fd: 1, sync: false }));
 }

@@ -172,6 +172,9 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private pongDue: Buffer | null = null;
   /** Session messages received (and handed to the mux). */
   private received = 0;
+  /** Bytes of the session messages sent (each once, resends aside) and received, for the status line and page. */
+  private sentBytesTotal = 0;
+  private receivedBytesTotal = 0;
   private ackedToPeer = 0;
   private bytesSinceAck = 0;
   private ackTimer: NodeJS.Timeout | null = null;
@@ -289,6 +292,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     return Math.min(this.payloadHint, fit);
   }
 
+  /** Bytes of session messages (frames, headers included) this side sent and received over the session's life. */
+  get carried(): { sent: number; received: number } {
+    return { sent: this.sentBytesTotal, received: this.receivedBytesTotal };
+  }
+
   /** Smoothed RTT in ms measured by the link's PINGs (null before the first). */
   get rttMs(): number | null {
     return this.srtt;
@@ -330,6 +338,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.queue.push(message);
     this.sent++;
     this.queuedBytes += message.length;
+    this.sentBytesTotal += message.length;
     const cost = this.keptCost;
     let over = cost > this.overflowAt;
     if (!over && cost > this.nextBudgetCheck) {
@@ -544,6 +553,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.probeRound = 0;
     this.armWatch();
     this.received++;
+    this.receivedBytesTotal += m.length;
     this.bytesSinceAck += m.length;
     this.messageCb?.(m);
     if (this._state !== 'live') return;

@@ -3,6 +3,7 @@ import {
   ChunkedScanner,
   classifyTarget,
   endToEndHeaders,
+  isLoopbackHostField,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
@@ -221,5 +222,28 @@ describe('pacFile', () => {
     expect(pacFile('192.168.1.5', 1080)).toBe('function FindProxyForURL(url, host) {\n  return "PROXY 192.168.1.5:1080";\n}\n');
     expect(pacFile('::1', 8080)).toContain('"PROXY [::1]:8080"');
     expect(pacFile('127.0.0.1', 1)).not.toContain('DIRECT');
+  });
+});
+
+describe('isLoopbackHostField: the status page answers only a loopback Host with its own port (DNS rebinding)', () => {
+  it.each([
+    [['127.0.0.1:1080'], 1080, true],
+    [['localhost:1080'], 1080, true],
+    [['LocalHost:1080'], 1080, true],
+    [['[::1]:1080'], 1080, true],
+    [['127.0.0.1:1081'], 1080, false], // another port
+    [['127.0.0.1'], 1080, false], // no port: means 80
+    [['127.0.0.1'], 80, true],
+    [['127.0.0.1:01080'], 1080, false],
+    [['attacker.example:1080'], 1080, false], // a rebound name
+    [['attacker.example'], 1080, false],
+    [['127.0.0.2:1080'], 1080, false],
+    [['localhost.:1080'], 1080, false],
+    [['localhost.attacker.example:1080'], 1080, false],
+    [['::1:1080'], 1080, false],
+    [['127.0.0.1:1080', '127.0.0.1:1080'], 1080, false], // two Host fields
+    [[], 1080, false],
+  ] as const)('Host %j on port %i → %s', (values, port, ok) => {
+    expect(isLoopbackHostField(values.map((v) => ['Host', v] as [string, string]), port)).toBe(ok);
   });
 });

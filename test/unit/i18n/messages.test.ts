@@ -18,7 +18,7 @@ describe('message catalogue', () => {
   it('is translated: Russian messages are in Cyrillic, except names that stay as they are', () => {
     const sameInBoth = keys.filter((k) => CATALOGUES.ru[k] === CATALOGUES.en[k]);
     // Program names (curl, Telegram) and commands stay as they are.
-    expect(sameInBoth).toEqual(['doctor.title.dns', 'client.setup.curl', 'client.setup.curl2', 'client.setup.telegram']);
+    expect(sameInBoth).toEqual(['doctor.title.dns', 'client.setup.curl', 'client.setup.curl2', 'client.setup.telegram', 'status.line.bytes']);
     for (const key of keys) if (!sameInBoth.includes(key)) expect(CATALOGUES.ru[key], key).toMatch(/[а-яё]/i);
   });
 
@@ -41,5 +41,16 @@ describe('message catalogue', () => {
     expect(english('doctor.ok.tcp', { port: 443 })).toBe('connected to port 443');
     expect(translator('ru')('doctor.ok.tcp', { port: 443 })).toBe('соединение с портом 443 установлено');
     expect(english('doctor.ok.tcp')).toBe('connected to port {port}');
+  });
+});
+
+describe('status line, page, doctor hint and demo messages', () => {
+  it('are in both languages with their placeholders filled', () => {
+    const ru = translator('ru');
+    expect(ru('client.doctorHint', { count: 5, command: 'postern doctor' })).toBe('postern: подключиться к мосту не удалось 5 раз подряд; чтобы узнать почему, выполните: postern doctor');
+    expect(english('client.doctorHint', { count: 5, command: 'postern doctor' })).toBe('postern: connecting to the bridge failed 5 times in a row; to find out why, run: postern doctor');
+    expect(ru('status.line.tunnel', { state: ru('status.up') })).toBe('туннель: работает');
+    expect(ru('demo.running')).toMatch(/^Демо Postern запущено/);
+    expect(english('status.units').split(' ')).toHaveLength(ru('status.units').split(' ').length);
   });
 });
