@@ -90,11 +90,21 @@ describe('the client TLS profile (protocol.md §2.4)', () => {
     expect(tlsProtocolTooOld('TLSv1.2')).toBe(false);
   });
 
-  it('refuses a front that chooses HTTP/2 for the WebSocket transport, naming the fix, before sending a byte', async () => {
+  it('follows a front that chooses HTTP/2: a default link speaks HTTP/2 there (§12), never a WebSocket upgrade', async () => {
     const srv = await tlsServer({ ALPNProtocols: ['h2', 'http/1.1'] });
-    const err = await dialError({ secret: generateSecret(), host: '127.0.0.1', port: srv.port, path: '/p', pin, plain: false });
+    await dialError({ secret: generateSecret(), host: '127.0.0.1', port: srv.port, path: '/p', pin, plain: false });
+    const [c] = srv.seen;
+    expect(c?.alpn).toBe('h2');
+    const sent = Buffer.concat(c?.bytes ?? []).toString('latin1');
+    expect(sent.startsWith('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')).toBe(true);
+    expect(sent).not.toMatch(/Upgrade: websocket/i);
+  });
+
+  it('refuses, naming both protocols, a front that chooses HTTP/1.1 for a transport=h2 link, before sending a byte', async () => {
+    const srv = await tlsServer({ ALPNProtocols: ['http/1.1'] });
+    const err = await dialError({ secret: generateSecret(), host: '127.0.0.1', port: srv.port, path: '/p', pin, plain: false, transport: 'h2' });
     expect(err.code).toBe('E_TLS');
-    expect(err.message).toMatch(/chose HTTP\/2 \(ALPN h2\); the WebSocket transport needs HTTP\/1\.1 there/);
+    expect(err.message).toMatch(/chose HTTP\/1\.1 \(ALPN http\/1\.1\); the HTTP\/2 transport needs HTTP\/2 there/);
     expect(srv.seen.flatMap((c) => c.bytes)).toEqual([]);
   });
 
