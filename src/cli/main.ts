@@ -384,7 +384,8 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'override the listen address of the config file')
     .option('--plain', 'serve plain ws (no TLS) on loopback, behind a TLS-terminating proxy such as nginx')
     .option('--insecure-plain-listen', 'with --plain, allow a non-loopback listen address (the proxy link must be private)')
-    .option('--no-http2', 'serve HTTP/1.1 and WebSocket only: no HTTP/2 (ALPN h2, h2c) and no h2 transport (config "http2": false)')
+    .option('--http2', 'serve HTTP/2 too: ALPN h2, h2c and the h2 transport (config "http2": true; default off)')
+    .option('--no-http2', 'serve HTTP/1.1 and WebSocket only, whatever the config says (config "http2": false, the default)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runBridge(o));
 
@@ -582,7 +583,8 @@ export function buildProgram(): Command {
     .version(VERSION)
     .requiredOption('--config <file>', 'bridge config file (JSON)')
     .option('--listen <host:port>', 'override the listen address of the config file')
-    .option('--no-http2', 'serve HTTP/1.1 only (config "http2": false)')
+    .option('--http2', 'serve the decoy over HTTP/2 too (config "http2": true; default off)')
+    .option('--no-http2', 'serve HTTP/1.1 only (config "http2": false, the default)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action((o) => runDecoy(o));
 

@@ -103,7 +103,7 @@ export const bridgeConfigSchema = z
     users: z.array(userSchema).min(1).max(10_000),
     allowPrivate: z.boolean().default(false),
     /** Serve HTTP/2 (ALPN h2, h2c behind a proxy) and its transport (protocol.md §12); false: HTTP/1.1 and WebSocket only. */
-    http2: z.boolean().default(true),
+    http2: z.boolean().default(false),
     egress: egressSchema.default({ denyPorts: [], allowRanges: [] }),
     /** Metrics and health endpoint; absent: none. */
     admin: z
@@ -277,7 +277,7 @@ export interface BridgeFlags {
   plain?: boolean;
   insecurePlainListen?: boolean;
   logLevel?: string;
-  /** commander's --no-http2: false turns HTTP/2 off (protocol.md §12). */
+  /** --http2 / --no-http2: override the file's "http2" (protocol.md §12). */
   http2?: boolean;
 }
 
@@ -288,7 +288,7 @@ export interface BridgeFlags {
 export function resolveBridgeSettings(flags: BridgeFlags): { config: BridgeConfig; logLevel: string } {
   let c = loadBridgeConfig(flags.config);
   if (flags.allowPrivate === true) c = { ...c, allowPrivate: true };
-  if (flags.http2 === false) c = { ...c, http2: false };
+  if (flags.http2 !== undefined) c = { ...c, http2: flags.http2 };
   if (flags.listen !== undefined) {
     const hp = parseHostPort(flags.listen);
     if (!hp) throw new PosternError('E_CONFIG', `--listen: expected HOST:PORT, got "${flags.listen}"`);

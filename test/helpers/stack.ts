@@ -44,7 +44,7 @@ export async function init(extra: string[] = []): Promise<{ dir: string; uri: st
  * (protocol.md §12.1), and the ws tests are to exercise WebSocket.
  */
 export async function startBridge(config: string, extra: string[] = ['--allow-private'], transport: Transport = 'ws'): Promise<{ bridge: Postern; port: number }> {
-  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', ...extra, ...(transport === 'ws' ? ['--no-http2'] : [])]);
+  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', ...extra, ...(transport === 'ws' ? ['--no-http2'] : ['--http2'])]);
   return { bridge, port: await bridge.listening('bridge') };
 }
 

@@ -115,7 +115,7 @@ async function echoUntil(socksPort: number, seed: number, enough: () => boolean,
 }
 
 async function plainBridge(config: string): Promise<{ bridge: Postern; port: number }> {
-  const bridge = new Postern(['bridge', '--plain', '--config', config, '--listen', '127.0.0.1:0', '--allow-private']);
+  const bridge = new Postern(['bridge', '--plain', '--http2', '--config', config, '--listen', '127.0.0.1:0', '--allow-private']);
   const port = await bridge.listening('bridge');
   const up = await bridge.waitFor((l) => l.msg === 'listening' && l.role === 'bridge', 1_000);
   expect(up.tls).toBe(false);

@@ -127,8 +127,8 @@ async function startPair(decoyConfig?: (dir: string) => object): Promise<Pair> {
   cfg.limits = LIMITS;
   if (decoyConfig) cfg.decoy = decoyConfig(made.dir);
   fs.writeFileSync(made.config, JSON.stringify(cfg, null, 2));
-  const bridge = new Postern(['bridge', '--config', made.config, '--listen', '127.0.0.1:0', '--log-level', 'debug']);
-  const decoy = new Postern(['decoy', '--config', made.config, '--listen', '127.0.0.1:0']);
+  const bridge = new Postern(['bridge', '--config', made.config, '--listen', '127.0.0.1:0', '--http2', '--log-level', 'debug']);
+  const decoy = new Postern(['decoy', '--config', made.config, '--listen', '127.0.0.1:0', '--http2']);
   const bridgePort = await bridge.listening('bridge');
   const decoyPort = (await decoy.waitFor((l) => l.msg === 'listening' && l.role === 'decoy', 15_000, 'decoy listening')).port as number;
   const secret = Buffer.from(cfg.users[0]!.secret, 'base64url');
