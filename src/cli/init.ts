@@ -6,7 +6,7 @@ import { PosternError } from '../core/errors.js';
 import type { BridgeConfigFile } from '../config/bridge.js';
 import { generateSecret } from '../transport/auth.js';
 import { generateSelfSigned } from '../transport/certs.js';
-import { readPem, shareUri, type ShareTarget } from './share.js';
+import { readPem, shareUri, type LinkOptions } from './share.js';
 
 export interface InitOptions {
   dir: string;
@@ -20,7 +20,7 @@ export interface InitOptions {
   /** Existing certificate and key (e.g. Let's Encrypt): referenced, not copied, so renewals apply. */
   existing?: { certFile: string; keyFile: string };
   /** The link's relay or CDN address, TLS name and Host (protocol.md §1 connect, sni, host), already checked. */
-  front?: Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'>;
+  front?: LinkOptions;
 }
 
 export interface InitResult {

@@ -14,7 +14,7 @@ import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/ws/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
-import { formatShareUri, parseShareUri } from '../transport/uri.js';
+import { DEFAULT_TRANSPORT, TRANSPORT_NAMES, formatShareUri, parseShareUri } from '../transport/uri.js';
 import { resolveClientSettings, type ClientFlags } from '../config/client-settings.js';
 import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
@@ -445,7 +445,9 @@ export function buildProgram(): Command {
     new Option('--connect <host:port>', 'a relay (TCP forwarder, e.g. nginx stream) or CDN address the link dials instead of the bridge; TLS name and pin stay the bridge\'s');
   const sniOpt = () => new Option('--sni <name>', 'the TLS server name the link sends (and verifies without a pin), when not the bridge\'s host: a CDN or front\'s name');
   const hostHeaderOpt = () => new Option('--host-header <name[:port]>', 'the HTTP Host (HTTP/2 :authority) the link asks for, when not the TLS name: the name a CDN or reverse proxy routes to the bridge');
+  const transportOpt = () => new Option('--transport <name>', `how the link carries the session: ${TRANSPORT_NAMES.join(' or ')} (HTTP/2, for fronts and CDNs that pass no WebSocket)`).default(undefined, DEFAULT_TRANSPORT);
   const frontOptions = (o: FrontOptions): FrontOptions => ({
+    ...(o.transport !== undefined ? { transport: o.transport } : {}),
     ...(o.connect !== undefined ? { connect: o.connect } : {}),
     ...(o.sni !== undefined ? { sni: o.sni } : {}),
     ...(o.hostHeader !== undefined ? { hostHeader: o.hostHeader } : {}),
@@ -467,6 +469,7 @@ export function buildProgram(): Command {
     .addOption(connectOpt())
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
+    .addOption(transportOpt())
     .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
     .action((o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean } & FrontOptions) => {
       try {
@@ -504,6 +507,7 @@ export function buildProgram(): Command {
     .addOption(connectOpt())
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
+    .addOption(transportOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
     .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
@@ -549,6 +553,7 @@ export function buildProgram(): Command {
     .addOption(connectOpt())
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
+    .addOption(transportOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
     .action((name: string, o: { config: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {

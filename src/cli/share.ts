@@ -10,7 +10,7 @@ import { PosternError } from '../core/errors.js';
 import { unreadableError } from '../config/file.js';
 import { spkiSha256 } from '../transport/certs.js';
 import type { HostPort } from '../core/address.js';
-import { formatShareUri, parseConnectAddress, parseHttpHost, parseSni, type BridgeInfo } from '../transport/uri.js';
+import { DEFAULT_TRANSPORT, TRANSPORT_NAMES, formatShareUri, parseConnectAddress, parseHttpHost, parseSni, type BridgeInfo, type TransportName } from '../transport/uri.js';
 
 /** True when the certificate signs itself (no CA vouches for it, so clients must pin it). */
 export function isSelfSigned(certPem: string): boolean {
@@ -32,6 +32,8 @@ export interface ShareTarget {
   sni?: string;
   /** The Host header / `:authority` to send (protocol.md §1 `host`), when not the default. */
   httpHost?: string;
+  /** The transport the link names (protocol.md §1 `transport`); absent: the default (ws). */
+  transport?: TransportName;
 }
 
 /** The fronting options of a link as typed on the command line (`--connect`, `--sni`, `--host-header`). */
@@ -39,6 +41,8 @@ export interface FrontOptions {
   connect?: string;
   sni?: string;
   hostHeader?: string;
+  /** `--transport ws|h2`. */
+  transport?: string;
 }
 
 /** The share URI of one user. */
@@ -46,6 +50,7 @@ export function shareUri(t: ShareTarget): string {
   const info: BridgeInfo = { secret: t.secret, host: t.publicHost, port: t.publicPort, path: t.path, plain: false, label: t.label };
   if (t.connect !== undefined) info.connect = t.connect;
   if (t.httpHost !== undefined) info.httpHost = t.httpHost;
+  if (t.transport !== undefined && t.transport !== DEFAULT_TRANSPORT) info.transport = t.transport;
   if (t.certPem !== null && isSelfSigned(t.certPem)) info.pin = spkiSha256(t.certPem);
   if (t.sni !== undefined) info.sni = t.sni;
   else if (info.pin === undefined && net.isIP(t.publicHost) === 0) info.sni = t.publicHost;
@@ -67,12 +72,23 @@ function optionValue<T>(option: string, param: string, text: string, parse: (t: 
  * `--host-header NAME[:PORT]`, checked as the link's `connect`, `sni` and `host` are (protocol.md §1);
  * errors name the option.
  */
-export function parseFrontOptions(o: FrontOptions, publicPort: number): Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'> {
-  const out: Pick<ShareTarget, 'connect' | 'sni' | 'httpHost'> = {};
+export function parseFrontOptions(o: FrontOptions, publicPort: number): LinkOptions {
+  const out: LinkOptions = {};
   if (o.connect !== undefined) out.connect = optionValue('--connect', 'connect', o.connect, (t) => parseConnectAddress(t, publicPort));
   if (o.sni !== undefined) out.sni = optionValue('--sni', 'sni', o.sni, parseSni);
   if (o.hostHeader !== undefined) out.httpHost = optionValue('--host-header', 'host', o.hostHeader, parseHttpHost);
+  if (o.transport !== undefined) out.transport = parseTransportOption(o.transport);
   return out;
+}
+
+/** What a link says beyond the bridge's own address: fronting (`connect`, `sni`, `host`) and `transport`. */
+export type LinkOptions = Pick<ShareTarget, 'connect' | 'sni' | 'httpHost' | 'transport'>;
+
+/** `--transport NAME`: one of TRANSPORT_NAMES; the error names the option and the choices. */
+export function parseTransportOption(text: string): TransportName {
+  const name = TRANSPORT_NAMES.find((n) => n === text.trim());
+  if (name === undefined) throw new PosternError('E_CONFIG', `--transport ${text}: expected one of ${TRANSPORT_NAMES.join(', ')}`);
+  return name;
 }
 
 /** Reads a PEM file named on the command line; errors name the option and the file. */

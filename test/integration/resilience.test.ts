@@ -41,8 +41,10 @@ async function relayedStack(opts: { clientArgs?: string[]; seed?: number; transp
 }
 
 describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) => {
-  // KNOWN FAILURE over h2 (see the h13-h2 report): with hundreds of resets at 16 KB–1 MiB the h2
-  // session ends (a bad record, or a RESUME count the bridge never reached); ws only until fixed.
+  // KNOWN FAILURE over h2: the session's data now arrives intact (the chunk Node's HTTP/2 handed a
+  // stream twice is dropped: frame-transport.ts isReEmission), but nearly every h2 connection stalls
+  // within ~0.4 s (both ends' stream writes never complete while nghttp2's queue is empty and the
+  // windows are open); the freeze detector resumes each one, so the transfer takes 80+ s, not < 60.
   it.skipIf(transport === 'h2')('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
     // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here).
     const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0'], transport });

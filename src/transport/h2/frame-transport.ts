@@ -52,6 +52,8 @@ export class H2FrameTransport implements FrameTransport {
   #needDrain = false;
   #corked = false;
   #closeTimer: NodeJS.Timeout | undefined;
+  /** The chunk received last (a view into the HTTP/2 session's read buffer): see isReEmission. */
+  #lastChunk: Buffer | undefined;
   readonly peerFeatures: ReadonlySet<string>;
   readonly maxMessageBytes: number;
 
@@ -75,7 +77,11 @@ export class H2FrameTransport implements FrameTransport {
     this.peerFeatures = opts.peerFeatures ?? new Set();
     this.maxMessageBytes = opts.maxMessageBytes;
     pipe.pause();
-    pipe.on('data', (chunk: Buffer) => this.#receive(chunk));
+    pipe.on('data', (chunk: Buffer) => {
+      if (isReEmission(this.#lastChunk, chunk)) return;
+      this.#lastChunk = chunk;
+      this.#receive(chunk);
+    });
     pipe.on('end', () => {
       // The peer ended its side: after a CLOSE record that is the close handshake, else a cut.
       if (this.#remote === undefined && this.#local === undefined) this.#local = { code: CUT_CODE, reason: 'ended without close' };
@@ -265,4 +271,16 @@ export class H2FrameTransport implements FrameTransport {
     this.#closeReported = true;
     this.#onClose(this.#closed);
   }
+}
+
+/**
+ * Node 20's HTTP/2 sometimes hands the same DATA chunk to a stream twice: the second 'data' event
+ * is the same view (same ArrayBuffer, offset and length) of the session's socket read, after the
+ * session paused and resumed its input (seen with the first DATA frame of a read a full 16 KiB
+ * one, under load). Taken twice, its records are counted twice (the peer claims messages we never
+ * sent, §9) or the record framing slips (a bad record). A fresh chunk never shares its memory with
+ * the one before while that one is held here, so an identical view is the same bytes again.
+ */
+export function isReEmission(last: Buffer | undefined, chunk: Buffer): boolean {
+  return last !== undefined && chunk.length > 0 && last.buffer === chunk.buffer && last.byteOffset === chunk.byteOffset && last.length === chunk.length;
 }

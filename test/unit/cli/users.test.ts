@@ -82,6 +82,21 @@ describe('users (config edits)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
+  it('shares an h2 link with --transport h2 (init and users alike); ws is the default and stays implicit; an unknown name is refused by the flag', () => {
+    const file = fresh();
+    const direct = parseShareUri(shareUser(file, 'alice'));
+    const h2Link = shareUser(file, 'alice', { transport: 'h2' });
+    expect(h2Link).toContain('transport=h2');
+    expect(parseShareUri(h2Link)).toEqual({ ...direct, transport: 'h2' });
+    expect(shareUser(file, 'alice', { transport: 'ws' })).toBe(shareUser(file, 'alice'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
+    const res = initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { transport: 'h2' } });
+    expect(parseShareUri(res.uri).transport).toBe('h2');
+    const before = fs.readFileSync(file, 'utf8');
+    expect(() => addUser(file, 'bob', { transport: 'quic' })).toThrow(/--transport quic: expected one of ws, h2$/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(before);
+  });
+
   it('keeps the file untouched when a change would be invalid', () => {
     const file = fresh();
     const before = fs.readFileSync(file, 'utf8');

@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H2FrameTransport } from '../../../src/transport/h2/frame-transport.js';
+import { encodeData, encodeRecordHeader, RecordType } from '../../../src/transport/h2/codec.js';
+import { H2FrameTransport, isReEmission } from '../../../src/transport/h2/frame-transport.js';
 
 const MAX = 256 * 1024;
 const cleanups: Array<() => void> = [];
@@ -142,5 +144,41 @@ describe('H2FrameTransport over a real HTTP/2 stream (protocol.md §12)', () => 
     client.send(Buffer.from('after'));
     while (got === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(got).toBe(1);
+  });
+
+  // Node 20's HTTP/2 was seen handing a stream the same DATA chunk twice (the same view of one
+  // socket read) under the 16 KB–1 MiB resets test: taken twice, three extra messages were counted
+  // (the bridge then refused the RESUME: "peer cannot resume") or the record framing slipped
+  // ("bad record: unknown record type"). The pipe here replays a chunk exactly so.
+  it('takes a chunk handed to it twice (the same view of the same read) once', async () => {
+    const pipe = new PassThrough();
+    const t = new H2FrameTransport(pipe, { maxMessageBytes: MAX, closeTimeoutMs: 500 });
+    const got: string[] = [];
+    t.onMessage((m) => got.push(m.toString()));
+    let closed: { code: number; reason: string } | undefined;
+    t.onClose((c) => (closed = c));
+    // One socket read: a whole record, then a record split over this read's two views.
+    const read = Buffer.concat([encodeData(Buffer.from('one')), encodeRecordHeader(RecordType.DATA, 3), Buffer.from('tw'), Buffer.from('o'), encodeData(Buffer.from('three'))]);
+    const first = read.subarray(0, 13);
+    const second = read.subarray(13);
+    pipe.write(first);
+    pipe.write(second);
+    pipe.write(second); // re-emitted: the same memory again
+    // Equal bytes in fresh memory are new data, not a replay.
+    pipe.write(Buffer.from(encodeData(Buffer.from('four'))));
+    pipe.write(Buffer.from(encodeData(Buffer.from('four'))));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toBeUndefined();
+    expect(got).toEqual(['one', 'two', 'three', 'four', 'four']);
+  });
+
+  it('isReEmission: only the same memory, offset and length again', () => {
+    const read = Buffer.from('0123456789');
+    const a = read.subarray(2, 6);
+    expect(isReEmission(undefined, a)).toBe(false);
+    expect(isReEmission(a, read.subarray(2, 6))).toBe(true);
+    expect(isReEmission(a, read.subarray(2, 5))).toBe(false);
+    expect(isReEmission(a, read.subarray(3, 7))).toBe(false);
+    expect(isReEmission(a, Buffer.from(a))).toBe(false);
   });
 });
