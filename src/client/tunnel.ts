@@ -12,7 +12,7 @@ import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
-import { WallLearner, wallKey, type WallStore } from './wall.js';
+import { WallLearner, wallKey, type WallCounts, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
@@ -78,6 +78,14 @@ export interface TunnelOptions {
 /** How often the rotation budget is checked. */
 const ROTATE_CHECK_MS = 250;
 
+/**
+ * Under a wall that counts both directions (§9.8) each side of a connection gets a share of the
+ * budget: never less than this fraction of it (ACKs and window updates need a little room)…
+ */
+const BOTH_MIN_SHARE_FRACTION = 0.125;
+/** …and the bridge's share follows the traffic: this weight on the last connection's mix. */
+const SHARE_EWMA_WEIGHT = 0.5;
+
 /** Errors that mean the bridge refused who we are, not that it is out of reach. */
 const MISCONFIGURED: ReadonlySet<string> = new Set(['E_AUTH_REJECTED', 'E_PIN_MISMATCH', 'E_BAD_URI']);
 
@@ -118,6 +126,12 @@ class BridgeLink {
   /** The connection attached last, and whether the next attach is a move (§9.8) rather than a resume. */
   private conn: FrameTransport | null = null;
   private moving = false;
+  /** Wire bytes of the attached connection's handshake (TLS, HTTP upgrade) each way. */
+  private connHandshake = { down: 0, up: 0 };
+  /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it). */
+  private pendingCut: { down: number; handshakeUp: number } | null = null;
+  /** Under a `both` wall: the bridge's share of a connection's budget, following the traffic mix. */
+  private downShare = 0.5;
   /** Learns the wall in 'auto' mode (null otherwise). */
   private readonly learner: WallLearner | null;
   private readonly wallKey: string;
@@ -139,9 +153,39 @@ class BridgeLink {
   ) {
     this.log = logger.child({ bridge: index });
     this.wallKey = wallKey(info);
-    this.learner = budget.mode === 'auto' ? new WallLearner(limits, wallStore?.get(this.wallKey) ?? null) : null;
+    const stored = budget.mode === 'auto' ? (wallStore?.getWall(this.wallKey) ?? null) : null;
+    this.learner = budget.mode === 'auto' ? new WallLearner(limits, stored?.budget ?? null, stored?.counts ?? 'down') : null;
     const b = this.budgetBytes();
-    if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto' }, 'moving to a new connection every budget of bytes from the bridge');
+    if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto', counts: this.budgetCounts() }, 'moving to a new connection every budget of bytes from the bridge');
+  }
+
+  /** What the budget counts: bridge→client bytes, or both directions (learned only). */
+  budgetCounts(): WallCounts {
+    return this.learner?.counts ?? 'down';
+  }
+
+  /**
+   * What a new connection may carry (§9.8), its handshake already spent: the bridge's BUDGET, and
+   * under a wall counting both ways our own share too, split by the traffic mix seen so far.
+   */
+  private budgetsFor(): { budgetBytes?: number; sendBudgetBytes?: number } {
+    const budget = this.budgetBytes();
+    const hs = this.connHandshake;
+    if (budget === null) return {};
+    if (this.budgetCounts() === 'down') return { budgetBytes: budget - hs.down };
+    const left = Math.max(0, budget - hs.down - hs.up);
+    const floor = BOTH_MIN_SHARE_FRACTION * left;
+    const down = Math.floor(Math.min(left - floor, Math.max(floor, this.downShare * left)));
+    return { budgetBytes: down, sendBudgetBytes: left - down };
+  }
+
+  /** The connection being left (moved from or cut): its traffic mix steers the next split. */
+  private noteConnectionMix(conn: FrameTransport | null): void {
+    if (conn === null) return;
+    const down = (conn.wireBytesRead ?? 0) - this.connHandshake.down;
+    const up = (conn.wireBytesWritten ?? 0) - this.connHandshake.up;
+    if (down <= 0 || up < 0) return;
+    this.downShare = (1 - SHARE_EWMA_WEIGHT) * this.downShare + SHARE_EWMA_WEIGHT * (down / (down + up));
   }
 
   /** This bridge as the status line and page show it. */
@@ -173,15 +217,31 @@ class BridgeLink {
     return this.learner?.budget ?? null;
   }
 
-  /** A lost connection may teach the wall (auto mode): remembered when it does. */
-  private learnFromCut(): void {
+  /**
+   * A lost connection may teach the wall (auto mode): what it received is known now, what of ours
+   * got through only at the next RESUME (learnFromResume).
+   */
+  private noteCut(): void {
     this.counts.cuts++;
     const bytes = this.conn?.wireBytesRead;
-    if (this.learner === null || bytes === undefined) return;
-    const next = this.learner.observeCut(bytes);
+    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, handshakeUp: this.connHandshake.up };
+  }
+
+  /** The session resumed after a cut: the cut's bytes both ways go to the learner; remembered when it learns. */
+  private learnFromResume(cutSentBytes: number | null): void {
+    const cut = this.pendingCut;
+    this.pendingCut = null;
+    if (cut === null || this.learner === null) return;
+    const up = cutSentBytes === null ? 0 : cut.handshakeUp + cutSentBytes;
+    const next = this.learner.observeCut(cut.down, up);
+    this.log.debug({ receivedBytes: cut.down, sentBytes: up }, 'connection cut');
     if (next === null) return;
-    this.log.info({ cutAtBytes: bytes, budget: next }, 'connections to this bridge die after about the same byte count: moving before it from now on');
-    this.wallStore?.set(this.wallKey, next);
+    const counts = this.learner.counts;
+    this.log.info(
+      { cutAtBytes: counts === 'both' ? cut.down + up : cut.down, budget: next, counts },
+      'connections to this bridge die after about the same byte count: moving before it from now on',
+    );
+    this.wallStore?.set(this.wallKey, next, counts);
   }
 
   /** The current session takes new streams: live on a connection, no GOAWAY, not closed. */
@@ -309,8 +369,9 @@ class BridgeLink {
         this.counts.moves++;
         this.log.debug('moving the session to a new connection');
       }
-      const budget = this.budgetBytes();
-      session.link.attach(transport, budget === null ? {} : { budgetBytes: budget - (transport.wireBytesRead ?? 0) });
+      if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
+      this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
+      session.link.attach(transport, this.budgetsFor());
       this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
@@ -343,8 +404,9 @@ class BridgeLink {
     const session: ClientSession = { id, link, mux, live: false };
     this.current = session;
     this.sessions.add(session);
-    link.on('resumed', (resent) => {
+    link.on('resumed', (resent, cutSentBytes) => {
       if (this.current !== session) return;
+      this.learnFromResume(cutSentBytes);
       this.failures = 0;
       this.lastError = null;
       this.health = 'up';
@@ -359,7 +421,7 @@ class BridgeLink {
     });
     link.on('detached', () => {
       if (this.current !== session || this.closed) return;
-      this.learnFromCut();
+      this.noteCut();
       this.health = 'connecting';
       this.log.warn('tunnel to bridge lost; resuming');
       this.changed();

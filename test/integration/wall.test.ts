@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { stopAll, tempDir } from '../helpers/proc.js';
-import { seededBytes, sha256 } from '../helpers/resilience.js';
+import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
 
@@ -95,12 +95,27 @@ async function upload(socksPort: number, port: number, data: Buffer): Promise<nu
   return performance.now() - started;
 }
 
+/** An echo server on loopback. */
+async function echoServer(): Promise<number> {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
 /** init → bridge → relay → client (default settings unless `args`), tunnel up. */
-async function walled(opts: { freezeAfter?: number | null; args?: string[]; stateHome?: string } = {}) {
+async function walled(opts: { freezeAfter?: number | null; resetAfter?: number; args?: string[]; stateHome?: string } = {}) {
   const { uri, config } = await init();
   const { port: bridgePort } = await startBridge(config);
   const relay = new FaultyRelay({ target: bridgePort });
   relay.freezeAfter = opts.freezeAfter === undefined ? 16 * KIB : opts.freezeAfter;
+  if (opts.resetAfter !== undefined) {
+    relay.freezeAfter = null;
+    relay.cutRange = [opts.resetAfter, opts.resetAfter];
+  }
   closers.push(() => relay.close());
   const relayPort = await relay.listen();
   const stateHome = opts.stateHome ?? tempDir('postern-state-');
@@ -189,4 +204,23 @@ describe('a network that freezes every connection after 16 KiB downstream', () =
     // With the budget known from the start, no connection runs into the wall.
     expect(s.relay.freezes - freezes).toBeLessThanOrEqual(1);
   }, 60_000);
+});
+
+describe('a network that resets every connection after 16 KiB, both directions counted', () => {
+  it('learns that the wall counts both ways: a 256 KiB echo uses at most 3 × the ideal connections, each moving before the wall', async () => {
+    const s = await walled({ resetAfter: 16 * KIB });
+    const data = seededBytes(256 * KIB, 6);
+    const r = await echoTransfer(s.socksPort, await echoServer(), data);
+    expect(r.hash).toBe(sha256(data));
+    const ideal = (2 * data.length) / (16 * KIB);
+    expect(s.relay.accepted).toBeLessThanOrEqual(3 * ideal);
+    const learned = s.client.lines.find((l) => l.cutAtBytes !== undefined);
+    expect(learned?.counts).toBe('both');
+    expect(learned?.budget).toBeLessThan(16 * KIB);
+    // Once learned, connections move instead of running into the wall (learning takes a few cuts).
+    expect(s.relay.wallResets).toBeLessThan(s.relay.accepted / 2);
+    expect(s.relay.maxAcceptedWithin(400)).toBeLessThanOrEqual(3);
+    const stored = JSON.parse(fs.readFileSync(path.join(s.stateHome, 'postern', 'walls.json'), 'utf8')) as { bridges: Record<string, { counts?: string }> };
+    expect(Object.values(stored.bridges).map((e) => e.counts)).toEqual(['both']);
+  }, 90_000);
 });

@@ -36,6 +36,36 @@ describe('WallLearner', () => {
   });
 });
 
+describe('WallLearner, a wall that counts both directions', () => {
+  it('learns the sum when cuts agree on bytes both ways but not on bytes received', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(2_000, 14_300)).toBeNull();
+    expect(l.observeCut(13_000, 3_300)).toBeNull();
+    expect(l.observeCut(7_000, 9_100)).toBe(Math.floor(0.85 * 16_100));
+    expect(l.counts).toBe('both');
+  });
+
+  it('keeps counting bytes received when those agree (a freeze with a little upstream)', () => {
+    const l = new WallLearner(limits);
+    l.observeCut(16_384, 3_000);
+    l.observeCut(16_384, 2_500);
+    expect(l.observeCut(16_384, 2_800)).toBe(Math.floor(0.85 * 16_384));
+    expect(l.counts).toBe('down');
+  });
+
+  it('moves from a down budget to a both budget when cuts with real upstream keep falling under it', () => {
+    const l = new WallLearner(limits, 13_900, 'down');
+    // Echo under a 16 KiB two-way wall: each cut received ~8 KiB (under 85 % of 13.9 K) and sent as much.
+    expect(l.observeCut(8_000, 8_300)).toBeNull();
+    expect(l.observeCut(9_500, 6_700)).toBeNull();
+    expect(l.observeCut(6_100, 10_150)).toBe(Math.floor(0.85 * 16_200));
+    expect(l.counts).toBe('both');
+    // Download traffic alone does not teach a down budget back.
+    for (let i = 0; i < 3; i++) expect(l.observeCut(12_000, 200)).toBeNull();
+    expect(l.counts).toBe('both');
+  });
+});
+
 describe('parseBudget', () => {
   it.each([
     ['auto', { mode: 'auto' }],
@@ -64,6 +94,16 @@ describe('WallStore', () => {
     expect(fs.readFileSync(file, 'utf8')).not.toContain('203.0.113');
     now += 60_001;
     expect(store.get(wallKey(a))).toBeNull();
+  });
+
+  it('remembers what a wall counts (files without it read as bytes received)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-wall-'));
+    const file = path.join(dir, 'walls.json');
+    const store = new WallStore(file, 60_000);
+    store.set('a', 13_000, 'both');
+    store.set('b', 12_000);
+    expect(new WallStore(file, 60_000).getWall('a')).toEqual({ budget: 13_000, counts: 'both' });
+    expect(new WallStore(file, 60_000).getWall('b')).toEqual({ budget: 12_000, counts: 'down' });
   });
 
   it('treats a malformed file as empty and reports it', () => {
