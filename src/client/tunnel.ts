@@ -12,7 +12,7 @@ import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
-import { WallLearner, wallKey, type WallCounts, type WallStore } from './wall.js';
+import { WallLearner, dialSlotAt, wallKey, type WallCounts, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
@@ -121,8 +121,8 @@ class BridgeLink {
   private closed = false;
   private rotateTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
-  /** When the last dial started: at most one per DIAL_MIN_INTERVAL_MS (the censor flags bursts). */
-  private lastDialAt = Number.NEGATIVE_INFINITY;
+  /** When the latest dials started (at most DIAL_BURST_MAX kept): the handshake cap (the censor flags bursts). */
+  private readonly dialStarts: number[] = [];
   /** The connection attached last, and whether the next attach is a move (§9.8) rather than a resume. */
   private conn: FrameTransport | null = null;
   private moving = false;
@@ -344,10 +344,10 @@ class BridgeLink {
     this.lastAttemptAt = performance.now();
     let started = Date.now();
     try {
-      const wait = this.lastDialAt + this.limits.DIAL_MIN_INTERVAL_MS - performance.now();
+      const wait = this.dialSlotAt() - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (this.closed) return;
-      this.lastDialAt = performance.now();
+      this.noteDialStart();
       started = Date.now();
       this.counts.dials++;
       const transport = await this.dialer.dial(this.info, {
@@ -394,6 +394,19 @@ class BridgeLink {
     } finally {
       this.dialing = false;
     }
+  }
+
+  /**
+   * When the next dial may start under the handshake cap: DIAL_MIN_INTERVAL_MS after the last one,
+   * and no more than DIAL_BURST_MAX within any DIAL_BURST_WINDOW_MS.
+   */
+  private dialSlotAt(): number {
+    return dialSlotAt(this.dialStarts, this.limits);
+  }
+
+  private noteDialStart(): void {
+    this.dialStarts.push(performance.now());
+    if (this.dialStarts.length > Math.max(1, this.limits.DIAL_BURST_MAX)) this.dialStarts.shift();
   }
 
   private newSession(): ClientSession {

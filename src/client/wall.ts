@@ -112,6 +112,18 @@ export class WallLearner {
   }
 }
 
+/**
+ * The handshake cap (§9.8): when the next dial to a bridge may start, given when the latest ones
+ * started (oldest first): DIAL_MIN_INTERVAL_MS after the last, and no more than DIAL_BURST_MAX
+ * within any DIAL_BURST_WINDOW_MS (a burst rule of 0 is off).
+ */
+export function dialSlotAt(starts: readonly number[], limits: Pick<Limits, 'DIAL_MIN_INTERVAL_MS' | 'DIAL_BURST_MAX' | 'DIAL_BURST_WINDOW_MS'>): number {
+  const { DIAL_MIN_INTERVAL_MS: gap, DIAL_BURST_MAX: burst, DIAL_BURST_WINDOW_MS: window } = limits;
+  let at = starts.length === 0 ? Number.NEGATIVE_INFINITY : (starts[starts.length - 1] as number) + gap;
+  if (burst > 0 && window > 0 && starts.length >= burst) at = Math.max(at, (starts[starts.length - burst] as number) + window);
+  return at;
+}
+
 /** The key a bridge's wall is stored under: a hash, so the state file names no bridge address. */
 export function wallKey(info: BridgeInfo): string {
   const pin = info.pin === undefined ? '' : Buffer.from(info.pin).toString('base64url');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../../src/core/limits.js';
-import { WallLearner, WallStore, defaultWallFile, wallKey } from '../../../src/client/wall.js';
+import { WallLearner, WallStore, defaultWallFile, dialSlotAt, wallKey } from '../../../src/client/wall.js';
 import { parseBudget } from '../../../src/core/tunnel-policy.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
 
@@ -63,6 +63,31 @@ describe('WallLearner, a wall that counts both directions', () => {
     // Download traffic alone does not teach a down budget back.
     for (let i = 0; i < 3; i++) expect(l.observeCut(12_000, 200)).toBeNull();
     expect(l.counts).toBe('both');
+  });
+});
+
+describe('dialSlotAt (the handshake cap)', () => {
+  /** Dials as fast as the cap allows for `ms`: their start times. */
+  const run = (l: Parameters<typeof dialSlotAt>[1], ms: number): number[] => {
+    const starts: number[] = [];
+    for (let t = 0; t <= ms; ) {
+      starts.push(t);
+      t = Math.max(t, dialSlotAt(starts.slice(-Math.max(1, l.DIAL_BURST_MAX)), l));
+    }
+    return starts;
+  };
+
+  it('lets a burst of 3 through at once, never 4 within 400 ms, about 6.8 per second sustained', () => {
+    const starts = run(limits, 10_000);
+    expect(starts.slice(0, 3)).toEqual([0, 40, 80]);
+    for (let i = 3; i < starts.length; i++) expect((starts[i] as number) - (starts[i - 3] as number)).toBeGreaterThanOrEqual(440);
+    expect(starts.length).toBeGreaterThanOrEqual(68);
+    expect(starts.length).toBeLessThanOrEqual(70);
+  });
+
+  it('with the burst rule off, only the interval counts', () => {
+    expect(run({ DIAL_MIN_INTERVAL_MS: 100, DIAL_BURST_MAX: 0, DIAL_BURST_WINDOW_MS: 440 }, 1_000)).toHaveLength(11);
+    expect(dialSlotAt([], limits)).toBe(Number.NEGATIVE_INFINITY);
   });
 });
 
