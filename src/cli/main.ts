@@ -401,7 +401,7 @@ export function buildProgram(): Command {
     .option('--rotate-ms <ms>', 'move the session to a fresh connection after this long on one (default: never)')
     .option('--conn-budget <bytes>', 'bridge→client bytes per tunnel connection before moving to a new one, for networks that freeze connections after a few KB: auto (learned, default), off, or bytes')
     .option('--dial-interval-ms <ms>', 'new tunnel connections (TLS handshakes) start at least this far apart (default 40)')
-    .option('--dial-burst <n>', 'at most this many new tunnel connections within 440 ms (default 3; 0: no such cap)')
+    .option('--dial-burst <n>', 'at most this many new tunnel connections within 500 ms (default 3; 0: no such cap)')
     .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')
     .option('--listen <host:port>', 'the proxy port, SOCKS5 and HTTP (default: 127.0.0.1:1080) [env: POSTERN_LISTEN]')
     .option('--user <name>', 'the username apps must give (SOCKS5 RFC 1929 and HTTP Basic); default: one made on first start and kept [env: POSTERN_USER]')

@@ -89,6 +89,15 @@ const SHARE_EWMA_WEIGHT = 0.5;
 /** Errors that mean the bridge refused who we are, not that it is out of reach. */
 const MISCONFIGURED: ReadonlySet<string> = new Set(['E_AUTH_REJECTED', 'E_PIN_MISMATCH', 'E_BAD_URI']);
 
+/** A standby connection: its dial (held before the upgrade), the gate that lets it upgrade, its expiry. */
+interface Standby {
+  readonly session: ClientSession;
+  readonly transport: Promise<FrameTransport>;
+  readonly open: () => void;
+  readonly abort: AbortController;
+  readonly timer: NodeJS.Timeout;
+}
+
 interface ClientSession {
   readonly id: string;
   readonly link: ResumableLink;
@@ -132,11 +141,20 @@ class BridgeLink {
   private pendingCut: { down: number; handshakeUp: number } | null = null;
   /** Under a `both` wall: the bridge's share of a connection's budget, following the traffic mix. */
   private downShare = 0.5;
+  /**
+   * At most one standby (§9.8): dialled when the live connection has spent half its budget, TLS
+   * done, its upgrade held until the move; closed unused after STANDBY_IDLE_MAX_MS.
+   */
+  private standby: Standby | null = null;
+  /** A standby being prepared (waiting for its handshake slot): a move waits for it rather than dial beside it. */
+  private standbyPending: Promise<void> | null = null;
+  /** The connection attached last was a standby (for the log). */
+  private viaStandby = false;
   /** Learns the wall in 'auto' mode (null otherwise). */
   private readonly learner: WallLearner | null;
   private readonly wallKey: string;
-  /** Connections dialled, moves made, cuts seen (for tests, metrics and the bench). */
-  readonly counts = { dials: 0, moves: 0, cuts: 0 };
+  /** Connections dialled (standbys included), standbys used, moves made, cuts seen (for tests, metrics and the bench). */
+  readonly counts = { dials: 0, standbysUsed: 0, moves: 0, cuts: 0 };
   /** The bridge accepts early data (it said so in its last 101, §2.3): only then are opens optimistic. */
   earlyData = false;
 
@@ -285,6 +303,7 @@ class BridgeLink {
 
   close(): void {
     this.closed = true;
+    this.dropStandby();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (this.rotateTimer !== null) clearInterval(this.rotateTimer);
@@ -344,18 +363,31 @@ class BridgeLink {
     this.lastAttemptAt = performance.now();
     let started = Date.now();
     try {
-      const wait = this.dialSlotAt() - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (this.standbyPending !== null) await this.standbyPending;
       if (this.closed) return;
-      this.noteDialStart();
-      started = Date.now();
-      this.counts.dials++;
-      const transport = await this.dialer.dial(this.info, {
-        limits: this.limits,
-        logger: this.log,
-        sessionId: session.id,
-        ...(resumeSecret !== undefined ? { resumeSecret } : {}),
-      });
+      const standby = this.takeStandby(session);
+      let transport: FrameTransport | null = null;
+      if (standby !== null) {
+        started = Date.now();
+        standby.open();
+        transport = await standby.transport.catch(() => null); // failed: dial afresh below
+        if (transport !== null) this.counts.standbysUsed++;
+      }
+      this.viaStandby = transport !== null;
+      if (transport === null) {
+        const wait = this.dialSlotAt() - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (this.closed) return;
+        this.noteDialStart();
+        started = Date.now();
+        this.counts.dials++;
+        transport = await this.dialer.dial(this.info, {
+          limits: this.limits,
+          logger: this.log,
+          sessionId: session.id,
+          ...(resumeSecret !== undefined ? { resumeSecret } : {}),
+        });
+      }
       if (this.closed || session.link.state === 'ended') {
         transport.terminate();
         if (!this.closed) this.schedule(0);
@@ -397,6 +429,61 @@ class BridgeLink {
   }
 
   /**
+   * Dials a standby for `session` (§9.8) unless one exists or is being dialled: it counts against
+   * the handshake cap like any dial, and is held after TLS until the move opens it.
+   */
+  private prepareStandby(session: ClientSession): void {
+    if (this.closed || this.standby !== null || this.standbyPending !== null || this.dialing) return;
+    const resumeSecret = session.link.resumeSecret;
+    if (!session.link.wasLive || resumeSecret === null) return;
+    const pending = this.dialStandby(session, resumeSecret).finally(() => {
+      if (this.standbyPending === pending) this.standbyPending = null;
+    });
+    this.standbyPending = pending;
+  }
+
+  private async dialStandby(session: ClientSession, resumeSecret: Buffer): Promise<void> {
+    const wait = this.dialSlotAt() - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // The session may have ended meanwhile (a move waits for this; a cut resume may use it).
+    if (this.closed || this.current !== session || session.link.state === 'ended') return;
+    this.noteDialStart();
+    this.counts.dials++;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const abort = new AbortController();
+    const transport = this.dialer.dial(this.info, { limits: this.limits, logger: this.log, sessionId: session.id, resumeSecret, gate, signal: abort.signal });
+    transport.catch(() => {
+      if (this.standby?.transport === transport) this.dropStandby();
+    });
+    const timer = setTimeout(() => {
+      if (this.standby?.transport === transport) this.dropStandby();
+    }, this.limits.STANDBY_IDLE_MAX_MS);
+    timer.unref();
+    this.standby = { session, transport, open, abort, timer };
+    this.log.debug('standby connection dialled');
+  }
+
+  /** The standby for `session`, taken (null: none; one for another session is dropped). */
+  private takeStandby(session: ClientSession): Standby | null {
+    const s = this.standby;
+    if (s === null) return null;
+    clearTimeout(s.timer);
+    this.standby = null;
+    if (s.session === session) return s;
+    s.abort.abort();
+    return null;
+  }
+
+  private dropStandby(): void {
+    const s = this.standby;
+    if (s === null) return;
+    this.standby = null;
+    clearTimeout(s.timer);
+    s.abort.abort();
+  }
+
+  /**
    * When the next dial may start under the handshake cap: DIAL_MIN_INTERVAL_MS after the last one,
    * and no more than DIAL_BURST_MAX within any DIAL_BURST_WINDOW_MS.
    */
@@ -423,11 +510,14 @@ class BridgeLink {
       this.failures = 0;
       this.lastError = null;
       this.health = 'up';
-      const fields = { ms: Date.now() - this.dialStartedAt, resumed: session.live, resent };
+      const fields = { ms: Date.now() - this.dialStartedAt, resumed: session.live, resent, standby: this.viaStandby };
       if (this.moving) this.log.debug(fields, 'tunnel moved to a new connection');
       else this.log.info(fields, 'tunnel to bridge up');
       session.live = true;
       this.changed('up');
+    });
+    link.on('budgetNear', () => {
+      if (this.current === session && !this.closed) this.prepareStandby(session);
     });
     link.on('move', () => {
       if (this.current === session && !this.closed) void this.attempt('budget');

@@ -118,12 +118,14 @@ export const LIMITS = {
   DIAL_MIN_INTERVAL_MS: 40,
   /**
    * At most DIAL_BURST_MAX new connections to one bridge start within any DIAL_BURST_WINDOW_MS
-   * (0: no window): the censor flags more than 3 within ~400 ms; the window is 10 % longer so that
-   * jitter on the path cannot squeeze four into 400 ms. A burst of 3 serves a move and its standby
-   * at once; sustained, 3 per 440 ms ≈ 6.8 per second.
+   * (0: no window): the censor flags more than 3 within ~400 ms; the window is 25 % longer so that
+   * jitter on the path (tens of ms on a loaded phone) cannot squeeze four into 400 ms. A burst of
+   * 3 serves a move and its standby at once; sustained, 3 per 500 ms = 6 per second.
    */
   DIAL_BURST_MAX: 3,
-  DIAL_BURST_WINDOW_MS: 440,
+  DIAL_BURST_WINDOW_MS: 500,
+  /** A standby connection (TLS done, upgrade not sent) not needed within this long is closed (the bridge allows 60 s). */
+  STANDBY_IDLE_MAX_MS: 10_000,
 
   // ── Transport ────────────────────────────────────────────────────────────
   /** The TLS handshake and the first request head together must complete within this time of the accept (nginx's client_header_timeout is 60 s). */
@@ -317,6 +319,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   DIAL_MIN_INTERVAL_MS: [0, 60_000],
   DIAL_BURST_MAX: [0, 100],
   DIAL_BURST_WINDOW_MS: [0, 60_000],
+  STANDBY_IDLE_MAX_MS: [100, 50_000],
   HANDSHAKE_TIMEOUT_MS: [1_000, 300_000],
   DIAL_TIMEOUT_MS: [1_000, 120_000],
   HTTP_MAX_HEADER_BYTES: [4_096, 65_536],

@@ -62,6 +62,9 @@ export function budgetCharge(len: number): number {
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
 
+/** At this fraction of a connection's budget spent, the owner is told to dial a standby (§9.8). */
+const STANDBY_AT_FRACTION = 0.5;
+
 /** A record holds one DATA message of the payload hint with its headers (mux and WebSocket). */
 const RECORD_SLACK_BYTES = 64;
 
@@ -128,6 +131,8 @@ export type ResumableLinkEvents = {
   move: [];
   /** The link dropped its connection as frozen (§9.7): bytes owed, nothing received for `silentMs`. */
   frozen: [silentMs: number];
+  /** Half of this connection's budget (the BUDGET we sent, or our own) is spent: time to dial a standby (§9.8). */
+  budgetNear: [];
 };
 
 /** What attach() sends before RESUME. */
@@ -224,6 +229,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private cut: { charged: number; onWire: number; from: number } | null = null;
   /** First session message (absolute number) put on the current connection. */
   private connFrom = 0;
+  /** The BUDGET we sent on this connection (Infinity: none), what the peer sent on it (charged), 'budgetNear' emitted. */
+  private askedBudget = Number.POSITIVE_INFINITY;
+  private connReceivedCharge = 0;
+  private nearSaid = false;
   private budgetReceived = false;
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
@@ -431,7 +440,16 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
 
   private sendOnConn(conn: FrameTransport, m: Buffer): void {
     this.connCharged += budgetCharge(m.length);
+    if (this.ownBudget && this.connCharged >= STANDBY_AT_FRACTION * this.connBudget) this.sayNear();
     conn.send(m);
+  }
+
+  /** Once per connection, after this turn (we may be inside the mux's send()). */
+  private sayNear(): void {
+    if (this.nearSaid) return;
+    this.nearSaid = true;
+    const conn = this.conn;
+    queueMicrotask(() => conn === this.conn && this._state !== 'ended' && this.emit('budgetNear'));
   }
 
   onDrain(cb: () => void): void {
@@ -502,6 +520,9 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.connSince = performance.now();
     this.connBudget = Number.POSITIVE_INFINITY;
     this.ownBudget = false;
+    this.askedBudget = Number.POSITIVE_INFINITY;
+    this.connReceivedCharge = 0;
+    this.nearSaid = false;
     this.connCharged = 0;
     this.moveSent = false;
     this.budgetReceived = false;
@@ -524,6 +545,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.pinged = false;
     if (opts.budgetBytes !== undefined) {
       const b = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.budgetBytes));
+      this.askedBudget = b;
       this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
     }
     if (opts.sendBudgetBytes !== undefined) {
@@ -569,6 +591,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.lastReceivedAt = performance.now();
     this.pinged = false;
     this.connBytes += m.length;
+    this.connReceivedCharge += budgetCharge(m.length);
+    if (this.connReceivedCharge >= STANDBY_AT_FRACTION * this.askedBudget) this.sayNear();
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
     if (type === FrameType.DATAGRAM) {

@@ -180,6 +180,23 @@ describe('a network that freezes every connection after 16 KiB downstream', () =
     expect(wallMs).toBeLessThan(freeMs * 2 + 1_000);
   }, 60_000);
 
+  it('dials a standby before each move: the next connection is up when the budget runs out, and an idle tunnel dials none', async () => {
+    const s = await walled({ args: ['--conn-budget', '12000', '--log-level', 'debug'] });
+    const data = seededBytes(512 * KIB, 7);
+    const r = await download(s.socksPort, await source(data));
+    expect(r.hash).toBe(sha256(data));
+    const moves = s.client.lines.filter((l) => l.msg === 'tunnel moved to a new connection');
+    expect(moves.length).toBeGreaterThan(20);
+    // Nearly every move lands on a standby dialled at half the budget (the first may not).
+    expect(moves.filter((l) => l.standby === true).length).toBeGreaterThanOrEqual(moves.length - 2);
+    expect(s.relay.freezes).toBe(0);
+    expect(s.relay.maxAcceptedWithin(400)).toBeLessThanOrEqual(3);
+    // Idle now: at most the one standby dialled near the end, no more.
+    const after = s.relay.accepted;
+    await new Promise((res) => setTimeout(res, 3_000));
+    expect(s.relay.accepted - after).toBeLessThanOrEqual(1);
+  }, 60_000);
+
   it('remembers the learned budget across a client restart', async () => {
     const s = await walled({ args: ['--dial-interval-ms', '50'] });
     const data = seededBytes(128 * KIB, 4);

@@ -77,12 +77,12 @@ describe('dialSlotAt (the handshake cap)', () => {
     return starts;
   };
 
-  it('lets a burst of 3 through at once, never 4 within 400 ms, about 6.8 per second sustained', () => {
+  it('lets a burst of 3 through at once, never 4 within 500 ms (the 400 ms rule with a margin), 6 per second sustained', () => {
     const starts = run(limits, 10_000);
     expect(starts.slice(0, 3)).toEqual([0, 40, 80]);
-    for (let i = 3; i < starts.length; i++) expect((starts[i] as number) - (starts[i - 3] as number)).toBeGreaterThanOrEqual(440);
-    expect(starts.length).toBeGreaterThanOrEqual(68);
-    expect(starts.length).toBeLessThanOrEqual(70);
+    for (let i = 3; i < starts.length; i++) expect((starts[i] as number) - (starts[i - 3] as number)).toBeGreaterThanOrEqual(500);
+    expect(starts.length).toBeGreaterThanOrEqual(60);
+    expect(starts.length).toBeLessThanOrEqual(61);
   });
 
   it('with the burst rule off, only the interval counts', () => {
