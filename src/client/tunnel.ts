@@ -12,7 +12,7 @@ import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
-import { WallLearner, wallKey, type WallStore } from './wall.js';
+import { WallLearner, dialSlotAt, wallKey, type WallCounts, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
@@ -78,8 +78,25 @@ export interface TunnelOptions {
 /** How often the rotation budget is checked. */
 const ROTATE_CHECK_MS = 250;
 
+/**
+ * Under a wall that counts both directions (§9.8) each side of a connection gets a share of the
+ * budget: never less than this fraction of it (ACKs and window updates need a little room)…
+ */
+const BOTH_MIN_SHARE_FRACTION = 0.125;
+/** …and the bridge's share follows the traffic: this weight on the last connection's mix. */
+const SHARE_EWMA_WEIGHT = 0.5;
+
 /** Errors that mean the bridge refused who we are, not that it is out of reach. */
 const MISCONFIGURED: ReadonlySet<string> = new Set(['E_AUTH_REJECTED', 'E_PIN_MISMATCH', 'E_BAD_URI']);
+
+/** A standby connection: its dial (held before the upgrade), the gate that lets it upgrade, its expiry. */
+interface Standby {
+  readonly session: ClientSession;
+  readonly transport: Promise<FrameTransport>;
+  readonly open: () => void;
+  readonly abort: AbortController;
+  readonly timer: NodeJS.Timeout;
+}
 
 interface ClientSession {
   readonly id: string;
@@ -113,16 +130,31 @@ class BridgeLink {
   private closed = false;
   private rotateTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
-  /** When the last dial started: at most one per DIAL_MIN_INTERVAL_MS (the censor flags bursts). */
-  private lastDialAt = Number.NEGATIVE_INFINITY;
+  /** When the latest dials started (at most DIAL_BURST_MAX kept): the handshake cap (the censor flags bursts). */
+  private readonly dialStarts: number[] = [];
   /** The connection attached last, and whether the next attach is a move (§9.8) rather than a resume. */
   private conn: FrameTransport | null = null;
   private moving = false;
+  /** Wire bytes of the attached connection's handshake (TLS, HTTP upgrade) each way. */
+  private connHandshake = { down: 0, up: 0 };
+  /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it). */
+  private pendingCut: { down: number; handshakeUp: number } | null = null;
+  /** Under a `both` wall: the bridge's share of a connection's budget, following the traffic mix. */
+  private downShare = 0.5;
+  /**
+   * At most one standby (§9.8): dialled when the live connection has spent half its budget, TLS
+   * done, its upgrade held until the move; closed unused after STANDBY_IDLE_MAX_MS.
+   */
+  private standby: Standby | null = null;
+  /** A standby being prepared (waiting for its handshake slot): a move waits for it rather than dial beside it. */
+  private standbyPending: Promise<void> | null = null;
+  /** The connection attached last was a standby (for the log). */
+  private viaStandby = false;
   /** Learns the wall in 'auto' mode (null otherwise). */
   private readonly learner: WallLearner | null;
   private readonly wallKey: string;
-  /** Connections dialled, moves made, cuts seen (for tests, metrics and the bench). */
-  readonly counts = { dials: 0, moves: 0, cuts: 0 };
+  /** Connections dialled (standbys included), standbys used, moves made, cuts seen (for tests, metrics and the bench). */
+  readonly counts = { dials: 0, standbysUsed: 0, moves: 0, cuts: 0 };
   /** The bridge accepts early data (it said so in its last 101, §2.3): only then are opens optimistic. */
   earlyData = false;
 
@@ -139,9 +171,39 @@ class BridgeLink {
   ) {
     this.log = logger.child({ bridge: index });
     this.wallKey = wallKey(info);
-    this.learner = budget.mode === 'auto' ? new WallLearner(limits, wallStore?.get(this.wallKey) ?? null) : null;
+    const stored = budget.mode === 'auto' ? (wallStore?.getWall(this.wallKey) ?? null) : null;
+    this.learner = budget.mode === 'auto' ? new WallLearner(limits, stored?.budget ?? null, stored?.counts ?? 'down') : null;
     const b = this.budgetBytes();
-    if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto' }, 'moving to a new connection every budget of bytes from the bridge');
+    if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto', counts: this.budgetCounts() }, 'moving to a new connection every budget of bytes from the bridge');
+  }
+
+  /** What the budget counts: bridge→client bytes, or both directions (learned only). */
+  budgetCounts(): WallCounts {
+    return this.learner?.counts ?? 'down';
+  }
+
+  /**
+   * What a new connection may carry (§9.8), its handshake already spent: the bridge's BUDGET, and
+   * under a wall counting both ways our own share too, split by the traffic mix seen so far.
+   */
+  private budgetsFor(): { budgetBytes?: number; sendBudgetBytes?: number } {
+    const budget = this.budgetBytes();
+    const hs = this.connHandshake;
+    if (budget === null) return {};
+    if (this.budgetCounts() === 'down') return { budgetBytes: budget - hs.down };
+    const left = Math.max(0, budget - hs.down - hs.up);
+    const floor = BOTH_MIN_SHARE_FRACTION * left;
+    const down = Math.floor(Math.min(left - floor, Math.max(floor, this.downShare * left)));
+    return { budgetBytes: down, sendBudgetBytes: left - down };
+  }
+
+  /** The connection being left (moved from or cut): its traffic mix steers the next split. */
+  private noteConnectionMix(conn: FrameTransport | null): void {
+    if (conn === null) return;
+    const down = (conn.wireBytesRead ?? 0) - this.connHandshake.down;
+    const up = (conn.wireBytesWritten ?? 0) - this.connHandshake.up;
+    if (down <= 0 || up < 0) return;
+    this.downShare = (1 - SHARE_EWMA_WEIGHT) * this.downShare + SHARE_EWMA_WEIGHT * (down / (down + up));
   }
 
   /** This bridge as the status line and page show it. */
@@ -173,15 +235,31 @@ class BridgeLink {
     return this.learner?.budget ?? null;
   }
 
-  /** A lost connection may teach the wall (auto mode): remembered when it does. */
-  private learnFromCut(): void {
+  /**
+   * A lost connection may teach the wall (auto mode): what it received is known now, what of ours
+   * got through only at the next RESUME (learnFromResume).
+   */
+  private noteCut(): void {
     this.counts.cuts++;
     const bytes = this.conn?.wireBytesRead;
-    if (this.learner === null || bytes === undefined) return;
-    const next = this.learner.observeCut(bytes);
+    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, handshakeUp: this.connHandshake.up };
+  }
+
+  /** The session resumed after a cut: the cut's bytes both ways go to the learner; remembered when it learns. */
+  private learnFromResume(cutSentBytes: number | null): void {
+    const cut = this.pendingCut;
+    this.pendingCut = null;
+    if (cut === null || this.learner === null) return;
+    const up = cutSentBytes === null ? 0 : cut.handshakeUp + cutSentBytes;
+    const next = this.learner.observeCut(cut.down, up);
+    this.log.debug({ receivedBytes: cut.down, sentBytes: up }, 'connection cut');
     if (next === null) return;
-    this.log.info({ cutAtBytes: bytes, budget: next }, 'connections to this bridge die after about the same byte count: moving before it from now on');
-    this.wallStore?.set(this.wallKey, next);
+    const counts = this.learner.counts;
+    this.log.info(
+      { cutAtBytes: counts === 'both' ? cut.down + up : cut.down, budget: next, counts },
+      'connections to this bridge die after about the same byte count: moving before it from now on',
+    );
+    this.wallStore?.set(this.wallKey, next, counts);
   }
 
   /** The current session takes new streams: live on a connection, no GOAWAY, not closed. */
@@ -225,6 +303,7 @@ class BridgeLink {
 
   close(): void {
     this.closed = true;
+    this.dropStandby();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (this.rotateTimer !== null) clearInterval(this.rotateTimer);
@@ -284,18 +363,31 @@ class BridgeLink {
     this.lastAttemptAt = performance.now();
     let started = Date.now();
     try {
-      const wait = this.lastDialAt + this.limits.DIAL_MIN_INTERVAL_MS - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (this.standbyPending !== null) await this.standbyPending;
       if (this.closed) return;
-      this.lastDialAt = performance.now();
-      started = Date.now();
-      this.counts.dials++;
-      const transport = await this.dialer.dial(this.info, {
-        limits: this.limits,
-        logger: this.log,
-        sessionId: session.id,
-        ...(resumeSecret !== undefined ? { resumeSecret } : {}),
-      });
+      const standby = this.takeStandby(session);
+      let transport: FrameTransport | null = null;
+      if (standby !== null) {
+        started = Date.now();
+        standby.open();
+        transport = await standby.transport.catch(() => null); // failed: dial afresh below
+        if (transport !== null) this.counts.standbysUsed++;
+      }
+      this.viaStandby = transport !== null;
+      if (transport === null) {
+        const wait = this.dialSlotAt() - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (this.closed) return;
+        this.noteDialStart();
+        started = Date.now();
+        this.counts.dials++;
+        transport = await this.dialer.dial(this.info, {
+          limits: this.limits,
+          logger: this.log,
+          sessionId: session.id,
+          ...(resumeSecret !== undefined ? { resumeSecret } : {}),
+        });
+      }
       if (this.closed || session.link.state === 'ended') {
         transport.terminate();
         if (!this.closed) this.schedule(0);
@@ -309,8 +401,9 @@ class BridgeLink {
         this.counts.moves++;
         this.log.debug('moving the session to a new connection');
       }
-      const budget = this.budgetBytes();
-      session.link.attach(transport, budget === null ? {} : { budgetBytes: budget - (transport.wireBytesRead ?? 0) });
+      if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
+      this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
+      session.link.attach(transport, this.budgetsFor());
       this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
@@ -335,6 +428,74 @@ class BridgeLink {
     }
   }
 
+  /**
+   * Dials a standby for `session` (§9.8) unless one exists or is being dialled: it counts against
+   * the handshake cap like any dial, and is held after TLS until the move opens it.
+   */
+  private prepareStandby(session: ClientSession): void {
+    if (this.closed || this.standby !== null || this.standbyPending !== null || this.dialing) return;
+    const resumeSecret = session.link.resumeSecret;
+    if (!session.link.wasLive || resumeSecret === null) return;
+    const pending = this.dialStandby(session, resumeSecret).finally(() => {
+      if (this.standbyPending === pending) this.standbyPending = null;
+    });
+    this.standbyPending = pending;
+  }
+
+  private async dialStandby(session: ClientSession, resumeSecret: Buffer): Promise<void> {
+    const wait = this.dialSlotAt() - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // The session may have ended meanwhile (a move waits for this; a cut resume may use it).
+    if (this.closed || this.current !== session || session.link.state === 'ended') return;
+    this.noteDialStart();
+    this.counts.dials++;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const abort = new AbortController();
+    const transport = this.dialer.dial(this.info, { limits: this.limits, logger: this.log, sessionId: session.id, resumeSecret, gate, signal: abort.signal });
+    transport.catch(() => {
+      if (this.standby?.transport === transport) this.dropStandby();
+    });
+    const timer = setTimeout(() => {
+      if (this.standby?.transport === transport) this.dropStandby();
+    }, this.limits.STANDBY_IDLE_MAX_MS);
+    timer.unref();
+    this.standby = { session, transport, open, abort, timer };
+    this.log.debug('standby connection dialled');
+  }
+
+  /** The standby for `session`, taken (null: none; one for another session is dropped). */
+  private takeStandby(session: ClientSession): Standby | null {
+    const s = this.standby;
+    if (s === null) return null;
+    clearTimeout(s.timer);
+    this.standby = null;
+    if (s.session === session) return s;
+    s.abort.abort();
+    return null;
+  }
+
+  private dropStandby(): void {
+    const s = this.standby;
+    if (s === null) return;
+    this.standby = null;
+    clearTimeout(s.timer);
+    s.abort.abort();
+  }
+
+  /**
+   * When the next dial may start under the handshake cap: DIAL_MIN_INTERVAL_MS after the last one,
+   * and no more than DIAL_BURST_MAX within any DIAL_BURST_WINDOW_MS.
+   */
+  private dialSlotAt(): number {
+    return dialSlotAt(this.dialStarts, this.limits);
+  }
+
+  private noteDialStart(): void {
+    this.dialStarts.push(performance.now());
+    if (this.dialStarts.length > Math.max(1, this.limits.DIAL_BURST_MAX)) this.dialStarts.shift();
+  }
+
   private newSession(): ClientSession {
     const id = randomBytes(SESSION_ID_BYTES).toString('base64url');
     const log = this.log;
@@ -343,23 +504,27 @@ class BridgeLink {
     const session: ClientSession = { id, link, mux, live: false };
     this.current = session;
     this.sessions.add(session);
-    link.on('resumed', (resent) => {
+    link.on('resumed', (resent, cutSentBytes) => {
       if (this.current !== session) return;
+      this.learnFromResume(cutSentBytes);
       this.failures = 0;
       this.lastError = null;
       this.health = 'up';
-      const fields = { ms: Date.now() - this.dialStartedAt, resumed: session.live, resent };
+      const fields = { ms: Date.now() - this.dialStartedAt, resumed: session.live, resent, standby: this.viaStandby };
       if (this.moving) this.log.debug(fields, 'tunnel moved to a new connection');
       else this.log.info(fields, 'tunnel to bridge up');
       session.live = true;
       this.changed('up');
+    });
+    link.on('budgetNear', () => {
+      if (this.current === session && !this.closed) this.prepareStandby(session);
     });
     link.on('move', () => {
       if (this.current === session && !this.closed) void this.attempt('budget');
     });
     link.on('detached', () => {
       if (this.current !== session || this.closed) return;
-      this.learnFromCut();
+      this.noteCut();
       this.health = 'connecting';
       this.log.warn('tunnel to bridge lost; resuming');
       this.changed();

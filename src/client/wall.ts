@@ -21,41 +21,107 @@ const WALL_SAFETY_FRACTION = 0.85;
 /** The state file holds at most this many bridges (oldest forgotten first). */
 const WALL_STORE_MAX_BRIDGES = 256;
 
+/** What a wall counts: bridge→client bytes only (a freeze), or both directions together. */
+export type WallCounts = 'down' | 'both';
+
+/** A learned wall: the budget to keep below it, and which bytes it counts. */
+export interface Wall {
+  readonly budget: number;
+  readonly counts: WallCounts;
+}
+
+
 /**
- * Learns a wall from the bytes each lost connection had received: WALL_MATCH_COUNT cuts in a row
+ * Parses a budget setting: "auto", "0"/"off" (never), or a byte count ≥ min. Returns null when
+ * the text is none of these (the caller names the field).
+ */
+export function parseBudget(text: string | number, min: number): BudgetPolicy | null {
+  const t = String(text).trim().toLowerCase();
+  if (t === 'auto') return { mode: 'auto' };
+  if (t === 'off' || t === '0') return { mode: 'off' };
+  const n = Number(t);
+  if (!Number.isSafeInteger(n) || n < min) return null;
+  return { mode: 'fixed', bytes: n };
+}
+
+/** A cut counts toward a wall that counts both directions only if it sent at least this fraction of what it received. */
+const WALL_BOTH_MIN_UP_FRACTION = 0.125;
+
+/** (hi − lo) / hi of some byte counts. */
+function spread(xs: readonly number[]): number {
+  const hi = Math.max(...xs);
+  return hi <= 0 ? Number.POSITIVE_INFINITY : (hi - Math.min(...xs)) / hi;
+}
+
+/**
+ * Learns a wall from the bytes each lost connection had carried: WALL_MATCH_COUNT cuts in a row
  * within WALL_MATCH_FRACTION of each other, between CONN_BUDGET_MIN_BYTES and WALL_MAX_BYTES, give a
- * budget of WALL_SAFETY_FRACTION × the lower one. A budget only ever moves down while it is
- * remembered (a lower wall replaces a higher one); it expires after WALL_BUDGET_TTL_MS.
+ * budget of WALL_SAFETY_FRACTION × the lower one. What is compared is either the bytes received
+ * (a wall on bridge→client bytes, `down`) or the bytes both ways (`both`, a wall that counts
+ * upstream too): whichever agrees more closely, `down` on a tie, and `both` only when the cuts
+ * carried real upstream traffic. A budget only ever moves down while it is remembered (a lower
+ * wall replaces a higher one; a `down` budget gives way to a `both` one that cuts still fall
+ * under); it expires after WALL_BUDGET_TTL_MS.
  */
 export class WallLearner {
-  private cuts: number[] = [];
+  private cuts: Array<{ down: number; total: number }> = [];
 
   constructor(
     private readonly limits: Limits,
     public budget: number | null = null,
+    public counts: WallCounts = 'down',
   ) {}
 
-  /** A connection was lost after receiving `bytes`: the new budget when it changed, else null. */
-  observeCut(bytes: number): number | null {
+  /**
+   * A connection was lost after receiving `down` and sending `up` bytes (on the wire, as far as
+   * the client knows): the new budget when it changed, else null (`counts` says what it counts).
+   */
+  observeCut(down: number, up = 0): number | null {
     const { CONN_BUDGET_MIN_BYTES: min, WALL_MAX_BYTES: max } = this.limits;
-    // Under a budget a connection reads about the budget, so cuts near it say nothing of a wall:
-    // only one clearly below it (the wall moved lower) counts.
-    const ceiling = this.budget === null ? max : WALL_SAFETY_FRACTION * this.budget;
-    if (!Number.isFinite(bytes) || bytes < min || bytes > ceiling) {
+    const total = down + Math.max(0, up);
+    const inRange = (b: number): boolean => Number.isFinite(b) && b >= min && b <= max;
+    // Under a budget a connection carries about the budget, so cuts near it say nothing of a wall:
+    // only one clearly below it (the wall moved lower) counts — or, under a `down` budget, one
+    // with real upstream traffic (the wall may count both ways).
+    let counts: boolean;
+    if (this.budget === null) counts = inRange(down) || inRange(total);
+    else if (this.counts === 'both') counts = inRange(total) && total < WALL_SAFETY_FRACTION * this.budget;
+    else counts = (inRange(down) && down < WALL_SAFETY_FRACTION * this.budget) || (inRange(total) && up >= WALL_BOTH_MIN_UP_FRACTION * down);
+    if (!counts) {
       this.cuts = [];
       return null;
     }
-    this.cuts = [...this.cuts, bytes].slice(-WALL_MATCH_COUNT);
+    this.cuts = [...this.cuts, { down, total }].slice(-WALL_MATCH_COUNT);
     if (this.cuts.length < WALL_MATCH_COUNT) return null;
-    const lo = Math.min(...this.cuts);
-    const hi = Math.max(...this.cuts);
-    if (hi - lo > WALL_MATCH_FRACTION * hi) return null;
-    const next = Math.max(min, Math.floor(WALL_SAFETY_FRACTION * lo));
-    if (this.budget !== null && next >= this.budget) return null;
+    const downs = this.cuts.map((c) => c.down);
+    const totals = this.cuts.map((c) => c.total);
+    const bothPossible = this.cuts.every((c) => inRange(c.total) && c.total - c.down >= WALL_BOTH_MIN_UP_FRACTION * c.down);
+    const downOk = downs.every(inRange) && spread(downs) <= WALL_MATCH_FRACTION && this.counts === 'down';
+    const bothOk = bothPossible && spread(totals) <= WALL_MATCH_FRACTION;
+    let wall: Wall | null = null;
+    if (downOk && (!bothOk || spread(downs) <= spread(totals))) wall = { counts: 'down', budget: Math.floor(WALL_SAFETY_FRACTION * Math.min(...downs)) };
+    else if (bothOk) wall = { counts: 'both', budget: Math.floor(WALL_SAFETY_FRACTION * Math.min(...totals)) };
+    if (wall === null) return null;
+    const next = Math.max(min, wall.budget);
+    // A lower budget of the same kind, or the first `both` one (cuts fell under the `down` one).
+    if (this.budget !== null && wall.counts === this.counts && next >= this.budget) return null;
     this.budget = next;
+    this.counts = wall.counts;
     this.cuts = [];
     return next;
   }
+}
+
+/**
+ * The handshake cap (§9.8): when the next dial to a bridge may start, given when the latest ones
+ * started (oldest first): DIAL_MIN_INTERVAL_MS after the last, and no more than DIAL_BURST_MAX
+ * within any DIAL_BURST_WINDOW_MS (a burst rule of 0 is off).
+ */
+export function dialSlotAt(starts: readonly number[], limits: Pick<Limits, 'DIAL_MIN_INTERVAL_MS' | 'DIAL_BURST_MAX' | 'DIAL_BURST_WINDOW_MS'>): number {
+  const { DIAL_MIN_INTERVAL_MS: gap, DIAL_BURST_MAX: burst, DIAL_BURST_WINDOW_MS: window } = limits;
+  let at = starts.length === 0 ? Number.NEGATIVE_INFINITY : (starts[starts.length - 1] as number) + gap;
+  if (burst > 0 && window > 0 && starts.length >= burst) at = Math.max(at, (starts[starts.length - burst] as number) + window);
+  return at;
 }
 
 /** The key a bridge's wall is stored under: a hash, so the state file names no bridge address. */
@@ -74,6 +140,8 @@ interface WallEntry {
   budgetBytes: number;
   /** Unix ms. */
   learnedAt: number;
+  /** Absent in files written before walls counting both ways were learned: 'down'. */
+  counts?: WallCounts;
 }
 
 /**
@@ -102,7 +170,7 @@ export class WallStore {
     for (const [k, v] of Object.entries(bridges as Record<string, unknown>)) {
       const e = v as Partial<WallEntry> | null;
       if (typeof e?.budgetBytes === 'number' && Number.isSafeInteger(e.budgetBytes) && e.budgetBytes > 0 && typeof e.learnedAt === 'number') {
-        out[k] = { budgetBytes: e.budgetBytes, learnedAt: e.learnedAt };
+        out[k] = { budgetBytes: e.budgetBytes, learnedAt: e.learnedAt, ...(e.counts === 'both' ? { counts: 'both' as const } : {}) };
       }
     }
     return out;
@@ -110,14 +178,19 @@ export class WallStore {
 
   /** The remembered budget for `key`, or null (none, or older than the TTL). */
   get(key: string): number | null {
-    const e = this.read()[key];
-    if (e === undefined || this.now() - e.learnedAt > this.ttlMs) return null;
-    return e.budgetBytes;
+    return this.getWall(key)?.budget ?? null;
   }
 
-  set(key: string, budgetBytes: number): void {
+  /** The remembered wall for `key` (budget and what it counts), or null. */
+  getWall(key: string): Wall | null {
+    const e = this.read()[key];
+    if (e === undefined || this.now() - e.learnedAt > this.ttlMs) return null;
+    return { budget: e.budgetBytes, counts: e.counts ?? 'down' };
+  }
+
+  set(key: string, budgetBytes: number, counts: WallCounts = 'down'): void {
     const all = this.read();
-    all[key] = { budgetBytes, learnedAt: this.now() };
+    all[key] = { budgetBytes, learnedAt: this.now(), ...(counts === 'both' ? { counts } : {}) };
     const kept = Object.entries(all)
       .filter(([, e]) => this.now() - e.learnedAt <= this.ttlMs)
       .sort((a, b) => b[1].learnedAt - a[1].learnedAt)

@@ -59,6 +59,7 @@ export interface ClientFlags {
   rotateMs?: string;
   connBudget?: string;
   dialIntervalMs?: string;
+  dialBurst?: string;
   socks?: string[];
   http?: string[];
   forward?: string[];
@@ -86,7 +87,7 @@ export interface WhatsAppListener extends ForwardSetting {
 /** The settings whose origin is recorded (the names of ClientSettings' fields). */
 export const CLIENT_SETTING_NAMES = [
   'configFile', 'bridges', 'listen', 'auth', 'insecureOpenProxy', 'exactReplies', 'logLevel', 'strategy', 'keepaliveMs',
-  'resumeTimeoutMs', 'dialIntervalMs', 'rotateBytes', 'rotateMs', 'connBudget', 'socks', 'http', 'forward', 'whatsapp',
+  'resumeTimeoutMs', 'dialIntervalMs', 'dialBurst', 'rotateBytes', 'rotateMs', 'connBudget', 'socks', 'http', 'forward', 'whatsapp',
   'whatsappPorts', 'lan',
 ] as const;
 export type ClientSettingName = (typeof CLIENT_SETTING_NAMES)[number];
@@ -239,6 +240,8 @@ export function resolveClientSettings(sources: ClientSources, opts: ResolveOptio
   }
   origin.dialIntervalMs = flags.dialIntervalMs !== undefined ? '--dial-interval-ms' : 'default';
   if (flags.dialIntervalMs !== undefined) over.DIAL_MIN_INTERVAL_MS = limitValue('--dial-interval-ms', flags.dialIntervalMs, 'DIAL_MIN_INTERVAL_MS');
+  origin.dialBurst = flags.dialBurst !== undefined ? '--dial-burst' : 'default';
+  if (flags.dialBurst !== undefined) over.DIAL_BURST_MAX = limitValue('--dial-burst', flags.dialBurst, 'DIAL_BURST_MAX');
   origin.resumeTimeoutMs = flags.resumeTimeoutMs !== undefined ? '--resume-timeout-ms' : 'default';
   if (flags.resumeTimeoutMs !== undefined) over.SESSION_RESUME_TIMEOUT_MS = limitValue('--resume-timeout-ms', flags.resumeTimeoutMs, 'SESSION_RESUME_TIMEOUT_MS');
   origin.rotateBytes = flags.rotateBytes !== undefined ? '--rotate-bytes' : 'default';

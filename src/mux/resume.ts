@@ -62,6 +62,12 @@ export function budgetCharge(len: number): number {
 /** The smallest DATA payload the link asks for on a path that cuts connections early. */
 const MIN_PAYLOAD_HINT_BYTES = 1024;
 
+/** At this fraction of a connection's budget spent, the owner is told to dial a standby (§9.8). */
+const STANDBY_AT_FRACTION = 0.5;
+
+/** A record holds one DATA message of the payload hint with its headers (mux and WebSocket). */
+const RECORD_SLACK_BYTES = 64;
+
 /** A held DATA message is cut to fill a connection's budget only when at least this much fits. */
 const MIN_SPLIT_BYTES = 256;
 
@@ -114,18 +120,31 @@ export type LinkState = 'detached' | 'handshake' | 'live' | 'ended';
 export type ResumableLinkEvents = {
   /** The connection was lost; the link waits for a new one (up to SESSION_RESUME_TIMEOUT_MS). */
   detached: [info: TransportClose];
-  /** RESUME exchanged on a new connection: `resent` session messages went out again. */
-  resumed: [resent: number];
+  /**
+   * RESUME exchanged on a new connection: `resent` session messages went out again. After a cut
+   * (not a move), `cutSentBytes` estimates what of ours got through on the lost connection: every
+   * connection message sent on it, plus the session messages the peer's RESUME says it received
+   * (each charged as §9.8 does); null when the last connection was not cut.
+   */
+  resumed: [resent: number, cutSentBytes: number | null];
   /** The peer's budget on this connection is spent (§9.8): move the session to a new connection. */
   move: [];
   /** The link dropped its connection as frozen (§9.7): bytes owed, nothing received for `silentMs`. */
   frozen: [silentMs: number];
+  /** Half of this connection's budget (the BUDGET we sent, or our own) is spent: time to dial a standby (§9.8). */
+  budgetNear: [];
 };
 
 /** What attach() sends before RESUME. */
 export interface AttachOptions {
   /** §9.8: ask the peer to send at most this many bytes on this connection (BUDGET). */
   readonly budgetBytes?: number;
+  /**
+   * §9.8, a wall that counts both directions: send at most this many bytes ourselves on this
+   * connection; when the next session message would not fit, send MOVE, hold the rest and emit
+   * 'move' (the owner attaches a new connection).
+   */
+  readonly sendBudgetBytes?: number;
 }
 
 export interface ResumableLinkOptions {
@@ -204,6 +223,16 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private connBudget = Number.POSITIVE_INFINITY;
   private connCharged = 0;
   private moveSent = false;
+  /** The budget in force is our own (sendBudgetBytes), not the peer's BUDGET. */
+  private ownBudget = false;
+  /** The last connection was cut: what we had charged on it and how far its session messages went. */
+  private cut: { charged: number; onWire: number; from: number } | null = null;
+  /** First session message (absolute number) put on the current connection. */
+  private connFrom = 0;
+  /** The BUDGET we sent on this connection (Infinity: none), what the peer sent on it (charged), 'budgetNear' emitted. */
+  private askedBudget = Number.POSITIVE_INFINITY;
+  private connReceivedCharge = 0;
+  private nearSaid = false;
   private budgetReceived = false;
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
@@ -373,8 +402,11 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       if (budgetCharge(m.length) > room && this.splitToFit(at, room)) m = this.queue[at] as Buffer;
       if (budgetCharge(m.length) > room) {
         this.moveSent = true;
-        this.log.debug({ charged: this.connCharged, budget: this.connBudget }, 'connection budget spent: MOVE');
+        this.log.debug({ charged: this.connCharged, budget: this.connBudget, own: this.ownBudget }, 'connection budget spent: MOVE');
         this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.MOVE, this.onWire));
+        // Our own budget (a wall counting both ways): the owner moves the session. After this
+        // turn: pumpKept runs inside the mux's send().
+        if (this.ownBudget) queueMicrotask(() => this.conn === conn && this._state === 'live' && this.emit('move'));
         return;
       }
       if (this.onWire === this.acked && this.probeAt === 0) this.owedSince = performance.now();
@@ -408,7 +440,16 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
 
   private sendOnConn(conn: FrameTransport, m: Buffer): void {
     this.connCharged += budgetCharge(m.length);
+    if (this.ownBudget && this.connCharged >= STANDBY_AT_FRACTION * this.connBudget) this.sayNear();
     conn.send(m);
+  }
+
+  /** Once per connection, after this turn (we may be inside the mux's send()). */
+  private sayNear(): void {
+    if (this.nearSaid) return;
+    this.nearSaid = true;
+    const conn = this.conn;
+    queueMicrotask(() => conn === this.conn && this._state !== 'ended' && this.emit('budgetNear'));
   }
 
   onDrain(cb: () => void): void {
@@ -463,7 +504,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     const old = this.conn;
     this.conn = null;
     // Dropped, not closed: a close frame would end the session at the peer (§9.4).
-    if (old !== null) old.terminate();
+    if (old !== null) {
+      old.terminate();
+      this.cut = null; // a move or a rotation, not a cut
+    }
     this.stopConnTimers();
     this.stopExpiry();
     this.conn = conn;
@@ -475,6 +519,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.grownAt = 0;
     this.connSince = performance.now();
     this.connBudget = Number.POSITIVE_INFINITY;
+    this.ownBudget = false;
+    this.askedBudget = Number.POSITIVE_INFINITY;
+    this.connReceivedCharge = 0;
+    this.nearSaid = false;
     this.connCharged = 0;
     this.moveSent = false;
     this.budgetReceived = false;
@@ -497,7 +545,12 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.pinged = false;
     if (opts.budgetBytes !== undefined) {
       const b = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.budgetBytes));
+      this.askedBudget = b;
       this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
+    }
+    if (opts.sendBudgetBytes !== undefined) {
+      this.ownBudget = true;
+      this.connBudget = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.sendBudgetBytes));
     }
     // The secret goes out on the session's first connection only (§9.3), never again.
     const secret = this.secretToSend ?? undefined;
@@ -523,6 +576,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       return;
     }
     this._state = 'detached';
+    if (this.everLive) this.cut = { charged: this.connCharged, onWire: this.onWire, from: this.connFrom };
     if (this.connProgress < 4 * PROTOCOL_MAX_PAYLOAD_BYTES) {
       const next = Math.max(MIN_PAYLOAD_HINT_BYTES, 2 ** Math.floor(Math.log2(Math.max(1, this.connProgress / 4))));
       this.payloadHint = Math.min(this.payloadHint, next);
@@ -537,6 +591,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.lastReceivedAt = performance.now();
     this.pinged = false;
     this.connBytes += m.length;
+    this.connReceivedCharge += budgetCharge(m.length);
+    if (this.connReceivedCharge >= STANDBY_AT_FRACTION * this.askedBudget) this.sayNear();
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
     if (type === FrameType.DATAGRAM) {
@@ -602,7 +658,18 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     }
     if (type === ResumeFrameType.MOVE) {
       // Everything the peer sent on this connection has arrived (MOVE follows it in order).
-      if (this._state === 'live' && count === this.received) this.emit('move');
+      if (this._state !== 'live' || count !== this.received) return;
+      if (this.budgetReceived) {
+        // The bridge (it got BUDGET): the client spent its own budget (§9.8, both directions
+        // counted) and moves; stop sending session messages here too, so that nothing of ours is
+        // in flight when it does.
+        if (!this.moveSent) {
+          this.moveSent = true;
+          this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.MOVE, this.onWire));
+        }
+        return;
+      }
+      this.emit('move');
       return;
     }
     if (type === ResumeFrameType.RESUME) {
@@ -617,13 +684,18 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
         return;
       }
       this.release(count);
+      const cutSent = this.cutSentBytes(count);
       this._state = 'live';
       this.everLive = true;
       this.splitKept();
       const resend = Math.max(0, this.onWire - this.acked);
       this.onWire = this.acked;
+      this.connFrom = this.acked;
+      // A cut loses the record it falls in: on a cutting path, records no larger than the messages.
+      const hint = this.maxPayloadHint;
+      if (hint !== Number.POSITIVE_INFINITY) conn.setRecordMaxBytes?.(hint + RECORD_SLACK_BYTES);
       this.pumpKept(conn);
-      this.emit('resumed', resend);
+      this.emit('resumed', resend, cutSent);
       if (this._state === 'live' && this.conn === conn && conn.bufferedBytes === 0) setImmediate(() => this.fireDrain());
       return;
     }
@@ -678,6 +750,20 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.queuedBytes = bytes;
   }
 
+  /**
+   * After a cut, at the new RESUME (`count`: session messages the peer has): what of ours got
+   * through on the lost connection — all it was charged, less the session messages sent on it that
+   * the peer never received (still kept, from the head of the queue).
+   */
+  private cutSentBytes(count: number): number | null {
+    const c = this.cut;
+    this.cut = null;
+    if (c === null) return null;
+    let lost = 0;
+    for (let n = Math.max(count, c.from, this.acked); n < c.onWire; n++) lost += budgetCharge((this.queue[this.head + (n - this.acked)] as Buffer).length);
+    return Math.max(0, c.charged - lost);
+  }
+
   /** Bytes got through on this connection: grow the payload hint back by doubling. */
   private progress(bytes: number): void {
     this.connProgress += bytes;
@@ -711,7 +797,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.bytesSinceAck = 0;
     if (this._state !== 'live' || this.conn === null || this.ackedToPeer === this.received) return;
     this.ackedToPeer = this.received;
-    this.conn.send(encodeCountFrame(ResumeFrameType.ACK, this.received));
+    this.sendOnConn(this.conn, encodeCountFrame(ResumeFrameType.ACK, this.received));
   }
 
   private protocolError(conn: FrameTransport, detail: string): void {

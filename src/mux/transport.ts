@@ -54,6 +54,10 @@ export interface FrameTransport {
   readonly wireBytesRead?: number;
   /** Which transport this is ('ws', …: src/transport/registry.ts), for reports; the mux ignores it. */
   readonly transportName?: string;
+  /** Optional: bytes handed to the kernel for the wire so far (the same layers, the other way). */
+  readonly wireBytesWritten?: number;
+  /** Optional: cap the size of the records (TLS) the transport sends; Infinity: the protocol's largest. */
+  setRecordMaxBytes?(bytes: number): void;
   /** Features the peer announced when the connection opened (a bridge's 101, protocol.md §2.3); none when absent. */
   readonly peerFeatures?: ReadonlySet<string>;
 }

@@ -35,6 +35,12 @@ export interface DialOptions {
    * The request then carries Postern-Resume, a proof bound to this request's token — never the secret.
    */
   resumeSecret?: Buffer;
+  /**
+   * A standby connection (protocol.md §9.8): TCP and TLS now, the transport's handshake (which
+   * makes the bridge move the session onto it) only once this resolves. The dial timeout does not
+   * run while it waits, and starts afresh after; abort it through `signal`.
+   */
+  gate?: Promise<void>;
 }
 
 /** A verified connection to the bridge, ready for a transport's handshake. */
@@ -50,8 +56,8 @@ export interface SecureStream {
 }
 
 /** The dial stages that error messages name; a transport adds its own handshake's name. */
-export type DialStage = 'tcp' | 'tls';
-const STAGE_TEXT: Record<DialStage, string> = { tcp: 'TCP connect', tls: 'TLS handshake' };
+export type DialStage = 'tcp' | 'tls' | 'standby';
+const STAGE_TEXT: Record<DialStage, string> = { tcp: 'TCP connect', tls: 'TLS handshake', standby: 'waiting as a standby' };
 
 /** E_DIAL for a dial that ran out of time in `stage` (the text every transport uses). */
 export function dialTimeout(limits: Limits, stageText: string): PosternError {
@@ -187,12 +193,27 @@ export function dialSecure(info: BridgeInfo, opts: DialOptions): Promise<SecureS
     };
     const done = (socket: net.Socket, alpn: string | null): void => {
       if (settled) return;
+      if (opts.gate !== undefined) return void standBy(socket, alpn, opts.gate);
       settled = true;
       cleanup();
       resolve({ socket, raw, alpn, startedAt });
     };
+    // A standby waits here, handshake done, until its gate opens; the timeout then starts afresh.
+    const standBy = (socket: net.Socket, alpn: string | null, gate: Promise<void>): void => {
+      stage = 'standby';
+      clearTimeout(timer);
+      const gone = (): void => fail(new PosternError('E_DIAL', 'the standby connection closed'));
+      socket.once('close', gone);
+      void gate.then(() => {
+        socket.removeListener('close', gone);
+        if (settled) return;
+        settled = true;
+        cleanup();
+        resolve({ socket, raw, alpn, startedAt: Date.now() });
+      });
+    };
     const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted', { cause: opts.signal?.reason }));
-    const timer = setTimeout(() => fail(dialTimeout(limits, STAGE_TEXT[stage])), limits.DIAL_TIMEOUT_MS);
+    const timer: NodeJS.Timeout = setTimeout(() => fail(dialTimeout(limits, STAGE_TEXT[stage])), limits.DIAL_TIMEOUT_MS);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     // ── TCP: to the relay when the link names one (§1 connect), else to the bridge ──

@@ -54,6 +54,8 @@ export class FaultyRelay {
   /** Freeze each connection after this many bridge→client bytes (null: never). */
   freezeAfter: number | null = null;
   cuts = 0;
+  /** Connections reset because they reached their byte count (cutRange), not closed by an end. */
+  wallResets = 0;
   accepted = 0;
   /** Connections frozen, bytes that vanished into a freeze or a cut, bytes passed bridge→client. */
   freezes = 0;
@@ -164,6 +166,7 @@ export class FaultyRelay {
         this.droppedBytes += data.length - left;
         data = data.subarray(0, left);
         cutAfter = true;
+        this.wallResets++;
       }
       pair.used += data.length;
       if (down) {

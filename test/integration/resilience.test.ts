@@ -47,7 +47,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
   // windows are open); the freeze detector resumes each one, so the transfer takes 80+ s, not < 60.
   it.skipIf(transport === 'h2')('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
     // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here).
-    const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0'], transport });
+    const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0', '--dial-burst', '0'], transport });
     s.relay.cutRange = [16 * 1024, 1024 * 1024];
     s.relay.cutAll(); // the connection made before cutRange was set has no budget
     const data = [1, 2, 3].map((i) => seededBytes(8 * 1024 * 1024, i));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { stopAll, tempDir } from '../helpers/proc.js';
-import { seededBytes, sha256 } from '../helpers/resilience.js';
+import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
 
@@ -95,12 +95,27 @@ async function upload(socksPort: number, port: number, data: Buffer): Promise<nu
   return performance.now() - started;
 }
 
+/** An echo server on loopback. */
+async function echoServer(): Promise<number> {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
 /** init → bridge → relay → client (default settings unless `args`), tunnel up. */
-async function walled(opts: { freezeAfter?: number | null; args?: string[]; stateHome?: string } = {}) {
+async function walled(opts: { freezeAfter?: number | null; resetAfter?: number; args?: string[]; stateHome?: string } = {}) {
   const { uri, config } = await init();
   const { port: bridgePort } = await startBridge(config);
   const relay = new FaultyRelay({ target: bridgePort });
   relay.freezeAfter = opts.freezeAfter === undefined ? 16 * KIB : opts.freezeAfter;
+  if (opts.resetAfter !== undefined) {
+    relay.freezeAfter = null;
+    relay.cutRange = [opts.resetAfter, opts.resetAfter];
+  }
   closers.push(() => relay.close());
   const relayPort = await relay.listen();
   const stateHome = opts.stateHome ?? tempDir('postern-state-');
@@ -165,6 +180,23 @@ describe('a network that freezes every connection after 16 KiB downstream', () =
     expect(wallMs).toBeLessThan(freeMs * 2 + 1_000);
   }, 60_000);
 
+  it('dials a standby before each move: the next connection is up when the budget runs out, and an idle tunnel dials none', async () => {
+    const s = await walled({ args: ['--conn-budget', '12000', '--log-level', 'debug'] });
+    const data = seededBytes(512 * KIB, 7);
+    const r = await download(s.socksPort, await source(data));
+    expect(r.hash).toBe(sha256(data));
+    const moves = s.client.lines.filter((l) => l.msg === 'tunnel moved to a new connection');
+    expect(moves.length).toBeGreaterThan(20);
+    // Nearly every move lands on a standby dialled at half the budget (the first may not).
+    expect(moves.filter((l) => l.standby === true).length).toBeGreaterThanOrEqual(moves.length - 2);
+    expect(s.relay.freezes).toBe(0);
+    expect(s.relay.maxAcceptedWithin(400)).toBeLessThanOrEqual(3);
+    // Idle now: at most the one standby dialled near the end, no more.
+    const after = s.relay.accepted;
+    await new Promise((res) => setTimeout(res, 3_000));
+    expect(s.relay.accepted - after).toBeLessThanOrEqual(1);
+  }, 60_000);
+
   it('remembers the learned budget across a client restart', async () => {
     const s = await walled({ args: ['--dial-interval-ms', '50'] });
     const data = seededBytes(128 * KIB, 4);
@@ -189,4 +221,23 @@ describe('a network that freezes every connection after 16 KiB downstream', () =
     // With the budget known from the start, no connection runs into the wall.
     expect(s.relay.freezes - freezes).toBeLessThanOrEqual(1);
   }, 60_000);
+});
+
+describe('a network that resets every connection after 16 KiB, both directions counted', () => {
+  it('learns that the wall counts both ways: a 256 KiB echo uses at most 3 × the ideal connections, each moving before the wall', async () => {
+    const s = await walled({ resetAfter: 16 * KIB });
+    const data = seededBytes(256 * KIB, 6);
+    const r = await echoTransfer(s.socksPort, await echoServer(), data);
+    expect(r.hash).toBe(sha256(data));
+    const ideal = (2 * data.length) / (16 * KIB);
+    expect(s.relay.accepted).toBeLessThanOrEqual(3 * ideal);
+    const learned = s.client.lines.find((l) => l.cutAtBytes !== undefined);
+    expect(learned?.counts).toBe('both');
+    expect(learned?.budget).toBeLessThan(16 * KIB);
+    // Once learned, connections move instead of running into the wall (learning takes a few cuts).
+    expect(s.relay.wallResets).toBeLessThan(s.relay.accepted / 2);
+    expect(s.relay.maxAcceptedWithin(400)).toBeLessThanOrEqual(3);
+    const stored = JSON.parse(fs.readFileSync(path.join(s.stateHome, 'postern', 'walls.json'), 'utf8')) as { bridges: Record<string, { counts?: string }> };
+    expect(Object.values(stored.bridges).map((e) => e.counts)).toEqual(['both']);
+  }, 90_000);
 });

@@ -13,8 +13,8 @@ export interface WsFrameTransportOptions {
   maxMessageBytes: number;
   /** Stop reading while more than this waits to be sent (default: no limit; the bridge passes sendQueueBound(limits); a client reads always). */
   sendQueueMaxBytes?: number;
-  /** The TCP socket under TLS, when the caller holds it (for wireBytesRead). */
-  wire?: { readonly bytesRead: number };
+  /** The TCP socket under TLS, when the caller holds it (for wireBytesRead and wireBytesWritten). */
+  wire?: { readonly bytesRead: number; readonly bytesWritten?: number };
 }
 
 /**
@@ -26,6 +26,9 @@ const PRE_LISTEN_HOLD_BYTES = 1024 * 1024;
 
 /** Messages up to this size are coalesced per event-loop turn (see WsFrameTransport). */
 const COALESCE_MAX_MESSAGE_BYTES = 1024;
+/** TLS record payload bounds (RFC 8446 §5.1 maximum; OpenSSL's smallest max_send_fragment). */
+const TLS_RECORD_MAX_BYTES = 16_384;
+const TLS_RECORD_MIN_BYTES = 512;
 
 /** RFC 6455 §5.5: a close reason fits in 123 bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -93,7 +96,7 @@ export class WsFrameTransport implements FrameTransport {
     this.#socket.uncork();
   };
 
-  readonly #wire: { readonly bytesRead: number } | undefined;
+  readonly #wire: { readonly bytesRead: number; readonly bytesWritten?: number } | undefined;
   readonly maxMessageBytes: number;
 
   constructor(ws: WebSocket, socket: Duplex, opts: WsFrameTransportOptions) {
@@ -125,6 +128,19 @@ export class WsFrameTransport implements FrameTransport {
 
   get wireBytesRead(): number | undefined {
     return this.#wire?.bytesRead;
+  }
+
+  get wireBytesWritten(): number | undefined {
+    return this.#wire?.bytesWritten;
+  }
+
+  /**
+   * Caps the TLS records this connection sends (plain connections: no effect). On a path that cuts
+   * connections, a record cut short is lost whole: small records let the peer keep what got through.
+   */
+  setRecordMaxBytes(bytes: number): void {
+    const tls = this.#socket as Duplex & { setMaxSendFragment?: (n: number) => boolean };
+    tls.setMaxSendFragment?.(Math.max(TLS_RECORD_MIN_BYTES, Math.min(TLS_RECORD_MAX_BYTES, Math.floor(bytes))));
   }
 
   send(message: Buffer): void {

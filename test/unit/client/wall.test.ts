@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../../src/core/limits.js';
-import { WallLearner, WallStore, defaultWallFile, wallKey } from '../../../src/client/wall.js';
+import { WallLearner, WallStore, defaultWallFile, dialSlotAt, wallKey } from '../../../src/client/wall.js';
 import { parseBudget } from '../../../src/core/tunnel-policy.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
 
@@ -36,6 +36,61 @@ describe('WallLearner', () => {
   });
 });
 
+describe('WallLearner, a wall that counts both directions', () => {
+  it('learns the sum when cuts agree on bytes both ways but not on bytes received', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(2_000, 14_300)).toBeNull();
+    expect(l.observeCut(13_000, 3_300)).toBeNull();
+    expect(l.observeCut(7_000, 9_100)).toBe(Math.floor(0.85 * 16_100));
+    expect(l.counts).toBe('both');
+  });
+
+  it('keeps counting bytes received when those agree (a freeze with a little upstream)', () => {
+    const l = new WallLearner(limits);
+    l.observeCut(16_384, 3_000);
+    l.observeCut(16_384, 2_500);
+    expect(l.observeCut(16_384, 2_800)).toBe(Math.floor(0.85 * 16_384));
+    expect(l.counts).toBe('down');
+  });
+
+  it('moves from a down budget to a both budget when cuts with real upstream keep falling under it', () => {
+    const l = new WallLearner(limits, 13_900, 'down');
+    // Echo under a 16 KiB two-way wall: each cut received ~8 KiB (under 85 % of 13.9 K) and sent as much.
+    expect(l.observeCut(8_000, 8_300)).toBeNull();
+    expect(l.observeCut(9_500, 6_700)).toBeNull();
+    expect(l.observeCut(6_100, 10_150)).toBe(Math.floor(0.85 * 16_200));
+    expect(l.counts).toBe('both');
+    // Download traffic alone does not teach a down budget back.
+    for (let i = 0; i < 3; i++) expect(l.observeCut(12_000, 200)).toBeNull();
+    expect(l.counts).toBe('both');
+  });
+});
+
+describe('dialSlotAt (the handshake cap)', () => {
+  /** Dials as fast as the cap allows for `ms`: their start times. */
+  const run = (l: Parameters<typeof dialSlotAt>[1], ms: number): number[] => {
+    const starts: number[] = [];
+    for (let t = 0; t <= ms; ) {
+      starts.push(t);
+      t = Math.max(t, dialSlotAt(starts.slice(-Math.max(1, l.DIAL_BURST_MAX)), l));
+    }
+    return starts;
+  };
+
+  it('lets a burst of 3 through at once, never 4 within 500 ms (the 400 ms rule with a margin), 6 per second sustained', () => {
+    const starts = run(limits, 10_000);
+    expect(starts.slice(0, 3)).toEqual([0, 40, 80]);
+    for (let i = 3; i < starts.length; i++) expect((starts[i] as number) - (starts[i - 3] as number)).toBeGreaterThanOrEqual(500);
+    expect(starts.length).toBeGreaterThanOrEqual(60);
+    expect(starts.length).toBeLessThanOrEqual(61);
+  });
+
+  it('with the burst rule off, only the interval counts', () => {
+    expect(run({ DIAL_MIN_INTERVAL_MS: 100, DIAL_BURST_MAX: 0, DIAL_BURST_WINDOW_MS: 440 }, 1_000)).toHaveLength(11);
+    expect(dialSlotAt([], limits)).toBe(Number.NEGATIVE_INFINITY);
+  });
+});
+
 describe('parseBudget', () => {
   it.each([
     ['auto', { mode: 'auto' }],
@@ -64,6 +119,16 @@ describe('WallStore', () => {
     expect(fs.readFileSync(file, 'utf8')).not.toContain('203.0.113');
     now += 60_001;
     expect(store.get(wallKey(a))).toBeNull();
+  });
+
+  it('remembers what a wall counts (files without it read as bytes received)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-wall-'));
+    const file = path.join(dir, 'walls.json');
+    const store = new WallStore(file, 60_000);
+    store.set('a', 13_000, 'both');
+    store.set('b', 12_000);
+    expect(new WallStore(file, 60_000).getWall('a')).toEqual({ budget: 13_000, counts: 'both' });
+    expect(new WallStore(file, 60_000).getWall('b')).toEqual({ budget: 12_000, counts: 'down' });
   });
 
   it('treats a malformed file as empty and reports it', () => {

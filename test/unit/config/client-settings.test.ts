@@ -139,6 +139,7 @@ const ROWS: Row[] = [
   },
   { name: 'resumeTimeoutMs', flag: { flags: { resumeTimeoutMs: '5000' }, want: 5_000, from: '--resume-timeout-ms' }, dflt: LIMITS.SESSION_RESUME_TIMEOUT_MS, get: (s) => s.limits.SESSION_RESUME_TIMEOUT_MS },
   { name: 'dialIntervalMs', flag: { flags: { dialIntervalMs: '500' }, want: 500, from: '--dial-interval-ms' }, dflt: LIMITS.DIAL_MIN_INTERVAL_MS, get: (s) => s.limits.DIAL_MIN_INTERVAL_MS },
+  { name: 'dialBurst', flag: { flags: { dialBurst: '2' }, want: 2, from: '--dial-burst' }, dflt: LIMITS.DIAL_BURST_MAX, get: (s) => s.limits.DIAL_BURST_MAX },
   { name: 'rotateBytes', flag: { flags: { rotateBytes: '1048576' }, want: 1_048_576, from: '--rotate-bytes' }, dflt: 0, get: (s) => s.rotate.bytes },
   { name: 'rotateMs', flag: { flags: { rotateMs: '60000' }, want: 60_000, from: '--rotate-ms' }, dflt: 0, get: (s) => s.rotate.ms },
 ];

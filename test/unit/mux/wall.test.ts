@@ -49,6 +49,52 @@ describe('connection budgets (protocol.md §9.8)', () => {
     expect(bl.maxPayloadHint).toBeLessThanOrEqual(budget / 8);
   });
 
+  it('under a wall counting both ways, keeps each connection within both shares: an echo moves before the wall, nothing crosses twice', async () => {
+    const { cl, bl, client, bridge } = pair();
+    const down = 6 * 1024;
+    const up = 6 * 1024;
+    const data = crypto.randomBytes(128 * 1024);
+    bridge.on('open', (req) => {
+      const s = req.accept().on('error', () => undefined);
+      s.pipe(s);
+    });
+    const perConn: Array<{ c2b: number; b2c: number }> = [];
+    const dataBytes = { c2b: 0, b2c: 0 };
+    let moves = 0;
+    const connect = (): void => {
+      const conns = transportPair();
+      const i = perConn.push({ c2b: 0, b2c: 0 }) - 1;
+      conns.bridge.tap = conns.client.tap = (dir, m) => {
+        (perConn[i] as { c2b: number; b2c: number })[dir as 'c2b' | 'b2c'] += budgetCharge(m.length);
+        if (m[0] === FrameType.DATA) dataBytes[dir as 'c2b' | 'b2c'] += m.readUInt32BE(6);
+      };
+      cl.attach(conns.client, { budgetBytes: down, sendBudgetBytes: up });
+      bl.attach(conns.bridge);
+    };
+    cl.on('move', () => {
+      moves++;
+      setImmediate(connect);
+    });
+    connect();
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    s.end(data);
+    await new Promise((r) => s.on('end', r));
+    expect(crypto.createHash('sha256').update(Buffer.concat(got)).digest('hex')).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+    // 256 KiB both ways in 12 KiB connections: about 22; a move per connection, each within its shares.
+    expect(perConn.length).toBeGreaterThan(256 / 12);
+    expect(perConn.length).toBeLessThan((2 * 256) / 12);
+    expect(moves).toBe(perConn.length - 1);
+    for (const c of perConn) {
+      expect(c.c2b).toBeLessThanOrEqual(up);
+      expect(c.b2c).toBeLessThanOrEqual(down);
+    }
+    // Every DATA byte crossed exactly once each way: the bridge stops at the client's MOVE.
+    expect(dataBytes).toEqual({ c2b: data.length, b2c: data.length });
+  });
+
   it('refuses a BUDGET after RESUME (session protocol error)', async () => {
     const { logger } = captureLogger();
     const bl = new ResumableLink({ limits, logger });
