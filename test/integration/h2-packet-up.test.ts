@@ -2,21 +2,28 @@
  * The HTTP/2 transport's packet-up mode (protocol.md §12.3) with the built binary: direct (TLS,
  * ALPN h2), and behind a real nginx that buffers request bodies, where stream-one cannot work.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import type net from 'node:net';
-import { curl } from '../helpers/ops.js';
-import { stopAll } from '../helpers/proc.js';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { packetSiteFromTemplate, startNginx, type Nginx } from '../helpers/nginx.js';
+import { curl, doctor, run } from '../helpers/ops.js';
+import { Postern, stopAll, tempDir } from '../helpers/proc.js';
+import { generateSelfSigned } from '../../src/transport/certs.js';
 import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { init, startBridge, startClient, withPort, withTransport } from '../helpers/stack.js';
 
 let web: Local<import('node:http').Server>;
 let echo: Local<net.Server>;
+let nginx: Nginx | undefined;
 beforeAll(async () => {
   web = await httpServer();
   echo = await echoServer();
 });
 afterEach(async () => {
+  await nginx?.stop();
+  nginx = undefined;
   await stopAll();
 });
 afterAll(async () => {
@@ -48,6 +55,61 @@ describe('transport=h2 mode=packet-up, direct', () => {
     const r = await echoTransfer(socks, echo.port, big);
     expect(r.ended).toBe('end');
     expect(r.hash).toBe(sha256(big));
+    expect(bridge.child.exitCode).toBeNull();
+  }, 120_000);
+});
+
+describe('transport=h2 mode=packet-up behind nginx that buffers request bodies (configs/nginx/postern-packet.conf)', () => {
+  it('stream-one never gets through; packet-up carries curl and 16 MiB both ways; the decoy answers everyone else', async () => {
+    const { config } = await init();
+    const bridge = new Postern(['bridge', '--plain', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--log-level', 'debug']);
+    const bport = await bridge.listening('bridge');
+    const dir = tempDir('postern-nginx-');
+    const { keyPem, certPem } = generateSelfSigned({ commonName: '127.0.0.1', altNames: ['127.0.0.1'] });
+    const certFile = path.join(dir, 'fullchain.pem');
+    const keyFile = path.join(dir, 'privkey.pem');
+    fs.writeFileSync(certFile, certPem);
+    fs.writeFileSync(keyFile, keyPem, { mode: 0o600 });
+    const decoyRoot = path.join(dir, 'www');
+    fs.mkdirSync(decoyRoot);
+    fs.writeFileSync(path.join(decoyRoot, 'index.html'), '<html><body>A quiet personal homepage.</body></html>\n');
+    const secretPath = (JSON.parse(fs.readFileSync(config, 'utf8')) as { path: string }).path;
+    nginx = await startNginx(dir, (port) => packetSiteFromTemplate({ port, certFile, keyFile, secretPath, upstreams: [bport], decoyRoot }));
+    const share = await run(['users', 'share', 'user1', '--config', config, '--cert', certFile]);
+    expect(share.code, share.stderr).toBe(0);
+    const streamOne = withTransport(withPort(share.stdout.trim(), nginx.port), 'h2');
+
+    // stream-one: nginx waits for a request body that never ends, so the session never opens.
+    const d = await doctor(streamOne, ['--target', `127.0.0.1:${web.port}`]);
+    expect(d.code).not.toBe(0);
+    expect(d.report.failedStep).not.toBe(null);
+    expect(bridge.lines.some((l) => l.msg === 'h2 session accepted')).toBe(false);
+
+    const { client, port: socks } = await startClient(packetUp(streamOne), ['--log-level', 'debug']);
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    expect(client.lines.some((l) => l.msg === 'bridge session open' && l.mode === 'packet-up')).toBe(true);
+    const got = await curl(['--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
+    expect(got.stdout).toContain('hello through postern');
+    const big = seededBytes(16 * 1024 * 1024, 11);
+    const r = await echoTransfer(socks, echo.port, big);
+    expect(r.ended).toBe('end');
+    expect(r.hash).toBe(sha256(big));
+
+    // Everyone else — a GET or POST on the secret path with a made-up key or sequence number
+    // included — gets nginx's own 404.
+    const body = (x: { stdout: string }) => x.stdout.split('\r\n\r\n').slice(1).join('\r\n\r\n');
+    const base = `https://127.0.0.1:${nginx.port}`;
+    const other = await curl(['-k', '-i', '--http2', `${base}/no-such-page`]);
+    const probes = [
+      await curl(['-k', '-i', '--http2', '-H', `Postern-Packet: ${'A'.repeat(22)}`, `${base}${secretPath}`]),
+      await curl(['-k', '-i', '--http2', '-H', `Authorization: Bearer ${'A'.repeat(87)}`, '-H', `Postern-Packet: ${'A'.repeat(22)}`, `${base}${secretPath}`]),
+      await curl(['-k', '-i', '--http2', '-X', 'POST', '-H', `Postern-Packet: ${'A'.repeat(22)}`, '-H', 'Postern-Seq: 0', '--data-binary', 'x', `${base}${secretPath}`]),
+    ];
+    expect(other.stdout).toMatch(/^HTTP\/2 404/);
+    for (const p of probes) {
+      expect(p.stdout).toMatch(/^HTTP\/2 404/);
+      expect(body(p)).toBe(body(other));
+    }
     expect(bridge.child.exitCode).toBeNull();
   }, 120_000);
 });

@@ -13,7 +13,8 @@ import { userAgentClass } from '../../decoy/http-head.js';
 import type { Logger } from '../../log/logger.js';
 import { FEATURES_HEADER } from '../auth.js';
 import { SESSION_LOST_CODE, admit, handOver, type AcceptorContext } from '../gate.js';
-import type { Acceptor, AcceptedConnection } from '../types.js';
+import type { Writable } from 'node:stream';
+import type { Acceptor, AcceptedConnection, FrontRequest } from '../types.js';
 import { H2FrameTransport } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
 import { BridgePacketPipe, END_HEADER, PACKET_HEADER, PACKET_KEY_RE, SEQ_HEADER, packetBinding, postBodyLimit } from './packet.js';
@@ -146,6 +147,91 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     handOver(ctx, transport, a);
   };
 
+  /** An upstream POST's headers (§12.3): its session, sequence number, length and end mark, or null (refused). */
+  const checkPost = (
+    key: string,
+    seqValue: string | undefined,
+    lengthValue: string | undefined,
+    endValue: string | undefined,
+  ): { pipe: BridgePacketPipe; seq: number; length: number; last: boolean } | null => {
+    const pipe = packets.get(key);
+    const seq = parseSeq(seqValue);
+    const length = parseSeq(lengthValue);
+    const last = endValue === '1';
+    if (pipe === undefined || seq === null || length === null || length > postBodyLimit(limits) || !pipe.accepts(seq)) return null;
+    if (length === 0 && !last) return null;
+    return { pipe, seq, length, last };
+  };
+
+  /** A packet-up downstream request's checks (§12.3): admit() with the key bound into the token. */
+  const admitDownstream = (url: string, headers: Readonly<Record<string, string | undefined>>, key: string) =>
+    admit(
+      ctx,
+      url,
+      headers,
+      () => (!PACKET_KEY_RE.test(key) ? 'packet_key' : packets.has(key) ? 'packet_key_reused' : null),
+      (id) => packetBinding(id, key),
+    );
+
+  /** Registers a packet-up session's pipe under its key until it closes. */
+  const register = (key: string, pipe: BridgePacketPipe): void => {
+    packets.set(key, pipe);
+    pipe.once('close', () => {
+      if (packets.get(key) === pipe) packets.delete(key);
+    });
+  };
+
+  /**
+   * packet-up over HTTP/1.1 (§12.3), as a proxy that buffers request bodies passes it: the
+   * downstream GET answered 200 with a body delimited by the connection's close, and each POST
+   * read whole (Content-Length) and answered 200 once delivered. False: not ours (the decoy answers).
+   */
+  const takeHttp1 = ({ head, rest, socket, conn }: FrontRequest): boolean => {
+    const key = head.headers[PACKET_HEADER];
+    if (gate === null || key === undefined || head.url !== gate.path) return false;
+    if (head.method === 'GET') {
+      const a = admitDownstream(head.url, head.headers, key);
+      if (!a.ok) return false;
+      const extra = gate.features.length > 0 ? `${FEATURES_HEADER}: ${gate.features.join(', ')}\r\n` : '';
+      socket.write(
+        `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nCache-Control: no-store\r\nConnection: close\r\n${extra}Postern-Padding: ${paddingValue()}\r\n\r\n`,
+      );
+      socket.resume(); // nothing more is read from a GET's connection; its end or error is seen
+      const pipe = new BridgePacketPipe(socket as Writable & Duplex, limits);
+      register(key, pipe);
+      start(pipe, conn, a);
+      return true;
+    }
+    if (head.method !== 'POST' || head.headers['transfer-encoding'] !== undefined) return false;
+    const post = checkPost(key, head.headers[SEQ_HEADER], head.headers['content-length'], head.headers[END_HEADER]);
+    if (post === null) return false;
+    const { pipe, seq, length, last } = post;
+    const parts: Buffer[] = [];
+    let have = 0;
+    const timer = setTimeout(() => socket.destroy(), limits.PACKET_POST_TIMEOUT_MS);
+    socket.once('close', () => clearTimeout(timer));
+    socket.on('error', () => socket.destroy());
+    const take = (chunk: Buffer): void => {
+      if (have >= length) return;
+      const part = chunk.subarray(0, length - have);
+      parts.push(part);
+      have += part.length;
+      if (have < length) return;
+      clearTimeout(timer);
+      socket.off('data', take);
+      const taken = pipe.offer(seq, Buffer.concat(parts, have), last, (ok) => {
+        if (!ok) return socket.destroy();
+        socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\nCache-Control: no-store\r\nConnection: close\r\nPostern-Padding: ${paddingValue()}\r\n\r\n`);
+      });
+      if (!taken) socket.destroy();
+    };
+    socket.on('data', take);
+    if (rest.length > 0) take(rest);
+    if (length === 0) take(Buffer.alloc(0));
+    socket.resume();
+    return true;
+  };
+
   /**
    * A packet-up request (§12.3) on the secret path: the downstream GET, or an upstream POST of a
    * known session. False: refused (the caller lets the decoy answer, the body still unread).
@@ -158,13 +244,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     if (method === 'GET') {
       const plain: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) plain[k] = Array.isArray(v) ? v.join(', ') : v;
-      const a = admit(
-        ctx,
-        url,
-        plain,
-        () => (!PACKET_KEY_RE.test(key) ? 'packet_key' : packets.has(key) ? 'packet_key_reused' : null),
-        (id) => packetBinding(id, key),
-      );
+      const a = admitDownstream(url, plain, key);
       if (!a.ok) return false;
       try {
         stream.session?.setLocalWindowSize(limits.H2_CONNECTION_WINDOW_BYTES);
@@ -175,21 +255,14 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       }
       if (!endStream) stream.resume();
       const pipe = new BridgePacketPipe(stream, limits);
-      packets.set(key, pipe);
-      pipe.once('close', () => {
-        if (packets.get(key) === pipe) packets.delete(key);
-      });
+      register(key, pipe);
       start(pipe, info, a);
       return true;
     }
     if (method !== 'POST' || url !== gate?.path) return false;
-    const pipe = packets.get(key);
-    const seq = parseSeq(headers[SEQ_HEADER] as string | undefined);
-    const length = parseSeq(headers['content-length']);
-    const limit = postBodyLimit(limits);
-    const last = headers[END_HEADER] === '1';
-    if (pipe === undefined || seq === null || length === null || length > limit || !pipe.accepts(seq) || (length === 0) !== endStream) return false;
-    if (length === 0 && !last) return false;
+    const post = checkPost(key, headers[SEQ_HEADER] as string | undefined, headers['content-length'], headers[END_HEADER] as string | undefined);
+    if (post === null || (post.length === 0) !== endStream) return false;
+    const { pipe, seq, length, last } = post;
     const parts: Buffer[] = [];
     let have = 0;
     const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), limits.PACKET_POST_TIMEOUT_MS);
@@ -262,6 +335,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     name: 'h2',
     alpn: ['h2'],
     plainPreface: H2_PREFACE,
+    takeRequest: takeHttp1,
     takeConnection(socket: Duplex, info: AcceptedConnection): void {
       const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void => {
         stream.on('error', () => stream.destroy());
