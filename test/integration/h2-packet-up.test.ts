@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { packetSiteFromTemplate, startNginx, type Nginx } from '../helpers/nginx.js';
 import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
@@ -17,11 +18,14 @@ import { init, startBridge, startClient, withPort, withTransport } from '../help
 let web: Local<import('node:http').Server>;
 let echo: Local<net.Server>;
 let nginx: Nginx | undefined;
+let relay: FaultyRelay | undefined;
 beforeAll(async () => {
   web = await httpServer();
   echo = await echoServer();
 });
 afterEach(async () => {
+  await relay?.close();
+  relay = undefined;
   await nginx?.stop();
   nginx = undefined;
   await stopAll();
@@ -57,6 +61,25 @@ describe('transport=h2 mode=packet-up, direct', () => {
     expect(r.hash).toBe(sha256(big));
     expect(bridge.child.exitCode).toBeNull();
   }, 120_000);
+});
+
+describe('transport=h2 mode=packet-up, resumed across connections', () => {
+  it('resumes the session (§9) while a relay resets every connection after 16–24 KB', async () => {
+    const { uri: initUri, config } = await init();
+    const { port } = await startBridge(config, ['--allow-private'], 'h2');
+    relay = new FaultyRelay({ target: port, seed: 23 });
+    const relayPort = await relay.listen();
+    const { client, port: socks } = await startClient(packetUp(withTransport(withPort(initUri, relayPort), 'h2')));
+    await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+    relay.cutRange = [16 * 1024, 24 * 1024];
+    relay.cutAll();
+    const data = seededBytes(256 * 1024, 5);
+    const r = await echoTransfer(socks, echo.port, data);
+    expect(r.ended).toBe('end');
+    expect(r.hash).toBe(sha256(data));
+    expect(relay.cuts).toBeGreaterThan(10);
+    expect(client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length).toBeGreaterThan(10);
+  }, 90_000);
 });
 
 describe('transport=h2 mode=packet-up behind nginx that buffers request bodies (configs/nginx/postern-packet.conf)', () => {

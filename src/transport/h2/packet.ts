@@ -147,6 +147,8 @@ export class ClientPacketPipe extends Duplex {
   #finalCb: ((err?: Error | null) => void) | null = null;
   #lastSent = false;
   #pumpScheduled = false;
+  /** The current POST size limit: PACKET_POST_FIRST_BYTES, doubled by each answered POST up to #postMax. */
+  #postNow: number;
 
   constructor(send: PostSender, down: Readable, limits: Limits) {
     super({ allowHalfOpen: true });
@@ -154,6 +156,7 @@ export class ClientPacketPipe extends Duplex {
     this.#down = down;
     this.#window = limits.PACKET_WINDOW_COUNT;
     this.#postMax = postBodyLimit(limits);
+    this.#postNow = Math.min(limits.PACKET_POST_FIRST_BYTES, this.#postMax);
     down.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) down.pause();
     });
@@ -202,7 +205,9 @@ export class ClientPacketPipe extends Duplex {
   #pump(): void {
     while (!this.destroyed && this.#inFlight < this.#window && !this.#lastSent) {
       let cut = -1;
-      while (this.#ends.length > 0 && (this.#ends[0] as number) - this.#sentOffset <= this.#postMax) cut = this.#ends.shift() as number;
+      while (this.#ends.length > 0 && (this.#ends[0] as number) - this.#sentOffset <= this.#postNow) cut = this.#ends.shift() as number;
+      // A record larger than the current size goes alone (no record is larger than #postMax).
+      if (cut < 0 && this.#ends.length > 0) cut = this.#ends.shift() as number;
       const ending = this.#finalCb !== null && this.#ends.length === 0;
       if (cut < 0 && !ending) break;
       // The last POST takes whatever is left (whole records, as the transport writes nothing else).
@@ -245,6 +250,7 @@ export class ClientPacketPipe extends Duplex {
     this.#send(seq, body, last).then(
       () => {
         this.#inFlight--;
+        this.#postNow = Math.min(this.#postNow * 2, this.#postMax);
         if (this.#lastSent && this.#inFlight === 0 && this.#finalCb !== null) {
           const cb = this.#finalCb;
           this.#finalCb = null;
