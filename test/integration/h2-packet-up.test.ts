@@ -10,7 +10,12 @@ import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { packetSiteFromTemplate, startNginx, type Nginx } from '../helpers/nginx.js';
 import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
+import http2 from 'node:http2';
+import { makeToken } from '../../src/transport/auth.js';
 import { generateSelfSigned } from '../../src/transport/certs.js';
+import { encodePad } from '../../src/transport/h2/codec.js';
+import { newPacketKey, packetBinding } from '../../src/transport/h2/packet.js';
+import { parseShareUri } from '../../src/transport/uri.js';
 import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { init, startBridge, startClient, withPort, withTransport } from '../helpers/stack.js';
@@ -61,6 +66,65 @@ describe('transport=h2 mode=packet-up, direct', () => {
     expect(r.hash).toBe(sha256(big));
     expect(bridge.child.exitCode).toBeNull();
   }, 120_000);
+});
+
+/** One HTTP/2 request on `session`: status and body. */
+function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = session.request(headers, { endStream: body === undefined });
+    let status = 0;
+    const parts: Buffer[] = [];
+    r.once('response', (h) => (status = Number(h[':status'])));
+    r.on('data', (d: Buffer) => parts.push(d));
+    r.once('end', () => resolve({ status, body: Buffer.concat(parts).toString('latin1') }));
+    r.once('error', reject);
+    if (body !== undefined) r.end(body);
+  });
+}
+
+describe('transport=h2 mode=packet-up, the bridge on the wire', () => {
+  it('answers POSTs in sequence order, holds one ahead of a gap, and gives the decoy to a duplicate, an out-of-window number and an unknown key', async () => {
+    const { uri: initUri, config } = await init();
+    const { port } = await startBridge(config, ['--allow-private'], 'h2');
+    const info = parseShareUri(withPort(initUri, port));
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      const key = newPacketKey();
+      const base = { ':scheme': 'https', ':authority': `127.0.0.1:${port}`, ':path': info.path };
+      const token = makeToken(info.secret, info.path, Date.now(), undefined, packetBinding(undefined, key));
+      // The downstream: 200 at once, its body open (not awaited).
+      const down = session.request({ ':method': 'GET', ...base, authorization: `Bearer ${token}`, 'postern-packet': key }, { endStream: true });
+      const downStatus = await new Promise<number>((r) => down.once('response', (h) => r(Number(h[':status']))));
+      expect(downStatus).toBe(200);
+      const post = (seq: number, k = key, body = encodePad(10)) =>
+        request(session, { ':method': 'POST', ...base, 'content-length': String(body.length), 'postern-packet': k, 'postern-seq': String(seq) }, body);
+      const decoy = await request(session, { ':method': 'POST', ...base, 'content-length': '14' }, encodePad(10));
+      expect(decoy.status).toBe(404);
+
+      expect((await post(0)).status).toBe(200);
+      // Ahead of a gap: held, answered only once 1 arrives.
+      let twoDone = false;
+      const two = post(2).then((r) => ((twoDone = true), r));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(twoDone).toBe(false);
+      expect((await post(1)).status).toBe(200);
+      expect((await two).status).toBe(200);
+      // Refusals: the decoy's answer, byte for byte.
+      for (const refused of [await post(0), await post(2), await post(3 + 8), await post(3, newPacketKey())]) {
+        expect(refused).toEqual(decoy);
+      }
+      // A downstream GET with a token made for another key is refused the same way.
+      const other = newPacketKey();
+      const wrong = await request(session, { ':method': 'GET', ...base, authorization: `Bearer ${makeToken(info.secret, info.path, Date.now(), undefined, packetBinding(undefined, key))}`, 'postern-packet': other });
+      const plainGet = await request(session, { ':method': 'GET', ...base });
+      expect(wrong).toEqual(plainGet);
+      // The session still takes the next number.
+      expect((await post(3)).status).toBe(200);
+      down.destroy();
+    } finally {
+      session.destroy();
+    }
+  }, 60_000);
 });
 
 describe('transport=h2 mode=packet-up, resumed across connections', () => {
