@@ -160,6 +160,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     const last = endValue === '1';
     if (pipe === undefined || seq === null || length === null || length > postBodyLimit(limits) || !pipe.accepts(seq)) return null;
     if (length === 0 && !last) return null;
+    pipe.reserve(seq);
     return { pipe, seq, length, last };
   };
 
@@ -209,7 +210,10 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     const parts: Buffer[] = [];
     let have = 0;
     const timer = setTimeout(() => socket.destroy(), limits.PACKET_POST_TIMEOUT_MS);
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (have < length) pipe.release(seq);
+    });
     socket.on('error', () => socket.destroy());
     const take = (chunk: Buffer): void => {
       if (have >= length) return;
@@ -261,12 +265,19 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     }
     if (method !== 'POST' || url !== gate?.path) return false;
     const post = checkPost(key, headers[SEQ_HEADER] as string | undefined, headers['content-length'], headers[END_HEADER] as string | undefined);
-    if (post === null || (post.length === 0) !== endStream) return false;
+    if (post === null) return false;
     const { pipe, seq, length, last } = post;
+    if ((length === 0) !== endStream) {
+      pipe.release(seq);
+      return false;
+    }
     const parts: Buffer[] = [];
     let have = 0;
     const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), limits.PACKET_POST_TIMEOUT_MS);
-    stream.once('close', () => clearTimeout(timer));
+    stream.once('close', () => {
+      clearTimeout(timer);
+      if (have !== length || !stream.readableEnded) pipe.release(seq);
+    });
     const done = (): void => {
       clearTimeout(timer);
       if (have !== length) {

@@ -49,6 +49,8 @@ export class BridgePacketPipe extends Duplex {
   /** Answers of POSTs delivered while the reader was full: sent when it reads again. */
   #waiting: PostAnswer[] = [];
   #lastSeq: number | null = null;
+  /** Numbers of POSTs whose bodies are being read: another POST with the same number is refused meanwhile. */
+  readonly #reading = new Set<number>();
 
   constructor(down: Writable, limits: Limits) {
     super({ readableHighWaterMark: postBodyLimit(limits), allowHalfOpen: true });
@@ -67,8 +69,20 @@ export class BridgePacketPipe extends Duplex {
 
   /** Whether a POST numbered `seq` would be taken (checked before its body is read). */
   accepts(seq: number): boolean {
-    if (this.destroyed || (this.#lastSeq !== null && seq > this.#lastSeq)) return false;
+    if (this.destroyed || (this.#lastSeq !== null && seq > this.#lastSeq) || this.#reading.has(seq)) return false;
     return this.#reorder.accepts(seq);
+  }
+
+  /**
+   * Marks `seq` as being read (after accepts(), before the body is read), so that at most one body
+   * per number in the window is held at a time; release() if the body never comes.
+   */
+  reserve(seq: number): void {
+    this.#reading.add(seq);
+  }
+
+  release(seq: number): void {
+    this.#reading.delete(seq);
   }
 
   /**
@@ -77,6 +91,7 @@ export class BridgePacketPipe extends Duplex {
    * the session ends first.
    */
   offer(seq: number, body: Buffer, last: boolean, answer: PostAnswer): boolean {
+    this.#reading.delete(seq);
     if (this.destroyed || this.readableEnded) return false;
     if (body.length === 0 && !last) return false;
     if (last && this.#lastSeq !== null) return false;
