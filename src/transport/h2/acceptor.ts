@@ -215,12 +215,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       if (have < length) pipe.release(seq);
     });
     socket.on('error', () => socket.destroy());
-    const take = (chunk: Buffer): void => {
-      if (have >= length) return;
-      const part = chunk.subarray(0, length - have);
-      parts.push(part);
-      have += part.length;
-      if (have < length) return;
+    const finish = (): void => {
       clearTimeout(timer);
       socket.off('data', take);
       const taken = pipe.offer(seq, Buffer.concat(parts, have), last, (ok) => {
@@ -229,9 +224,16 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       });
       if (!taken) socket.destroy();
     };
+    function take(chunk: Buffer): void {
+      if (have >= length) return;
+      const part = chunk.subarray(0, length - have);
+      parts.push(part);
+      have += part.length;
+      if (have === length) finish();
+    }
     socket.on('data', take);
-    if (rest.length > 0) take(rest);
-    if (length === 0) take(Buffer.alloc(0));
+    if (length === 0) finish();
+    else if (rest.length > 0) take(rest);
     socket.resume();
     return true;
   };
