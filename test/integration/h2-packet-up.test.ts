@@ -149,7 +149,7 @@ describe('transport=h2 mode=packet-up, resumed across connections', () => {
 describe('transport=h2 mode=packet-up behind nginx that buffers request bodies (configs/nginx/postern-packet.conf)', () => {
   it('stream-one never gets through; packet-up carries curl and 16 MiB both ways; the decoy answers everyone else', async () => {
     const { config } = await init();
-    const bridge = new Postern(['bridge', '--plain', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--log-level', 'debug']);
+    const bridge = new Postern(['bridge', '--plain', '--http2', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--log-level', 'debug']);
     const bport = await bridge.listening('bridge');
     const dir = tempDir('postern-nginx-');
     const { keyPem, certPem } = generateSelfSigned({ commonName: '127.0.0.1', altNames: ['127.0.0.1'] });
