@@ -147,6 +147,14 @@ export const LIMITS = {
   H2_CONNECTION_WINDOW_BYTES: 16 * 1024 * 1024,
   /** HTTP/2 transport: after a graceful close the peer has this long to end its body before the stream is reset. */
   H2_CLOSE_TIMEOUT_MS: 5_000,
+  /** packet-up (§12.3): one upstream POST's body at most (under nginx's default client_max_body_size, 1 MiB; above one record). */
+  PACKET_POST_MAX_BYTES: 512 * 1024,
+  /** packet-up: a connection's first POST is at most this (then each answered POST doubles the size), so a connection cut early still delivers something. */
+  PACKET_POST_FIRST_BYTES: 8 * 1024,
+  /** packet-up: upstream POSTs a client has unanswered, and how far ahead of the next one the bridge takes (and holds) a POST, per session. */
+  PACKET_WINDOW_COUNT: 8,
+  /** packet-up: a POST's body must arrive within this (nginx client_body_timeout 60 s), and its answer before the client gives up. */
+  PACKET_POST_TIMEOUT_MS: 60_000,
   /** Largest request body the proxy decoy passes upstream (nginx client_max_body_size 1 MiB → 413). */
   DECOY_MAX_BODY_BYTES: 1024 * 1024,
   /** The proxy decoy answers 504 when its upstream is silent this long (nginx proxy_read_timeout 60 s). */
@@ -328,6 +336,10 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   H2_STREAM_WINDOW_BYTES: [64 * 1024, 64 * 1024 * 1024],
   H2_CONNECTION_WINDOW_BYTES: [64 * 1024, 256 * 1024 * 1024],
   H2_CLOSE_TIMEOUT_MS: [100, 60_000],
+  PACKET_POST_MAX_BYTES: [300 * 1024, 1024 * 1024],
+  PACKET_POST_FIRST_BYTES: [1024, 1024 * 1024],
+  PACKET_WINDOW_COUNT: [1, 64],
+  PACKET_POST_TIMEOUT_MS: [1_000, 600_000],
   DECOY_MAX_BODY_BYTES: [0, 64 * 1024 * 1024],
   DECOY_PROXY_TIMEOUT_MS: [1_000, 600_000],
   DECOY_PROXY_MAX_SOCKETS_COUNT: [1, 65_536],

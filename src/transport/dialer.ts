@@ -128,8 +128,13 @@ export function hostHeader(info: BridgeInfo): string {
 }
 
 /** Authorization and, for a resumable session, Postern-Session and Postern-Resume (§3, §9.2): the same for every transport. */
-export function credentialHeaders(info: BridgeInfo, nowMs: number, opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>): Record<string, string> {
-  const token = makeToken(info.secret, info.path, nowMs, undefined, opts.sessionId);
+export function credentialHeaders(
+  info: BridgeInfo,
+  nowMs: number,
+  opts: Pick<DialOptions, 'sessionId' | 'resumeSecret'>,
+  bind: (sessionId: string | undefined) => string | undefined = (id) => id,
+): Record<string, string> {
+  const token = makeToken(info.secret, info.path, nowMs, undefined, bind(opts.sessionId));
   const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
   if (opts.sessionId !== undefined) {
     headers[SESSION_HEADER] = opts.sessionId;

@@ -57,7 +57,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 /**
  * Runs the shared checks on a request for `url` with (lower-case) `headers`; `transportProblem`
  * is the transport's own check, run after the path's. A refusal is logged and counted
- * (onRefused) here; the caller lets the decoy answer it. Without sessions (the decoy alone)
+ * (onRefused) here; the caller lets the decoy answer it. `bind` gives what the token's MAC is bound
+ * to (default: the Postern-Session value; packet-up adds its key, §12.3). Without sessions (the decoy alone)
  * everything is refused, silently.
  */
 export function admit(
@@ -65,6 +66,7 @@ export function admit(
   url: string,
   headers: Readonly<Record<string, string | undefined>>,
   transportProblem: () => string | null = () => null,
+  bind: (sessionId: string | undefined) => string | undefined = (id) => id,
 ): Admission {
   const gate = ctx.sessions;
   if (gate === null) return { ok: false, reason: 'no_sessions' };
@@ -82,7 +84,7 @@ export function admit(
   if (sessionHeader !== undefined && !SESSION_ID_RE.test(sessionHeader)) return refuse('session_id');
   const resumeHeader = headers[RESUME_HEADER.toLowerCase()];
   if (resumeHeader !== undefined && (sessionHeader === undefined || !RESUME_PROOF_RE.test(resumeHeader))) return refuse('resume_proof');
-  const auth = gate.verifier.verify(bearerToken(headers.authorization), gate.path, sessionHeader);
+  const auth = gate.verifier.verify(bearerToken(headers.authorization), gate.path, bind(sessionHeader));
   if (!auth.ok) return refuse(auth.reason);
   const admission = sessionHeader === undefined ? 'ok' : (gate.admitSession?.(auth.user, sessionHeader, resumeHeader, auth.head) ?? 'ok');
   if (admission === 'refuse') return refuse('resume_proof');

@@ -1,6 +1,6 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&host=<name>[:<port>]&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&host=<name>[:<port>]&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>&mode=<stream-one|packet-up>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
@@ -49,7 +49,13 @@ export interface BridgeInfo {
   budget?: number;
   /** How the session is carried (§1 `transport`); absent: DEFAULT_TRANSPORT, which the parser never sets. */
   transport?: TransportName;
+  /** How an h2 session is carried (§12.3 `mode`); absent: stream-one. Only with transport=h2. */
+  mode?: H2Mode;
 }
+
+/** The h2 transport's modes a share URI may name (§1 `mode`, §12.2, §12.3); the first is the default. */
+export const H2_MODES = ['stream-one', 'packet-up'] as const;
+export type H2Mode = (typeof H2_MODES)[number];
 
 /** Smallest `budget` a share URI may carry (§1). */
 export const URI_BUDGET_MIN_BYTES = 4_096;
@@ -58,7 +64,7 @@ export const SHARE_URI_SCHEME = 'postern';
 export const DEFAULT_BRIDGE_PORT = 443;
 export const PIN_BYTES = 32;
 
-const KNOWN_PARAMS = new Set(['pin', 'sni', 'host', 'connect', 'plain', 'budget', 'transport']);
+const KNOWN_PARAMS = new Set(['pin', 'sni', 'host', 'connect', 'plain', 'budget', 'transport', 'mode']);
 /** RFC 3986 pchar minus '%' (checked apart) plus '/': characters WHATWG URL leaves untouched in a path. */
 const PATH_CHARS_RE = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const PCT_RE = /%(?![0-9A-Fa-f]{2})/;
@@ -256,6 +262,10 @@ export function parseShareUri(s: string): BridgeInfo {
         info.budget = n;
       } else if (key === 'connect') {
         info.connect = parseConnectAddress(decodeAddressParam(value, key), port);
+      } else if (key === 'mode') {
+        const mode = H2_MODES.find((m) => m === value);
+        if (mode === undefined) throw bad(`mode must be one of ${H2_MODES.join(', ')} (got "${value.slice(0, 16)}")`);
+        if (mode !== H2_MODES[0]) info.mode = mode;
       } else if (key === 'transport') {
         const name = TRANSPORT_NAMES.find((n) => n === value);
         if (name === undefined) throw bad(`transport must be one of ${TRANSPORT_NAMES.join(', ')} (got "${value.slice(0, 16)}")`);
@@ -273,6 +283,7 @@ export function parseShareUri(s: string): BridgeInfo {
       throw bad(`connect: plain=1 is only allowed through a loopback relay, not "${info.connect.host}"`);
     }
   }
+  if (info.mode !== undefined && info.transport !== 'h2') throw bad(`mode=${info.mode} needs transport=h2`);
   if (label !== undefined) info.label = label;
   return info;
 }
@@ -288,6 +299,7 @@ export function formatShareUri(info: BridgeInfo): string {
   if (info.plain) params.push('plain=1');
   if (info.budget !== undefined) params.push(`budget=${info.budget}`);
   if (transportOf(info) !== DEFAULT_TRANSPORT) params.push(`transport=${transportOf(info)}`);
+  if (info.mode !== undefined) params.push(`mode=${info.mode}`);
   const query = params.length > 0 ? `?${params.join('&')}` : '';
   const label = info.label !== undefined && info.label !== '' ? `#${encodeURIComponent(info.label)}` : '';
   return `${SHARE_URI_SCHEME}://${toBase64Url(info.secret)}@${formatHostPort(info)}${info.path}${query}${label}`;

@@ -32,7 +32,16 @@ export function siteFromTemplate(v: { port: number; certFile: string; keyFile: s
 
 /** configs/nginx/postern-h2.conf (TLS + HTTP/2 at nginx, grpc_pass to h2c bridges) with its example values replaced. */
 export function h2SiteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
-  const { sub, text } = template('configs/nginx/postern-h2.conf');
+  return http2Site('configs/nginx/postern-h2.conf', v);
+}
+
+/** configs/nginx/postern-packet.conf (TLS + HTTP/2 at nginx, request bodies buffered, proxy_pass HTTP/1.1) with its example values replaced. */
+export function packetSiteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
+  return http2Site('configs/nginx/postern-packet.conf', v);
+}
+
+function http2Site(file: string, v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
+  const { sub, text } = template(file);
   sub('listen 443 ssl http2;', `listen 127.0.0.1:${v.port} ssl http2;`);
   sub('listen [::]:443 ssl http2;', '');
   sub('/etc/letsencrypt/live/bridge.example.org/fullchain.pem', v.certFile);

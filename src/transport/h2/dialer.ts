@@ -16,6 +16,7 @@ import type { BridgeInfo } from '../uri.js';
 import { encodePad, randomPadLength } from './codec.js';
 import { H2FrameTransport } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
+import { ClientPacketPipe, END_HEADER, PACKET_HEADER, SEQ_HEADER, newPacketKey, packetBinding } from './packet.js';
 
 /** A browser-like client SETTINGS (Chromium's values): a large window, no push. */
 export const CLIENT_H2_SETTINGS: http2.Settings = {
@@ -134,6 +135,117 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
 }
 
 /**
+ * Opens a packet-up session on `sock` (§12.3): the downstream `GET <path>` (req.headers carry the
+ * credentials, the token bound to `key`), then, once it is answered 200, upstream POSTs on the same
+ * connection. Rejects as openStreamOne does.
+ */
+export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, opts: StreamOneOptions): Promise<FrameTransport> {
+  const { limits } = opts;
+  return new Promise<FrameTransport>((resolve, reject) => {
+    let settled = false;
+    const session = http2.connect(`${req.scheme}://${req.authority}`, {
+      createConnection: () => sock,
+      settings: CLIENT_H2_SETTINGS,
+      maxSessionMemory: 16,
+    });
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      opts.signal.removeEventListener('abort', onAbort);
+      session.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted'));
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    session.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 connection failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
+    session.once('close', () => fail(new PosternError('E_DIAL', 'connection closed before the answer')));
+    session.once('connect', () => {
+      try {
+        session.setLocalWindowSize(limits.H2_CONNECTION_WINDOW_BYTES);
+      } catch {
+        // closing already: the request fails below
+      }
+    });
+    const base = { ':scheme': req.scheme, ':authority': req.authority, ':path': req.path };
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'GET', ...base };
+    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
+    headers[PACKET_HEADER] = key;
+    headers[PADDING_HEADER] = paddingValue();
+    let down: http2.ClientHttp2Stream;
+    try {
+      down = session.request(headers, { endStream: true });
+    } catch (err) {
+      fail(new PosternError('E_DIAL', (err as Error).message, { cause: err }));
+      return;
+    }
+    down.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
+    down.once('close', () => fail(new PosternError('E_DIAL', 'stream closed before the answer')));
+    /** One upstream POST: settles when the bridge answered it (200) or not. */
+    const post = (seq: number, body: Buffer, last: boolean): Promise<void> =>
+      new Promise<void>((ok, no) => {
+        const h: http2.OutgoingHttpHeaders = {
+          ':method': 'POST',
+          ...base,
+          'content-type': 'application/octet-stream',
+          'content-length': String(body.length),
+          [PACKET_HEADER]: key,
+          [SEQ_HEADER]: String(seq),
+          [PADDING_HEADER]: paddingValue(),
+        };
+        if (last) h[END_HEADER] = '1';
+        let up: http2.ClientHttp2Stream;
+        try {
+          up = session.request(h, { endStream: body.length === 0 });
+        } catch (err) {
+          no(err as Error);
+          return;
+        }
+        const timer = setTimeout(() => up.close(http2.constants.NGHTTP2_CANCEL), limits.PACKET_POST_TIMEOUT_MS);
+        let status = 0;
+        up.once('response', (rh: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+          status = rh[':status'] ?? 0;
+        });
+        up.on('error', () => undefined);
+        up.resume();
+        up.once('close', () => {
+          clearTimeout(timer);
+          if (status === 200 && up.rstCode === http2.constants.NGHTTP2_NO_ERROR) ok();
+          else no(new Error(`upstream POST ${seq} answered ${status || 'nothing'}`));
+        });
+        if (body.length > 0) up.end(body);
+      });
+    down.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+      const status = h[':status'] ?? 0;
+      if (status !== 200) {
+        fail(new H2RefusedError(status, h.date));
+        return;
+      }
+      if (settled) return;
+      settled = true;
+      opts.signal.removeEventListener('abort', onAbort);
+      session.removeAllListeners('close');
+      down.removeAllListeners('close');
+      down.removeAllListeners('error');
+      session.on('error', () => down.destroy());
+      down.on('error', () => undefined);
+      const pipe = new ClientPacketPipe(post, down, limits);
+      const transport = new H2FrameTransport(pipe, {
+        maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+        closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
+        peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
+        ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+        onFinish: () => {
+          session.close();
+          setTimeout(() => session.destroy(), limits.H2_CLOSE_TIMEOUT_MS).unref();
+        },
+      });
+      session.once('close', () => pipe.destroy());
+      resolve(transport);
+    });
+  });
+}
+
+/**
  * Stream-one on a verified stream (§12.2): the §3 credentials as request headers, what is left of
  * DIAL_TIMEOUT_MS to get the answer, a refusal read as every transport reads it.
  */
@@ -145,11 +257,14 @@ export function streamOneOn(stream: SecureStream, info: BridgeInfo, opts: DialOp
   const timer = setTimeout(() => abort.abort(new PosternError('E_DIAL', `timed out after ${limits.DIAL_TIMEOUT_MS} ms (HTTP/2 session request)`)), remainingMs(stream, limits));
   const onAbort = (): void => abort.abort(new PosternError('E_DIAL', 'aborted', { cause: opts.signal?.reason }));
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const headers = credentialHeaders(info, now(), opts);
-  return openStreamOne(stream.socket, { scheme: info.plain ? 'http' : 'https', authority: hostHeader(info), path: info.path, headers }, { limits, signal: abort.signal, wire: stream.raw })
+  const packetKey = info.mode === 'packet-up' ? newPacketKey() : null;
+  const headers = credentialHeaders(info, now(), opts, packetKey === null ? undefined : (id) => packetBinding(id, packetKey));
+  const req: StreamOneRequest = { scheme: info.plain ? 'http' : 'https', authority: hostHeader(info), path: info.path, headers };
+  const o: StreamOneOptions = { limits, signal: abort.signal, wire: stream.raw };
+  return (packetKey === null ? openStreamOne(stream.socket, req, o) : openPacketUp(stream.socket, req, packetKey, o))
     .then(
       (t) => {
-        log.debug({ ms: Date.now() - stream.startedAt, transport: 'h2' }, 'bridge session open');
+        log.debug({ ms: Date.now() - stream.startedAt, transport: 'h2', mode: info.mode ?? 'stream-one' }, 'bridge session open');
         return t;
       },
       (err: unknown) => {
@@ -166,7 +281,7 @@ export function streamOneOn(stream: SecureStream, info: BridgeInfo, opts: DialOp
     });
 }
 
-/** The h2 transport's client end (registry.ts): stream-one on a stream whose ALPN is h2 (or plain, h2c). */
+/** The h2 transport's client end (registry.ts): stream-one or packet-up (the link's mode) on a stream whose ALPN is h2 (or plain, h2c). */
 export const h2Dialer: TransportDialer = {
   name: 'h2',
   title: 'HTTP/2',

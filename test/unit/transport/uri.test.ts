@@ -148,6 +148,25 @@ describe('parseShareUri (protocol.md §1)', () => {
     expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
   });
 
+  it('reads mode= with transport=h2 (§1, §12.3): stream-one is the default and never stored; round trip', () => {
+    const pu = parseShareUri(`postern://${S}@bridge.example.org/p?pin=${P}&transport=h2&mode=packet-up`);
+    expect(pu).toMatchObject({ transport: 'h2', mode: 'packet-up' });
+    expect(parseShareUri(formatShareUri(pu))).toEqual(pu);
+    expect(formatShareUri(pu)).toMatch(/&transport=h2&mode=packet-up$/);
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p?transport=h2&mode=stream-one`)).toEqual(parseShareUri(`postern://${S}@bridge.example.org/p?transport=h2`));
+    expect(parseShareUri(`postern://${S}@bridge.example.org/p?transport=h2`).mode).toBeUndefined();
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['an unknown mode', 'transport=h2&mode=packet-down', /URI: mode must be one of stream-one, packet-up \(got "packet-down"\)$/],
+    ['an empty value', 'transport=h2&mode=', /mode must be one of stream-one, packet-up \(got ""\)/],
+    ['no transport=h2', 'mode=packet-up', /URI: mode=packet-up needs transport=h2$/],
+    ['transport=ws', 'transport=ws&mode=packet-up', /mode=packet-up needs transport=h2/],
+    ['twice', 'transport=h2&mode=packet-up&mode=packet-up', /query parameter "mode" appears twice/],
+  ])('rejects mode= with %s, naming the field', (_name, query, reason) => {
+    expect(badUri(`postern://${S}@bridge.example.org/?${query}`)).toMatch(reason);
+  });
+
   it('reads address, server name and Host apart: connect=, sni= and host= (§1)', () => {
     const info = parseShareUri(`postern://${S}@bridge.example.org:443/p?pin=${P}&sni=front.example.net&host=origin.example.org&connect=203.0.113.8:443`);
     expect(info).toMatchObject({ host: 'bridge.example.org', port: 443, sni: 'front.example.net', httpHost: 'origin.example.org', connect: { host: '203.0.113.8', port: 443 } });
