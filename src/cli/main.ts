@@ -8,7 +8,7 @@ import { resolveBridgeSettings, validateBridgeConfig, type BridgeConfig, type Br
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, loadPrettyLog, type Logger } from '../log/logger.js';
 import { generateSecret, parseFeatures } from '../transport/auth.js';
 import { spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/ws/dialer.js';
@@ -621,6 +621,7 @@ process.on('uncaughtException', (err) => {
   process.exit(70);
 });
 
-buildProgram()
-  .parseAsync(process.argv)
+// pino-pretty first, when stdout is a terminal (src/log/logger.ts); a daemon under a service manager never loads it.
+loadPrettyLog()
+  .then(() => buildProgram().parseAsync(process.argv))
   .catch((err) => fail(err));
