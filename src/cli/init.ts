@@ -5,7 +5,6 @@ import path from 'node:path';
 import { PosternError } from '../core/errors.js';
 import type { BridgeConfigFile } from '../config/bridge.js';
 import { generateSecret } from '../transport/auth.js';
-import { generateSelfSigned } from '../transport/certs.js';
 import { readPem, shareUri, type LinkOptions } from './share.js';
 
 export interface InitOptions {
@@ -31,7 +30,8 @@ export interface InitResult {
 export const CONFIG_NAME = 'bridge.json';
 
 /** Writes bridge.json, key.pem, cert.pem and a first user into dir; returns the share URI. */
-export function initBridge(o: InitOptions): InitResult {
+/** Async only to load the certificate maker (node-forge) when it makes a certificate, never in a daemon. */
+export async function initBridge(o: InitOptions): Promise<InitResult> {
   const dir = path.resolve(o.dir);
   const configFile = path.join(dir, CONFIG_NAME);
   const keyFile = path.join(dir, 'key.pem');
@@ -43,7 +43,7 @@ export function initBridge(o: InitOptions): InitResult {
     }
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { keyPem, certPem } = existing ?? generateSelfSigned({ commonName: o.host, altNames: [o.host] });
+  const { keyPem, certPem } = existing ?? (await import('../transport/self-signed.js')).generateSelfSigned({ commonName: o.host, altNames: [o.host] });
   const secret = generateSecret();
   const secretPath = `/${crypto.randomBytes(12).toString('base64url')}`;
   const config: BridgeConfigFile = {

@@ -8,9 +8,9 @@ import { resolveBridgeSettings, validateBridgeConfig, type BridgeConfig, type Br
 import { formatHostPort, isLoopbackHost, parseHostPort, targetFromHost } from '../core/address.js';
 import { exitStatus, PosternError } from '../core/errors.js';
 import { defaultLimits } from '../core/limits.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, loadPrettyLog, type Logger } from '../log/logger.js';
 import { generateSecret, parseFeatures } from '../transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../transport/certs.js';
+import { spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/ws/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
@@ -241,7 +241,7 @@ async function runClient(given: RunClientOptions): Promise<void> {
     logStartup(log);
     const s = settings;
     // WhatsApp accepts any certificate on its TLS port; a fresh one each start is enough.
-    const cert = s.whatsapp.some((e) => e.tls) ? generateSelfSigned({ commonName: 'localhost', altNames: ['localhost'] }) : undefined;
+    const cert = s.whatsapp.some((e) => e.tls) ? (await import('../transport/self-signed.js')).generateSelfSigned({ commonName: 'localhost', altNames: ['localhost'] }) : undefined;
     client = new Client({
       bridge: s.bridges[0] as (typeof s.bridges)[number],
       bridges: s.bridges,
@@ -307,6 +307,7 @@ async function runDemo(opts: { listen: string; allowPrivate?: boolean; logLevel?
   const log = createLogger({ level: opts.logLevel ?? 'info', ...status.logOptions() });
   logStartup(log);
   // A throwaway bridge on loopback with a fresh key, certificate and secret, all in memory.
+  const { generateSelfSigned } = await import('../transport/self-signed.js');
   const { keyPem, certPem } = generateSelfSigned({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
   const secret = generateSecret();
   const secretPath = `/${crypto.randomBytes(12).toString('base64url')}`;
@@ -472,7 +473,7 @@ export function buildProgram(): Command {
     .addOption(hostHeaderOpt())
     .addOption(transportOpt())
     .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
-    .action((o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean } & FrontOptions) => {
+    .action(async (o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean } & FrontOptions) => {
       try {
         const portOf = (text: string, flag: string): number => {
           const n = Number(text);
@@ -484,7 +485,7 @@ export function buildProgram(): Command {
         if ((o.cert === undefined) !== (o.key === undefined)) throw new PosternError('E_CONFIG', '--cert and --key go together');
         const existing = o.cert !== undefined ? { certFile: o.cert, keyFile: o.key as string } : undefined;
         const front = parseFrontOptions(frontOptions(o), publicPort ?? port); // refuse before writing
-        const res = initBridge({ dir: o.dir, host: o.host, port, ...(publicPort !== undefined ? { publicPort } : {}), listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}), front });
+        const res = await initBridge({ dir: o.dir, host: o.host, port, ...(publicPort !== undefined ? { publicPort } : {}), listenHost: o.listenHost, user: o.user, force: o.force === true, ...(existing ? { existing } : {}), front });
         process.stderr.write(`wrote ${res.configFile}${existing ? '' : ' (and key.pem, cert.pem)'}\nshare URI for "${o.user}" (keep it secret):\n`);
         printShare(res.uri, o.qr);
       } catch (err) {
@@ -620,6 +621,7 @@ process.on('uncaughtException', (err) => {
   process.exit(70);
 });
 
-buildProgram()
-  .parseAsync(process.argv)
+// pino-pretty first, when stdout is a terminal (src/log/logger.ts); a daemon under a service manager never loads it.
+loadPrettyLog()
+  .then(() => buildProgram().parseAsync(process.argv))
   .catch((err) => fail(err));

@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -31,6 +31,16 @@ export const REDACT_PATHS = [
   'req.headers.authorization',
 ];
 
+let pretty: typeof PinoPretty | undefined;
+
+/**
+ * Loads pino-pretty (about 1.5 MiB of heap once loaded) when a terminal will read the log: call it
+ * before createLogger. A daemon under a service manager (stdout not a terminal) never loads it.
+ */
+export async function loadPrettyLog(): Promise<void> {
+  if (pretty === undefined && process.stdout.isTTY === true) pretty = (await import('pino-pretty')).default;
+}
+
 /** One pino logger for a daemon: JSON lines to stdout, or pretty in-process (no worker transport). */
 export function createLogger(opts: LogOptions = {}, destination?: NodeJS.WritableStream): Logger {
   const options = {
@@ -38,8 +48,9 @@ export function createLogger(opts: LogOptions = {}, destination?: NodeJS.Writabl
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
+  // Pretty only once loadPrettyLog loaded it (it loads it only for a terminal); JSON lines otherwise.
   const usePretty = opts.pretty ?? (destination === undefined && process.stdout.isTTY === true);
-  if (usePretty) {
+  if (usePretty && pretty !== undefined) {
     return pino(
       options,
       // NO_COLOR (https://no-color.org): any value turns colour off.

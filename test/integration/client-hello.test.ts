@@ -12,7 +12,7 @@ import { CLIENT_HELLO_MAX_BYTES, EXT, decodeClientHello, hex16, type ClientHello
 import { curl, doctor } from '../helpers/ops.js';
 import { Postern, stopAll } from '../helpers/proc.js';
 import { init, startBridge } from '../helpers/stack.js';
-import { generateSelfSigned } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 import { formatShareUri, parseShareUri } from '../../src/transport/uri.js';
 
 /** What one capture may hold: the largest ClientHello plus the headers of the records it may span. */

@@ -9,7 +9,8 @@ import { stopAll, type Postern } from '../helpers/proc.js';
 import { httpServer, type Local } from '../helpers/servers.js';
 import { init, startBridge, withPort } from '../helpers/stack.js';
 import { generateSecret } from '../../src/transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../../src/transport/certs.js';
+import { spkiSha256 } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 
 let web: Local<import('node:http').Server>;
 let bridge: Postern;

@@ -14,7 +14,7 @@ import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, runPostern, stopAll, tempDir } from '../helpers/proc.js';
 import { httpServer, type Local } from '../helpers/servers.js';
 import { startClient } from '../helpers/stack.js';
-import { generateSelfSigned } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 
 const FRONT = 'front.example';

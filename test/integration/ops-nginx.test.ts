@@ -13,7 +13,7 @@ import { echoServer, httpServer, type Local } from '../helpers/servers.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startClient, withPort, withTransport } from '../helpers/stack.js';
 import { SESSION_HEADER, SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
-import { generateSelfSigned } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 import { parseShareUri } from '../../src/transport/uri.js';
 
 let web: Local<import('node:http').Server>;

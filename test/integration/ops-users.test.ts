@@ -6,7 +6,7 @@ import { curl, doctor, run } from '../helpers/ops.js';
 import { stopAll, tempDir } from '../helpers/proc.js';
 import { httpServer, type Local } from '../helpers/servers.js';
 import { init, startBridge, startClient, withPort } from '../helpers/stack.js';
-import { generateSelfSigned } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 import forge from 'node-forge';
 
 let web: Local<import('node:http').Server>;

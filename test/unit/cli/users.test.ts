@@ -7,14 +7,14 @@ import { qrText } from '../../../src/cli/qr.js';
 import { addUser, listUsers, removeUser, shareUser } from '../../../src/cli/users.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
 
-function fresh(): string {
+async function fresh(): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
-  return initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false }).configFile;
+  return (await initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false })).configFile;
 }
 
 describe('users (config edits)', () => {
-  it('adds, shares and removes users, keeping mode 0600 and leaving no temp file', () => {
-    const file = fresh();
+  it('adds, shares and removes users, keeping mode 0600 and leaving no temp file', async () => {
+    const file = await fresh();
     fs.chmodSync(file, 0o600);
     const uri = addUser(file, 'bob');
     expect(parseShareUri(uri).label).toBe('bob');
@@ -26,8 +26,8 @@ describe('users (config edits)', () => {
     expect(fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('never widens the mode past 0600 and refuses bad names, duplicates and unknown users', () => {
-    const file = fresh();
+  it('never widens the mode past 0600 and refuses bad names, duplicates and unknown users', async () => {
+    const file = await fresh();
     fs.chmodSync(file, 0o644);
     addUser(file, 'carol');
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
@@ -37,8 +37,8 @@ describe('users (config edits)', () => {
     expect(() => shareUser(file, 'dave')).toThrow('no user named "dave"');
   });
 
-  it('shares a link through a relay (--connect): TCP to the relay, the bridge name and pin kept', () => {
-    const file = fresh();
+  it('shares a link through a relay (--connect): TCP to the relay, the bridge name and pin kept', async () => {
+    const file = await fresh();
     const direct = parseShareUri(shareUser(file, 'alice'));
     const relayed = parseShareUri(shareUser(file, 'alice', { connect: '203.0.113.80:8443' }));
     expect(relayed.connect).toEqual({ host: '203.0.113.80', port: 8443 });
@@ -47,8 +47,8 @@ describe('users (config edits)', () => {
     expect(parseShareUri(shareUser(file, 'alice', { connect: 'relay.example.ru' })).connect).toEqual({ host: 'relay.example.ru', port: 443 });
   });
 
-  it('refuses a bad --connect by name, and adds no user when it is bad', () => {
-    const file = fresh();
+  it('refuses a bad --connect by name, and adds no user when it is bad', async () => {
+    const file = await fresh();
     expect(() => shareUser(file, 'alice', { connect: 'relay.example:0' })).toThrow('--connect relay.example:0: port 0 is not from 1 to 65535');
     expect(() => shareUser(file, 'alice', { connect: '2001:db8::1' })).toThrow('--connect 2001:db8::1: an IPv6 host must be in brackets');
     const before = fs.readFileSync(file, 'utf8');
@@ -56,8 +56,8 @@ describe('users (config edits)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
-  it('shares a link for a CDN or reverse proxy: --connect, --sni and --host-header each land in their own field', () => {
-    const file = fresh();
+  it('shares a link for a CDN or reverse proxy: --connect, --sni and --host-header each land in their own field', async () => {
+    const file = await fresh();
     const direct = parseShareUri(shareUser(file, 'alice'));
     const fronted = parseShareUri(shareUser(file, 'alice', { connect: '203.0.113.80', sni: 'front.example.net', hostHeader: 'bridge.example.org' }));
     expect(fronted.connect).toEqual({ host: '203.0.113.80', port: 443 });
@@ -67,12 +67,12 @@ describe('users (config edits)', () => {
     expect({ ...fronted, connect: undefined, sni: undefined, httpHost: undefined }).toEqual({ ...direct, connect: undefined });
     // Without a pin (a CA certificate, e.g. nginx's), --sni replaces the default sni=<publicHost>.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
-    const res = initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { sni: 'front.example.net', httpHost: 'bridge.example.org' } });
+    const res = await initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { sni: 'front.example.net', httpHost: 'bridge.example.org' } });
     expect(parseShareUri(res.uri)).toMatchObject({ sni: 'front.example.net', httpHost: 'bridge.example.org' });
   });
 
-  it('refuses a bad --sni or --host-header by name, and adds no user when one is bad', () => {
-    const file = fresh();
+  it('refuses a bad --sni or --host-header by name, and adds no user when one is bad', async () => {
+    const file = await fresh();
     expect(() => shareUser(file, 'alice', { sni: '198.51.100.7' })).toThrow('--sni 198.51.100.7: must be a host name, not an IP address');
     expect(() => shareUser(file, 'alice', { sni: 'bad name' })).toThrow('--sni bad name: host "bad name" is not a valid host name');
     expect(() => shareUser(file, 'alice', { hostHeader: 'origin.example:0' })).toThrow('--host-header origin.example:0: port 0 is not from 1 to 65535');
@@ -82,23 +82,23 @@ describe('users (config edits)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
-  it('shares an h2 link with --transport h2 (init and users alike); ws is the default and stays implicit; an unknown name is refused by the flag', () => {
-    const file = fresh();
+  it('shares an h2 link with --transport h2 (init and users alike); ws is the default and stays implicit; an unknown name is refused by the flag', async () => {
+    const file = await fresh();
     const direct = parseShareUri(shareUser(file, 'alice'));
     const h2Link = shareUser(file, 'alice', { transport: 'h2' });
     expect(h2Link).toContain('transport=h2');
     expect(parseShareUri(h2Link)).toEqual({ ...direct, transport: 'h2' });
     expect(shareUser(file, 'alice', { transport: 'ws' })).toBe(shareUser(file, 'alice'));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
-    const res = initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { transport: 'h2' } });
+    const res = await initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { transport: 'h2' } });
     expect(parseShareUri(res.uri).transport).toBe('h2');
     const before = fs.readFileSync(file, 'utf8');
     expect(() => addUser(file, 'bob', { transport: 'quic' })).toThrow(/--transport quic: expected one of ws, h2$/);
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
-  it('keeps the file untouched when a change would be invalid', () => {
-    const file = fresh();
+  it('keeps the file untouched when a change would be invalid', async () => {
+    const file = await fresh();
     const before = fs.readFileSync(file, 'utf8');
     expect(() => removeUser(file, 'alice')).toThrow('is the only user');
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
@@ -115,8 +115,8 @@ describe('qrText', () => {
     expect(lines[0]).toMatch(/^\u2588+$/);
   });
 
-  it('takes user names in any alphabet, stored in one Unicode spelling (NFC), and shares them', () => {
-    const file = fresh();
+  it('takes user names in any alphabet, stored in one Unicode spelling (NFC), and shares them', async () => {
+    const file = await fresh();
     const uri = addUser(file, 'Маша');
     expect(parseShareUri(uri).label).toBe('Маша');
     // "é" typed as e + combining accent is the same user as the precomposed "é".
@@ -127,12 +127,12 @@ describe('qrText', () => {
     expect(() => addUser(file, 'Мария Ивановна')).toThrow('letters (any alphabet), digits, ".", "_" or "-"');
   });
 
-  it('makes links from shareCert (the front\'s certificate), not from the unused self-signed one init wrote', () => {
-    const file = fresh();
+  it('makes links from shareCert (the front\'s certificate), not from the unused self-signed one init wrote', async () => {
+    const file = await fresh();
     const dir = path.dirname(file);
     const before = parseShareUri(shareUser(file, 'alice')).pin?.toString('hex');
     // Another self-signed certificate stands in for nginx's.
-    const front = initBridge({ dir: path.join(dir, 'front'), host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'x', force: false });
+    const front = await initBridge({ dir: path.join(dir, 'front'), host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'x', force: false });
     const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
     raw.shareCert = 'front/cert.pem';
     fs.writeFileSync(file, JSON.stringify(raw));

@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSelfSigned, spkiSha256 } from '../../../src/transport/certs.js';
+import { spkiSha256 } from '../../../src/transport/certs.js';
+import { generateSelfSigned } from '../../../src/transport/self-signed.js';
 
 /** SHA-256 of the SPKI re-encoded by node-forge's ASN.1 code, independent of node:crypto's X509 parser. */
 function forgeSpkiSha256(certPem: string): Buffer {

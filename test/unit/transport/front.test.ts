@@ -11,7 +11,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../../src/core/limits.js';
 import { createBuiltinDecoy } from '../../../src/decoy/builtin.js';
 import { silentLogger } from '../../../src/log/logger.js';
-import { generateSelfSigned } from '../../../src/transport/certs.js';
+import { generateSelfSigned } from '../../../src/transport/self-signed.js';
 import { createFront, frontAlpnProtocols } from '../../../src/transport/front.js';
 import { createDecoyListener } from '../../../src/transport/listener.js';
 import type { Acceptor, AcceptedConnection, FrontRequest } from '../../../src/transport/types.js';

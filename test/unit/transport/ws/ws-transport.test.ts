@@ -5,7 +5,8 @@ import { silentLogger } from '../../../../src/log/logger.js';
 import { CUT_CODE, type FrameTransport, type TransportClose } from '../../../../src/mux/transport.js';
 import { sendQueueBound } from '../../../../src/core/limits.js';
 import { makeToken } from '../../../../src/transport/auth.js';
-import { generateSelfSigned, spkiSha256 } from '../../../../src/transport/certs.js';
+import { spkiSha256 } from '../../../../src/transport/certs.js';
+import { generateSelfSigned } from '../../../../src/transport/self-signed.js';
 import { dialBridge } from '../../../../src/transport/registry.js';
 import { onCleanup, startBridge, stopAll, track, within, type BridgeFixture } from '../helpers.js';
 
