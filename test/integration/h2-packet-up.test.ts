@@ -12,7 +12,7 @@ import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
 import http2 from 'node:http2';
 import { makeToken } from '../../src/transport/auth.js';
-import { generateSelfSigned } from '../../src/transport/certs.js';
+import { generateSelfSigned } from '../../src/transport/self-signed.js';
 import { encodePad } from '../../src/transport/h2/codec.js';
 import { newPacketKey, packetBinding } from '../../src/transport/h2/packet.js';
 import { parseShareUri } from '../../src/transport/uri.js';
