@@ -305,7 +305,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
 
   /** Bytes held for the peer: every kept message (with its overhead) and what the connection still buffers. */
   get heldBytes(): number {
-    const b = this.conn?.bufferedBytes ?? 0;
+    // The connection's own hold (its send queue and, for some transports, what it reassembles for the peer).
+    const b = this.conn?.heldBytes ?? this.conn?.bufferedBytes ?? 0;
     return this.keptCost + (Number.isFinite(b) ? b : 0);
   }
 

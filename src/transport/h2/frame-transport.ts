@@ -100,6 +100,15 @@ export class H2FrameTransport implements FrameTransport {
     return this.#pipe.writableLength;
   }
 
+  /**
+   * Every byte held for the peer: the send queue, and on a packet-up bridge the POST bodies that
+   * arrived ahead of a gap (§12.3), so they count against the user's budget (§7.1).
+   */
+  get heldBytes(): number {
+    const reorder = (this.#pipe as Partial<{ heldBytes: number }>).heldBytes;
+    return this.#pipe.writableLength + (typeof reorder === 'number' ? reorder : 0);
+  }
+
   get wireBytesRead(): number | undefined {
     return this.#opts.wire?.bytesRead;
   }

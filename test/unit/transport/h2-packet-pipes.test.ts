@@ -49,3 +49,19 @@ describe('packet-up pipes (protocol.md §12.3): the client cuts, the bridge reas
     bridge.destroy();
   });
 });
+
+describe('packet-up bodies held ahead of a gap count against the user (protocol.md §7.1, §12.3)', () => {
+  it("shows in the transport's heldBytes while held, and leaves it once the gap is filled", async () => {
+    const { H2FrameTransport } = await import('../../../src/transport/h2/frame-transport.js');
+    const limits = defaultLimits();
+    const bridge = new BridgePacketPipe(new PassThrough(), limits);
+    const t = new H2FrameTransport(bridge, { maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES, closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS });
+    t.onMessage(() => undefined);
+    const ahead = encodeData(Buffer.alloc(3_000, 1));
+    expect(bridge.offer(1, ahead, false, () => undefined)).toBe(true);
+    expect(t.heldBytes).toBe(ahead.length);
+    expect(bridge.offer(0, encodeData(Buffer.alloc(10, 2)), false, () => undefined)).toBe(true);
+    expect(t.heldBytes).toBe(0);
+    t.terminate();
+  });
+});
