@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Limits } from '../core/limits.js';
-import type { BudgetPolicy } from '../core/tunnel-policy.js';
 import type { BridgeInfo } from '../transport/uri.js';
 
 /** Cuts at most this far apart (a fraction of the largest) count as the same wall… */
@@ -28,20 +27,6 @@ export type WallCounts = 'down' | 'both';
 export interface Wall {
   readonly budget: number;
   readonly counts: WallCounts;
-}
-
-
-/**
- * Parses a budget setting: "auto", "0"/"off" (never), or a byte count ≥ min. Returns null when
- * the text is none of these (the caller names the field).
- */
-export function parseBudget(text: string | number, min: number): BudgetPolicy | null {
-  const t = String(text).trim().toLowerCase();
-  if (t === 'auto') return { mode: 'auto' };
-  if (t === 'off' || t === '0') return { mode: 'off' };
-  const n = Number(t);
-  if (!Number.isSafeInteger(n) || n < min) return null;
-  return { mode: 'fixed', bytes: n };
 }
 
 /** A cut counts toward a wall that counts both directions only if it sent at least this fraction of what it received. */
