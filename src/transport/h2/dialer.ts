@@ -53,10 +53,19 @@ export interface StreamOneOptions {
 }
 
 /**
- * Opens the stream-one session on `sock` (already connected and verified). Rejects with
- * H2RefusedError for a non-200 answer, with E_DIAL when the connection fails first.
+ * The part both modes share: the HTTP/2 session on `sock`, one request whose answer opens the
+ * session, and what a failure before that answer becomes. `opened` builds the transport from the
+ * 200 (called once); a non-200 answer rejects with H2RefusedError, anything else first with E_DIAL.
  */
-export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamOneOptions): Promise<FrameTransport> {
+function openOn(
+  sock: Duplex,
+  req: StreamOneRequest,
+  opts: StreamOneOptions,
+  headers: http2.OutgoingHttpHeaders,
+  endStream: boolean,
+  sent: (stream: http2.ClientHttp2Stream) => void,
+  opened: (session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream, answer: http2.IncomingHttpHeaders) => FrameTransport,
+): Promise<FrameTransport> {
   const { limits } = opts;
   return new Promise<FrameTransport>((resolve, reject) => {
     let settled = false;
@@ -83,25 +92,16 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
         // closing already: the request fails below
       }
     });
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':scheme': req.scheme,
-      ':authority': req.authority,
-      ':path': req.path,
-      'content-type': 'application/octet-stream',
-    };
     for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
     headers[PADDING_HEADER] = paddingValue();
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request(headers, { endStream: false });
+      stream = session.request(headers, { endStream });
     } catch (err) {
       fail(new PosternError('E_DIAL', (err as Error).message, { cause: err }));
       return;
     }
-    // A first record at once, so that a front which waits for body bytes before it forwards the
-    // request (§12.2) forwards it now; a PAD, which the bridge drops.
-    stream.write(encodePad(randomPadLength()));
+    sent(stream);
     stream.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
     stream.once('close', () => fail(new PosternError('E_DIAL', 'stream closed before the answer')));
     stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
@@ -117,21 +117,53 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
       stream.removeAllListeners('close');
       stream.removeAllListeners('error');
       session.on('error', () => stream.destroy());
+      resolve(opened(session, stream, h));
+    });
+  });
+}
+
+/** One session per connection: when the transport is done, so is the connection. */
+function closeSessionAfter(session: http2.ClientHttp2Session, limits: Limits): () => void {
+  return () => {
+    session.close();
+    setTimeout(() => session.destroy(), limits.H2_CLOSE_TIMEOUT_MS).unref();
+  };
+}
+
+/**
+ * Opens the stream-one session on `sock` (already connected and verified). Rejects with
+ * H2RefusedError for a non-200 answer, with E_DIAL when the connection fails first.
+ */
+export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamOneOptions): Promise<FrameTransport> {
+  const { limits } = opts;
+  const headers: http2.OutgoingHttpHeaders = {
+    ':method': 'POST',
+    ':scheme': req.scheme,
+    ':authority': req.authority,
+    ':path': req.path,
+    'content-type': 'application/octet-stream',
+  };
+  return openOn(
+    sock,
+    req,
+    opts,
+    headers,
+    false,
+    // A first record at once, so that a front which waits for body bytes before it forwards the
+    // request (§12.2) forwards it now; a PAD, which the bridge drops.
+    (stream) => stream.write(encodePad(randomPadLength())),
+    (session, stream, h) => {
       const transport = new H2FrameTransport(stream, {
         maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
         closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
         peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
         ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
-        // One session per connection: when it ends, so does the connection.
-        onFinish: () => {
-          session.close();
-          setTimeout(() => session.destroy(), limits.H2_CLOSE_TIMEOUT_MS).unref();
-        },
+        onFinish: closeSessionAfter(session, limits),
       });
       session.once('close', () => stream.destroy());
-      resolve(transport);
-    });
-  });
+      return transport;
+    },
+  );
 }
 
 /**
@@ -141,49 +173,13 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
  */
 export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, opts: StreamOneOptions): Promise<FrameTransport> {
   const { limits } = opts;
-  return new Promise<FrameTransport>((resolve, reject) => {
-    let settled = false;
-    const session = http2.connect(`${req.scheme}://${req.authority}`, {
-      createConnection: () => sock,
-      settings: CLIENT_H2_SETTINGS,
-      maxSessionMemory: 16,
-    });
-    const fail = (err: Error): void => {
-      if (settled) return;
-      settled = true;
-      opts.signal.removeEventListener('abort', onAbort);
-      session.destroy();
-      reject(err);
-    };
-    const onAbort = (): void => fail(new PosternError('E_DIAL', 'aborted'));
-    opts.signal.addEventListener('abort', onAbort, { once: true });
-    session.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 connection failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
-    session.once('close', () => fail(new PosternError('E_DIAL', 'connection closed before the answer')));
-    session.once('connect', () => {
-      try {
-        session.setLocalWindowSize(limits.H2_CONNECTION_WINDOW_BYTES);
-      } catch {
-        // closing already: the request fails below
-      }
-    });
-    const base = { ':scheme': req.scheme, ':authority': req.authority, ':path': req.path };
-    const headers: http2.OutgoingHttpHeaders = { ':method': 'GET', ...base };
-    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
-    headers[PACKET_HEADER] = key;
-    headers[PADDING_HEADER] = paddingValue();
-    let down: http2.ClientHttp2Stream;
-    try {
-      down = session.request(headers, { endStream: true });
-    } catch (err) {
-      fail(new PosternError('E_DIAL', (err as Error).message, { cause: err }));
-      return;
-    }
-    down.on('error', (err: Error) => fail(new PosternError('E_DIAL', `HTTP/2 stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err })));
-    down.once('close', () => fail(new PosternError('E_DIAL', 'stream closed before the answer')));
+  const base = { ':scheme': req.scheme, ':authority': req.authority, ':path': req.path };
+  const headers: http2.OutgoingHttpHeaders = { ':method': 'GET', ...base, [PACKET_HEADER]: key };
+  return openOn(sock, req, opts, headers, true, () => undefined, (session, down, h) => {
     /** One upstream POST: settles when the bridge answered it (200) or not. */
     const post = (seq: number, body: Buffer, last: boolean): Promise<void> =>
       new Promise<void>((ok, no) => {
-        const h: http2.OutgoingHttpHeaders = {
+        const ph: http2.OutgoingHttpHeaders = {
           ':method': 'POST',
           ...base,
           'content-type': 'application/octet-stream',
@@ -192,10 +188,10 @@ export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, o
           [SEQ_HEADER]: String(seq),
           [PADDING_HEADER]: paddingValue(),
         };
-        if (last) h[END_HEADER] = '1';
+        if (last) ph[END_HEADER] = '1';
         let up: http2.ClientHttp2Stream;
         try {
-          up = session.request(h, { endStream: body.length === 0 });
+          up = session.request(ph, { endStream: body.length === 0 });
         } catch (err) {
           no(err as Error);
           return;
@@ -214,34 +210,17 @@ export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, o
         });
         if (body.length > 0) up.end(body);
       });
-    down.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-      const status = h[':status'] ?? 0;
-      if (status !== 200) {
-        fail(new H2RefusedError(status, h.date));
-        return;
-      }
-      if (settled) return;
-      settled = true;
-      opts.signal.removeEventListener('abort', onAbort);
-      session.removeAllListeners('close');
-      down.removeAllListeners('close');
-      down.removeAllListeners('error');
-      session.on('error', () => down.destroy());
-      down.on('error', () => undefined);
-      const pipe = new ClientPacketPipe(post, down, limits);
-      const transport = new H2FrameTransport(pipe, {
-        maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
-        closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
-        peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
-        ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
-        onFinish: () => {
-          session.close();
-          setTimeout(() => session.destroy(), limits.H2_CLOSE_TIMEOUT_MS).unref();
-        },
-      });
-      session.once('close', () => pipe.destroy());
-      resolve(transport);
+    down.on('error', () => undefined);
+    const pipe = new ClientPacketPipe(post, down, limits);
+    const transport = new H2FrameTransport(pipe, {
+      maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+      closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
+      peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
+      ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+      onFinish: closeSessionAfter(session, limits),
     });
+    session.once('close', () => pipe.destroy());
+    return transport;
   });
 }
 
