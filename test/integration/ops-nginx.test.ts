@@ -192,7 +192,9 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     relay = new FaultyRelay({ target: front.port, seed: 16 });
     const relayPort = await relay.listen();
     // Two sessions (two clients), each reconnecting through the resetting relay to one nginx.
-    const clients = await Promise.all([0, 1].map(() => startClient(withPort(share, relayPort))));
+    // Debug, to see moves: a client that learned the budget moves before the wall (§9.8), and a cut
+    // that then lands on the connection it left needs no resume.
+    const clients = await Promise.all([0, 1].map(() => startClient(withPort(share, relayPort), ['--log-level', 'debug'])));
     for (const c of clients) await c.client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
     relay.cutRange = [32 * 1024, 64 * 1024];
     relay.cutAll(); // the first connections were made without a budget
@@ -211,8 +213,10 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     // most once per client (a reconnect landing on the other bridge would make it open a second
     // one under the same id, then end the session with 4001).
     const resumed = clients.map((c) => c.client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length);
+    const moved = clients.map((c) => c.client.lines.filter((l) => l.msg === 'tunnel moved to a new connection').length);
     for (const n of resumed) expect(n).toBeGreaterThanOrEqual(20);
-    expect(resumed[0]! + resumed[1]!).toBeGreaterThanOrEqual(CUTS - 2);
+    // Each cut was met by a resume, or fell on a connection the session had already moved off.
+    expect(resumed[0]! + resumed[1]! + moved[0]! + moved[1]!).toBeGreaterThanOrEqual(CUTS - 2);
     const opened = (p: Postern) => p.lines.filter((l) => l.msg === 'session open').length;
     expect(opened(a.bridge) + opened(b.bridge)).toBe(2);
 
