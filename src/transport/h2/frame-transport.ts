@@ -10,7 +10,6 @@ import { PosternError } from '../../core/errors.js';
 import { CUT_CODE, CloseCode, type FrameTransport, type TransportClose } from '../../mux/transport.js';
 import { RecordDecoder, RecordType, encodeClose, encodeData, encodePad, encodeRecordHeader, randomPadLength } from './codec.js';
 
-type CloseInfo = TransportClose;
 
 /** The first this-many records each side sends are preceded by a PAD record of random length (§12.5). */
 export const PADDED_RECORDS_COUNT = 8;
@@ -37,7 +36,7 @@ export class H2FrameTransport implements FrameTransport {
   readonly #opts: H2TransportOptions;
   readonly #decoder: RecordDecoder;
   #onMessage: ((message: Buffer) => void) | undefined;
-  #onClose: ((reason: CloseInfo) => void) | undefined;
+  #onClose: ((reason: TransportClose) => void) | undefined;
   readonly #drainListeners: Array<() => void> = [];
   readonly #held: Buffer[] = [];
   #paused = false;
@@ -47,7 +46,7 @@ export class H2FrameTransport implements FrameTransport {
   #local: { code: number; reason: string } | undefined;
   #remote: { code: number; reason: string } | undefined;
   #error: Error | undefined;
-  #closed: CloseInfo | undefined;
+  #closed: TransportClose | undefined;
   #closeReported = false;
   #needDrain = false;
   #corked = false;
@@ -172,7 +171,7 @@ export class H2FrameTransport implements FrameTransport {
     if (!this.#paused) this.resume();
   }
 
-  onClose(cb: (reason: CloseInfo) => void): void {
+  onClose(cb: (reason: TransportClose) => void): void {
     this.#onClose = cb;
     if (this.#closed !== undefined) queueMicrotask(() => this.#reportClose());
   }
@@ -262,7 +261,7 @@ export class H2FrameTransport implements FrameTransport {
     this.#pipe.removeListener('drain', this.#afterWrite);
     this.#held.length = 0;
     const local = this.#local;
-    let info: CloseInfo;
+    let info: TransportClose;
     if (local !== undefined && local.code !== CUT_CODE) info = { code: local.code, reason: local.reason };
     else if (this.#remote !== undefined) info = { code: this.#remote.code, reason: this.#remote.reason };
     else info = { code: CUT_CODE, reason: local?.reason ?? '', cut: true };
