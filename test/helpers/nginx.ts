@@ -17,33 +17,36 @@ function template(file: string): { sub: (from: string, to: string) => void; text
   };
 }
 
+/** The example values a site template carries, and what a test puts in their place. */
+interface SiteValues {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  secretPath: string;
+  upstreams: number[];
+  decoyRoot: string;
+}
+
 /** configs/nginx/postern.conf with its example values replaced. */
-export function siteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
-  const { sub, text } = template('configs/nginx/postern.conf');
-  sub('listen 443 ssl;', `listen 127.0.0.1:${v.port} ssl;`);
-  sub('listen [::]:443 ssl;', '');
-  sub('/etc/letsencrypt/live/bridge.example.org/fullchain.pem', v.certFile);
-  sub('/etc/letsencrypt/live/bridge.example.org/privkey.pem', v.keyFile);
-  sub('location = /c2VjcmV0LXBhdGgtZXhhbXBsZQ {', `location = ${v.secretPath} {`);
-  sub('server 127.0.0.1:8080 max_fails=1 fail_timeout=10s;', v.upstreams.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=10s;`).join('\n    '));
-  sub('root /var/www/postern-decoy;', `root ${v.decoyRoot};`);
-  return text();
+export function siteFromTemplate(v: SiteValues): string {
+  return site('configs/nginx/postern.conf', 'ssl', v);
 }
 
 /** configs/nginx/postern-h2.conf (TLS + HTTP/2 at nginx, grpc_pass to h2c bridges) with its example values replaced. */
-export function h2SiteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
-  return http2Site('configs/nginx/postern-h2.conf', v);
+export function h2SiteFromTemplate(v: SiteValues): string {
+  return site('configs/nginx/postern-h2.conf', 'ssl http2', v);
 }
 
 /** configs/nginx/postern-packet.conf (TLS + HTTP/2 at nginx, request bodies buffered, proxy_pass HTTP/1.1) with its example values replaced. */
-export function packetSiteFromTemplate(v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
-  return http2Site('configs/nginx/postern-packet.conf', v);
+export function packetSiteFromTemplate(v: SiteValues): string {
+  return site('configs/nginx/postern-packet.conf', 'ssl http2', v);
 }
 
-function http2Site(file: string, v: { port: number; certFile: string; keyFile: string; secretPath: string; upstreams: number[]; decoyRoot: string }): string {
+/** A site template whose `listen 443 <listen>;` lines become one loopback listen on v.port. */
+function site(file: string, listen: string, v: SiteValues): string {
   const { sub, text } = template(file);
-  sub('listen 443 ssl http2;', `listen 127.0.0.1:${v.port} ssl http2;`);
-  sub('listen [::]:443 ssl http2;', '');
+  sub(`listen 443 ${listen};`, `listen 127.0.0.1:${v.port} ${listen};`);
+  sub(`listen [::]:443 ${listen};`, '');
   sub('/etc/letsencrypt/live/bridge.example.org/fullchain.pem', v.certFile);
   sub('/etc/letsencrypt/live/bridge.example.org/privkey.pem', v.keyFile);
   sub('location = /c2VjcmV0LXBhdGgtZXhhbXBsZQ {', `location = ${v.secretPath} {`);
