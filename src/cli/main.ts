@@ -14,7 +14,7 @@ import { spkiSha256 } from '../transport/certs.js';
 import { nativeMaskingActive } from '../transport/ws/dialer.js';
 import { createDecoyListener } from '../transport/listener.js';
 import { createDecoy } from '../decoy/index.js';
-import { DEFAULT_TRANSPORT, TRANSPORT_NAMES, formatShareUri, parseShareUri } from '../transport/uri.js';
+import { DEFAULT_TRANSPORT, H2_MODES, TRANSPORT_NAMES, formatShareUri, parseShareUri } from '../transport/uri.js';
 import { resolveClientSettings, type ClientFlags } from '../config/client-settings.js';
 import { WallStore, defaultWallFile } from '../client/wall.js';
 import { doctorCommand } from './doctor.js';
@@ -448,8 +448,10 @@ export function buildProgram(): Command {
   const sniOpt = () => new Option('--sni <name>', 'the TLS server name the link sends (and verifies without a pin), when not the bridge\'s host: a CDN or front\'s name');
   const hostHeaderOpt = () => new Option('--host-header <name[:port]>', 'the HTTP Host (HTTP/2 :authority) the link asks for, when not the TLS name: the name a CDN or reverse proxy routes to the bridge');
   const transportOpt = () => new Option('--transport <name>', `how the link carries the session: ${TRANSPORT_NAMES.join(' or ')} (HTTP/2, for fronts and CDNs that pass no WebSocket)`).default(undefined, DEFAULT_TRANSPORT);
+  const modeOpt = () => new Option('--mode <name>', `with --transport h2, how the session is carried: ${H2_MODES.join(' or ')} (for fronts that buffer request bodies)`).default(undefined, H2_MODES[0]);
   const frontOptions = (o: FrontOptions): FrontOptions => ({
     ...(o.transport !== undefined ? { transport: o.transport } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
     ...(o.connect !== undefined ? { connect: o.connect } : {}),
     ...(o.sni !== undefined ? { sni: o.sni } : {}),
     ...(o.hostHeader !== undefined ? { hostHeader: o.hostHeader } : {}),
@@ -472,6 +474,7 @@ export function buildProgram(): Command {
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
     .addOption(transportOpt())
+    .addOption(modeOpt())
     .option('--qr', 'print a QR code of the share URI (default: when stderr is a terminal)')
     .action(async (o: { dir: string; host: string; port: string; publicPort?: string; listenHost: string; user: string; force?: boolean; cert?: string; key?: string; qr?: boolean } & FrontOptions) => {
       try {
@@ -510,6 +513,7 @@ export function buildProgram(): Command {
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
     .addOption(transportOpt())
+    .addOption(modeOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
     .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
@@ -556,6 +560,7 @@ export function buildProgram(): Command {
     .addOption(sniOpt())
     .addOption(hostHeaderOpt())
     .addOption(transportOpt())
+    .addOption(modeOpt())
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
     .action((name: string, o: { config: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {

@@ -10,7 +10,7 @@ import { PosternError } from '../core/errors.js';
 import { unreadableError } from '../config/file.js';
 import { spkiSha256 } from '../transport/certs.js';
 import type { HostPort } from '../core/address.js';
-import { DEFAULT_TRANSPORT, TRANSPORT_NAMES, formatShareUri, parseConnectAddress, parseHttpHost, parseSni, type BridgeInfo, type TransportName } from '../transport/uri.js';
+import { DEFAULT_TRANSPORT, H2_MODES, TRANSPORT_NAMES, formatShareUri, parseConnectAddress, parseHttpHost, parseSni, type BridgeInfo, type H2Mode, type TransportName } from '../transport/uri.js';
 
 /** True when the certificate signs itself (no CA vouches for it, so clients must pin it). */
 export function isSelfSigned(certPem: string): boolean {
@@ -34,6 +34,8 @@ export interface ShareTarget {
   httpHost?: string;
   /** The transport the link names (protocol.md §1 `transport`); absent: the default (ws). */
   transport?: TransportName;
+  /** How an h2 link carries the session (protocol.md §1 `mode`); absent: stream-one. */
+  mode?: H2Mode;
 }
 
 /** The fronting options of a link as typed on the command line (`--connect`, `--sni`, `--host-header`). */
@@ -43,6 +45,8 @@ export interface FrontOptions {
   hostHeader?: string;
   /** `--transport ws|h2`. */
   transport?: string;
+  /** `--mode stream-one|packet-up` (h2 only). */
+  mode?: string;
 }
 
 /** The share URI of one user. */
@@ -51,6 +55,7 @@ export function shareUri(t: ShareTarget): string {
   if (t.connect !== undefined) info.connect = t.connect;
   if (t.httpHost !== undefined) info.httpHost = t.httpHost;
   if (t.transport !== undefined && t.transport !== DEFAULT_TRANSPORT) info.transport = t.transport;
+  if (t.mode !== undefined && t.mode !== H2_MODES[0]) info.mode = t.mode;
   if (t.certPem !== null && isSelfSigned(t.certPem)) info.pin = spkiSha256(t.certPem);
   if (t.sni !== undefined) info.sni = t.sni;
   else if (info.pin === undefined && net.isIP(t.publicHost) === 0) info.sni = t.publicHost;
@@ -78,11 +83,20 @@ export function parseFrontOptions(o: FrontOptions, publicPort: number): LinkOpti
   if (o.sni !== undefined) out.sni = optionValue('--sni', 'sni', o.sni, parseSni);
   if (o.hostHeader !== undefined) out.httpHost = optionValue('--host-header', 'host', o.hostHeader, parseHttpHost);
   if (o.transport !== undefined) out.transport = parseTransportOption(o.transport);
+  if (o.mode !== undefined) out.mode = parseModeOption(o.mode, out.transport ?? DEFAULT_TRANSPORT);
   return out;
 }
 
-/** What a link says beyond the bridge's own address: fronting (`connect`, `sni`, `host`) and `transport`. */
-export type LinkOptions = Pick<ShareTarget, 'connect' | 'sni' | 'httpHost' | 'transport'>;
+/** What a link says beyond the bridge's own address: fronting (`connect`, `sni`, `host`), `transport` and `mode`. */
+export type LinkOptions = Pick<ShareTarget, 'connect' | 'sni' | 'httpHost' | 'transport' | 'mode'>;
+
+/** `--mode NAME`: one of H2_MODES, and only with `--transport h2`; the error names the option and the fix. */
+export function parseModeOption(text: string, transport: TransportName): H2Mode {
+  const mode = H2_MODES.find((m) => m === text.trim());
+  if (mode === undefined) throw new PosternError('E_CONFIG', `--mode ${text}: expected one of ${H2_MODES.join(', ')}`);
+  if (transport !== 'h2') throw new PosternError('E_CONFIG', `--mode ${mode}: needs --transport h2 (the ${transport} transport has one mode)`);
+  return mode;
+}
 
 /** `--transport NAME`: one of TRANSPORT_NAMES; the error names the option and the choices. */
 export function parseTransportOption(text: string): TransportName {

@@ -20,7 +20,7 @@ import { peerSpkiSha256, pinMatches } from '../transport/certs.js';
 import { errnoOf } from '../transport/dialer.js';
 import { CLIENT_TLS_MIN_PROTOCOL, clientHelloOptions, tlsProtocolTooOld } from '../transport/tls-profile.js';
 import type { Dialer } from '../transport/types.js';
-import { parseShareUri, type BridgeInfo } from '../transport/uri.js';
+import { DEFAULT_TRANSPORT, H2_MODES, parseShareUri, type BridgeInfo } from '../transport/uri.js';
 import { english, type Translate } from '../i18n/messages.js';
 
 export type StepName = 'uri' | 'dns' | 'tcp' | 'tls' | 'auth' | 'stream' | 'throughput';
@@ -88,6 +88,8 @@ const HINT_NAMES = [
   'untrusted',
   'tlsFailed',
   'tlsOld',
+  'alpn',
+  'alpn.h2',
   'notFound',
   'notBridge',
   'clock',
@@ -205,7 +207,7 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
       const s = sock!;
       try {
         if (info.plain) return { status: 'skip', detail: t('doctor.skip.tls.plain') };
-        return await checkTls(s, info, o.limits.DIAL_TIMEOUT_MS, t);
+        return await checkTls(s, info, o.limits.DIAL_TIMEOUT_MS, t, (alpn) => o.dialer.alpnProblem(info, alpn));
       } finally {
         s.destroy();
       }
@@ -227,7 +229,10 @@ export async function runDoctor(o: DoctorOptions): Promise<StepResult[]> {
           rtts.push(await withTimeout(session.ping(), o.limits.DIAL_TIMEOUT_MS, () => new StepFailure(t('doctor.fail.pings'), hint('upgradeCut'))));
         }
         const ping = Math.round(Math.min(...rtts) * 10) / 10;
-        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping, transport: transportName }), data: { pingMs: ping, transport: transportName } };
+        // h2 carries a session in one of two modes (protocol.md §12.2, §12.3): say which the link used.
+        const mode = transportName === 'h2' ? (info.mode ?? H2_MODES[0]) : undefined;
+        const shown = mode !== undefined ? `${transportName} (${mode})` : transportName;
+        return { status: 'ok', detail: t('doctor.ok.auth', { ms: ping, transport: shown }), data: { pingMs: ping, transport: transportName, ...(mode !== undefined ? { mode } : {}) } };
       }))
     )
       return (skipRest(after('auth')), results);
@@ -279,7 +284,14 @@ function connectTcp(host: string, port: number, timeoutMs: number, t: Translate,
 }
 
 /** TLS handshake on an open socket; checks the pin (or the CA chain and name without one). */
-function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number, t: Translate): Promise<Omit<StepResult, 'step' | 'ms'>> {
+/** `alpnProblem`: why the link's transport cannot run on the ALPN the bridge chose (Dialer.alpnProblem). */
+function checkTls(
+  sock: net.Socket,
+  info: BridgeInfo,
+  timeoutMs: number,
+  t: Translate,
+  alpnProblem: (alpn: string | null) => string | null,
+): Promise<Omit<StepResult, 'step' | 'ms'>> {
   return new Promise((resolve, reject) => {
     const servername = info.sni ?? (net.isIP(info.host) === 0 ? info.host : undefined);
     const opts: tls.ConnectionOptions = { ...clientHelloOptions(), socket: sock, host: info.host, rejectUnauthorized: false };
@@ -307,17 +319,30 @@ function checkTls(sock: net.Socket, info: BridgeInfo, timeoutMs: number, t: Tran
         finish(() => reject(new StepFailure(t('doctor.fail.tls.old', { version, min: CLIENT_TLS_MIN_PROTOCOL }), t('doctor.hint.tlsOld'))));
         return;
       }
+      // The protocol the bridge's front chose (ALPN), which decides the transport (registry.ts chooseDialer).
+      const alpn = typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null;
+      const data = { tls: version, alpn: alpn ?? 'none' };
+      const protocol = alpn ?? t('doctor.ok.tls.noAlpn');
       if (info.pin !== undefined) {
         if (!pinMatches(peerSpkiSha256(s), info.pin)) {
           finish(() => reject(new StepFailure(t('doctor.fail.pin'), t('doctor.hint.pin'))));
           return;
         }
-        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.pin', { version }), data: { tls: version } }));
       } else if (!s.authorized) {
         const why = String(s.authorizationError ?? 'not verified');
         finish(() => reject(new StepFailure(t('doctor.fail.untrusted', { why }), t('doctor.hint.untrusted'))));
+        return;
+      }
+      const problem = alpnProblem(alpn);
+      if (problem !== null) {
+        const transport = info.transport ?? DEFAULT_TRANSPORT;
+        finish(() => reject(new StepFailure(t('doctor.fail.tls.alpn', { protocol, transport }), t(transport === 'h2' ? 'doctor.hint.alpn.h2' : 'doctor.hint.alpn'))));
+        return;
+      }
+      if (info.pin !== undefined) {
+        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.pin', { version, protocol }), data }));
       } else {
-        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.ca', { version, name: servername ?? info.host }), data: { tls: version } }));
+        finish(() => resolve({ status: 'ok', detail: t('doctor.ok.tls.ca', { version, protocol, name: servername ?? info.host }), data }));
       }
     });
   });

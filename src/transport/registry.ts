@@ -57,6 +57,10 @@ export function chooseDialer(info: Pick<BridgeInfo, 'transport'>, alpn: string |
 /** The Dialer the tunnel and the doctor are given. */
 export const bridgeDialer: Dialer = {
   problem: dialProblem,
+  alpnProblem(info, alpn) {
+    const d = chooseDialer(info, alpn);
+    return d instanceof PosternError ? d.message : null;
+  },
   async dial(info, opts) {
     const problem = dialProblem(info);
     if (problem !== null) throw new PosternError('E_BAD_URI', problem);

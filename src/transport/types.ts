@@ -41,6 +41,11 @@ export interface Dialer {
   /** Why this build cannot dial `info` (a transport it does not have), or null. Sends nothing. */
   problem(info: BridgeInfo): string | null;
   /**
+   * Why the transport `info` names cannot run on the protocol the bridge's TLS front chose by ALPN
+   * (`alpn`; null: none), or null when it can. Sends nothing.
+   */
+  alpnProblem(info: BridgeInfo, alpn: string | null): string | null;
+  /**
    * Opens a session connection to the bridge `info` names: dialSecure, then the handshake of the
    * transport the link and the bridge's ALPN choice agree on. Rejects with a PosternError: E_DIAL
    * (TCP failure, timeout, abort), E_TLS, E_PIN_MISMATCH, E_AUTH_REJECTED, E_CLOCK_SKEW, E_BAD_URI.

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { doctor, run } from '../helpers/ops.js';
 import { stopAll, type Postern } from '../helpers/proc.js';
 import { httpServer, type Local } from '../helpers/servers.js';
-import { init, startBridge, withPort } from '../helpers/stack.js';
+import { init, startBridge, withPort, withTransport } from '../helpers/stack.js';
 import { generateSecret } from '../../src/transport/auth.js';
 import { spkiSha256 } from '../../src/transport/certs.js';
 import { generateSelfSigned } from '../../src/transport/self-signed.js';
@@ -67,7 +67,7 @@ describe('postern doctor', () => {
     // Plain lines (not a terminal): one per step, each with its timing.
     const text = await run(['doctor', uri, ...local()]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^\[ ok \] TLS and pin +\d+ ms {2}TLSv1\.3, certificate matches the pin$/m);
+    expect(text.stdout).toMatch(/^\[ ok \] TLS and pin +\d+ ms {2}TLSv1\.3, ALPN http\/1\.1, certificate matches the pin$/m);
     expect(text.stdout).toContain('all checks passed');
   });
 
@@ -106,6 +106,41 @@ describe('postern doctor', () => {
     expect(code).toBe(1);
     expect(report.failedStep).toBe('tls');
     expect(report.steps.find((s) => s.step === 'tls')!.detail).toBe('certificate does not match the pin in the link');
+  });
+
+  it('names "tls" for an h2 link to a bridge that serves no HTTP/2, with the fix; the ALPN chosen is in the TLS line', async () => {
+    const { code, report } = await doctor(withTransport(uri, 'h2'), local());
+    expect(code).toBe(1);
+    expect(report.failedStep).toBe('tls');
+    const tls = report.steps.find((s) => s.step === 'tls')!;
+    expect(tls.detail).toBe("the server chose ALPN http/1.1, on which the link's transport=h2 cannot run");
+    expect(tls.hint).toContain('--http2');
+    const ok = await doctor(uri, local());
+    expect(ok.report.steps.find((s) => s.step === 'tls')!.data).toEqual({ tls: 'TLSv1.3', alpn: 'http/1.1' });
+  });
+
+  it('names the transport, the mode and the ALPN over HTTP/2: stream-one, packet-up, and a default link that follows the bridge to h2', async () => {
+    const i = await init();
+    const h2 = await startBridge(i.config, undefined, 'h2');
+    const h2Uri = withPort(i.uri, h2.port);
+    const packet = new URL(withTransport(h2Uri, 'h2'));
+    packet.searchParams.set('mode', 'packet-up');
+    const cases: Array<[string, string, Record<string, string>]> = [
+      [withTransport(h2Uri, 'h2'), 'h2 (stream-one)', { transport: 'h2', mode: 'stream-one' }],
+      [packet.toString(), 'h2 (packet-up)', { transport: 'h2', mode: 'packet-up' }],
+      // No transport in the link: the default follows the bridge's ALPN choice (registry.ts chooseDialer).
+      [h2Uri, 'h2 (stream-one)', { transport: 'h2', mode: 'stream-one' }],
+    ];
+    for (const [link, shown, data] of cases) {
+      const { code, report } = await doctor(link, local());
+      expect(code, link).toBe(0);
+      const tls = report.steps.find((s) => s.step === 'tls')!;
+      expect(tls.detail).toBe('TLSv1.3, ALPN h2, certificate matches the pin');
+      const auth = report.steps.find((s) => s.step === 'auth')!;
+      expect(auth.detail).toMatch(new RegExp(`^authenticated over transport ${shown.replace(/[()]/g, '\\$&')}; ping [\\d.]+ ms$`));
+      expect(auth.data).toMatchObject(data);
+      expect(report.steps.find((s) => s.step === 'throughput')!.status).toBe('ok');
+    }
   });
 
   it('names "tcp" for a closed port, in text mode with what to do on stdout and the failed step on stderr', async () => {

@@ -55,6 +55,7 @@ export class H2FrameTransport implements FrameTransport {
   #lastChunk: Buffer | undefined;
   readonly peerFeatures: ReadonlySet<string>;
   readonly maxMessageBytes: number;
+  readonly transportName = 'h2';
 
   readonly #uncork = (): void => {
     if (!this.#corked) return;

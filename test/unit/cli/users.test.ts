@@ -97,6 +97,22 @@ describe('users (config edits)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
 
+  it('shares a packet-up link with --mode packet-up beside --transport h2; stream-one stays implicit; --mode without h2 or an unknown mode is refused naming the flag', async () => {
+    const file = await fresh();
+    const direct = parseShareUri(shareUser(file, 'alice'));
+    const packet = shareUser(file, 'alice', { transport: 'h2', mode: 'packet-up' });
+    expect(packet).toContain('transport=h2&mode=packet-up');
+    expect(parseShareUri(packet)).toEqual({ ...direct, transport: 'h2', mode: 'packet-up' });
+    expect(shareUser(file, 'alice', { transport: 'h2', mode: 'stream-one' })).toBe(shareUser(file, 'alice', { transport: 'h2' }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
+    const res = await initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { transport: 'h2', mode: 'packet-up' } });
+    expect(parseShareUri(res.uri).mode).toBe('packet-up');
+    const before = fs.readFileSync(file, 'utf8');
+    expect(() => addUser(file, 'bob', { mode: 'packet-up' })).toThrow(/--mode packet-up: needs --transport h2 \(the ws transport has one mode\)$/);
+    expect(() => addUser(file, 'bob', { transport: 'h2', mode: 'packets' })).toThrow(/--mode packets: expected one of stream-one, packet-up$/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(before);
+  });
+
   it('keeps the file untouched when a change would be invalid', async () => {
     const file = await fresh();
     const before = fs.readFileSync(file, 'utf8');
