@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, stopAll, tempDir } from '../helpers/proc.js';
 import net from 'node:net';
 import type { Local } from '../helpers/servers.js';
-import { init, startStack, withPort, type Stack } from '../helpers/stack.js';
+import { TRANSPORTS, init, startStack, withPort, type Stack } from '../helpers/stack.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 const RUN_TIMEOUT_MS = 45_000; // one Chromium run takes 4–8 s here, up to ≈ 18 s on a loaded machine
@@ -63,7 +63,6 @@ function dumpDom(proxyFlags: string[], url: string, netns?: string): Promise<{ d
   });
 }
 
-let stack: Stack;
 let web: Local<http.Server>;
 /** The Connection field each path arrived with: our HTTP proxy sends `close` upstream, Chromium direct sends `keep-alive`. */
 const connectionField = new Map<string, string | undefined>();
@@ -76,7 +75,6 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   web = { server, port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
-  stack = await startStack();
 });
 
 afterAll(async () => {
@@ -85,7 +83,7 @@ afterAll(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-describe.skipIf(CHROMIUM === undefined)('headless Chromium through the client', () => {
+describe.skipIf(CHROMIUM === undefined)('headless Chromium: the flags keep it on the proxy', () => {
   it('goes through the proxy with these flags: a dead proxy port means no page (control)', async () => {
     const dead = net.createServer();
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
@@ -95,18 +93,27 @@ describe.skipIf(CHROMIUM === undefined)('headless Chromium through the client', 
     expect(dom).not.toContain('hello through postern');
     expect(connectionField.has('/control')).toBe(false);
   });
+});
+
+describe.skipIf(CHROMIUM === undefined).each(TRANSPORTS)('headless Chromium through the client, tunnel over transport=%s', (transport) => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ transport });
+  });
 
   it('loads a local page through socks5://', async () => {
-    const { dom, stderr } = await dumpDom([`--proxy-server=socks5://127.0.0.1:${stack.socksPort}`], `http://localhost:${web.port}/via-socks5`);
+    const page = `/via-socks5-${transport}`;
+    const { dom, stderr } = await dumpDom([`--proxy-server=socks5://127.0.0.1:${stack.socksPort}`], `http://localhost:${web.port}${page}`);
     expect(dom, stderr).toContain('hello through postern');
-    expect(dom).toContain('/via-socks5');
+    expect(dom).toContain(page);
   });
 
   it('loads a local page through http:// (absolute-form GET)', async () => {
-    const { dom, stderr } = await dumpDom([`--proxy-server=http://127.0.0.1:${stack.socksPort}`], `http://localhost:${web.port}/via-http`);
+    const page = `/via-http-${transport}`;
+    const { dom, stderr } = await dumpDom([`--proxy-server=http://127.0.0.1:${stack.socksPort}`], `http://localhost:${web.port}${page}`);
     expect(dom, stderr).toContain('hello through postern');
-    expect(dom).toContain('/via-http');
-    expect(connectionField.get('/via-http')).toBe('close'); // rewritten by our proxy
+    expect(dom).toContain(page);
+    expect(connectionField.get(page)).toBe('close'); // rewritten by our proxy
   });
 });
 
