@@ -399,7 +399,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     while (this.onWire < this.sent && conn.bufferedBytes <= this.wireMaxBytes) {
       const at = this.head + (this.onWire - this.acked);
       let m = this.queue[at] as Buffer;
-      const room = this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES - this.connCharged;
+      const room = this.connBudget - this.limits.CONN_BUDGET_RESERVE_BYTES - this.connCharged - (conn.paddingBytesSent ?? 0);
       if (budgetCharge(m.length) > room && this.splitToFit(at, room)) m = this.queue[at] as Buffer;
       if (budgetCharge(m.length) > room) {
         this.moveSent = true;
@@ -445,10 +445,18 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     conn.send(m);
   }
 
-  /** Once per connection, after this turn (we may be inside the mux's send()). */
-  private sayNear(): void {
+  /**
+   * Once per connection. Sending, after this turn (we may be inside the mux's send()); receiving, at
+   * once: a transport may hand over a whole budget of messages in one turn (h2 decodes a 16 KiB
+   * DATA chunk into many), and the owner must hear of the standby before the MOVE that follows.
+   */
+  private sayNear(now = false): void {
     if (this.nearSaid) return;
     this.nearSaid = true;
+    if (now) {
+      this.emit('budgetNear');
+      return;
+    }
     const conn = this.conn;
     queueMicrotask(() => conn === this.conn && this._state !== 'ended' && this.emit('budgetNear'));
   }
@@ -593,7 +601,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.pinged = false;
     this.connBytes += m.length;
     this.connReceivedCharge += budgetCharge(m.length);
-    if (this.connReceivedCharge >= STANDBY_AT_FRACTION * this.askedBudget) this.sayNear();
+    if (this.connReceivedCharge + (conn.paddingBytesReceived ?? 0) >= STANDBY_AT_FRACTION * this.askedBudget) this.sayNear(true);
     this.progress(m.length);
     const type = m.length >= HEADER_BYTES ? (m[0] as number) : -1;
     if (type === FrameType.DATAGRAM) {

@@ -50,6 +50,13 @@ export interface FrameTransport {
   readonly heldBytes?: number;
   /** Optional: the largest DATA payload worth sending now (a resumable link on a cutting path). */
   readonly maxPayloadHint?: number;
+  /**
+   * Optional: bytes this transport has sent, or puts before the next message, that no message
+   * accounts for (h2's PAD records, protocol.md §12.5); a connection budget (§9.8) counts them.
+   */
+  readonly paddingBytesSent?: number;
+  /** Optional: bytes received that no message accounts for (PAD records), counted like paddingBytesSent. */
+  readonly paddingBytesReceived?: number;
   /** Optional: bytes received on the wire so far (TCP payload: TLS handshake and records, HTTP, frames). */
   readonly wireBytesRead?: number;
   /** Which transport this is ('ws', …: src/transport/registry.ts), for reports; the mux ignores it. */

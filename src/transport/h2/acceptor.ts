@@ -19,6 +19,7 @@ import { H2FrameTransport } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
 import { BridgePacketPipe, END_HEADER, PACKET_HEADER, PACKET_KEY_RE, SEQ_HEADER, packetBinding, postBodyLimit } from './packet.js';
 import { parseSeq } from './reorder.js';
+import type { RecordCappable } from '../record-cap.js';
 
 /** The HTTP/2 connection preface (RFC 9113 §3.4): how h2c from a proxy starts. */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -132,12 +133,13 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
   };
 
   /** Hands an admitted session's pipe to the bridge as a FrameTransport. */
-  const start = (pipe: Duplex, info: AcceptedConnection, a: { user: string; sessionId: string | null; lost: boolean }): void => {
+  const start = (pipe: Duplex, info: AcceptedConnection, a: { user: string; sessionId: string | null; lost: boolean }, records: RecordCappable | undefined): void => {
     const transport = new H2FrameTransport(pipe, {
       maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
       sendQueueMaxBytes: sendQueueBound(limits),
       closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
       wire: info.raw,
+      ...(records !== undefined ? { records } : {}),
     });
     if (a.lost) {
       transport.close(SESSION_LOST_CODE, 'session unknown');
@@ -200,7 +202,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       socket.resume(); // nothing more is read from a GET's connection; its end or error is seen
       const pipe = new BridgePacketPipe(socket as Writable & Duplex, limits);
       register(key, pipe);
-      start(pipe, conn, a);
+      start(pipe, conn, a, socket);
       return true;
     }
     if (head.method !== 'POST' || head.headers['transfer-encoding'] !== undefined) return false;
@@ -262,7 +264,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       if (!endStream) stream.resume();
       const pipe = new BridgePacketPipe(stream, limits);
       register(key, pipe);
-      start(pipe, info, a);
+      start(pipe, info, a, stream.session?.socket);
       return true;
     }
     if (method !== 'POST' || url !== gate?.path) return false;
@@ -341,7 +343,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       stream.destroy();
       return;
     }
-    start(stream, info, a);
+    start(stream, info, a, stream.session?.socket);
   };
 
   return {

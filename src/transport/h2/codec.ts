@@ -20,8 +20,13 @@ export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
 export const RECORD_HEADER_BYTES = 4;
 /** The largest length a 3-byte field holds. */
 export const RECORD_LENGTH_MAX = 0xff_ffff;
-/** A PAD record's payload is at most this long (protocol.md §12.5). */
+/** A PAD record's payload is at most this long (protocol.md §12.5): what a receiver accepts. */
 export const PAD_MAX_BYTES = 1024;
+/**
+ * The PADs we send are at most this long: 8 of them on every connection, so on a path that cuts
+ * connections every 16 KiB (§9.8, where they count against the budget) 0..1024 cost a quarter of it.
+ */
+export const PAD_SEND_MAX_BYTES = 255;
 /** A CLOSE payload: 2-byte code and a reason of at most 123 bytes (as a WebSocket close frame). */
 export const CLOSE_MIN_BYTES = 2;
 export const CLOSE_MAX_BYTES = 125;
@@ -77,7 +82,7 @@ export function encodeClose(code: number, reason: string): Buffer {
 
 /** A random pad length for the first records of a direction (protocol.md §12.5). */
 export function randomPadLength(): number {
-  return randomInt(0, PAD_MAX_BYTES + 1);
+  return randomInt(0, PAD_SEND_MAX_BYTES + 1);
 }
 
 /**

@@ -17,6 +17,7 @@ import { encodePad, randomPadLength } from './codec.js';
 import { H2FrameTransport } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
 import { ClientPacketPipe, END_HEADER, PACKET_HEADER, SEQ_HEADER, newPacketKey, packetBinding } from './packet.js';
+import type { RecordCappable } from '../record-cap.js';
 
 /** A browser-like client SETTINGS (Chromium's values): a large window, no push. */
 export const CLIENT_H2_SETTINGS: http2.Settings = {
@@ -49,7 +50,9 @@ export class H2RefusedError extends Error {
 export interface StreamOneOptions {
   limits: Limits;
   signal: AbortSignal;
-  wire?: { readonly bytesRead: number };
+  wire?: { readonly bytesRead: number; readonly bytesWritten: number };
+  /** The socket the session writes on (TLS: its records are capped on a cutting path). */
+  records?: RecordCappable;
 }
 
 /**
@@ -158,6 +161,8 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
         closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
         peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
         ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+      ...(opts.records !== undefined ? { records: opts.records } : {}),
+        ...(opts.records !== undefined ? { records: opts.records } : {}),
         onFinish: closeSessionAfter(session, limits),
       });
       session.once('close', () => stream.destroy());
@@ -239,7 +244,7 @@ export function streamOneOn(stream: SecureStream, info: BridgeInfo, opts: DialOp
   const packetKey = info.mode === 'packet-up' ? newPacketKey() : null;
   const headers = credentialHeaders(info, now(), opts, packetKey === null ? undefined : (id) => packetBinding(id, packetKey));
   const req: StreamOneRequest = { scheme: info.plain ? 'http' : 'https', authority: hostHeader(info), path: info.path, headers };
-  const o: StreamOneOptions = { limits, signal: abort.signal, wire: stream.raw };
+  const o: StreamOneOptions = { limits, signal: abort.signal, wire: stream.raw, records: stream.socket };
   return (packetKey === null ? openStreamOne(stream.socket, req, o) : openPacketUp(stream.socket, req, packetKey, o))
     .then(
       (t) => {

@@ -8,7 +8,8 @@
 import type { Duplex } from 'node:stream';
 import { PosternError } from '../../core/errors.js';
 import { CUT_CODE, CloseCode, type FrameTransport, type TransportClose } from '../../mux/transport.js';
-import { RecordDecoder, RecordType, encodeClose, encodeData, encodePad, encodeRecordHeader, randomPadLength } from './codec.js';
+import { RECORD_HEADER_BYTES, RecordDecoder, RecordType, encodeClose, encodeData, encodePad, encodeRecordHeader, randomPadLength } from './codec.js';
+import { capTlsRecords, type RecordCappable } from '../record-cap.js';
 
 
 /** The first this-many records each side sends are preceded by a PAD record of random length (§12.5). */
@@ -23,8 +24,10 @@ export interface H2TransportOptions {
   sendQueueMaxBytes?: number;
   /** After a local close(), how long the peer has to end its side before the pipe is dropped. */
   closeTimeoutMs: number;
-  /** The TCP socket under it all, for wireBytesRead. */
-  wire?: { readonly bytesRead: number };
+  /** The TCP socket under it all, for wireBytesRead and wireBytesWritten. */
+  wire?: { readonly bytesRead: number; readonly bytesWritten: number };
+  /** The socket the HTTP/2 (or HTTP/1.1) connection writes on, whose TLS records setRecordMaxBytes caps. */
+  records?: RecordCappable;
   /** What the peer announced when the pipe opened (Postern-Features, §2.3). */
   peerFeatures?: ReadonlySet<string>;
   /** Called once when the transport has closed (the dialer closes its HTTP/2 connection there). */
@@ -43,6 +46,11 @@ export class H2FrameTransport implements FrameTransport {
   #sendBlocked = false;
   #delivering = false;
   #padLeft = PADDED_RECORDS_COUNT;
+  /** The length of the next PAD record's payload (chosen ahead, so paddingBytes can count it). */
+  #nextPad = randomPadLength();
+  /** PAD records sent so far, and received so far, headers included. */
+  #padSent = 0;
+  #padReceived = 0;
   #local: { code: number; reason: string } | undefined;
   #remote: { code: number; reason: string } | undefined;
   #error: Error | undefined;
@@ -113,13 +121,33 @@ export class H2FrameTransport implements FrameTransport {
     return this.#opts.wire?.bytesRead;
   }
 
+  get wireBytesWritten(): number | undefined {
+    return this.#opts.wire?.bytesWritten;
+  }
+
+  /** Caps the TLS records of the connection under this session (§9.8; plain connections: no effect). */
+  setRecordMaxBytes(bytes: number): void {
+    capTlsRecords(this.#opts.records, bytes);
+  }
+
+  /** PAD records sent, and the one the next send() will put before its message (§12.5). */
+  get paddingBytesSent(): number {
+    return this.#padSent + (this.#padLeft > 0 ? RECORD_HEADER_BYTES + this.#nextPad : 0);
+  }
+
+  get paddingBytesReceived(): number {
+    return this.#padReceived;
+  }
+
   send(message: Buffer): void {
     if (this.#local !== undefined || this.#remote !== undefined || this.#closed !== undefined || this.#pipe.writableEnded) return;
     const pipe = this.#pipe;
     if (this.#padLeft > 0) {
       this.#padLeft--;
       this.#cork();
-      pipe.write(encodePad(randomPadLength()));
+      pipe.write(encodePad(this.#nextPad));
+      this.#padSent += RECORD_HEADER_BYTES + this.#nextPad;
+      this.#nextPad = randomPadLength();
     }
     if (message.length > COALESCE_MAX_MESSAGE_BYTES) {
       this.#uncork();
@@ -221,6 +249,8 @@ export class H2FrameTransport implements FrameTransport {
         } else {
           this.#onMessage(r.payload);
         }
+      } else if (r.type === RecordType.PAD) {
+        this.#padReceived += RECORD_HEADER_BYTES + r.length;
       } else if (r.type === RecordType.CLOSE) {
         if (this.#remote !== undefined) continue;
         this.#remote = { code: r.code, reason: r.reason };

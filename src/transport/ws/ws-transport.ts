@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import { CloseCode, CUT_CODE, type FrameTransport, type TransportClose } from '../../mux/transport.js';
+import { capTlsRecords } from '../record-cap.js';
 
 
 export interface WsFrameTransportOptions {
@@ -26,10 +27,6 @@ const PRE_LISTEN_HOLD_BYTES = 1024 * 1024;
 
 /** Messages up to this size are coalesced per event-loop turn (see WsFrameTransport). */
 const COALESCE_MAX_MESSAGE_BYTES = 1024;
-/** TLS record payload bounds (RFC 8446 §5.1 maximum; OpenSSL's smallest max_send_fragment). */
-const TLS_RECORD_MAX_BYTES = 16_384;
-const TLS_RECORD_MIN_BYTES = 512;
-
 /** RFC 6455 §5.5: a close reason fits in 123 bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
 const WS_OPEN = 1;
@@ -139,8 +136,7 @@ export class WsFrameTransport implements FrameTransport {
    * connections, a record cut short is lost whole: small records let the peer keep what got through.
    */
   setRecordMaxBytes(bytes: number): void {
-    const tls = this.#socket as Duplex & { setMaxSendFragment?: (n: number) => boolean };
-    tls.setMaxSendFragment?.(Math.max(TLS_RECORD_MIN_BYTES, Math.min(TLS_RECORD_MAX_BYTES, Math.floor(bytes))));
+    capTlsRecords(this.#socket, bytes);
   }
 
   send(message: Buffer): void {

@@ -49,6 +49,37 @@ describe('connection budgets (protocol.md §9.8)', () => {
     expect(bl.maxPayloadHint).toBeLessThanOrEqual(budget / 8);
   });
 
+  it('charges the padding a transport sends (h2 PAD records, §12.5) against the budget', async () => {
+    const { cl, bl, client, bridge } = pair();
+    const budget = 8 * 1024;
+    const padding = 3 * 1024;
+    const data = crypto.randomBytes(64 * 1024);
+    bridge.on('open', (req) => req.accept().on('error', () => undefined).end(data));
+    const perConn: number[] = [];
+    const connect = (): void => {
+      const conns = transportPair();
+      // The bridge's end says it put `padding` bytes of its own on this connection.
+      Object.defineProperty(conns.bridge, 'paddingBytesSent', { value: padding });
+      const i = perConn.push(padding) - 1;
+      conns.bridge.tap = (_dir, m) => {
+        perConn[i] = (perConn[i] as number) + budgetCharge(m.length);
+      };
+      cl.attach(conns.client, { budgetBytes: budget });
+      bl.attach(conns.bridge);
+    };
+    cl.on('move', () => setImmediate(connect));
+    connect();
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await new Promise((r) => s.on('end', r));
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    // Without the padding counted, each connection would carry up to the whole budget in messages.
+    for (const charged of perConn) expect(charged).toBeLessThanOrEqual(budget);
+    expect(perConn.length).toBeGreaterThan(64 / 5);
+  });
+
   it('under a wall counting both ways, keeps each connection within both shares: an echo moves before the wall, nothing crosses twice', async () => {
     const { cl, bl, client, bridge } = pair();
     const down = 6 * 1024;

@@ -80,6 +80,24 @@ describe('H2FrameTransport over a real HTTP/2 stream (protocol.md §12)', () => 
     expect(digest(gotUp)).toBe(digest(up));
   }, 30_000);
 
+  it('counts its PAD records (§12.5): what one end sent is what the other received, at most 8 × (4 + 255) bytes', async () => {
+    const { client, server } = await pair();
+    expect(server.paddingBytesSent).toBeGreaterThanOrEqual(4); // the PAD before the first record, chosen ahead
+    const down = messages(20).map((m) => m.subarray(0, 64));
+    const got = new Promise<void>((resolve) => {
+      let n = 0;
+      client.onMessage(() => ++n === down.length && resolve());
+    });
+    for (const m of down) {
+      server.send(m);
+      await new Promise((r) => setImmediate(r));
+    }
+    await got;
+    expect(client.paddingBytesReceived).toBe(server.paddingBytesSent);
+    expect(server.paddingBytesSent).toBeGreaterThanOrEqual(8 * 4);
+    expect(server.paddingBytesSent).toBeLessThanOrEqual(8 * (4 + 255));
+  });
+
   it('closes gracefully: both ends report the code and reason the closer gave', async () => {
     const { client, server } = await pair();
     const c = new Promise<{ code: number; reason: string }>((r) => client.onClose(r));
