@@ -63,11 +63,12 @@ describe.each(TRANSPORTS)('postern client → bridge over transport=%s, end to e
     await stopAll();
   });
 
-  it('carries the session in the transport the link names', () => {
+  it('carries the session in the transport the link names', async () => {
     // A ws link against a --no-http2 bridge is WebSocket; transport=h2 is HTTP/2 (protocol.md §12).
     expect(stack.uri.includes('transport=h2')).toBe(transport === 'h2');
+    // The client's "tunnel up" can be read before the bridge's own line about it.
+    await stack.bridge.waitFor((l) => l.msg === 'session accepted', 5_000, 'session accepted');
     expect(stack.bridge.lines.some((l) => l.msg === 'h2 session accepted')).toBe(transport === 'h2');
-    expect(stack.bridge.lines.some((l) => l.msg === 'session accepted')).toBe(true);
   });
 
   it('serves curl through the HTTP CONNECT proxy on the same port', async () => {
