@@ -9,6 +9,7 @@
  */
 import { addressLength, readAddress, readAddressPrefix, writeAddress } from './address.js';
 import { MuxProtocolError } from './errors.js';
+import { allocWithHeadroom } from './transport.js';
 import {
   FrameType,
   HEADER_BYTES,
@@ -24,12 +25,17 @@ const OPEN_RESULT_BYTES = 5;
 const WINDOW_BYTES = 4;
 const CODE_BYTES = 1;
 
+/** Frames at least this long get headroom (smaller ones come from Node's shared pool, or are coalesced). */
+const HEADROOM_MIN_FRAME_BYTES = 4096;
+
 /**
  * A buffer of HEADER_BYTES + payloadLength with the header written (flags 0) and the payload
- * left for the caller to fill (the stream copies application chunks straight into it).
+ * left for the caller to fill (the stream copies application chunks straight into it). A large
+ * one has MESSAGE_HEADROOM_BYTES reserved in front of it for its transport (transport.ts).
  */
 export function allocFrame(type: FrameType, streamId: number, payloadLength: number): Buffer {
-  const buf = Buffer.allocUnsafe(HEADER_BYTES + payloadLength);
+  const total = HEADER_BYTES + payloadLength;
+  const buf = total >= HEADROOM_MIN_FRAME_BYTES ? allocWithHeadroom(total) : Buffer.allocUnsafe(total);
   buf[0] = type;
   buf[1] = 0;
   buf.writeUInt32BE(streamId, 2);

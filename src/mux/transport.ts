@@ -26,6 +26,32 @@ export function isCut(info: TransportClose): boolean {
   return info.cut === true;
 }
 
+/**
+ * Bytes reserved in front of a large message the mux makes (a DATA frame), for the header of what
+ * carries it: a WebSocket frame header is at most 14 bytes (RFC 6455 §5.2). A transport may write
+ * its header there and send header and message as one buffer, neither copied nor split in two
+ * writes (Node's TLS socket copies a multi-buffer write into one buffer before encrypting).
+ */
+export const MESSAGE_HEADROOM_BYTES = 14;
+/** The messages allocWithHeadroom made: only in front of these are the bytes free to write. */
+const withHeadroom = new WeakSet<Buffer>();
+
+/** An uninitialised buffer of `length` bytes with MESSAGE_HEADROOM_BYTES reserved in front of it (headroomOf). */
+export function allocWithHeadroom(length: number): Buffer {
+  const buf = Buffer.allocUnsafeSlow(MESSAGE_HEADROOM_BYTES + length).subarray(MESSAGE_HEADROOM_BYTES);
+  withHeadroom.add(buf);
+  return buf;
+}
+
+/**
+ * How many bytes in front of `message` (in its ArrayBuffer) a transport may overwrite with its own
+ * header: MESSAGE_HEADROOM_BYTES for a buffer from allocWithHeadroom, else 0. They are never the
+ * message's own bytes, so a message kept for resending (resume.ts) may be sent this way again.
+ */
+export function headroomOf(message: Buffer): number {
+  return withHeadroom.has(message) ? MESSAGE_HEADROOM_BYTES : 0;
+}
+
 export interface FrameTransport {
   /** Sends one binary message (one or more whole frames). Never throws; after close it is a no-op. */
   send(message: Buffer): void;

@@ -72,7 +72,11 @@ export function createWsAcceptor(ctx: AcceptorContext): Acceptor {
         return true;
       }
       wss.handleUpgrade(req, socket, rest, (ws) => {
-        const transport = new WsFrameTransport(ws, socket, { maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES, sendQueueMaxBytes: sendQueueBound(limits) });
+        const transport = new WsFrameTransport(ws, socket, {
+          maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+          sendQueueMaxBytes: sendQueueBound(limits),
+          server: true,
+        });
         handOver(ctx, transport, a);
       });
       return true;

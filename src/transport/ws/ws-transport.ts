@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
-import { CloseCode, CUT_CODE, type FrameTransport, type TransportClose } from '../../mux/transport.js';
+import { CloseCode, CUT_CODE, headroomOf, type FrameTransport, type TransportClose } from '../../mux/transport.js';
 import { capTlsRecords } from '../record-cap.js';
 
 
@@ -16,6 +16,11 @@ export interface WsFrameTransportOptions {
   sendQueueMaxBytes?: number;
   /** The TCP socket under TLS, when the caller holds it (for wireBytesRead and wireBytesWritten). */
   wire?: { readonly bytesRead: number; readonly bytesWritten?: number };
+  /**
+   * This end is the server: its frames are not masked (RFC 6455 §5.1), so a large message with
+   * headroom (mux/transport.ts headroomOf) is framed here and written as one buffer (see send()).
+   */
+  server?: boolean;
 }
 
 /**
@@ -31,6 +36,33 @@ const COALESCE_MAX_MESSAGE_BYTES = 1024;
 const MAX_CLOSE_REASON_BYTES = 123;
 const WS_OPEN = 1;
 const WS_CLOSED = 3;
+/** RFC 6455 §5.2: FIN set, opcode 0x2 (binary). */
+const WS_FIN_BINARY = 0x82;
+/** RFC 6455 §5.2: payload lengths from this one on take a 16-bit, and from the next one a 64-bit, extended length. */
+const WS_LEN16_MIN = 126;
+const WS_LEN64_MIN = 65_536;
+
+/**
+ * Writes the header of one unmasked, unfragmented binary WebSocket frame (RFC 6455 §5.2) into the
+ * headroom in front of `message` and returns header and message as one buffer.
+ */
+function serverFrame(message: Buffer): Buffer {
+  const len = message.length;
+  const h = len < WS_LEN16_MIN ? 2 : len < WS_LEN64_MIN ? 4 : 10;
+  const out = Buffer.from(message.buffer, message.byteOffset - h, len + h);
+  out[0] = WS_FIN_BINARY;
+  if (h === 2) {
+    out[1] = len;
+  } else if (h === 4) {
+    out[1] = WS_LEN16_MIN;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(0, 2); // messages are far below 2^32 bytes (WS_MAX_MESSAGE_BYTES)
+    out.writeUInt32BE(len, 6);
+  }
+  return out;
+}
 
 function clipReason(reason: string): string {
   const buf = Buffer.from(reason, 'utf8');
@@ -59,6 +91,11 @@ function clipReason(reason: string): string {
  *   nested corks only flush at the outermost uncork. A large message flushes what is corked and
  *   goes alone: Node's TLS socket copies a multi-buffer write into one buffer before encrypting, a
  *   copy of every byte that a lone DATA frame does not pay. Nothing waits past the current turn.
+ * - On the server side (no masking) a large message that has headroom in front of it (a DATA frame
+ *   from the mux) gets its WebSocket header written there and goes to the socket as one buffer:
+ *   through ws it would be a header and a payload in one write, which the TLS socket copies whole.
+ *   The bytes on the wire are the same as ws's. ws never queues a frame of its own here (no
+ *   compression, no Blobs), so writing beside it keeps frames whole and in order.
  * - A text message closes the WebSocket with 1002 (protocol error).
  * - After close() nothing more is delivered, and reading resumes so the closing handshake ends.
  */
@@ -94,12 +131,14 @@ export class WsFrameTransport implements FrameTransport {
   };
 
   readonly #wire: { readonly bytesRead: number; readonly bytesWritten?: number } | undefined;
+  readonly #server: boolean;
   readonly maxMessageBytes: number;
 
   constructor(ws: WebSocket, socket: Duplex, opts: WsFrameTransportOptions) {
     this.#ws = ws;
     this.#socket = socket;
     this.#wire = opts.wire;
+    this.#server = opts.server === true;
     this.#sendQueueMaxBytes = opts.sendQueueMaxBytes ?? Number.POSITIVE_INFINITY;
     this.maxMessageBytes = opts.maxMessageBytes;
     ws.binaryType = 'nodebuffer';
@@ -148,7 +187,11 @@ export class WsFrameTransport implements FrameTransport {
       this.#socket.cork();
       process.nextTick(this.#uncork);
     }
-    this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
+    if (this.#server && message.length > COALESCE_MAX_MESSAGE_BYTES && headroomOf(message) >= 10) {
+      this.#socket.write(serverFrame(message), this.#afterWrite);
+    } else {
+      this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
+    }
     const buffered = this.#ws.bufferedAmount;
     if (buffered > 0) {
       this.#needDrain = true;

@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { PosternError } from '../../../../src/core/errors.js';
 import { silentLogger } from '../../../../src/log/logger.js';
-import { CUT_CODE, type FrameTransport, type TransportClose } from '../../../../src/mux/transport.js';
+import { CUT_CODE, MESSAGE_HEADROOM_BYTES, allocWithHeadroom, headroomOf, type FrameTransport, type TransportClose } from '../../../../src/mux/transport.js';
 import { sendQueueBound } from '../../../../src/core/limits.js';
 import { makeToken } from '../../../../src/transport/auth.js';
 import { spkiSha256 } from '../../../../src/transport/certs.js';
@@ -82,6 +82,45 @@ describe('WsFrameTransport (protocol.md §4 messages)', () => {
     const got = within(new Promise<Buffer>((r) => server.onMessage(r)), 5_000);
     client.send(Buffer.alloc(b.limits.WS_MAX_MESSAGE_BYTES, 7));
     expect((await got).length).toBe(b.limits.WS_MAX_MESSAGE_BYTES);
+  });
+
+  it.each([false, true])('server side (TLS %s): messages with headroom, framed by us (RFC 6455 §5.2 lengths 7/16/64 bit), arrive byte for byte and in order among ws-framed ones', async (useTls) => {
+    const { client, server } = await pair(useTls);
+    // Sizes across the header forms: ≤ 1024 coalesced by ws, 16-bit lengths up to 65,535, 64-bit from 65,536.
+    const sizes = [1025, 4096, 65_535, 65_536, 65_546, 200_000, 10, 70_000];
+    const sent: Buffer[] = [];
+    for (const [i, n] of sizes.entries()) {
+      const m = n >= 4096 ? allocWithHeadroom(n) : Buffer.allocUnsafe(n);
+      for (let j = 0; j < n; j++) m[j] = (i * 31 + j * 7) & 0xff;
+      sent.push(m);
+    }
+    // A large message without headroom goes through ws as before.
+    sent.push(Buffer.alloc(50_000, 9));
+    const got: Buffer[] = [];
+    const all = within(
+      new Promise<void>((r) =>
+        client.onMessage((m) => {
+          got.push(Buffer.from(m));
+          if (got.length === sent.length + 1) r();
+        }),
+      ),
+      5_000,
+      'messages',
+    );
+    for (const m of sent) server.send(m);
+    // The same message again (a resend after a resume): its header is rewritten in the headroom.
+    server.send(sent[3] as Buffer);
+    await all;
+    expect(got.map((m) => m.length)).toEqual([...sent.map((m) => m.length), 65_536]);
+    for (const [i, m] of sent.entries()) expect(got[i]?.equals(m)).toBe(true);
+    expect(got[sent.length]?.equals(sent[3] as Buffer)).toBe(true);
+  });
+
+  it('gives headroom only to buffers allocWithHeadroom made', () => {
+    expect(headroomOf(allocWithHeadroom(5000))).toBe(MESSAGE_HEADROOM_BYTES);
+    const big = Buffer.alloc(5000 + MESSAGE_HEADROOM_BYTES);
+    expect(headroomOf(big.subarray(MESSAGE_HEADROOM_BYTES))).toBe(0);
+    expect(headroomOf(Buffer.alloc(5000))).toBe(0);
   });
 
   it('keeps messages that arrive before onMessage is set, in order', async () => {
