@@ -41,6 +41,8 @@ const WS_FIN_BINARY = 0x82;
 /** RFC 6455 §5.2: payload lengths from this one on take a 16-bit, and from the next one a 64-bit, extended length. */
 const WS_LEN16_MIN = 126;
 const WS_LEN64_MIN = 65_536;
+/** RFC 6455 §5.2: the longest header of an unmasked frame (2 bytes and a 64-bit length). */
+const WS_UNMASKED_HEADER_MAX_BYTES = 10;
 
 /**
  * Writes the header of one unmasked, unfragmented binary WebSocket frame (RFC 6455 §5.2) into the
@@ -187,7 +189,7 @@ export class WsFrameTransport implements FrameTransport {
       this.#socket.cork();
       process.nextTick(this.#uncork);
     }
-    if (this.#server && message.length > COALESCE_MAX_MESSAGE_BYTES && headroomOf(message) >= 10) {
+    if (this.#server && message.length > COALESCE_MAX_MESSAGE_BYTES && headroomOf(message) >= WS_UNMASKED_HEADER_MAX_BYTES) {
       this.#socket.write(serverFrame(message), this.#afterWrite);
     } else {
       this.#ws.send(message, { binary: true, compress: false, fin: true }, this.#afterWrite);
