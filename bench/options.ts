@@ -19,6 +19,8 @@ export interface BenchOptions {
   /** How long RSS is sampled (1 Hz) before a value counts as settled. */
   settleMs: number;
   sections: Set<Section>;
+  /** Bytes each path moves each way before the throughput reps (null: the smaller of 16 MiB and the transfer size). */
+  warmupBytes: number | null;
   /** Skip Postern (harness development while the binary does not build). */
   baselinesOnly: boolean;
   /** Skip the transport=h2 pair (measured beside ws by default). */
@@ -40,6 +42,8 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --quick              small sizes: 16 MiB transfers, 2 reps, 100 latency samples, 1000 idle streams, shorter settling
   --size-mb N          MiB per transfer, each way (default 256; env POSTERN_BENCH_SIZE_MB)
   --reps N             runs per throughput case; the median is reported (default 3)
+  --warmup-mb N        MiB each path moves each way before the throughput reps (default: 16, or the
+                       transfer size if smaller); the daemons' JIT needs a few hundred MiB to settle
   --samples N          new-stream latency samples per path (default 300)
   --slow-samples N     new-stream samples per client and delay over the delay relay (default 40; quick 20)
   --streams N          idle streams for the RSS measurement (default 1000)
@@ -73,6 +77,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       quick: { type: 'boolean', default: false },
       'size-mb': { type: 'string' },
       reps: { type: 'string' },
+      'warmup-mb': { type: 'string' },
       samples: { type: 'string' },
       'slow-samples': { type: 'string' },
       streams: { type: 'string' },
@@ -116,6 +121,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     idleStreams: positiveInt('--streams', values.streams, 1000),
     settleMs: positiveInt('--settle-ms', values['settle-ms'], quick ? 5000 : 12_000),
     sections,
+    warmupBytes: values['warmup-mb'] === undefined ? null : positiveInt('--warmup-mb', values['warmup-mb'], 16) * 1024 * 1024,
     baselinesOnly: values['baselines-only'] === true,
     noH2: values['no-h2'] === true,
     pipeline: values['no-pipeline'] !== true,

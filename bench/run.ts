@@ -166,7 +166,7 @@ async function measureThroughput(
     const t = dir === 'download' ? await download(sock, bytes, timeoutMs) : await upload(sock, bytes, timeoutMs);
     return { mbps: t.mbps, ms: t.ms, cpu: cpuSince(before, pair) };
   };
-  const warm = Math.min(size, 16 * 1024 * 1024);
+  const warm = opts.warmupBytes ?? Math.min(size, 16 * 1024 * 1024);
   for (const dir of ['download', 'upload'] as Direction[]) {
     for (const p of paths) {
       log(`throughput warm-up: ${p} ${dir} ${(warm / 1048576).toFixed(0)} MiB`);
