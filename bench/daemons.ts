@@ -200,7 +200,8 @@ export interface PairOptions {
   via?: (bridgePort: number) => Promise<number>;
   /**
    * The session transport: 'ws' (default; the bridge runs with --no-http2 when the build has it, so
-   * that the client, which offers h2, really uses WebSocket) or 'h2' (transport=h2 in the link).
+   * that the client, which offers h2, really uses WebSocket) or 'h2' (transport=h2 in the link; the
+   * bridge runs with --http2, which may be off by default).
    */
   transport?: 'ws' | 'h2';
 }
@@ -244,6 +245,8 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
       '--log-level',
       opts.logLevel,
       ...(opts.transport !== 'h2' && takes('bridge', '--no-http2') ? ['--no-http2'] : []),
+      // HTTP/2 may be off by default on the bridge: an h2 pair turns it on where the build has the flag.
+      ...(opts.transport === 'h2' && takes('bridge', '--http2 ') ? ['--http2'] : []),
     ]);
     bridgeD = bridge;
     const bl = await bridge.waitFor((l) => l.msg === 'listening' && l.role === 'bridge', opts.startTimeoutMs, 'bridge listening');
