@@ -147,6 +147,8 @@ export const LIMITS = {
   H2_CONNECTION_WINDOW_BYTES: 16 * 1024 * 1024,
   /** HTTP/2 transport: after a graceful close the peer has this long to end its body before the stream is reset. */
   H2_CLOSE_TIMEOUT_MS: 5_000,
+  /** HTTP/2 over TLS: while writes are outstanding, the connection is checked this often for the hang of a broken TCP connection Node does not report (transport/h2/wedge.ts). */
+  H2_WEDGE_CHECK_MS: 20,
   /** packet-up (§12.3): one upstream POST's body at most (under nginx's default client_max_body_size, 1 MiB; above one record). */
   PACKET_POST_MAX_BYTES: 512 * 1024,
   /** packet-up: a connection's first POST is at most this (then each answered POST doubles the size), so a connection cut early still delivers something. */
@@ -336,6 +338,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   H2_STREAM_WINDOW_BYTES: [64 * 1024, 64 * 1024 * 1024],
   H2_CONNECTION_WINDOW_BYTES: [64 * 1024, 256 * 1024 * 1024],
   H2_CLOSE_TIMEOUT_MS: [100, 60_000],
+  H2_WEDGE_CHECK_MS: [5, 1_000],
   PACKET_POST_MAX_BYTES: [300 * 1024, 1024 * 1024],
   PACKET_POST_FIRST_BYTES: [1024, 1024 * 1024],
   PACKET_WINDOW_COUNT: [1, 64],

@@ -41,13 +41,14 @@ async function relayedStack(opts: { clientArgs?: string[]; seed?: number; transp
 }
 
 describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) => {
-  // KNOWN FAILURE over h2: the session's data now arrives intact (the chunk Node's HTTP/2 handed a
-  // stream twice is dropped: frame-transport.ts isReEmission), but nearly every h2 connection stalls
-  // within ~0.4 s (both ends' stream writes never complete while nghttp2's queue is empty and the
-  // windows are open); the freeze detector resumes each one, so the transfer takes 80+ s, not < 60.
-  it.skipIf(transport === 'h2')('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
-    // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here).
-    const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0', '--dial-burst', '0'], transport });
+  // Over h2 this took 47–83 s until a TCP reset that lands while HTTP/2 over TLS writes stopped
+  // hanging the connection (transport/h2/wedge.ts): the freeze detector had to notice each one.
+  it('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
+    // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here),
+    // and no learned connection budget: these resets come at random byte counts, not at a wall,
+    // but what got through before each reset can look like one (over h2 the learner then adopted
+    // budgets of 4–13 KB both ways, and thousands of connections filled the bridge's replay cache).
+    const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0', '--dial-burst', '0', '--conn-budget', 'off'], transport });
     s.relay.cutRange = [16 * 1024, 1024 * 1024];
     s.relay.cutAll(); // the connection made before cutRange was set has no budget
     const data = [1, 2, 3].map((i) => seededBytes(8 * 1024 * 1024, i));
@@ -60,7 +61,8 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     // The tunnel really was cut, many times, and the session resumed each time.
     expect(s.relay.cuts).toBeGreaterThan(20);
     expect(s.client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length).toBeGreaterThan(20);
-    expect(Date.now() - started).toBeLessThan(60_000);
+    // 5.8 s over ws, 11 s over h2 on an idle machine.
+    expect(Date.now() - started).toBeLessThan(45_000);
   }, 90_000);
 
   it('makes progress when every tunnel connection is reset after 16–24 KB (DATA frames shrink)', async () => {

@@ -5,6 +5,7 @@
  * request — and every refused one — is answered by the decoy, over HTTP/2, as nginx answers it.
  */
 import http2 from 'node:http2';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../../core/limits.js';
 import { sendQueueBound } from '../../core/limits.js';
@@ -15,11 +16,15 @@ import { FEATURES_HEADER } from '../auth.js';
 import { SESSION_LOST_CODE, admit, handOver, type AcceptorContext } from '../gate.js';
 import type { Writable } from 'node:stream';
 import type { Acceptor, AcceptedConnection, FrontRequest } from '../types.js';
-import { H2FrameTransport } from './frame-transport.js';
+import { H2FrameTransport, type H2TransportOptions } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
 import { BridgePacketPipe, END_HEADER, PACKET_HEADER, PACKET_KEY_RE, SEQ_HEADER, packetBinding, postBodyLimit } from './packet.js';
 import { parseSeq } from './reorder.js';
 import type { RecordCappable } from '../record-cap.js';
+import { wedgeCheck } from './wedge.js';
+
+/** What a transport takes from its connection: a fresh hang check (wedge.ts: each transport needs its own pair of samples). */
+type ConnOptions = () => Pick<H2TransportOptions, 'wedge'>;
 
 /** The HTTP/2 connection preface (RFC 9113 §3.4): how h2c from a proxy starts. */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -133,13 +138,14 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
   };
 
   /** Hands an admitted session's pipe to the bridge as a FrameTransport. */
-  const start = (pipe: Duplex, info: AcceptedConnection, a: { user: string; sessionId: string | null; lost: boolean }, records: RecordCappable | undefined): void => {
+  const start = (pipe: Duplex, info: AcceptedConnection, a: { user: string; sessionId: string | null; lost: boolean }, records: RecordCappable | undefined, conn?: ConnOptions): void => {
     const transport = new H2FrameTransport(pipe, {
       maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
       sendQueueMaxBytes: sendQueueBound(limits),
       closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
       wire: info.raw,
       ...(records !== undefined ? { records } : {}),
+      ...conn?.(),
     });
     if (a.lost) {
       transport.close(SESSION_LOST_CODE, 'session unknown');
@@ -244,7 +250,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
    * A packet-up request (§12.3) on the secret path: the downstream GET, or an upstream POST of a
    * known session. False: refused (the caller lets the decoy answer, the body still unread).
    */
-  const packetRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, endStream: boolean, info: AcceptedConnection, key: string): boolean => {
+  const packetRoute = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, endStream: boolean, info: AcceptedConnection, key: string, conn: ConnOptions): boolean => {
     // A POST refused after its body was read (a race with another copy, or the session ended) gets the decoy's answer too.
     const refuseRead = (): void => answer(stream, headers, info, true);
     const method = headers[':method'];
@@ -264,7 +270,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       if (!endStream) stream.resume();
       const pipe = new BridgePacketPipe(stream, limits);
       register(key, pipe);
-      start(pipe, info, a, stream.session?.socket);
+      start(pipe, info, a, stream.session?.socket, conn);
       return true;
     }
     if (method !== 'POST' || url !== gate?.path) return false;
@@ -317,7 +323,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
   };
 
   /** A stream-one session request (§12.2), or the decoy's answer. */
-  const route = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, info: AcceptedConnection): void => {
+  const route = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, info: AcceptedConnection, conn: ConnOptions): void => {
     const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const toDecoy = (): void => answer(stream, headers, info, endStream);
     if (gate === null || ctx.closing()) return toDecoy();
@@ -326,7 +332,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     if (url !== gate.path && headers.authorization === undefined) return toDecoy();
     const packetKey = headers[PACKET_HEADER];
     if (typeof packetKey === 'string') {
-      if (!packetRoute(stream, headers, endStream, info, packetKey)) toDecoy();
+      if (!packetRoute(stream, headers, endStream, info, packetKey, conn)) toDecoy();
       return;
     }
     const plain: Record<string, string | undefined> = {};
@@ -343,7 +349,7 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
       stream.destroy();
       return;
     }
-    start(stream, info, a, stream.session?.socket);
+    start(stream, info, a, stream.session?.socket, conn);
   };
 
   return {
@@ -352,9 +358,13 @@ function makeH2Acceptor(ctx: AcceptorContext): Acceptor {
     plainPreface: H2_PREFACE,
     takeRequest: takeHttp1,
     takeConnection(socket: Duplex, info: AcceptedConnection): void {
+      const conn: ConnOptions = () => {
+        const check = wedgeCheck(socket as net.Socket, info.raw);
+        return { wedge: check === null ? undefined : { check, everyMs: limits.H2_WEDGE_CHECK_MS } };
+      };
       const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void => {
         stream.on('error', () => stream.destroy());
-        route(stream, headers, flags, info);
+        route(stream, headers, flags, info, conn);
       };
       const onSession = (session: http2.ServerHttp2Session): void => {
         server.off('session', onSession);

@@ -14,10 +14,11 @@ import { credentialHeaders, dialSecure, hostHeader, refusalError, remainingMs, t
 import type { TransportDialer } from '../types.js';
 import type { BridgeInfo } from '../uri.js';
 import { encodePad, randomPadLength } from './codec.js';
-import { H2FrameTransport } from './frame-transport.js';
+import { H2FrameTransport, type H2TransportOptions } from './frame-transport.js';
 import { PADDING_HEADER, paddingValue } from './padding.js';
 import { ClientPacketPipe, END_HEADER, PACKET_HEADER, SEQ_HEADER, newPacketKey, packetBinding } from './packet.js';
 import type { RecordCappable } from '../record-cap.js';
+import { wedgeCheck } from './wedge.js';
 
 /** A browser-like client SETTINGS (Chromium's values): a large window, no push. */
 export const CLIENT_H2_SETTINGS: http2.Settings = {
@@ -53,6 +54,8 @@ export interface StreamOneOptions {
   wire?: { readonly bytesRead: number; readonly bytesWritten: number };
   /** The socket the session writes on (TLS: its records are capped on a cutting path). */
   records?: RecordCappable;
+  /** Over TLS: the connection's hang check (wedge.ts). */
+  wedge?: H2TransportOptions['wedge'];
 }
 
 /**
@@ -161,8 +164,8 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
         closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
         peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
         ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
-      ...(opts.records !== undefined ? { records: opts.records } : {}),
         ...(opts.records !== undefined ? { records: opts.records } : {}),
+        wedge: opts.wedge,
         onFinish: closeSessionAfter(session, limits),
       });
       session.once('close', () => stream.destroy());
@@ -222,6 +225,7 @@ export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, o
       closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
       peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
       ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+      wedge: opts.wedge,
       onFinish: closeSessionAfter(session, limits),
     });
     session.once('close', () => pipe.destroy());
@@ -244,7 +248,14 @@ export function streamOneOn(stream: SecureStream, info: BridgeInfo, opts: DialOp
   const packetKey = info.mode === 'packet-up' ? newPacketKey() : null;
   const headers = credentialHeaders(info, now(), opts, packetKey === null ? undefined : (id) => packetBinding(id, packetKey));
   const req: StreamOneRequest = { scheme: info.plain ? 'http' : 'https', authority: hostHeader(info), path: info.path, headers };
-  const o: StreamOneOptions = { limits, signal: abort.signal, wire: stream.raw, records: stream.socket };
+  const check = wedgeCheck(stream.socket, stream.raw);
+  const o: StreamOneOptions = {
+    limits,
+    signal: abort.signal,
+    wire: stream.raw,
+    records: stream.socket,
+    wedge: check === null ? undefined : { check, everyMs: limits.H2_WEDGE_CHECK_MS },
+  };
   return (packetKey === null ? openStreamOne(stream.socket, req, o) : openPacketUp(stream.socket, req, packetKey, o))
     .then(
       (t) => {

@@ -32,6 +32,11 @@ export interface H2TransportOptions {
   peerFeatures?: ReadonlySet<string>;
   /** Called once when the transport has closed (the dialer closes its HTTP/2 connection there). */
   onFinish?: () => void;
+  /**
+   * The connection's hang check (wedge.ts), run every `everyMs` while a write is outstanding; true:
+   * the connection broke without a word, and the transport is dropped as cut.
+   */
+  wedge?: { check: () => boolean; everyMs: number } | undefined;
 }
 
 export class H2FrameTransport implements FrameTransport {
@@ -59,7 +64,8 @@ export class H2FrameTransport implements FrameTransport {
   #needDrain = false;
   #corked = false;
   #closeTimer: NodeJS.Timeout | undefined;
-  /** The chunk received last (a view into the HTTP/2 session's read buffer): see isReEmission. */
+  #wedgeTimer: NodeJS.Timeout | undefined;
+  /** The chunk received last (a view into the HTTP/2 session's read buffer): see unseenPart. */
   #lastChunk: Buffer | undefined;
   readonly peerFeatures: ReadonlySet<string>;
   readonly maxMessageBytes: number;
@@ -86,9 +92,10 @@ export class H2FrameTransport implements FrameTransport {
     this.maxMessageBytes = opts.maxMessageBytes;
     pipe.pause();
     pipe.on('data', (chunk: Buffer) => {
-      if (isReEmission(this.#lastChunk, chunk)) return;
+      const fresh = unseenPart(this.#lastChunk, chunk);
+      if (fresh === null) return;
       this.#lastChunk = chunk;
-      this.#receive(chunk);
+      this.#receive(fresh);
     });
     pipe.on('end', () => {
       // The peer ended its side: after a CLOSE record that is the close handshake, else a cut.
@@ -163,12 +170,29 @@ export class H2FrameTransport implements FrameTransport {
     const buffered = pipe.writableLength;
     if (buffered > 0) {
       this.#needDrain = true;
+      this.#watchWedge();
       const max = this.#opts.sendQueueMaxBytes ?? Infinity;
       if (buffered > max && !this.#sendBlocked) {
         this.#sendBlocked = true;
         pipe.pause();
       }
     }
+  }
+
+  /** While writes are outstanding, checks the connection for the hang of wedge.ts. */
+  #watchWedge(): void {
+    const wedge = this.#opts.wedge;
+    if (wedge === undefined || this.#wedgeTimer !== undefined) return;
+    this.#wedgeTimer = setInterval(() => {
+      if (this.#pipe.writableLength === 0 || this.#closed !== undefined) {
+        clearInterval(this.#wedgeTimer);
+        this.#wedgeTimer = undefined;
+      } else if (wedge.check()) {
+        this.#error ??= new PosternError('E_CONN_RESET', 'the TCP connection broke under HTTP/2 (a write failed; Node did not report it)');
+        this.terminate();
+      }
+    }, wedge.everyMs);
+    this.#wedgeTimer.unref();
   }
 
   #cork(): void {
@@ -289,6 +313,8 @@ export class H2FrameTransport implements FrameTransport {
   #finish(): void {
     if (this.#closed !== undefined) return;
     clearTimeout(this.#closeTimer);
+    clearInterval(this.#wedgeTimer);
+    this.#wedgeTimer = undefined;
     this.#pipe.removeListener('drain', this.#afterWrite);
     this.#held.length = 0;
     const local = this.#local;
@@ -313,13 +339,21 @@ export class H2FrameTransport implements FrameTransport {
 }
 
 /**
- * Node 20's HTTP/2 sometimes hands the same DATA chunk to a stream twice: the second 'data' event
- * is the same view (same ArrayBuffer, offset and length) of the session's socket read, after the
- * session paused and resumed its input (seen with the first DATA frame of a read a full 16 KiB
- * one, under load). Taken twice, its records are counted twice (the peer claims messages we never
- * sent, §9) or the record framing slips (a bad record). A fresh chunk never shares its memory with
- * the one before while that one is held here, so an identical view is the same bytes again.
+ * Node 20's HTTP/2 sometimes hands a stream bytes it already handed it: after the session paused
+ * and resumed its input, a 'data' event repeats (part of) the chunk before it, as a view into the
+ * same socket read — the same view again (seen with the first DATA frame of a read a full 16 KiB
+ * one, under load), or one that starts earlier, at that DATA frame's 9-byte header, and ends where
+ * the chunk before ended (seen with TLS records capped small under frequent resets: [7670, 8256)
+ * of a read, then [7661, 8256)). Taken twice, records are counted twice (the peer claims messages
+ * we never sent, §9), the record framing slips (a bad record), or a frame header lands in a
+ * stream's bytes. Chunks of one read follow each other without overlapping, so a chunk that
+ * overlaps the one before in the same memory is such a repeat: only what lies past the end of the
+ * chunk before is new (usually nothing). Returns the part of `chunk` to take, or null for none.
  */
-export function isReEmission(last: Buffer | undefined, chunk: Buffer): boolean {
-  return last !== undefined && chunk.length > 0 && last.buffer === chunk.buffer && last.byteOffset === chunk.byteOffset && last.length === chunk.length;
+export function unseenPart(last: Buffer | undefined, chunk: Buffer): Buffer | null {
+  if (last === undefined || chunk.length === 0 || last.buffer !== chunk.buffer) return chunk;
+  const lastEnd = last.byteOffset + last.length;
+  if (chunk.byteOffset >= lastEnd || chunk.byteOffset + chunk.length <= last.byteOffset) return chunk;
+  const fresh = chunk.byteOffset + chunk.length - lastEnd;
+  return fresh > 0 ? chunk.subarray(chunk.length - fresh) : null;
 }

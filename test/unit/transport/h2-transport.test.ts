@@ -4,7 +4,7 @@ import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeData, encodeRecordHeader, RecordType } from '../../../src/transport/h2/codec.js';
-import { H2FrameTransport, isReEmission } from '../../../src/transport/h2/frame-transport.js';
+import { H2FrameTransport, unseenPart } from '../../../src/transport/h2/frame-transport.js';
 
 const MAX = 256 * 1024;
 const cleanups: Array<() => void> = [];
@@ -190,13 +190,25 @@ describe('H2FrameTransport over a real HTTP/2 stream (protocol.md §12)', () => 
     expect(got).toEqual(['one', 'two', 'three', 'four', 'four']);
   });
 
-  it('isReEmission: only the same memory, offset and length again', () => {
-    const read = Buffer.from('0123456789');
-    const a = read.subarray(2, 6);
-    expect(isReEmission(undefined, a)).toBe(false);
-    expect(isReEmission(a, read.subarray(2, 6))).toBe(true);
-    expect(isReEmission(a, read.subarray(2, 5))).toBe(false);
-    expect(isReEmission(a, read.subarray(3, 7))).toBe(false);
-    expect(isReEmission(a, Buffer.from(a))).toBe(false);
+  it('unseenPart: a chunk that overlaps the one before in the same memory is a repeat; only bytes past its end are new', () => {
+    const read = Buffer.alloc(8256);
+    const prev = read.subarray(7670, 8256);
+    // Fresh chunks: the first, other memory, the next part of the same read (after a frame header).
+    expect(unseenPart(undefined, prev)).toBe(prev);
+    const copy = Buffer.from(prev);
+    expect(unseenPart(prev, copy)).toBe(copy);
+    const before = read.subarray(0, 7661);
+    const next = read.subarray(7670, 8256);
+    expect(unseenPart(before, next)).toBe(next);
+    // The same view again (the repeat first seen), and the repeat seen with small TLS records: the
+    // same bytes from the DATA frame's 9-byte header on, ending where the chunk before ended.
+    expect(unseenPart(prev, read.subarray(7670, 8256))).toBeNull();
+    expect(unseenPart(prev, read.subarray(7661, 8256))).toBeNull();
+    expect(unseenPart(prev, read.subarray(7680, 8000))).toBeNull();
+    // A repeat that runs on past the chunk before: only the rest is new.
+    const small = read.subarray(100, 200);
+    const over = unseenPart(small, read.subarray(90, 250));
+    expect(over?.byteOffset).toBe(read.byteOffset + 200);
+    expect(over?.length).toBe(50);
   });
 });
