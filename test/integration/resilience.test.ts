@@ -46,8 +46,9 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
   it('carries 3 × 8 MiB both ways intact while the relay resets the tunnel every 16 KB–1 MiB', async () => {
     // Hundreds of resets: redial at once (the handshake pacing of §9.8 is not under test here),
     // and no learned connection budget: these resets come at random byte counts, not at a wall,
-    // but what got through before each reset can look like one (over h2 the learner then adopted
-    // budgets of 4–13 KB both ways, and thousands of connections filled the bridge's replay cache).
+    // but what got through before each reset can look like one (§9.8 learning on, measured: ws
+    // opened 3,486 connections in 21 s; h2 learned budgets of 4–13 KB both ways and reached 4,096,
+    // where the bridge's replay cache refused the rest).
     const s = await relayedStack({ seed: 42, clientArgs: ['--dial-interval-ms', '0', '--dial-burst', '0', '--conn-budget', 'off'], transport });
     s.relay.cutRange = [16 * 1024, 1024 * 1024];
     s.relay.cutAll(); // the connection made before cutRange was set has no budget
