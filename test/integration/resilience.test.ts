@@ -62,8 +62,9 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     // The tunnel really was cut, many times, and the session resumed each time.
     expect(s.relay.cuts).toBeGreaterThan(20);
     expect(s.client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length).toBeGreaterThan(20);
-    // 5.8 s over ws, 11 s over h2 on an idle machine.
-    expect(Date.now() - started).toBeLessThan(45_000);
+    // Measured side by side (load 5): ws 13 s, h2 17 s; at load 12 both 26 s. Before wedge.ts h2
+    // took 129 s (275 connections hung until the freeze detector dropped them).
+    expect(Date.now() - started).toBeLessThan(60_000);
   }, 90_000);
 
   it('makes progress when every tunnel connection is reset after 16–24 KB (DATA frames shrink)', async () => {
