@@ -225,6 +225,7 @@ export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, o
       closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
       peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
       ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+      ...(opts.records !== undefined ? { records: opts.records } : {}),
       wedge: opts.wedge,
       onFinish: closeSessionAfter(session, limits),
     });
