@@ -244,6 +244,12 @@ export const LIMITS = {
   LOG_SUMMARY_INTERVAL_MS: 60_000,
 
   // ── Process ──────────────────────────────────────────────────────────────
+  /**
+   * A young-generation GC runs each time this many bytes of mux messages were sent or received
+   * (process-wide; 0: V8 alone decides, after 32 MiB of dead buffers, which glibc then keeps as RSS:
+   * src/core/young-gc.ts). 4 MiB keeps ~25 MiB less RSS after a bulk transfer, at no throughput cost.
+   */
+  YOUNG_GC_EVERY_BYTES: 4 * 1024 * 1024,
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */
   SHUTDOWN_DRAIN_MS: 5_000,
 
@@ -376,6 +382,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   STATUS_LINE_INTERVAL_MS: [1_000, 60_000],
   STATUS_PAGE_MAX_BYTES: [16 * 1024, 4 * 1024 * 1024],
   SHUTDOWN_DRAIN_MS: [0, 600_000],
+  YOUNG_GC_EVERY_BYTES: [0, 1024 * 1024 * 1024],
   DOCTOR_DOWNLOAD_TIMEOUT_MS: [1_000, 600_000],
   UDP_ASSOCIATION_IDLE_MS: [1_000, 86_400_000],
   UDP_SEND_HEADROOM_BYTES: [0, 64 * 1024 * 1024],

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Target } from '../core/address.js';
 import { PosternError, WireCode, errorFromSystem, errorFromWire } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
+import { noteRelayedBytes } from '../core/young-gc.js';
 import type { Logger } from '../log/logger.js';
 import { decodeMessage, encodeFrame } from './codec.js';
 import { MuxProtocolError } from './errors.js';
@@ -315,6 +316,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     }
     this.datagramCounts.sent++;
     this.transport.send(frame);
+    noteRelayedBytes(frame.length, this.limits.YOUNG_GC_EVERY_BYTES);
     return true;
   }
 
@@ -396,6 +398,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     if (this.isClosed) return;
     this.lastReceivedAt = performance.now();
     this.keepalivePinged = false;
+    noteRelayedBytes(message.length, this.limits.YOUNG_GC_EVERY_BYTES);
     try {
       if (message.length > this.transport.maxMessageBytes) {
         throw new MuxProtocolError('message-too-large', `${message.length} bytes`, CloseCode.TOO_BIG);
@@ -675,7 +678,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   // ── send path and backpressure ──────────────────────────────────────────
 
   private send(frame: Buffer): void {
-    if (!this.isClosed) this.transport.send(frame);
+    if (this.isClosed) return;
+    this.transport.send(frame);
+    noteRelayedBytes(frame.length, this.limits.YOUNG_GC_EVERY_BYTES);
   }
 
   /** Wakes blocked writers in FIFO order; whoever re-blocks goes behind those not yet served. */
