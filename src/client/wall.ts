@@ -130,12 +130,15 @@ export class WallLearner {
     const tops = this.cuts.filter((c) => this.evidence(c, kind)).sort((a, b) => lo(b) - lo(a));
     for (const top of tops) {
       const t = lo(top);
-      const members = tops.filter((c) => lo(c) <= t && lo(c) >= (1 - WALL_MATCH_FRACTION) * t);
-      if (members.length < WALL_MATCH_COUNT) continue;
-      const at = Math.min(...members.map(lo));
-      const first = Math.min(...members.map((c) => this.cuts.indexOf(c)));
-      const against = this.cuts.slice(first).some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);
-      if (!against) return { at, spread: (t - at) / t };
+      // The cuts that agree with `top`, from the latest one that is against them on.
+      for (let from = 0; from < this.cuts.length; from++) {
+        const since = this.cuts.slice(from);
+        const members = since.filter((c) => tops.includes(c) && lo(c) <= t && lo(c) >= (1 - WALL_MATCH_FRACTION) * t);
+        if (members.length < WALL_MATCH_COUNT) break;
+        const at = Math.min(...members.map(lo));
+        const first = since.indexOf(members[0] as Cut);
+        if (!since.slice(first).some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at)) return { at, spread: (t - at) / t };
+      }
     }
     return null;
   }
