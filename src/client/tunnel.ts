@@ -179,8 +179,9 @@ class BridgeLink {
     if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto', counts: this.budgetCounts() }, 'moving to a new connection every budget of bytes from the bridge');
   }
 
-  /** What the budget counts: bridge→client bytes, or both directions (learned only). */
+  /** What the budget counts: bridge→client bytes, or both directions (learned, or set as `both:BYTES`). */
   budgetCounts(): WallCounts {
+    if (this.budget.mode === 'fixed') return this.budget.counts ?? 'down';
     return this.learner?.counts ?? 'down';
   }
 
@@ -613,7 +614,7 @@ export class Tunnel {
     this.strategy = opts.strategy ?? 'failover';
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
     this.links = list.map((b, i) => {
-      const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
+      const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget, ...(b.budgetBoth === true ? { counts: 'both' as const } : {}) } : { mode: 'auto' });
       const changed = (event: LinkEvent = 'changed'): void => {
         if (event === 'up') this.failedInRow = 0;
         else if (event === 'dial-failed' && this.pick() === null) this.failedInRow++;

@@ -296,3 +296,16 @@ describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (
     expect(s.relay.maxAcceptedWithin(300)).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
   }, 90_000);
 });
+
+describe('a budget set to count both directions (--conn-budget both:BYTES)', () => {
+  it('moves before a 64 KiB two-way wall from the first connection on: no connection runs into it', async () => {
+    const s = await walled({ resetAfter: 64 * KIB, args: ['--conn-budget', 'both:48k'] });
+    expect(s.client.lines.find((l) => l.budget !== undefined)).toMatchObject({ budget: 48 * KIB, learned: false, counts: 'both' });
+    const data = seededBytes(512 * KIB, 40);
+    const r = await echoTransfer(s.socksPort, await echoServer(), data);
+    expect(r.hash).toBe(sha256(data));
+    expect(s.relay.accepted).toBeGreaterThan(10); // ≈ 2 × 512 KiB / 48 KiB
+    expect(s.relay.wallResets).toBe(0);
+  }, 60_000);
+});
+

@@ -131,7 +131,14 @@ describe('parseBudget', () => {
     [0, { mode: 'off' }],
     ['16384', { mode: 'fixed', bytes: 16_384 }],
     ['100', null],
-    ['12k', null],
+    ['12k', { mode: 'fixed', bytes: 12_288 }],
+    ['both:16k', { mode: 'fixed', bytes: 16_384, counts: 'both' }],
+    ['BOTH:20000', { mode: 'fixed', bytes: 20_000, counts: 'both' }],
+    ['both:1k', null],
+    ['both:', null],
+    ['down:16k', null],
+    ['16 k', null],
+    ['1.5k', null],
     ['-5', null],
   ])('%s', (text, want) => expect(parseBudget(text as string, 4_096)).toEqual(want));
 });
