@@ -244,6 +244,13 @@ class BridgeLink {
    */
   private noteCut(): void {
     this.counts.cuts++;
+    // The connection before this one resumed but its TALLY never came (this one was cut first):
+    // learn from our own counts of it, as without TALLY.
+    const waiting = this.pendingCut;
+    if (waiting !== null && waiting.sentBytes !== undefined) {
+      this.pendingCut = null;
+      this.learn(waiting.down, waiting.sentBytes === null ? 0 : waiting.handshakeUp + waiting.sentBytes);
+    }
     const bytes = this.conn?.wireBytesRead;
     const up = this.conn?.wireBytesWritten ?? 0;
     this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, up, handshakeUp: this.connHandshake.up };
