@@ -440,7 +440,8 @@ class BridgeLink {
       }
       if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
       this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
-      this.tallyOn = transport.peerFeatures?.has(FEATURE_TALLY) === true;
+      // Only a client that learns its budget needs the bridge's count (and waits for it after a cut).
+      this.tallyOn = this.learner !== null && transport.peerFeatures?.has(FEATURE_TALLY) === true;
       session.link.attach(transport, { ...this.budgetsFor(), tally: this.tallyOn });
       this.conn = transport;
     } catch (err) {

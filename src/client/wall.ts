@@ -32,8 +32,10 @@ export interface Wall {
 /** A cut counts toward a wall that counts both directions only if it sent at least this fraction of what it received. */
 const WALL_BOTH_MIN_UP_FRACTION = 0.125;
 
-/** The learner looks at this many latest cuts: a wall is WALL_MATCH_COUNT of them that agree, the others not against it. */
+/** The learner looks at this many latest cuts: a wall is WALL_MATCH_COUNT of them that agree, the others not against it… */
 const WALL_WINDOW_CUTS = 6;
+/** …and at most this many of those others skipped (short, but with maxima that reach the wall): a path that cuts at random is no wall. */
+const WALL_MAX_SKIPPED_CUTS = 1;
 
 /**
  * What one lost connection carried, as far as the client can tell: `down` and `up` are what is
@@ -68,7 +70,7 @@ interface Seen {
  * since the first of them says otherwise: none carried more than they did, and none could have
  * carried clearly less (its maximum, §9.8.1, below the wall). A cut whose count is low but whose
  * maximum reaches the wall says nothing (a reset can make the reader lose what arrived last: its
- * count is short, the sender's is not) and is skipped. Without maxima (an older bridge) every cut
+ * count is short, the sender's is not) and is skipped, once (WALL_MAX_SKIPPED_CUTS). Without maxima (an older bridge) every cut
  * is its own maximum, so the WALL_MATCH_COUNT cuts must come in a row.
  *
  * What is compared is either the bytes received (a wall on bridge→client bytes, `down`) or the
@@ -136,8 +138,9 @@ export class WallLearner {
         const members = since.filter((c) => tops.includes(c) && lo(c) <= t && lo(c) >= (1 - WALL_MATCH_FRACTION) * t);
         if (members.length < WALL_MATCH_COUNT) break;
         const at = Math.min(...members.map(lo));
-        const first = since.indexOf(members[0] as Cut);
-        if (!since.slice(first).some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at)) return { at, spread: (t - at) / t };
+        const span = since.slice(since.indexOf(members[0] as Cut));
+        const against = span.some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);
+        if (!against && span.length - members.length <= WALL_MAX_SKIPPED_CUTS) return { at, spread: (t - at) / t };
       }
     }
     return null;

@@ -72,9 +72,18 @@ describe('WallLearner, with the bridge\'s TALLY (the most that can have crossed,
     expect(l.observeCut(65_000, 1_200, { down: 130_000, up: 900_000 })).toBeNull();
     expect(l.observeCut(600, 1_300, { down: 120_000, up: 800_000 })).toBeNull(); // short, says nothing
     expect(l.observeCut(64_300, 1_200, { down: 64_400, up: 700_000 })).toBeNull();
-    expect(l.observeCut(19_000, 1_000, { down: 66_000, up: 500_000 })).toBeNull(); // short again
     expect(l.observeCut(64_900, 1_100, { down: 99_000, up: 600_000 })).toBe(Math.floor(0.85 * 64_300));
     expect(l.counts).toBe('down');
+  });
+
+  it('skips at most one such cut among those that agree (a path that cuts at random is no wall)', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(65_000, 1_200, { down: 130_000, up: 900_000 })).toBeNull();
+    expect(l.observeCut(600, 1_300, { down: 120_000, up: 800_000 })).toBeNull();
+    expect(l.observeCut(64_300, 1_200, { down: 64_400, up: 700_000 })).toBeNull();
+    expect(l.observeCut(19_000, 1_000, { down: 66_000, up: 500_000 })).toBeNull();
+    expect(l.observeCut(64_900, 1_100, { down: 99_000, up: 600_000 })).toBeNull(); // two skipped since the first
+    expect(l.observeCut(64_600, 1_100, { down: 99_000, up: 600_000 })).toBe(Math.floor(0.85 * 64_300));
   });
 
   it('does not skip a cut that cannot have reached the wall: the cuts before it do not count', () => {
