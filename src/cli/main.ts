@@ -401,7 +401,7 @@ export function buildProgram(): Command {
     .option('--resume-timeout-ms <ms>', 'a session not resumed within this time is ended and its streams reset (default 60000)')
     .option('--rotate-bytes <n>', 'move the session to a fresh connection after this many bytes on one (default: never)')
     .option('--rotate-ms <ms>', 'move the session to a fresh connection after this long on one (default: never)')
-    .option('--conn-budget <bytes>', 'bridge→client bytes per tunnel connection before moving to a new one, for networks that freeze connections after a few KB: auto (learned, default), off, or bytes')
+    .option('--conn-budget <bytes>', 'bytes per tunnel connection before moving to a new one, for networks that freeze or reset connections after a few KB: auto (learned, default), off, bytes from the bridge (16384 or 16k), or both:BYTES counting both directions')
     .option('--dial-interval-ms <ms>', 'new tunnel connections (TLS handshakes) start at least this far apart (default 40)')
     .option('--dial-burst <n>', 'at most this many new tunnel connections within 500 ms (default 3; 0: no such cap)')
     .option('--config <file>', 'client config file (JSON, see configs/client.schema.json) [env: POSTERN_CONFIG]')

@@ -4,11 +4,11 @@ import { formatHostPort, type Target } from '../core/address.js';
 import { PosternError, type ErrorCode } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
-import { ResumableLink } from '../mux/resume.js';
+import { ResumableLink, type ConnTally } from '../mux/resume.js';
 import { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
 import type { FrameTransport } from '../mux/transport.js';
-import { FEATURE_EARLY_DATA, SESSION_ID_BYTES } from '../transport/auth.js';
+import { FEATURE_EARLY_DATA, FEATURE_TALLY, SESSION_ID_BYTES } from '../transport/auth.js';
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
@@ -138,7 +138,9 @@ class BridgeLink {
   /** Wire bytes of the attached connection's handshake (TLS, HTTP upgrade) each way. */
   private connHandshake = { down: 0, up: 0 };
   /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it). */
-  private pendingCut: { down: number; handshakeUp: number } | null = null;
+  private pendingCut: { down: number; up: number; handshakeUp: number; sentBytes?: number | null } | null = null;
+  /** The attached connection's bridge answers TALLY (§9.8.1): a cut is learned from its count, not ours. */
+  private tallyOn = false;
   /** Under a `both` wall: the bridge's share of a connection's budget, following the traffic mix. */
   private downShare = 0.5;
   /**
@@ -177,8 +179,9 @@ class BridgeLink {
     if (b !== null) this.log.info({ budget: b, learned: budget.mode === 'auto', counts: this.budgetCounts() }, 'moving to a new connection every budget of bytes from the bridge');
   }
 
-  /** What the budget counts: bridge→client bytes, or both directions (learned only). */
+  /** What the budget counts: bridge→client bytes, or both directions (learned, or set as `both:BYTES`). */
   budgetCounts(): WallCounts {
+    if (this.budget.mode === 'fixed') return this.budget.counts ?? 'down';
     return this.learner?.counts ?? 'down';
   }
 
@@ -241,22 +244,56 @@ class BridgeLink {
    */
   private noteCut(): void {
     this.counts.cuts++;
+    // The connection before this one resumed but its TALLY never came (this one was cut first):
+    // learn from our own counts of it, as without TALLY.
+    const waiting = this.pendingCut;
+    if (waiting !== null && waiting.sentBytes !== undefined) {
+      this.pendingCut = null;
+      this.learn(waiting.down, waiting.sentBytes === null ? 0 : waiting.handshakeUp + waiting.sentBytes);
+    }
     const bytes = this.conn?.wireBytesRead;
-    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, handshakeUp: this.connHandshake.up };
+    const up = this.conn?.wireBytesWritten ?? 0;
+    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, up, handshakeUp: this.connHandshake.up };
   }
 
   /** The session resumed after a cut: the cut's bytes both ways go to the learner; remembered when it learns. */
   private learnFromResume(cutSentBytes: number | null): void {
     const cut = this.pendingCut;
+    if (cut !== null && this.tallyOn) {
+      // The bridge's TALLY follows its RESUME: learn from its count (learnFromTally).
+      cut.sentBytes = cutSentBytes;
+      return;
+    }
     this.pendingCut = null;
     if (cut === null || this.learner === null) return;
     const up = cutSentBytes === null ? 0 : cut.handshakeUp + cutSentBytes;
-    const next = this.learner.observeCut(cut.down, up);
     this.log.debug({ receivedBytes: cut.down, sentBytes: up }, 'connection cut');
+    this.learn(cut.down, up);
+  }
+
+  /**
+   * The bridge's TALLY about the connection before this one (§9.8.1). When that one was cut, each
+   * receiver's count is what is known to have crossed (a reset may still have cost it the last
+   * bytes), each sender's count the most that can have.
+   */
+  private learnFromTally(peer: ConnTally): void {
+    const cut = this.pendingCut;
+    this.pendingCut = null;
+    if (cut === null || this.learner === null || cut.sentBytes === undefined) return;
+    const ownUp = cut.sentBytes === null ? 0 : cut.handshakeUp + cut.sentBytes;
+    const up = Math.max(ownUp, peer.receivedBytes ?? 0);
+    const max = { down: Math.max(cut.down, peer.sentBytes ?? cut.down), up: Math.max(up, cut.up) };
+    this.log.debug({ receivedBytes: cut.down, sentBytes: up, maxReceivedBytes: max.down, maxSentBytes: max.up }, 'connection cut');
+    this.learn(cut.down, up, max);
+  }
+
+  private learn(down: number, up: number, max: { down: number; up: number } | null = null): void {
+    if (this.learner === null) return;
+    const next = this.learner.observeCut(down, up, max);
     if (next === null) return;
     const counts = this.learner.counts;
     this.log.info(
-      { cutAtBytes: counts === 'both' ? cut.down + up : cut.down, budget: next, counts },
+      { cutAtBytes: counts === 'both' ? down + up : down, budget: next, counts },
       'connections to this bridge die after about the same byte count: moving before it from now on',
     );
     this.wallStore?.set(this.wallKey, next, counts);
@@ -403,7 +440,9 @@ class BridgeLink {
       }
       if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
       this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
-      session.link.attach(transport, this.budgetsFor());
+      // Only a client that learns its budget needs the bridge's count (and waits for it after a cut).
+      this.tallyOn = this.learner !== null && transport.peerFeatures?.has(FEATURE_TALLY) === true;
+      session.link.attach(transport, { ...this.budgetsFor(), tally: this.tallyOn });
       this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
@@ -516,6 +555,9 @@ class BridgeLink {
       session.live = true;
       this.changed('up');
     });
+    link.on('tally', (peer) => {
+      if (this.current === session) this.learnFromTally(peer);
+    });
     link.on('budgetNear', () => {
       if (this.current === session && !this.closed) this.prepareStandby(session);
     });
@@ -580,7 +622,7 @@ export class Tunnel {
     this.strategy = opts.strategy ?? 'failover';
     const rotation = { bytes: opts.rotateBytes ?? 0, ms: opts.rotateMs ?? 0 };
     this.links = list.map((b, i) => {
-      const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget } : { mode: 'auto' });
+      const budget: BudgetPolicy = opts.budget ?? (b.budget !== undefined ? { mode: 'fixed', bytes: b.budget, ...(b.budgetBoth === true ? { counts: 'both' as const } : {}) } : { mode: 'auto' });
       const changed = (event: LinkEvent = 'changed'): void => {
         if (event === 'up') this.failedInRow = 0;
         else if (event === 'dial-failed' && this.pick() === null) this.failedInRow++;

@@ -32,24 +32,55 @@ export interface Wall {
 /** A cut counts toward a wall that counts both directions only if it sent at least this fraction of what it received. */
 const WALL_BOTH_MIN_UP_FRACTION = 0.125;
 
-/** (hi − lo) / hi of some byte counts. */
-function spread(xs: readonly number[]): number {
-  const hi = Math.max(...xs);
-  return hi <= 0 ? Number.POSITIVE_INFINITY : (hi - Math.min(...xs)) / hi;
+/** The learner looks at this many latest cuts: a wall is WALL_MATCH_COUNT of them that agree, the others not against it… */
+const WALL_WINDOW_CUTS = 6;
+/** …and at most this many of those others skipped (short, but with maxima that reach the wall): a path that cuts at random is no wall. */
+const WALL_MAX_SKIPPED_CUTS = 1;
+
+/**
+ * What one lost connection carried, as far as the client can tell: `down` and `up` are what is
+ * known to have crossed (what the client read; what the bridge says it received), `downMax` and
+ * `upMax` what may have (what the bridge says it sent; what the client sent). Without the bridge's
+ * TALLY (§9.8.1) the client knows no more than it counted: the maxima are the counts.
+ */
+export interface CutBytes {
+  readonly down: number;
+  readonly up?: number;
+  readonly downMax?: number;
+  readonly upMax?: number;
+}
+
+interface Cut {
+  readonly down: number;
+  readonly total: number;
+  readonly downMax: number;
+  readonly totalMax: number;
+}
+
+/** A wall seen in the latest cuts: the lowest count of the cuts that agree, and how far apart they are. */
+interface Seen {
+  readonly at: number;
+  readonly spread: number;
 }
 
 /**
- * Learns a wall from the bytes each lost connection had carried: WALL_MATCH_COUNT cuts in a row
- * within WALL_MATCH_FRACTION of each other, between CONN_BUDGET_MIN_BYTES and WALL_MAX_BYTES, give a
- * budget of WALL_SAFETY_FRACTION × the lower one. What is compared is either the bytes received
- * (a wall on bridge→client bytes, `down`) or the bytes both ways (`both`, a wall that counts
- * upstream too): whichever agrees more closely, `down` on a tie, and `both` only when the cuts
- * carried real upstream traffic. A budget only ever moves down while it is remembered (a lower
- * wall replaces a higher one; a `down` budget gives way to a `both` one that cuts still fall
- * under); it expires after WALL_BUDGET_TTL_MS.
+ * Learns a wall from the bytes each lost connection had carried: WALL_MATCH_COUNT cuts among the
+ * latest WALL_WINDOW_CUTS within WALL_MATCH_FRACTION of each other, between CONN_BUDGET_MIN_BYTES
+ * and WALL_MAX_BYTES, give a budget of WALL_SAFETY_FRACTION × the lowest one — provided no cut
+ * since the first of them says otherwise: none carried more than they did, and none could have
+ * carried clearly less (its maximum, §9.8.1, below the wall). A cut whose count is low but whose
+ * maximum reaches the wall says nothing (a reset can make the reader lose what arrived last: its
+ * count is short, the sender's is not) and is skipped, once (WALL_MAX_SKIPPED_CUTS). Without maxima (an older bridge) every cut
+ * is its own maximum, so the WALL_MATCH_COUNT cuts must come in a row.
+ *
+ * What is compared is either the bytes received (a wall on bridge→client bytes, `down`) or the
+ * bytes both ways (`both`, a wall that counts upstream too): whichever agrees more closely, `down`
+ * on a tie, and `both` only when the cuts carried real upstream traffic. A budget only ever moves
+ * down while it is remembered (a lower wall replaces a higher one; a `down` budget gives way to a
+ * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS.
  */
 export class WallLearner {
-  private cuts: Array<{ down: number; total: number }> = [];
+  private cuts: Cut[] = [];
 
   constructor(
     private readonly limits: Limits,
@@ -59,41 +90,60 @@ export class WallLearner {
 
   /**
    * A connection was lost after receiving `down` and sending `up` bytes (on the wire, as far as
-   * the client knows): the new budget when it changed, else null (`counts` says what it counts).
+   * the client knows; with the bridge's TALLY also the most that can have crossed): the new budget
+   * when it changed, else null (`counts` says what it counts).
    */
-  observeCut(down: number, up = 0): number | null {
-    const { CONN_BUDGET_MIN_BYTES: min, WALL_MAX_BYTES: max } = this.limits;
-    const total = down + Math.max(0, up);
-    const inRange = (b: number): boolean => Number.isFinite(b) && b >= min && b <= max;
-    // Under a budget a connection carries about the budget, so cuts near it say nothing of a wall:
-    // only one clearly below it (the wall moved lower) counts — or, under a `down` budget, one
-    // with real upstream traffic (the wall may count both ways).
-    let counts: boolean;
-    if (this.budget === null) counts = inRange(down) || inRange(total);
-    else if (this.counts === 'both') counts = inRange(total) && total < WALL_SAFETY_FRACTION * this.budget;
-    else counts = (inRange(down) && down < WALL_SAFETY_FRACTION * this.budget) || (inRange(total) && up >= WALL_BOTH_MIN_UP_FRACTION * down);
-    if (!counts) {
-      this.cuts = [];
-      return null;
-    }
-    this.cuts = [...this.cuts, { down, total }].slice(-WALL_MATCH_COUNT);
-    if (this.cuts.length < WALL_MATCH_COUNT) return null;
-    const downs = this.cuts.map((c) => c.down);
-    const totals = this.cuts.map((c) => c.total);
-    const bothPossible = this.cuts.every((c) => inRange(c.total) && c.total - c.down >= WALL_BOTH_MIN_UP_FRACTION * c.down);
-    const downOk = downs.every(inRange) && spread(downs) <= WALL_MATCH_FRACTION && this.counts === 'down';
-    const bothOk = bothPossible && spread(totals) <= WALL_MATCH_FRACTION;
+  observeCut(down: number, up = 0, max: { down: number; up: number } | null = null): number | null {
+    const u = Math.max(0, up);
+    const downMax = Math.max(down, max?.down ?? down);
+    const cut: Cut = { down, total: down + u, downMax, totalMax: downMax + Math.max(u, max?.up ?? u) };
+    this.cuts = [...this.cuts, cut].slice(-WALL_WINDOW_CUTS);
+    const downSeen = this.counts === 'down' ? this.seen('down') : null;
+    const bothSeen = this.seen('both');
     let wall: Wall | null = null;
-    if (downOk && (!bothOk || spread(downs) <= spread(totals))) wall = { counts: 'down', budget: Math.floor(WALL_SAFETY_FRACTION * Math.min(...downs)) };
-    else if (bothOk) wall = { counts: 'both', budget: Math.floor(WALL_SAFETY_FRACTION * Math.min(...totals)) };
+    if (downSeen !== null && (bothSeen === null || downSeen.spread <= bothSeen.spread)) wall = { counts: 'down', budget: Math.floor(WALL_SAFETY_FRACTION * downSeen.at) };
+    else if (bothSeen !== null) wall = { counts: 'both', budget: Math.floor(WALL_SAFETY_FRACTION * bothSeen.at) };
     if (wall === null) return null;
-    const next = Math.max(min, wall.budget);
+    const next = Math.max(this.limits.CONN_BUDGET_MIN_BYTES, wall.budget);
     // A lower budget of the same kind, or the first `both` one (cuts fell under the `down` one).
     if (this.budget !== null && wall.counts === this.counts && next >= this.budget) return null;
     this.budget = next;
     this.counts = wall.counts;
     this.cuts = [];
     return next;
+  }
+
+  /** Whether a cut can be one of those that show a wall of this kind. */
+  private evidence(c: Cut, kind: WallCounts): boolean {
+    const { CONN_BUDGET_MIN_BYTES: min, WALL_MAX_BYTES: max } = this.limits;
+    const n = kind === 'down' ? c.down : c.total;
+    if (!(Number.isFinite(n) && n >= min && n <= max)) return false;
+    if (kind === 'both' && c.total - c.down < WALL_BOTH_MIN_UP_FRACTION * c.down) return false;
+    // Under a budget a connection carries about the budget, so cuts near it say nothing of a wall:
+    // only one clearly below it (the wall moved lower), or under a `down` budget a `both` one.
+    if (this.budget === null || (kind === 'both' && this.counts === 'down')) return true;
+    return n < WALL_SAFETY_FRACTION * this.budget;
+  }
+
+  /** The wall of this kind the latest cuts show (see the class), or null. */
+  private seen(kind: WallCounts): Seen | null {
+    const lo = (c: Cut): number => (kind === 'down' ? c.down : c.total);
+    const hi = (c: Cut): number => (kind === 'down' ? c.downMax : c.totalMax);
+    const tops = this.cuts.filter((c) => this.evidence(c, kind)).sort((a, b) => lo(b) - lo(a));
+    for (const top of tops) {
+      const t = lo(top);
+      // The cuts that agree with `top`, from the latest one that is against them on.
+      for (let from = 0; from < this.cuts.length; from++) {
+        const since = this.cuts.slice(from);
+        const members = since.filter((c) => tops.includes(c) && lo(c) <= t && lo(c) >= (1 - WALL_MATCH_FRACTION) * t);
+        if (members.length < WALL_MATCH_COUNT) break;
+        const at = Math.min(...members.map(lo));
+        const span = since.slice(since.indexOf(members[0] as Cut));
+        const against = span.some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);
+        if (!against && span.length - members.length <= WALL_MAX_SKIPPED_CUTS) return { at, spread: (t - at) / t };
+      }
+    }
+    return null;
   }
 }
 

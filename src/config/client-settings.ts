@@ -253,7 +253,7 @@ export function resolveClientSettings(sources: ClientSources, opts: ResolveOptio
   if (budgetText.value !== undefined) {
     const min = LIMITS.CONN_BUDGET_MIN_BYTES;
     const parsed = parseBudget(budgetText.value, min);
-    if (parsed === null) throw new PosternError('E_CONFIG', `${budgetText.from}: expected auto, off (or 0), or a byte count ≥ ${min}, got "${budgetText.value}"`);
+    if (parsed === null) throw new PosternError('E_CONFIG', `${budgetText.from}: expected auto, off (or 0), a byte count ≥ ${min} (16384, or 16k), or both: and one to count both directions (both:16k), got "${budgetText.value}"`);
     budget = parsed;
   }
 

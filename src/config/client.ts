@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseHostPort } from '../core/address.js';
 import { LIMITS } from '../core/limits.js';
+import { parseBudget } from '../core/tunnel-policy.js';
 import { parseShareUri } from '../transport/uri.js';
 import { parseWith, readJsonFile } from './file.js';
 import { parseForward } from './forward.js';
@@ -55,10 +56,22 @@ export const clientConfigSchema = z
       .optional()
       .describe('WhatsApp entry ports, e.g. "chat-tls=443,chat=5222,http=80,media=587"; "off" turns a role off (as --whatsapp-ports).'),
     connBudget: z
-      .union([z.literal('auto'), z.literal('off'), z.literal(0), z.int().min(LIMITS.CONN_BUDGET_MIN_BYTES).max(LIMITS.WALL_MAX_BYTES)])
+      .union([
+        z.literal('auto'),
+        z.literal('off'),
+        z.literal(0),
+        z.int().min(LIMITS.CONN_BUDGET_MIN_BYTES).max(LIMITS.WALL_MAX_BYTES),
+        z
+          .string()
+          .regex(/^(both:)?[1-9][0-9]{0,9}k?$/)
+          .refine((t) => {
+            const p = parseBudget(t, LIMITS.CONN_BUDGET_MIN_BYTES);
+            return p?.mode === 'fixed' && p.bytes <= LIMITS.WALL_MAX_BYTES;
+          }, { error: `bytes ${LIMITS.CONN_BUDGET_MIN_BYTES}..${LIMITS.WALL_MAX_BYTES}` }),
+      ])
       .optional()
       .describe(
-        `Bridge→client bytes per tunnel connection before the client moves to a new one, for networks that freeze connections after a few KB: "auto" (default: learned), "off"/0, or bytes ${LIMITS.CONN_BUDGET_MIN_BYTES}..${LIMITS.WALL_MAX_BYTES} (as --conn-budget).`,
+        `Bytes per tunnel connection before the client moves to a new one, for networks that freeze or reset connections after a few KB: "auto" (default: learned), "off"/0, or bytes ${LIMITS.CONN_BUDGET_MIN_BYTES}..${LIMITS.WALL_MAX_BYTES} ("16k" = 16384) bridge→client, or "both:16k" counting both directions (as --conn-budget).`,
       ),
     lan: z.boolean().optional().describe('Share with phones on this network: listen on 0.0.0.0 (unless listen is set) with a password (as --lan).'),
     log: z.object({ level: z.enum(LOG_LEVELS).optional().describe('Log level (default info).') }).strict().optional(),

@@ -126,6 +126,8 @@ export const LIMITS = {
   DIAL_BURST_WINDOW_MS: 500,
   /** A standby connection (TLS done, upgrade not sent) not needed within this long is closed (the bridge allows 60 s). */
   STANDBY_IDLE_MAX_MS: 10_000,
+  /** A write that meets a reset waits this long for the bytes already received to be read (and counted, §9.8.1) before the socket is dropped. */
+  WRITE_RESET_READ_MS: 100,
 
   // ── Transport ────────────────────────────────────────────────────────────
   /** The TLS handshake and the first request head together must complete within this time of the accept (nginx's client_header_timeout is 60 s). */
@@ -336,6 +338,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   DIAL_BURST_MAX: [0, 100],
   DIAL_BURST_WINDOW_MS: [0, 60_000],
   STANDBY_IDLE_MAX_MS: [100, 50_000],
+  WRITE_RESET_READ_MS: [0, 5_000],
   HANDSHAKE_TIMEOUT_MS: [1_000, 300_000],
   DIAL_TIMEOUT_MS: [1_000, 120_000],
   HTTP_MAX_HEADER_BYTES: [4_096, 65_536],

@@ -34,6 +34,7 @@ import { sendQueueBound, type Limits } from '../core/limits.js';
 import type { Logger } from '../log/logger.js';
 import { allocFrame, encodeFrame } from './codec.js';
 import { FrameType, HEADER_BYTES, PING_DATA_BYTES, PROTOCOL_MAX_PAYLOAD_BYTES } from './frame.js';
+import { decodeTally, encodeTallyAsk, encodeTallyReport, TALLY_TYPE, TallyError } from './tally.js';
 import { CloseCode, CUT_CODE, isCut, type FrameTransport, type TransportClose } from './transport.js';
 
 /** Connection frame types added by §9 (stream id 0, never counted, never resent). */
@@ -44,9 +45,17 @@ export const ResumeFrameType = {
   BUDGET: 0x0d,
   /** §9.8: the sender's budget on this connection is spent; it sends no more session messages on it. */
   MOVE: 0x0e,
+  /** §9.8.1: the client numbers its connection; the bridge says what it counted on the previous one. */
+  TALLY: TALLY_TYPE,
 } as const;
 
-type CountFrameType = (typeof ResumeFrameType)[keyof typeof ResumeFrameType];
+type CountFrameType = Exclude<(typeof ResumeFrameType)[keyof typeof ResumeFrameType], typeof TALLY_TYPE>;
+
+/** What the bridge counted on one connection of the session (§9.8.1): bytes it wrote to and read from its TCP connection (null: unknown). */
+export interface ConnTally {
+  readonly sentBytes: number | null;
+  readonly receivedBytes: number | null;
+}
 
 /** PING data of the link's own probes (§9.7): a marker no mux ping uses (its seq high word is small). */
 const PROBE_MARK = 0xffff_fffe;
@@ -101,6 +110,7 @@ export function isConnectionFrameType(type: number): boolean {
     type === ResumeFrameType.ACK ||
     type === ResumeFrameType.BUDGET ||
     type === ResumeFrameType.MOVE ||
+    type === ResumeFrameType.TALLY ||
     type === FrameType.DATAGRAM
   );
 }
@@ -133,6 +143,8 @@ export type ResumableLinkEvents = {
   frozen: [silentMs: number];
   /** Half of this connection's budget (the BUDGET we sent, or our own) is spent: time to dial a standby (§9.8). */
   budgetNear: [];
+  /** Client (§9.8.1): the bridge's TALLY on this connection: what it counted on our previous one. */
+  tally: [peer: ConnTally];
 };
 
 /** What attach() sends before RESUME. */
@@ -145,6 +157,11 @@ export interface AttachOptions {
    * 'move' (the owner attaches a new connection).
    */
   readonly sendBudgetBytes?: number;
+  /**
+   * §9.8.1 (client; the bridge's 101 named `tally`): send TALLY with this connection's number, so
+   * that the bridge reports what it counted on the previous one ('tally').
+   */
+  readonly tally?: boolean;
 }
 
 export interface ResumableLinkOptions {
@@ -234,6 +251,22 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private connReceivedCharge = 0;
   private nearSaid = false;
   private budgetReceived = false;
+  /**
+   * §9.8.1. Client: its number for the current connection (−1: none yet), whether it asked for a
+   * TALLY on it and whether the answer came. Bridge: the client's number for the current
+   * connection (null: no TALLY on it), and what it counted on the last numbered one that ended.
+   */
+  private connNumber = -1;
+  private tallyAsked = false;
+  private tallyAnswered = false;
+  /**
+   * Client: after a cut, no session message goes out until the bridge's TALLY has arrived (at most
+   * a freeze timeout): on a wall that counts both ways our resend would otherwise reach the wall
+   * first and cut the connection before the TALLY could cross.
+   */
+  private tallyWait: NodeJS.Timeout | null = null;
+  private connLabel: number | null = null;
+  private labelledLast: (ConnTally & { conn: number }) | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private detachedAt = 0;
   private stalledByQueue = false;
@@ -350,7 +383,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   // ── FrameTransport (what the mux sees) ────────────────────────────────
 
   get bufferedBytes(): number {
-    if (this._state !== 'live' || this.conn === null || this.moveSent || this.onWire < this.sent) return Number.POSITIVE_INFINITY;
+    if (this._state !== 'live' || this.conn === null || this.moveSent || this.tallyWait !== null || this.onWire < this.sent) return Number.POSITIVE_INFINITY;
     if (this.keptCost > this.limits.SESSION_RESUME_BUFFER_MAX_BYTES) {
       this.stalledByQueue = true;
       return Number.POSITIVE_INFINITY;
@@ -395,7 +428,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
    * fit (even cut by splitToFit), MOVE goes out and the rest is held for the next connection.
    */
   private pumpKept(conn: FrameTransport): void {
-    if (this.moveSent) return;
+    if (this.moveSent || this.tallyWait !== null) return;
     while (this.onWire < this.sent && conn.bufferedBytes <= this.wireMaxBytes) {
       const at = this.head + (this.onWire - this.acked);
       let m = this.queue[at] as Buffer;
@@ -514,6 +547,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.conn = null;
     // Dropped, not closed: a close frame would end the session at the peer (§9.4).
     if (old !== null) {
+      this.noteConnEnd(old);
       old.terminate();
       this.cut = null; // a move or a rotation, not a cut
     }
@@ -533,6 +567,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.connReceivedCharge = 0;
     this.nearSaid = false;
     this.connCharged = 0;
+    this.connNumber++;
+    this.connLabel = null;
+    this.tallyAsked = opts.tally === true && !this.issuesSecret;
+    this.tallyAnswered = false;
     this.moveSent = false;
     this.budgetReceived = false;
     this.probeAt = 0;
@@ -557,6 +595,10 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       this.askedBudget = b;
       this.sendOnConn(conn, encodeCountFrame(ResumeFrameType.BUDGET, b));
     }
+    if (this.tallyAsked) {
+      this.sendOnConn(conn, encodeTallyAsk(this.connNumber));
+      if (this.connNumber > 0 && old === null && this.everLive) this.waitForTally(conn);
+    }
     if (opts.sendBudgetBytes !== undefined) {
       this.ownBudget = true;
       this.connBudget = Math.max(2 * this.limits.CONN_BUDGET_RESERVE_BYTES, Math.floor(opts.sendBudgetBytes));
@@ -574,8 +616,30 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
     this.conn?.terminate();
   }
 
+  /** Client, after a cut: hold session messages until the TALLY arrives or a freeze timeout passes. */
+  private waitForTally(conn: FrameTransport): void {
+    this.tallyWait = setTimeout(() => this.endTallyWait(conn), this.freezeTimeoutMs());
+    this.tallyWait.unref();
+  }
+
+  private endTallyWait(conn: FrameTransport): void {
+    if (this.tallyWait === null) return;
+    clearTimeout(this.tallyWait);
+    this.tallyWait = null;
+    if (conn !== this.conn || this._state !== 'live') return;
+    this.pumpKept(conn);
+    if (this._state === 'live' && this.conn === conn && conn.bufferedBytes === 0) setImmediate(() => this.fireDrain());
+  }
+
+  /** Bridge: a connection the client numbered ends (cut, or dropped for the next one): its TCP counts, for TALLY (§9.8.1). */
+  private noteConnEnd(conn: FrameTransport): void {
+    if (!this.issuesSecret || this.connLabel === null) return;
+    this.labelledLast = { conn: this.connLabel, sentBytes: conn.wireBytesWritten ?? null, receivedBytes: conn.wireBytesRead ?? null };
+  }
+
   private onConnClose(conn: FrameTransport, info: TransportClose): void {
     if (conn !== this.conn) return;
+    this.noteConnEnd(conn);
     this.conn = null;
     this.stopConnTimers();
     if (this._state === 'ended') return;
@@ -651,6 +715,7 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       }
       return;
     }
+    if (type === ResumeFrameType.TALLY) return this.onTally(conn, m);
     if (type === ResumeFrameType.RESUME && len === COUNT_BYTES + RESUME_SECRET_BYTES) {
       // §9.3: only the first RESUME of a session, on its first connection, carries the secret.
       if (this.issuesSecret || this.everLive || this.peerSecret !== null || this._state !== 'handshake') return this.protocolError(conn, 'resume secret after the first connection');
@@ -719,6 +784,33 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
       this.stalledByQueue = false;
       this.fireDrain();
     }
+  }
+
+  /**
+   * §9.8.1. At the bridge, the client's TALLY (before its RESUME, once per connection) numbers
+   * this connection and is answered, for a number above 0, with what was counted on the previous
+   * one. At the client, the answer to the TALLY it sent on this connection (once).
+   */
+  private onTally(conn: FrameTransport, m: Buffer): void {
+    let t;
+    try {
+      t = decodeTally(m, this.issuesSecret ? 'client' : 'bridge');
+    } catch (err) {
+      if (err instanceof TallyError) return this.protocolError(conn, err.message);
+      throw err;
+    }
+    if (t.kind === 'ask') {
+      if (this._state !== 'handshake' || this.connLabel !== null) return this.protocolError(conn, 'TALLY after RESUME, or twice');
+      this.connLabel = t.conn;
+      if (t.conn === 0) return;
+      const last = this.labelledLast?.conn === t.conn - 1 ? this.labelledLast : null;
+      this.sendOnConn(conn, encodeTallyReport(t.conn - 1, last?.sentBytes ?? null, last?.receivedBytes ?? null));
+      return;
+    }
+    if (!this.tallyAsked || this.tallyAnswered || t.conn !== this.connNumber - 1) return this.protocolError(conn, 'unasked TALLY');
+    this.tallyAnswered = true;
+    this.emit('tally', { sentBytes: t.sentBytes, receivedBytes: t.receivedBytes });
+    this.endTallyWait(conn);
   }
 
   /**
@@ -938,6 +1030,8 @@ export class ResumableLink extends EventEmitter<ResumableLinkEvents> implements 
   private stopConnTimers(): void {
     if (this.watchTimer !== null) clearTimeout(this.watchTimer);
     this.watchTimer = null;
+    if (this.tallyWait !== null) clearTimeout(this.tallyWait);
+    this.tallyWait = null;
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     // A new connection starts its ACK accounting from the RESUME it sends.

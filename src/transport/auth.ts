@@ -34,7 +34,9 @@ export const SESSION_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
  */
 export const FEATURES_HEADER = 'Postern-Features';
 export const FEATURE_EARLY_DATA = 'early-data';
-export const BRIDGE_FEATURES: readonly string[] = [FEATURE_EARLY_DATA];
+/** The bridge answers a client's TALLY with what it counted on the client's previous connection (§9.8.1). */
+export const FEATURE_TALLY = 'tally';
+export const BRIDGE_FEATURES: readonly string[] = [FEATURE_EARLY_DATA, FEATURE_TALLY];
 
 /** The features named by a Postern-Features value (comma-separated tokens; unknown ones kept). */
 export function parseFeatures(value: string | string[] | undefined): ReadonlySet<string> {

@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 import { RESUME_HEADER, SESSION_HEADER, makeToken, resumeProof, toBase64Url, tokenHead } from './auth.js';
 import { peerSpkiSha256, pinMatches } from './certs.js';
 import { CLIENT_TLS_MIN_PROTOCOL, clientHelloOptions, tlsProtocolTooOld } from './tls-profile.js';
+import { readAfterWriteReset } from './read-after-reset.js';
 import type { BridgeInfo } from './uri.js';
 
 export interface DialOptions {
@@ -231,6 +232,7 @@ export function dialSecure(info: BridgeInfo, opts: DialOptions): Promise<SecureS
     });
     raw.once('connect', () => {
       if (settled) return;
+      if (info.plain) readAfterWriteReset(raw, limits.WRITE_RESET_READ_MS);
       if (info.plain) done(raw, null);
       else startTls();
     });
@@ -245,6 +247,7 @@ export function dialSecure(info: BridgeInfo, opts: DialOptions): Promise<SecureS
       if (offered !== undefined) options.session = offered;
       const s = tls.connect(options);
       secure = s;
+      readAfterWriteReset(s, limits.WRITE_RESET_READ_MS);
       // Tickets may arrive before or after secureConnect: kept only once this connection is verified.
       let verified = false;
       let ticket: Buffer | undefined;

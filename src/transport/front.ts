@@ -23,6 +23,7 @@ import type { Limits } from '../core/limits.js';
 import { errorPage, padForBrowser, serializeHead, type Decoy, type DecoyResponse } from '../decoy/decoy.js';
 import { BodyReader, HeadParser, NGINX_MAX_HEAD_BYTES, headProblem, userAgentClass, wantsKeepAlive, type ParsedHead } from '../decoy/http-head.js';
 import type { Logger } from '../log/logger.js';
+import { readAfterWriteReset } from './read-after-reset.js';
 import type { AcceptedConnection, Acceptor } from './types.js';
 
 export interface FrontOptions {
@@ -156,6 +157,7 @@ export function createFront(opts: FrontOptions): BridgeListener {
         return;
       }
       const s = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ALPNProtocols: alpnProtocols });
+      readAfterWriteReset(s, limits.WRITE_RESET_READ_MS);
       s.on('error', () => {
         s.destroy();
         raw.destroy();

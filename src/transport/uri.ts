@@ -1,6 +1,6 @@
 /**
  * The share URI of docs/protocol.md §1:
- *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&host=<name>[:<port>]&connect=<host>:<port>&plain=1&budget=<bytes>&transport=<ws|h2>&mode=<stream-one|packet-up>#<label>
+ *   postern://<secret>@<host>:<port><path>?pin=<pin>&sni=<name>&host=<name>[:<port>]&connect=<host>:<port>&plain=1&budget=[both:]<bytes>&transport=<ws|h2>&mode=<stream-one|packet-up>#<label>
  * Pure parsing and formatting. Error messages never contain the secret.
  */
 import net from 'node:net';
@@ -47,6 +47,8 @@ export interface BridgeInfo {
   label?: string;
   /** Bytes the bridge may send on one connection before the client moves to the next (§9.8), for a walled path. */
   budget?: number;
+  /** The budget counts both directions (`budget=both:N`, §1); absent: bridge→client bytes only. */
+  budgetBoth?: true;
   /** How the session is carried (§1 `transport`); absent: DEFAULT_TRANSPORT, which the parser never sets. */
   transport?: TransportName;
   /** How an h2 session is carried (§12.3 `mode`); absent: stream-one. Only with transport=h2. */
@@ -257,9 +259,11 @@ export function parseShareUri(s: string): BridgeInfo {
       } else if (key === 'host') {
         info.httpHost = parseHttpHost(decodeAddressParam(value, key));
       } else if (key === 'budget') {
-        const n = /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : Number.NaN;
-        if (!(n >= URI_BUDGET_MIN_BYTES)) throw bad(`budget must be a byte count of at least ${URI_BUDGET_MIN_BYTES}`);
+        const m = /^(both:)?([1-9][0-9]{0,9})$/.exec(value);
+        const n = m === null ? Number.NaN : Number(m[2]);
+        if (!(n >= URI_BUDGET_MIN_BYTES)) throw bad(`budget must be a byte count of at least ${URI_BUDGET_MIN_BYTES}, or both: and one (both directions counted)`);
         info.budget = n;
+        if (m?.[1] !== undefined) info.budgetBoth = true;
       } else if (key === 'connect') {
         info.connect = parseConnectAddress(decodeAddressParam(value, key), port);
       } else if (key === 'mode') {
@@ -297,7 +301,7 @@ export function formatShareUri(info: BridgeInfo): string {
   if (info.httpHost !== undefined) params.push(`host=${info.httpHost}`);
   if (info.connect !== undefined) params.push(`connect=${formatHostPort(info.connect)}`);
   if (info.plain) params.push('plain=1');
-  if (info.budget !== undefined) params.push(`budget=${info.budget}`);
+  if (info.budget !== undefined) params.push(`budget=${info.budgetBoth === true ? 'both:' : ''}${info.budget}`);
   if (transportOf(info) !== DEFAULT_TRANSPORT) params.push(`transport=${transportOf(info)}`);
   if (info.mode !== undefined) params.push(`mode=${info.mode}`);
   const query = params.length > 0 ? `?${params.join('&')}` : '';

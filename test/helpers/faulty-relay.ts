@@ -53,6 +53,8 @@ export class FaultyRelay {
   blackholeNew = false;
   /** Freeze each connection after this many bridge→client bytes (null: never). */
   freezeAfter: number | null = null;
+  /** Reset each connection (RST both ways) after this many bridge→client bytes (null: never); client→bridge bytes are not counted. */
+  resetAfterDown: number | null = null;
   cuts = 0;
   /** Connections reset because they reached their byte count (cutRange), not closed by an end. */
   wallResets = 0;
@@ -61,6 +63,8 @@ export class FaultyRelay {
   freezes = 0;
   droppedBytes = 0;
   downBytes = 0;
+  /** Bytes each connection reset at its wall (cutRange or resetAfterDown) had passed, each way, in order. */
+  readonly wallCuts: Array<{ down: number; up: number }> = [];
   /** When each connection was accepted (performance.now()), for handshakes per second. */
   readonly acceptedAt: number[] = [];
   port = 0;
@@ -160,7 +164,7 @@ export class FaultyRelay {
           this.freezes++;
         }
       }
-      const left = pair.budget - pair.used;
+      const left = down && this.resetAfterDown !== null ? Math.min(pair.budget - pair.used, this.resetAfterDown - pair.down) : pair.budget - pair.used;
       let cutAfter = false;
       if (data.length >= left) {
         this.droppedBytes += data.length - left;
@@ -173,6 +177,7 @@ export class FaultyRelay {
         pair.down += data.length;
         this.downBytes += data.length;
       }
+      if (cutAfter) this.wallCuts.push({ down: pair.down, up: pair.used - pair.down });
       if (this.delayMs === 0 && this.bytesPerSecond === 0) {
         if (data.length > 0) to.write(data);
         if (cutAfter) this.cut(pair);

@@ -214,7 +214,10 @@ describe('behind nginx (configs/nginx/postern.conf)', () => {
     // one under the same id, then end the session with 4001).
     const resumed = clients.map((c) => c.client.lines.filter((l) => l.msg === 'tunnel to bridge up' && l.resumed === true).length);
     const moved = clients.map((c) => c.client.lines.filter((l) => l.msg === 'tunnel moved to a new connection').length);
-    for (const n of resumed) expect(n).toBeGreaterThanOrEqual(20);
+    // Each client reconnected through nginx at least 20 times: resumes after cuts, or moves once it
+    // learned a budget from the cuts (with the bridge's TALLY, §9.8.1, it learns from random cuts too).
+    clients.forEach((_c, i) => expect(resumed[i]! + moved[i]!).toBeGreaterThanOrEqual(20));
+    expect(resumed[0]! + resumed[1]!).toBeGreaterThan(0);
     // Each cut was met by a resume, or fell on a connection the session had already moved off.
     expect(resumed[0]! + resumed[1]! + moved[0]! + moved[1]!).toBeGreaterThanOrEqual(CUTS - 2);
     const opened = (p: Postern) => p.lines.filter((l) => l.msg === 'session open').length;

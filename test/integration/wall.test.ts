@@ -107,7 +107,7 @@ async function echoServer(): Promise<number> {
 }
 
 /** init → bridge → relay → client (default settings unless `args`) over `transport`, tunnel up. */
-async function walled(transport: Transport, opts: { freezeAfter?: number | null; resetAfter?: number; args?: string[]; stateHome?: string } = {}) {
+async function walled(transport: Transport, opts: { freezeAfter?: number | null; resetAfter?: number; resetAfterDown?: number; args?: string[]; stateHome?: string } = {}) {
   const { uri: initUri, config } = await init();
   const uri = withTransport(initUri, transport);
   const { port: bridgePort } = await startBridge(config, undefined, transport);
@@ -116,6 +116,10 @@ async function walled(transport: Transport, opts: { freezeAfter?: number | null;
   if (opts.resetAfter !== undefined) {
     relay.freezeAfter = null;
     relay.cutRange = [opts.resetAfter, opts.resetAfter];
+  }
+  if (opts.resetAfterDown !== undefined) {
+    relay.freezeAfter = null;
+    relay.resetAfterDown = opts.resetAfterDown;
   }
   closers.push(() => relay.close());
   const relayPort = await relay.listen();
@@ -250,3 +254,59 @@ describe.each(TRANSPORTS)('a network that resets every connection after 16 KiB, 
     expect(Object.values(stored.bridges).map((e) => e.counts)).toEqual([learned?.counts]);
   }, 90_000);
 });
+
+describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (§9.8.1: the wall is learned from what crossed), over transport=%s', (transport) => {
+  // Four echoes at once keep both sides writing when the reset comes: a reset then used to cost
+  // the reader most of what had crossed last (its socket was dropped on the failed write before
+  // it read them), and the counts never agreed. Each side now reads to the reset, and the bridge's
+  // TALLY says what it read and wrote on the connection before.
+  const echoes = async (s: Awaited<ReturnType<typeof walled>>): Promise<void> => {
+    const port = await echoServer();
+    const data = [0, 1, 2, 3].map((i) => seededBytes(512 * KIB, 30 + i));
+    const rs = await Promise.all(data.map((d) => echoTransfer(s.socksPort, port, d)));
+    rs.forEach((r, i) => expect(r.hash).toBe(sha256(data[i] as Buffer)));
+  };
+  /** The learned line, and how many walled resets the relay had seen when it was logged. */
+  const watchLearning = (s: Awaited<ReturnType<typeof walled>>): { resetsAtLearning: () => number | null } => {
+    let at: number | null = null;
+    void s.client.waitFor((l) => l.cutAtBytes !== undefined, 60_000, 'learned').then(
+      () => (at = s.relay.wallResets),
+      () => undefined,
+    );
+    return { resetsAtLearning: () => at };
+  };
+
+  it.each([
+    ['both directions counted', { resetAfter: 64 * KIB }, 'both'],
+    ['bridge→client bytes counted', { resetAfterDown: 64 * KIB }, 'down'],
+  ] as const)('%s: learns a budget below 64 KiB within a few cuts, then moves before the wall', async (_name, wall, counts) => {
+    const s = await walled(transport, wall);
+    const learning = watchLearning(s);
+    await echoes(s);
+    const learned = s.client.lines.filter((l) => l.cutAtBytes !== undefined);
+    expect(learned.length).toBeGreaterThan(0);
+    const last = learned[learned.length - 1] as unknown as { budget: number; counts: string };
+    expect(last.budget).toBeLessThan(64 * KIB);
+    expect(last.budget).toBeGreaterThan(0.7 * 64 * KIB);
+    expect(last.counts).toBe(counts);
+    // Within a few cuts, and after that hardly any connection runs into the wall.
+    expect(learning.resetsAtLearning()).not.toBeNull();
+    console.log(`${transport} ${counts}: ${learning.resetsAtLearning()} resets before the wall was learned, ${s.relay.wallResets} in all, ${s.relay.accepted} connections`);
+    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === "both" ? 12 : 8);
+    expect(s.relay.wallResets - (learning.resetsAtLearning() as number)).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
+    expect(s.relay.maxAcceptedWithin(300)).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
+  }, 90_000);
+});
+
+describe.each(TRANSPORTS)('a budget set to count both directions (--conn-budget both:BYTES), over transport=%s', (transport) => {
+  it('moves before a 64 KiB two-way wall from the first connection on: no connection runs into it', async () => {
+    const s = await walled(transport, { resetAfter: 64 * KIB, args: ['--conn-budget', 'both:48k'] });
+    expect(s.client.lines.find((l) => l.budget !== undefined)).toMatchObject({ budget: 48 * KIB, learned: false, counts: 'both' });
+    const data = seededBytes(512 * KIB, 40);
+    const r = await echoTransfer(s.socksPort, await echoServer(), data);
+    expect(r.hash).toBe(sha256(data));
+    expect(s.relay.accepted).toBeGreaterThan(10); // ≈ 2 × 512 KiB / 48 KiB
+    expect(s.relay.wallResets).toBe(0);
+  }, 60_000);
+});
+

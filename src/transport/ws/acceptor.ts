@@ -59,7 +59,7 @@ export function createWsAcceptor(ctx: AcceptorContext): Acceptor {
   return {
     name: 'ws',
     alpn: [],
-    takeRequest({ head, rest, socket }: FrontRequest): boolean {
+    takeRequest({ head, rest, socket, conn }: FrontRequest): boolean {
       // Not an upgrade (or no sessions here): the decoy's, and not counted as a refusal.
       if (head.headers.upgrade === undefined || ctx.sessions === null) return false;
       const a = admit(ctx, head.url, head.headers, () => upgradeProblem(head));
@@ -72,10 +72,12 @@ export function createWsAcceptor(ctx: AcceptorContext): Acceptor {
         return true;
       }
       wss.handleUpgrade(req, socket, rest, (ws) => {
+        // The TCP socket's counts: what a TALLY reports of this connection (§9.8.1).
         const transport = new WsFrameTransport(ws, socket, {
           maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
           sendQueueMaxBytes: sendQueueBound(limits),
           server: true,
+          wire: conn.raw,
         });
         handOver(ctx, transport, a);
       });

@@ -66,6 +66,47 @@ describe('WallLearner, a wall that counts both directions', () => {
   });
 });
 
+describe('WallLearner, with the bridge\'s TALLY (the most that can have crossed, protocol.md §9.8.1)', () => {
+  it('skips a cut whose count fell short but whose maximum reaches the wall (a reset cost the reader its last bytes)', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(65_000, 1_200, { down: 130_000, up: 900_000 })).toBeNull();
+    expect(l.observeCut(600, 1_300, { down: 120_000, up: 800_000 })).toBeNull(); // short, says nothing
+    expect(l.observeCut(64_300, 1_200, { down: 64_400, up: 700_000 })).toBeNull();
+    expect(l.observeCut(64_900, 1_100, { down: 99_000, up: 600_000 })).toBe(Math.floor(0.85 * 64_300));
+    expect(l.counts).toBe('down');
+  });
+
+  it('skips at most one such cut among those that agree (a path that cuts at random is no wall)', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(65_000, 1_200, { down: 130_000, up: 900_000 })).toBeNull();
+    expect(l.observeCut(600, 1_300, { down: 120_000, up: 800_000 })).toBeNull();
+    expect(l.observeCut(64_300, 1_200, { down: 64_400, up: 700_000 })).toBeNull();
+    expect(l.observeCut(19_000, 1_000, { down: 66_000, up: 500_000 })).toBeNull();
+    expect(l.observeCut(64_900, 1_100, { down: 99_000, up: 600_000 })).toBeNull(); // two skipped since the first
+    expect(l.observeCut(64_600, 1_100, { down: 99_000, up: 600_000 })).toBe(Math.floor(0.85 * 64_300));
+  });
+
+  it('does not skip a cut that cannot have reached the wall: the cuts before it do not count', () => {
+    const l = new WallLearner(limits);
+    l.observeCut(65_000, 1_200, { down: 130_000, up: 900_000 });
+    l.observeCut(64_300, 1_200, { down: 64_400, up: 700_000 });
+    expect(l.observeCut(20_000, 1_000, { down: 20_100, up: 30_000 })).toBeNull(); // died well before 64 K
+    expect(l.observeCut(64_900, 1_100, { down: 99_000, up: 600_000 })).toBeNull();
+    expect(l.observeCut(64_000, 1_100, { down: 99_000, up: 600_000 })).toBeNull();
+    expect(l.observeCut(64_500, 1_100, { down: 99_000, up: 600_000 })).toBe(Math.floor(0.85 * 64_000));
+  });
+
+  it('learns a wall both ways from cuts whose reads fell short one way or the other', () => {
+    const l = new WallLearner(limits);
+    // Echo under a 64 KiB two-way wall: the bridge read what the client's resend put through (up), the client what came back.
+    expect(l.observeCut(2_169, 63_367, { down: 2_200, up: 1_000_000 })).toBeNull();
+    expect(l.observeCut(500, 1_300, { down: 130_000, up: 900_000 })).toBeNull();
+    expect(l.observeCut(52_000, 13_500, { down: 52_000, up: 260_000 })).toBeNull();
+    expect(l.observeCut(1_644, 63_892, { down: 1_700, up: 1_000_000 })).toBe(Math.floor(0.85 * 65_500));
+    expect(l.counts).toBe('both');
+  });
+});
+
 describe('dialSlotAt (the handshake cap)', () => {
   /** Dials as fast as the cap allows for `ms`: their start times. */
   const run = (l: Parameters<typeof dialSlotAt>[1], ms: number): number[] => {
@@ -99,7 +140,14 @@ describe('parseBudget', () => {
     [0, { mode: 'off' }],
     ['16384', { mode: 'fixed', bytes: 16_384 }],
     ['100', null],
-    ['12k', null],
+    ['12k', { mode: 'fixed', bytes: 12_288 }],
+    ['both:16k', { mode: 'fixed', bytes: 16_384, counts: 'both' }],
+    ['BOTH:20000', { mode: 'fixed', bytes: 20_000, counts: 'both' }],
+    ['both:1k', null],
+    ['both:', null],
+    ['down:16k', null],
+    ['16 k', null],
+    ['1.5k', null],
     ['-5', null],
   ])('%s', (text, want) => expect(parseBudget(text as string, 4_096)).toEqual(want));
 });

@@ -196,7 +196,9 @@ describe('client settings: errors name the flag, variable or file field', () => 
     ['resume timeout', { resumeTimeoutMs: 'x' }, {}, {}, '--resume-timeout-ms'],
     ['strategy', { strategy: 'random' }, {}, {}, '--strategy: expected failover or spread, got "random"'],
     ['rotate bytes', { rotateBytes: '10' }, {}, {}, '--rotate-bytes: expected an integer ≥ 65536'],
-    ['conn budget', { connBudget: '12' }, {}, {}, '--conn-budget: expected auto, off (or 0), or a byte count'],
+    ['conn budget', { connBudget: '12' }, {}, {}, '--conn-budget: expected auto, off (or 0), a byte count'],
+    ['conn budget counting something else', { connBudget: 'up:16k' }, {}, {}, '(both:16k), got "up:16k"'],
+    ['conn budget in the file', {}, {}, { connBudget: 'both:1k' }, 'connBudget'],
     ['--socks', { socks: ['nowhere'] }, {}, {}, '--socks: expected HOST:PORT, got "nowhere"'],
     ['--forward', { forward: ['9000'] }, {}, {}, '--forward: expected [HOST:]PORT=HOST:PORT, got "9000"'],
     ['--lan with an open proxy from the file', { lan: true }, {}, { insecureOpenProxy: true }, '--lan never runs an open proxy: drop "insecureOpenProxy" from'],
@@ -211,6 +213,15 @@ describe('client settings: errors name the flag, variable or file field', () => 
     const base = setup(fields ?? {});
     const config = fields === null ? {} : { config: base.file };
     expect(() => resolveClientSettings({ flags: { ...config, ...flags }, env: { ...base.env, ...env } })).toThrow(message);
+  });
+});
+
+describe('client settings: a connection budget counting both directions', () => {
+  it('reads both:BYTES (and KiB with k) from the flag and from the file', () => {
+    const base = setup({ connBudget: 'both:20k' });
+    expect(resolve({ config: base.file }, base.env).budget).toEqual({ mode: 'fixed', bytes: 20_480, counts: 'both' });
+    expect(resolve({ config: base.file, connBudget: '16k' }, base.env).budget).toEqual({ mode: 'fixed', bytes: 16_384 });
+    expect(resolve({ config: base.file, connBudget: 'both:16384' }, base.env).budget).toEqual({ mode: 'fixed', bytes: 16_384, counts: 'both' });
   });
 });
 

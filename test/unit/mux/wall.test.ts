@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultLimits } from '../../../src/core/limits.js';
 import { FrameType, HEADER_BYTES } from '../../../src/mux/frame.js';
-import { ResumableLink, ResumeFrameType, budgetCharge } from '../../../src/mux/resume.js';
+import { ResumableLink, ResumeFrameType, budgetCharge, type ConnTally } from '../../../src/mux/resume.js';
+import { encodeTallyAsk } from '../../../src/mux/tally.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import { captureLogger, linkedPair, transportPair, until, type MemoryTransport } from './helpers.js';
 
@@ -141,6 +142,87 @@ describe('connection budgets (protocol.md §9.8)', () => {
     };
     conns.bridge.inject(count(ResumeFrameType.RESUME, 0));
     conns.bridge.inject(count(ResumeFrameType.BUDGET, 9_000));
+    expect((await closed).code).toBe(1002);
+  });
+});
+
+describe('TALLY: what the bridge counted on the client\'s previous connection (protocol.md §9.8.1)', () => {
+  /** A client link and a bridge link (the one that issues the resume secret) over MemoryTransports. */
+  function tallyPair() {
+    const { logger } = captureLogger();
+    const cl = new ResumableLink({ limits, logger });
+    const bl = new ResumableLink({ limits, logger, resumeSecret: crypto.randomBytes(32) });
+    const client = new MuxSession(cl, { role: 'client', limits, logger, keepalive: false });
+    const bridge = new MuxSession(bl, { role: 'bridge', limits, logger, keepalive: false });
+    open.push(client, bridge);
+    /** A new connection; the bridge's end reports these TCP counts. */
+    const connect = (wire: { read: number; written: number }) => {
+      const conns = transportPair();
+      Object.defineProperty(conns.bridge, 'wireBytesRead', { get: () => wire.read });
+      Object.defineProperty(conns.bridge, 'wireBytesWritten', { get: () => wire.written });
+      cl.attach(conns.client, { tally: true });
+      bl.attach(conns.bridge);
+      return conns;
+    };
+    return { cl, bl, client, bridge, connect };
+  }
+
+  it('after a cut, the client learns what the bridge read and wrote on the connection before, and its held messages then flow', async () => {
+    const { cl, bridge, client, connect } = tallyPair();
+    bridge.on('open', (req) => {
+      const s = req.accept().on('error', () => undefined);
+      s.pipe(s);
+    });
+    const tallies: ConnTally[] = [];
+    cl.on('tally', (t) => tallies.push(t));
+    const first = connect({ read: 70_000, written: 1_234 });
+    const s = await client.open(target);
+    s.on('error', () => undefined);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    // The first connection asks nothing back (number 0).
+    await until(() => cl.state === 'live', 1_000, 'live');
+    expect(tallies).toEqual([]);
+    first.client.terminate(); // a cut
+    await until(() => cl.state === 'detached', 1_000, 'detached');
+    s.write(Buffer.from('held until the TALLY'));
+    connect({ read: 0, written: 0 });
+    await until(() => tallies.length === 1, 2_000, 'tally');
+    expect(tallies[0]).toEqual({ sentBytes: 1_234, receivedBytes: 70_000 });
+    await until(() => Buffer.concat(got).toString() === 'held until the TALLY', 2_000, 'echo');
+  });
+
+  it('says unknown for a connection the bridge never heard numbered', async () => {
+    const { cl, bl, connect } = tallyPair();
+    const tallies: ConnTally[] = [];
+    cl.on('tally', (t) => tallies.push(t));
+    const first = connect({ read: 5, written: 6 });
+    await until(() => cl.state === 'live', 1_000, 'live');
+    // The client's second connection: the bridge never saw a TALLY 1, so of connection 1 it knows nothing.
+    first.client.terminate();
+    await until(() => cl.state === 'detached' && bl.state === 'detached', 1_000, 'detached');
+    const second = transportPair();
+    cl.attach(second.client, { tally: false });
+    bl.attach(second.bridge);
+    await until(() => cl.state === 'live', 1_000, 'live');
+    second.client.terminate();
+    await until(() => cl.state === 'detached', 1_000, 'detached');
+    connect({ read: 0, written: 0 });
+    await until(() => tallies.length === 1, 2_000, 'tally');
+    expect(tallies[0]).toEqual({ sentBytes: null, receivedBytes: null });
+  });
+
+  it('refuses a TALLY after the client\'s RESUME (session protocol error)', async () => {
+    const { logger } = captureLogger();
+    const bl = new ResumableLink({ limits, logger, resumeSecret: crypto.randomBytes(32) });
+    const closed = new Promise<{ code: number }>((r) => bl.onClose(r));
+    const conns = transportPair();
+    bl.attach(conns.bridge);
+    const resume = Buffer.alloc(HEADER_BYTES + 8);
+    resume[0] = ResumeFrameType.RESUME;
+    resume.writeUInt32BE(8, 6);
+    conns.bridge.inject(resume);
+    conns.bridge.inject(encodeTallyAsk(1));
     expect((await closed).code).toBe(1002);
   });
 });

@@ -219,10 +219,18 @@ describe('formatShareUri', () => {
     { secret: SECRET, host: '198.51.100.7', port: 443, path: '/p', pin: PIN, connect: { host: '2001:db8::9', port: 443 }, plain: false },
     { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', connect: { host: '127.0.0.1', port: 9001 }, plain: true },
     { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, plain: false, budget: 65_536, transport: 'h2' },
+    { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, plain: false, budget: 16_384, budgetBoth: true },
     { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', pin: PIN, sni: 'front.example.net', httpHost: 'origin.example.org', connect: { host: '203.0.113.8', port: 443 }, plain: false, label: 'cdn' },
     { secret: SECRET, host: 'bridge.example.org', port: 443, path: '/p', httpHost: '[2001:db8::9]:8443', plain: false },
     { secret: SECRET, host: '127.0.0.1', port: 9000, path: '/local', httpHost: 'origin.example.org', plain: true },
   ];
+
+  it('reads budget=both:N as a budget counting both directions, and names the field when it is wrong', () => {
+    expect(formatShareUri(cases.find((c) => c.budgetBoth === true) as BridgeInfo)).toContain('?pin=' + P + '&budget=both:16384');
+    for (const bad of ['both:', 'both:100', 'up:16384', 'both:016384', '16k']) {
+      expect(() => parseShareUri(`postern://${S}@bridge.example.org:443/p?budget=${bad}`)).toThrow(/budget must be a byte count/);
+    }
+  });
 
   it.each(cases)('round-trips %#', (info) => {
     const uri = formatShareUri(info);

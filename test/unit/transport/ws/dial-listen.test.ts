@@ -123,7 +123,7 @@ describe('dialBridge ↔ createBridgeListener over TLS (protocol.md §2)', () =>
     const client = track(await dialBridge(b.info(), { limits, logger }));
     const { transport: server, user } = await b.nextSession();
     expect(user).toBe('alice');
-    expect([...(client.peerFeatures ?? [])]).toEqual(['early-data']); // the 101's Postern-Features (§2)
+    expect([...(client.peerFeatures ?? [])]).toEqual(['early-data', 'tally']); // the 101's Postern-Features (§2)
 
     const sizes = [4, 10, 1000, 65_546, 200_000, 256 * 1024];
     const n = 60;
