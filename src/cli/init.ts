@@ -54,6 +54,8 @@ export async function initBridge(o: InitOptions): Promise<InitResult> {
     tls: o.existing ? { cert: path.resolve(o.existing.certFile), key: path.resolve(o.existing.keyFile) } : { cert: 'cert.pem', key: 'key.pem' },
     users: [{ name: o.user, secret: secret.toString('base64url') }],
     allowPrivate: false,
+    // An h2 link needs a bridge that serves HTTP/2 (off by default: protocol.md §12).
+    ...(o.front?.transport === 'h2' ? { http2: true } : {}),
   };
   // Secrets: key and config are 0600; the certificate is public.
   if (!existing) {

@@ -26,7 +26,7 @@ import { printPhoneSetup } from './phone-setup.js';
 import { ClientRoute, explainLine, systemLocalResolver, type LocalResolver } from '../client/route.js';
 import { ClientStatus } from './client-status.js';
 import { localeFromEnv, translator } from '../i18n/messages.js';
-import { addUser, listUsers, removeUser, shareUser, signalReload, type ShareOptions } from './users.js';
+import { addUser, listUsers, removeUser, shareUser, shareWarning, signalReload, type ShareOptions } from './users.js';
 import { parseFrontOptions, type FrontOptions } from './share.js';
 
 declare const POSTERN_VERSION: string;
@@ -518,6 +518,8 @@ export function buildProgram(): Command {
     .action((name: string, o: { config: string; pid?: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
         const uri = addUser(o.config, name, shareOptions(o));
+        const warning = shareWarning(o.config, o);
+        if (warning !== null) process.stderr.write(`${warning}\n`);
         process.stderr.write(`added "${name}" to ${o.config}\n`);
         if (o.pid !== undefined) process.stderr.write(`sent SIGHUP to ${signalReload(o.pid)}\n`);
         process.stderr.write(`share URI for "${name}" (keep it secret):\n`);
@@ -564,7 +566,10 @@ export function buildProgram(): Command {
     .option('--qr', 'also print a QR code (default: when stderr is a terminal)')
     .action((name: string, o: { config: string; cert?: string; qr?: boolean } & FrontOptions) => {
       try {
-        printShare(shareUser(o.config, name, shareOptions(o)), o.qr);
+        const uri = shareUser(o.config, name, shareOptions(o));
+        const warning = shareWarning(o.config, o);
+        if (warning !== null) process.stderr.write(`${warning}\n`);
+        printShare(uri, o.qr);
       } catch (err) {
         fail(err);
       }

@@ -87,6 +87,18 @@ export function shareUser(file: string, given: string, opts: ShareOptions = {}):
   return shareUri(target);
 }
 
+/**
+ * What an operator sharing an h2 link from `file` should know, or null: the link needs a bridge
+ * that serves HTTP/2, which is off unless the file says `"http2": true` (or the bridge runs with
+ * --http2, which the file cannot show).
+ */
+export function shareWarning(file: string, opts: FrontOptions): string | null {
+  if (opts.transport?.trim() !== 'h2') return null;
+  const { config } = readRaw(file);
+  if (config.http2) return null;
+  return `note: ${file} leaves HTTP/2 off; this transport=h2 link works only if the bridge runs with --http2 (or set "http2": true in ${file})`;
+}
+
 /** Sends SIGHUP to the bridge named by a PID or a PID file, so it reloads the config now. */
 export function signalReload(pidOrFile: string): number {
   let text = pidOrFile;

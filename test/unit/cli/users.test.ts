@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { initBridge } from '../../../src/cli/init.js';
 import { qrText } from '../../../src/cli/qr.js';
-import { addUser, listUsers, removeUser, shareUser } from '../../../src/cli/users.js';
+import { addUser, listUsers, removeUser, shareUser, shareWarning } from '../../../src/cli/users.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
 
 async function fresh(): Promise<string> {
@@ -92,6 +92,13 @@ describe('users (config edits)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-users-'));
     const res = await initBridge({ dir, host: 'bridge.example.org', port: 443, listenHost: '0.0.0.0', user: 'alice', force: false, front: { transport: 'h2' } });
     expect(parseShareUri(res.uri).transport).toBe('h2');
+    // The bridge init writes serves the link it prints: HTTP/2 on.
+    expect(JSON.parse(fs.readFileSync(res.configFile, 'utf8')).http2).toBe(true);
+    expect(shareWarning(res.configFile, { transport: 'h2' })).toBeNull();
+    // A bridge that leaves HTTP/2 off: sharing an h2 link says what it needs; ws links say nothing.
+    expect(JSON.parse(fs.readFileSync(file, 'utf8')).http2).toBeUndefined();
+    expect(shareWarning(file, { transport: 'h2' })).toBe(`note: ${file} leaves HTTP/2 off; this transport=h2 link works only if the bridge runs with --http2 (or set "http2": true in ${file})`);
+    expect(shareWarning(file, {})).toBeNull();
     const before = fs.readFileSync(file, 'utf8');
     expect(() => addUser(file, 'bob', { transport: 'quic' })).toThrow(/--transport quic: expected one of ws, h2$/);
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
