@@ -283,8 +283,10 @@ function connectTcp(host: string, port: number, timeoutMs: number, t: Translate,
   });
 }
 
-/** TLS handshake on an open socket; checks the pin (or the CA chain and name without one). */
-/** `alpnProblem`: why the link's transport cannot run on the ALPN the bridge chose (Dialer.alpnProblem). */
+/**
+ * TLS handshake on an open socket; checks the pin (or the CA chain and name without one), then that
+ * the link's transport can run on the ALPN the bridge chose (`alpnProblem`: Dialer.alpnProblem).
+ */
 function checkTls(
   sock: net.Socket,
   info: BridgeInfo,
