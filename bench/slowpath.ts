@@ -28,6 +28,8 @@ export interface SlowCase {
   floor: Quantiles;
   default: Quantiles;
   exact: Quantiles;
+  /** The default client over transport=h2 (issue 13: within 10 % of ws). */
+  h2: Quantiles;
 }
 export interface Quantiles {
   p50Ms: number;
@@ -50,31 +52,34 @@ export async function measureSlowPath(
     return r.listen();
   };
   try {
-    // Two client/bridge pairs, each behind its own relay; the floor is a third relay to the echo server.
+    // Three client/bridge pairs (ws, ws --exact-replies, h2), each behind its own relay; the floor
+    // is a fourth relay to the echo server.
     for (const clientArgs of [[], ['--exact-replies']]) {
       pairs.push(await startPair({ nodeFlags: [], ...start, clientArgs, via }));
     }
+    pairs.push(await startPair({ nodeFlags: [], ...start, clientArgs: [], via, transport: 'h2' }));
     const floorPort = await via(echoPort);
-    const [optimistic, exact] = pairs as [Pair, Pair];
+    const [optimistic, exact, h2] = pairs as [Pair, Pair, Pair];
     const connectors = {
       floor: directConnector(floorPort),
       default: socksConnector(optimistic.socksPort, echoPort, true),
       exact: socksConnector(exact.socksPort, echoPort, true),
+      h2: socksConnector(h2.socksPort, echoPort, true),
     };
     const out: SlowCase[] = [];
     for (const d of SLOW_DELAYS_MS) {
       for (const r of relays) r.delayMs = d;
       log(`slow path: ${d} ms each way, ${WARMUP} warm-up + ${samples} samples per client`);
-      const got: Record<keyof typeof connectors, number[]> = { floor: [], default: [], exact: [] };
+      const got: Record<keyof typeof connectors, number[]> = { floor: [], default: [], exact: [], h2: [] };
       for (let i = 0; i < WARMUP + samples; i++) {
-        for (const k of ['floor', 'default', 'exact'] as const) {
+        for (const k of ['floor', 'default', 'exact', 'h2'] as const) {
           const ms = (await connectEchoMicros(connectors[k])) / 1000;
           if (i >= WARMUP) got[k].push(ms);
           await sleep(GAP_MS);
         }
       }
-      const c: SlowCase = { delayMs: d, rttMs: 2 * d, samples, floor: q(got.floor), default: q(got.default), exact: q(got.exact) };
-      log(`slow path ${d} ms: floor p50 ${c.floor.p50Ms.toFixed(1)} ms, default p50 ${c.default.p50Ms.toFixed(1)} ms, exact p50 ${c.exact.p50Ms.toFixed(1)} ms`);
+      const c: SlowCase = { delayMs: d, rttMs: 2 * d, samples, floor: q(got.floor), default: q(got.default), exact: q(got.exact), h2: q(got.h2) };
+      log(`slow path ${d} ms: floor p50 ${c.floor.p50Ms.toFixed(1)} ms, default p50 ${c.default.p50Ms.toFixed(1)} ms, exact p50 ${c.exact.p50Ms.toFixed(1)} ms, h2 p50 ${c.h2.p50Ms.toFixed(1)} ms`);
       out.push(c);
     }
     return out;
@@ -100,6 +105,8 @@ export function slowPathReport(cases: SlowCase[]): { lines: string[]; targets: {
     lines.push(row('  TCP echo through the relay (floor)', c.floor));
     lines.push(row('  Postern default (optimistic)', c.default));
     lines.push(row('  Postern --exact-replies', c.exact));
+    lines.push(row('  Postern default over h2', c.h2));
+    lines.push(`   ${pad('  h2 / ws (default), p50', 34)}${lpad(`${(c.h2.p50Ms / c.default.p50Ms).toFixed(2)}×`, 9)}`);
   }
   const first = cases[0];
   if (first) {
