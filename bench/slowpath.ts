@@ -3,7 +3,8 @@
  * client and bridge adds D ms each way, so the tunnel's round trip is about 2·D. On a warm tunnel,
  * time from starting a SOCKS5 connection to the first echoed byte (pipelined greeting + CONNECT,
  * then 1 byte once the reply is in), for the default (optimistic) client and an --exact-replies
- * client side by side, samples interleaved. Also, as a floor, a plain TCP echo through a relay with
+ * client side by side, and the default client over transport=h2 (issue 13), samples interleaved.
+ * Also, as a floor, a plain TCP echo through a relay with
  * the same delay (one round trip and the relay's own cost).
  */
 import { FaultyRelay } from '../test/helpers/faulty-relay.js';
