@@ -141,7 +141,6 @@ function closeSessionAfter(session: http2.ClientHttp2Session, limits: Limits): (
  * H2RefusedError for a non-200 answer, with E_DIAL when the connection fails first.
  */
 export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamOneOptions): Promise<FrameTransport> {
-  const { limits } = opts;
   const headers: http2.OutgoingHttpHeaders = {
     ':method': 'POST',
     ':scheme': req.scheme,
@@ -158,20 +157,24 @@ export function openStreamOne(sock: Duplex, req: StreamOneRequest, opts: StreamO
     // A first record at once, so that a front which waits for body bytes before it forwards the
     // request (§12.2) forwards it now; a PAD, which the bridge drops.
     (stream) => stream.write(encodePad(randomPadLength())),
-    (session, stream, h) => {
-      const transport = new H2FrameTransport(stream, {
-        maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
-        closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
-        peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
-        ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
-        ...(opts.records !== undefined ? { records: opts.records } : {}),
-        wedge: opts.wedge,
-        onFinish: closeSessionAfter(session, limits),
-      });
-      session.once('close', () => stream.destroy());
-      return transport;
-    },
+    (session, stream, h) => sessionTransport(stream, session, h, opts),
   );
+}
+
+/** The session's FrameTransport on `pipe` (the stream-one stream, or packet-up's pipe), ended with the HTTP/2 connection. */
+function sessionTransport(pipe: Duplex, session: http2.ClientHttp2Session, h: http2.IncomingHttpHeaders, opts: StreamOneOptions): FrameTransport {
+  const { limits } = opts;
+  const transport = new H2FrameTransport(pipe, {
+    maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
+    closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
+    peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
+    ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+    ...(opts.records !== undefined ? { records: opts.records } : {}),
+    wedge: opts.wedge,
+    onFinish: closeSessionAfter(session, limits),
+  });
+  session.once('close', () => pipe.destroy());
+  return transport;
 }
 
 /**
@@ -219,18 +222,7 @@ export function openPacketUp(sock: Duplex, req: StreamOneRequest, key: string, o
         if (body.length > 0) up.end(body);
       });
     down.on('error', () => undefined);
-    const pipe = new ClientPacketPipe(post, down, limits);
-    const transport = new H2FrameTransport(pipe, {
-      maxMessageBytes: limits.WS_MAX_MESSAGE_BYTES,
-      closeTimeoutMs: limits.H2_CLOSE_TIMEOUT_MS,
-      peerFeatures: parseFeatures(h[FEATURES_HEADER.toLowerCase()]),
-      ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
-      ...(opts.records !== undefined ? { records: opts.records } : {}),
-      wedge: opts.wedge,
-      onFinish: closeSessionAfter(session, limits),
-    });
-    session.once('close', () => pipe.destroy());
-    return transport;
+    return sessionTransport(new ClientPacketPipe(post, down, limits), session, h, opts);
   });
 }
 
