@@ -18,16 +18,20 @@ const target = { kind: 'ipv4', host: '127.0.0.1', port: 7 } as const;
 const pair = () => linkedPair(limits, open);
 
 describe('connection budgets (protocol.md §9.8)', () => {
-  it('holds session messages past the BUDGET, says MOVE, and after each move resends nothing', async () => {
+  /**
+   * A download of `data` through a client that sends BUDGET `budget` on each connection and moves
+   * on MOVE; the bridge's end of each connection reports `padding` bytes of its own (h2's PADs).
+   * Returns what arrived, what each connection carried (charged, padding included) and the DATA bytes sent.
+   */
+  async function budgetedDownload(data: Buffer, budget: number, padding = 0) {
     const { cl, bl, client, bridge } = pair();
-    const budget = 8 * 1024;
-    const data = crypto.randomBytes(256 * 1024);
     bridge.on('open', (req) => req.accept().on('error', () => undefined).end(data));
     const perConn: number[] = [];
     let dataBytes = 0;
     const connect = (): void => {
       const conns = transportPair();
-      const i = perConn.push(0) - 1;
+      if (padding > 0) Object.defineProperty(conns.bridge, 'paddingBytesSent', { value: padding });
+      const i = perConn.push(padding) - 1;
       conns.bridge.tap = (_dir, m) => {
         perConn[i] = (perConn[i] as number) + budgetCharge(m.length);
         if (m[0] === FrameType.DATA) dataBytes += m.readUInt32BE(6);
@@ -42,7 +46,14 @@ describe('connection budgets (protocol.md §9.8)', () => {
     const got: Buffer[] = [];
     s.on('data', (d: Buffer) => got.push(d));
     await new Promise((r) => s.on('end', r));
-    expect(crypto.createHash('sha256').update(Buffer.concat(got)).digest('hex')).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+    return { got: Buffer.concat(got), perConn, dataBytes, bl };
+  }
+
+  it('holds session messages past the BUDGET, says MOVE, and after each move resends nothing', async () => {
+    const budget = 8 * 1024;
+    const data = crypto.randomBytes(256 * 1024);
+    const { got, perConn, dataBytes, bl } = await budgetedDownload(data, budget);
+    expect(crypto.createHash('sha256').update(got).digest('hex')).toBe(crypto.createHash('sha256').update(data).digest('hex'));
     expect(perConn.length).toBeGreaterThan(256 / 8);
     for (const charged of perConn) expect(charged).toBeLessThanOrEqual(budget);
     // Every DATA byte crossed exactly once.
@@ -51,31 +62,11 @@ describe('connection budgets (protocol.md §9.8)', () => {
   });
 
   it('charges the padding a transport sends (h2 PAD records, §12.5) against the budget', async () => {
-    const { cl, bl, client, bridge } = pair();
     const budget = 8 * 1024;
-    const padding = 3 * 1024;
     const data = crypto.randomBytes(64 * 1024);
-    bridge.on('open', (req) => req.accept().on('error', () => undefined).end(data));
-    const perConn: number[] = [];
-    const connect = (): void => {
-      const conns = transportPair();
-      // The bridge's end says it put `padding` bytes of its own on this connection.
-      Object.defineProperty(conns.bridge, 'paddingBytesSent', { value: padding });
-      const i = perConn.push(padding) - 1;
-      conns.bridge.tap = (_dir, m) => {
-        perConn[i] = (perConn[i] as number) + budgetCharge(m.length);
-      };
-      cl.attach(conns.client, { budgetBytes: budget });
-      bl.attach(conns.bridge);
-    };
-    cl.on('move', () => setImmediate(connect));
-    connect();
-    const s = await client.open(target);
-    s.on('error', () => undefined);
-    const got: Buffer[] = [];
-    s.on('data', (d: Buffer) => got.push(d));
-    await new Promise((r) => s.on('end', r));
-    expect(Buffer.concat(got).equals(data)).toBe(true);
+    // The bridge's end of each connection says it put 3 KiB of its own on it.
+    const { got, perConn } = await budgetedDownload(data, budget, 3 * 1024);
+    expect(got.equals(data)).toBe(true);
     // Without the padding counted, each connection would carry up to the whole budget in messages.
     for (const charged of perConn) expect(charged).toBeLessThanOrEqual(budget);
     expect(perConn.length).toBeGreaterThan(64 / 5);
