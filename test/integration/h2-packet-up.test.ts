@@ -40,6 +40,16 @@ afterAll(async () => {
   await echo?.close();
 });
 
+/** curl through the SOCKS port gets the page, and 16 MiB (seeded by `seed`) echoes back intact. */
+async function carriesCurlAnd16MiB(socks: number, seed: number): Promise<void> {
+  const got = await curl(['--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
+  expect(got.stdout).toContain('hello through postern');
+  const big = seededBytes(16 * 1024 * 1024, seed);
+  const r = await echoTransfer(socks, echo.port, big);
+  expect(r.ended).toBe('end');
+  expect(r.hash).toBe(sha256(big));
+}
+
 /** Adds mode=packet-up to an h2 link. */
 function packetUp(uri: string): string {
   const u = new URL(uri);
@@ -57,13 +67,7 @@ describe('transport=h2 mode=packet-up, direct', () => {
     expect(client.lines.some((l) => l.msg === 'bridge session open' && l.transport === 'h2' && l.mode === 'packet-up')).toBe(true);
     expect(bridge.lines.some((l) => l.msg === 'h2 session accepted')).toBe(true);
 
-    const got = await curl(['--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
-    expect(got.stdout).toContain('hello through postern');
-
-    const big = seededBytes(16 * 1024 * 1024, 7);
-    const r = await echoTransfer(socks, echo.port, big);
-    expect(r.ended).toBe('end');
-    expect(r.hash).toBe(sha256(big));
+    await carriesCurlAnd16MiB(socks, 7);
     expect(bridge.child.exitCode).toBeNull();
   }, 120_000);
 });
@@ -176,12 +180,7 @@ describe('transport=h2 mode=packet-up behind nginx that buffers request bodies (
     const { client, port: socks } = await startClient(packetUp(streamOne), ['--log-level', 'debug']);
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
     expect(client.lines.some((l) => l.msg === 'bridge session open' && l.mode === 'packet-up')).toBe(true);
-    const got = await curl(['--socks5-hostname', `127.0.0.1:${socks}`, `http://127.0.0.1:${web.port}/page`]);
-    expect(got.stdout).toContain('hello through postern');
-    const big = seededBytes(16 * 1024 * 1024, 11);
-    const r = await echoTransfer(socks, echo.port, big);
-    expect(r.ended).toBe('end');
-    expect(r.hash).toBe(sha256(big));
+    await carriesCurlAnd16MiB(socks, 11);
 
     // Everyone else — a GET or POST on the secret path with a made-up key or sequence number
     // included — gets nginx's own 404.
