@@ -32,6 +32,8 @@ export default defineConfig({
   shims: true,
   noExternal: [/.*/],
   removeNodeProtocol: false,
+  // ASCII only, as the npm bundle (tsup.config.ts): V8 keeps a source with any non-ASCII character as UTF-16.
+  minifyWhitespace: true,
   define: { POSTERN_VERSION: JSON.stringify(pkg.version) },
   esbuildPlugins: [bufferutilFromAsset],
 });

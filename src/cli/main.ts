@@ -1,3 +1,5 @@
+// First: it sets V8's young generation before the rest of the bundle allocates anything.
+import './young-generation.js';
 import { Command, Option } from 'commander';
 import crypto from 'node:crypto';
 import fs from 'node:fs';

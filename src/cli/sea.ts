@@ -1,7 +1,3 @@
-// Entry of the single executable (npm run build:sea). It does what bin/postern does for the npm
-// package: apply POSTERN_LOW_MEMORY before anything is allocated, then run the CLI.
-import v8 from 'node:v8';
-
-if (process.env.POSTERN_LOW_MEMORY === '1') v8.setFlagsFromString('--semi-space-growth-factor=1');
-
+// Entry of the single executable (npm run build:sea): the CLI, whose first import sets V8's young
+// generation (cli/young-generation.ts) as it does for the npm package.
 void import('./main.js');

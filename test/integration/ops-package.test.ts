@@ -17,6 +17,14 @@ describe('npm package', () => {
     expect(Object.keys(pkg.optionalDependencies ?? {}).sort()).toEqual(['@ip-location-db/geo-whois-asn-country', 'bufferutil']);
   });
 
+  it('the bundle is ASCII, so V8 holds its source one byte per character (one § in a comment doubles it: +2.6 MiB per daemon)', () => {
+    for (const f of ['dist/postern.js', 'dist/young-generation.js']) {
+      const text = fs.readFileSync(path.join(ROOT, f), 'latin1');
+      const at = text.search(/[^\x00-\x7f]/);
+      expect(at === -1 ? 'ASCII' : `${f}: byte ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 40))}`).toBe('ASCII');
+    }
+  });
+
   it('npm pack → npm install --offline into an empty folder → postern --version, init and demo work', async () => {
     const out = tempDir('postern-pack-');
     const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
@@ -24,6 +32,7 @@ describe('npm package', () => {
     const info = (JSON.parse(packed.stdout) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>)[0]!;
     const files = info.files.map((f) => f.path);
     expect(files).toContain('dist/postern.js');
+    expect(files).toContain('dist/young-generation.js');
     expect(files).toContain('bin/postern');
     expect(files).toContain('configs/nginx/postern.conf');
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.map'))).toEqual([]);
