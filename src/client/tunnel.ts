@@ -137,8 +137,13 @@ class BridgeLink {
   private moving = false;
   /** Wire bytes of the attached connection's handshake (TLS, HTTP upgrade) each way. */
   private connHandshake = { down: 0, up: 0 };
-  /** The attached connection is a probe past the learned budget (WallLearner.nextConnection). */
+  /** The attached connection is a probe past the learned budget (WallLearner.nextConnection), not yet judged. */
   private connProbe = false;
+  /**
+   * A probe moved from under a wall counting both ways: what it received, waiting for the bridge's
+   * TALLY on the next connection to say how much of ours crossed (our bytes written may not have).
+   */
+  private movedProbe: { down: number } | null = null;
   /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it); `probe`: the cut one was a probe. */
   private pendingCut: { down: number; up: number; handshakeUp: number; probe: boolean; sentBytes?: number | null } | null = null;
   /** The attached connection's bridge answers TALLY (§9.8.1): a cut is learned from its count, not ours. */
@@ -253,9 +258,12 @@ class BridgeLink {
       this.pendingCut = null;
       this.learn(waiting.down, waiting.sentBytes === null ? 0 : waiting.handshakeUp + waiting.sentBytes, null, waiting.probe);
     }
+    // A moved probe whose TALLY never came (this connection was cut first): judged on what it received.
+    if (this.movedProbe !== null) this.probeEnded(this.movedProbe, false);
     const bytes = this.conn?.wireBytesRead;
     const up = this.conn?.wireBytesWritten ?? 0;
     this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, up, handshakeUp: this.connHandshake.up, probe: this.connProbe };
+    this.connProbe = false;
   }
 
   /** The session resumed after a cut: the cut's bytes both ways go to the learner; remembered when it learns. */
@@ -279,6 +287,8 @@ class BridgeLink {
    * bytes), each sender's count the most that can have.
    */
   private learnFromTally(peer: ConnTally): void {
+    // After a move the bridge's count is of the probe moved from (if it was one): what of ours crossed.
+    if (this.movedProbe !== null) this.probeEnded({ down: this.movedProbe.down, up: peer.receivedBytes ?? 0 }, false);
     const cut = this.pendingCut;
     this.pendingCut = null;
     if (cut === null || this.learner === null || cut.sentBytes === undefined) return;
@@ -308,6 +318,7 @@ class BridgeLink {
    * past the wall the budget was learned from, the budget is forgotten here and on disk.
    */
   private probeEnded(carried: CutBytes, cut: boolean): void {
+    this.movedProbe = null;
     const learner = this.learner;
     if (learner === null) return;
     const budget = learner.budget;
@@ -462,9 +473,17 @@ class BridgeLink {
         this.log.debug('moving the session to a new connection');
       }
       if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
-      // A probe moved (not cut): what it carried, both ways, says whether the wall is still there.
+      // A probe moved (not cut: a cut was judged as one in noteCut): what it carried says whether the
+      // wall is still there. Under a wall counting both ways only the bridge knows how much of ours
+      // crossed: its TALLY on the new connection says (learnFromTally); without TALLY only what we
+      // received counts (a probe can then pass only on that).
       const left = this.conn;
-      if (rotate && this.connProbe && left !== null) this.probeEnded({ down: left.wireBytesRead ?? 0, up: left.wireBytesWritten ?? 0 }, false);
+      if (rotate && this.connProbe && left !== null && session.link.state === 'live') {
+        const down = left.wireBytesRead ?? 0;
+        if (this.budgetCounts() === 'down' || transport.peerFeatures?.has(FEATURE_TALLY) !== true) this.probeEnded({ down }, false);
+        else this.movedProbe = { down };
+      }
+      this.connProbe = false;
       this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
       // Only a client that learns its budget needs the bridge's count (and waits for it after a cut).
       this.tallyOn = this.learner !== null && transport.peerFeatures?.has(FEATURE_TALLY) === true;

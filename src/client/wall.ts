@@ -151,7 +151,7 @@ export class WallLearner {
    * How a probe connection ended: moved (`cut` false: at its larger budget, or by rotation) or cut,
    * having carried `carried` (as for observeCut; the maxima only matter for a cut). The wall the
    * budget was learned from is at about budget / WALL_SAFETY_FRACTION (the lowest of the cuts that
-   * agreed). If the probe is known to have carried more than that × (1 + WALL_MATCH_FRACTION) — past
+   * agreed). If the probe is known to have carried more than that / (1 − WALL_MATCH_FRACTION) — past
    * where any cut that agreed could have been — the wall is gone: the budget is forgotten
    * ('forgotten'; the cuts seen are cleared too). If it was cut after it is known to have carried
    * at least that × (1 − WALL_MATCH_FRACTION), it ran into the wall: the gap to the next probe
@@ -163,7 +163,7 @@ export class WallLearner {
     if (this.budget === null) return 'inconclusive';
     const n = this.counts === 'down' ? carried.down : carried.down + Math.max(0, carried.up ?? 0);
     const wall = this.budget / WALL_SAFETY_FRACTION;
-    if (n > (1 + WALL_MATCH_FRACTION) * wall) {
+    if (n > wall / (1 - WALL_MATCH_FRACTION)) {
       this.budget = null;
       this.counts = 'down';
       this.cuts = [];

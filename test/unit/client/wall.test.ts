@@ -138,8 +138,8 @@ describe('WallLearner probes: a learned budget is tested now and then (protocol.
     l.observeCut(9_000); // two cuts that would make a lower wall with a third
     l.observeCut(9_100);
     untilProbe(l);
-    // 16,384 / 0.85 × 1.125 = 18,431 is the most a cut that agreed with the wall could carry.
-    expect(l.observeProbe({ down: 18_500 }, true)).toBe('forgotten');
+    // 13,926 / 0.85 / 0.875 = 18,724 is the most a cut that agreed with the wall could carry.
+    expect(l.observeProbe({ down: 18_800 }, true)).toBe('forgotten');
     expect(l.observeCut(9_050)).toBeNull(); // the two before are forgotten with the budget
   });
 
@@ -157,8 +157,8 @@ describe('WallLearner probes: a learned budget is tested now and then (protocol.
     expect(gaps).toEqual([4, 8, 16, 32, 64, 128, 256, 256, 256, 256]);
   });
 
-  it('a cut at 18,431 bytes is still the wall (≤ 1.125 × budget / 0.85), one byte more is not', () => {
-    const wall = (13_926 / 0.85) * 1.125;
+  it('a cut at 18,724 bytes is still the wall (≤ budget / 0.85 / 0.875), one byte more is not', () => {
+    const wall = 13_926 / 0.85 / 0.875;
     const a = new WallLearner(limits, 13_926);
     expect(a.observeProbe({ down: Math.floor(wall) }, true)).toBe('confirmed');
     const b = new WallLearner(limits, 13_926);
@@ -262,9 +262,9 @@ describe('WallLearner probes: a learned budget is tested now and then (protocol.
       const probe = l.nextConnection();
       expect(probe).toEqual({ budget: 33_022, probe: true });
       const cutAt = Math.floor(16 * 1024 + rnd() * (1024 * 1024 - 16 * 1024));
-      // Past the probe's budget it moves at it; before, the cut is past 1.125 × 16,511 / 0.85 = 21,852 — or not.
+      // Past the probe's budget it moves at it; before, the cut is past 16,511 / 0.85 / 0.875 = 22,199 — or not.
       const outcome = cutAt > 33_022 ? l.observeProbe({ down: 33_022 - 600 }, false) : l.observeProbe({ down: cutAt }, true);
-      expect(outcome).toBe(cutAt > 21_852 ? 'forgotten' : cutAt >= 16_996 ? 'confirmed' : 'inconclusive');
+      expect(outcome).toBe(cutAt > 22_199 ? 'forgotten' : cutAt >= 16_996 ? 'confirmed' : 'inconclusive');
     }
   });
 
