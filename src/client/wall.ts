@@ -90,7 +90,8 @@ interface Seen {
  * bytes both ways (`both`, a wall that counts upstream too): whichever agrees more closely, `down`
  * on a tie, and `both` only when the cuts carried real upstream traffic. A budget only ever moves
  * down while it is remembered (a lower wall replaces a higher one; a `down` budget gives way to a
- * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS.
+ * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS, or sooner when a
+ * probe (nextConnection, observeProbe) carries past the wall it was learned from.
  */
 export class WallLearner {
   private cuts: Cut[] = [];
@@ -153,15 +154,20 @@ export class WallLearner {
    * budget was learned from is at about budget / WALL_SAFETY_FRACTION (the lowest of the cuts that
    * agreed). If the probe is known to have carried more than that / (1 − WALL_MATCH_FRACTION) — past
    * where any cut that agreed could have been — the wall is gone: the budget is forgotten
-   * ('forgotten'; the cuts seen are cleared too). If it was cut after it is known to have carried
-   * at least that × (1 − WALL_MATCH_FRACTION), it ran into the wall: the gap to the next probe
-   * doubles ('confirmed'). Otherwise (moved early, or cut clearly below the wall or with its count
-   * cut short — observeCut weighs it like any cut) it showed nothing: the next probe comes after
-   * the same gap. Only what is known to have crossed counts (`down`, `up`), not the maxima.
+   * ('forgotten'; the cuts seen are cleared too): only what is known to have crossed (`down`, `up`)
+   * counts for this. If it was cut and can have carried at least that × (1 − WALL_MATCH_FRACTION)
+   * (its maximum, §9.8.1: a reset often costs the reader its last bytes, on a wall counting both
+   * ways most of them), it may have run into the wall: the gap to the next probe doubles
+   * ('confirmed'), so that a real wall costs a probe rarely. Otherwise (moved early, or cut before
+   * it can have reached the wall — observeCut weighs that like any cut) it showed nothing: the
+   * next probe comes after the same gap.
    */
   observeProbe(carried: CutBytes, cut: boolean): ProbeOutcome {
     if (this.budget === null) return 'inconclusive';
-    const n = this.counts === 'down' ? carried.down : carried.down + Math.max(0, carried.up ?? 0);
+    const up = Math.max(0, carried.up ?? 0);
+    const downMax = Math.max(carried.down, carried.downMax ?? carried.down);
+    const n = this.counts === 'down' ? carried.down : carried.down + up;
+    const nMax = this.counts === 'down' ? downMax : downMax + Math.max(up, carried.upMax ?? up);
     const wall = this.budget / WALL_SAFETY_FRACTION;
     if (n > wall / (1 - WALL_MATCH_FRACTION)) {
       this.budget = null;
@@ -170,7 +176,7 @@ export class WallLearner {
       this.resetProbes();
       return 'forgotten';
     }
-    if (!cut || n < (1 - WALL_MATCH_FRACTION) * wall) return 'inconclusive';
+    if (!cut || nMax < (1 - WALL_MATCH_FRACTION) * wall) return 'inconclusive';
     this.probeGap = Math.min(WALL_PROBE_MAX_CONNS, 2 * this.probeGap);
     return 'confirmed';
   }
