@@ -12,7 +12,7 @@ import { FEATURE_EARLY_DATA, FEATURE_TALLY, SESSION_ID_BYTES } from '../transpor
 import type { Dialer } from '../transport/types.js';
 import type { BridgeInfo } from '../transport/uri.js';
 import type { BridgeStrategy, BudgetPolicy } from '../core/tunnel-policy.js';
-import { WallLearner, dialSlotAt, wallKey, type WallCounts, type WallStore } from './wall.js';
+import { WallLearner, dialSlotAt, wallKey, type CutBytes, type WallCounts, type WallStore } from './wall.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff';
 
@@ -137,8 +137,15 @@ class BridgeLink {
   private moving = false;
   /** Wire bytes of the attached connection's handshake (TLS, HTTP upgrade) each way. */
   private connHandshake = { down: 0, up: 0 };
-  /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it). */
-  private pendingCut: { down: number; up: number; handshakeUp: number; sentBytes?: number | null } | null = null;
+  /** The attached connection is a probe past the learned budget (WallLearner.nextConnection), not yet judged. */
+  private connProbe = false;
+  /**
+   * A probe moved from under a wall counting both ways: what it received, waiting for the bridge's
+   * TALLY on the next connection to say how much of ours crossed (our bytes written may not have).
+   */
+  private movedProbe: { down: number } | null = null;
+  /** A cut waiting for the next RESUME to say how much of ours got through (the wall may count it); `probe`: the cut one was a probe. */
+  private pendingCut: { down: number; up: number; handshakeUp: number; probe: boolean; sentBytes?: number | null } | null = null;
   /** The attached connection's bridge answers TALLY (§9.8.1): a cut is learned from its count, not ours. */
   private tallyOn = false;
   /** Under a `both` wall: the bridge's share of a connection's budget, following the traffic mix. */
@@ -188,9 +195,9 @@ class BridgeLink {
   /**
    * What a new connection may carry (§9.8), its handshake already spent: the bridge's BUDGET, and
    * under a wall counting both ways our own share too, split by the traffic mix seen so far.
+   * `budget`: the whole budget, both shares together (a probe's is larger than the one in force).
    */
-  private budgetsFor(): { budgetBytes?: number; sendBudgetBytes?: number } {
-    const budget = this.budgetBytes();
+  private budgetsFor(budget: number | null = this.budgetBytes()): { budgetBytes?: number; sendBudgetBytes?: number } {
     const hs = this.connHandshake;
     if (budget === null) return {};
     if (this.budgetCounts() === 'down') return { budgetBytes: budget - hs.down };
@@ -249,11 +256,14 @@ class BridgeLink {
     const waiting = this.pendingCut;
     if (waiting !== null && waiting.sentBytes !== undefined) {
       this.pendingCut = null;
-      this.learn(waiting.down, waiting.sentBytes === null ? 0 : waiting.handshakeUp + waiting.sentBytes);
+      this.learn(waiting.down, waiting.sentBytes === null ? 0 : waiting.handshakeUp + waiting.sentBytes, null, waiting.probe);
     }
+    // A moved probe whose TALLY never came (this connection was cut first): judged on what it received.
+    if (this.movedProbe !== null) this.probeEnded(this.movedProbe, false);
     const bytes = this.conn?.wireBytesRead;
     const up = this.conn?.wireBytesWritten ?? 0;
-    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, up, handshakeUp: this.connHandshake.up };
+    this.pendingCut = this.learner === null || bytes === undefined ? null : { down: bytes, up, handshakeUp: this.connHandshake.up, probe: this.connProbe };
+    this.connProbe = false;
   }
 
   /** The session resumed after a cut: the cut's bytes both ways go to the learner; remembered when it learns. */
@@ -267,8 +277,8 @@ class BridgeLink {
     this.pendingCut = null;
     if (cut === null || this.learner === null) return;
     const up = cutSentBytes === null ? 0 : cut.handshakeUp + cutSentBytes;
-    this.log.debug({ receivedBytes: cut.down, sentBytes: up }, 'connection cut');
-    this.learn(cut.down, up);
+    this.log.debug({ receivedBytes: cut.down, sentBytes: up, probe: cut.probe }, 'connection cut');
+    this.learn(cut.down, up, null, cut.probe);
   }
 
   /**
@@ -277,18 +287,22 @@ class BridgeLink {
    * bytes), each sender's count the most that can have.
    */
   private learnFromTally(peer: ConnTally): void {
+    // After a move the bridge's count is of the probe moved from (if it was one): what of ours crossed.
+    if (this.movedProbe !== null) this.probeEnded({ down: this.movedProbe.down, up: peer.receivedBytes ?? 0 }, false);
     const cut = this.pendingCut;
     this.pendingCut = null;
     if (cut === null || this.learner === null || cut.sentBytes === undefined) return;
     const ownUp = cut.sentBytes === null ? 0 : cut.handshakeUp + cut.sentBytes;
     const up = Math.max(ownUp, peer.receivedBytes ?? 0);
     const max = { down: Math.max(cut.down, peer.sentBytes ?? cut.down), up: Math.max(up, cut.up) };
-    this.log.debug({ receivedBytes: cut.down, sentBytes: up, maxReceivedBytes: max.down, maxSentBytes: max.up }, 'connection cut');
-    this.learn(cut.down, up, max);
+    this.log.debug({ receivedBytes: cut.down, sentBytes: up, maxReceivedBytes: max.down, maxSentBytes: max.up, probe: cut.probe }, 'connection cut');
+    this.learn(cut.down, up, max, cut.probe);
   }
 
-  private learn(down: number, up: number, max: { down: number; up: number } | null = null): void {
+  /** A lost connection's bytes go to the learner (a probe's first to the probe's verdict, then as any cut). */
+  private learn(down: number, up: number, max: { down: number; up: number } | null = null, probe = false): void {
     if (this.learner === null) return;
+    if (probe) this.probeEnded({ down, up, ...(max !== null ? { downMax: max.down, upMax: max.up } : {}) }, true);
     const next = this.learner.observeCut(down, up, max);
     if (next === null) return;
     const counts = this.learner.counts;
@@ -297,6 +311,26 @@ class BridgeLink {
       'connections to this bridge die after about the same byte count: moving before it from now on',
     );
     this.wallStore?.set(this.wallKey, next, counts);
+  }
+
+  /**
+   * A probe connection (WallLearner.nextConnection) was moved or cut having carried `carried`:
+   * past the wall the budget was learned from, the budget is forgotten here and on disk.
+   */
+  private probeEnded(carried: CutBytes, cut: boolean): void {
+    this.movedProbe = null;
+    const learner = this.learner;
+    if (learner === null) return;
+    const budget = learner.budget;
+    const counts = learner.counts;
+    const outcome = learner.observeProbe(carried, cut);
+    const carriedBytes = counts === 'both' ? carried.down + (carried.up ?? 0) : carried.down;
+    if (outcome === 'forgotten') {
+      this.log.info({ budget, carriedBytes, counts }, 'connections to this bridge carry more than the learned wall: no longer moving early');
+      this.wallStore?.delete(this.wallKey);
+    } else {
+      this.log.debug({ budget, carriedBytes, cut, outcome, probeEvery: learner.probeEvery }, 'probe past the learned budget ended');
+    }
   }
 
   /** The current session takes new streams: live on a connection, no GOAWAY, not closed. */
@@ -439,10 +473,25 @@ class BridgeLink {
         this.log.debug('moving the session to a new connection');
       }
       if (rotate) this.noteConnectionMix(this.conn); // a cut connection's bytes written say nothing of the mix
+      // A probe moved (not cut: a cut was judged as one in noteCut): what it carried says whether the
+      // wall is still there. Under a wall counting both ways only the bridge knows how much of ours
+      // crossed: its TALLY on the new connection says (learnFromTally); without TALLY only what we
+      // received counts (a probe can then pass only on that).
+      const left = this.conn;
+      if (rotate && this.connProbe && left !== null && session.link.state === 'live') {
+        const down = left.wireBytesRead ?? 0;
+        if (this.budgetCounts() === 'down' || transport.peerFeatures?.has(FEATURE_TALLY) !== true) this.probeEnded({ down }, false);
+        else this.movedProbe = { down };
+      }
+      this.connProbe = false;
       this.connHandshake = { down: transport.wireBytesRead ?? 0, up: transport.wireBytesWritten ?? 0 };
       // Only a client that learns its budget needs the bridge's count (and waits for it after a cut).
       this.tallyOn = this.learner !== null && transport.peerFeatures?.has(FEATURE_TALLY) === true;
-      session.link.attach(transport, { ...this.budgetsFor(), tally: this.tallyOn });
+      // Under a learned budget, now and then a probe gets more (§9.8: a wall the budget was learned from may be gone).
+      const next = this.learner?.nextConnection() ?? null;
+      this.connProbe = next?.probe === true;
+      if (this.connProbe) this.log.debug({ budget: next?.budget }, 'probing past the learned budget');
+      session.link.attach(transport, { ...this.budgetsFor(next === null ? this.budgetBytes() : next.budget), tally: this.tallyOn });
       this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });

@@ -29,6 +29,19 @@ export interface Wall {
   readonly counts: WallCounts;
 }
 
+/**
+ * A learned budget confirms itself (connections move before it, so none shows the wall is gone):
+ * now and then one connection is given this many times the budget — a probe…
+ */
+const WALL_PROBE_FACTOR = 2;
+/** …the first after this many connections under the budget (a restart costs one probe, ~1 s under a freeze wall)… */
+const WALL_PROBE_FIRST_CONNS = 4;
+/** …the gap doubling each time a probe runs into the wall, up to this many (~40 s at 6 dials/s): a real wall costs a probe's freeze rarely. */
+const WALL_PROBE_MAX_CONNS = 256;
+
+/** What a probe connection showed: the wall is gone (budget forgotten), it held (next probe later), or nothing. */
+export type ProbeOutcome = 'forgotten' | 'confirmed' | 'inconclusive';
+
 /** A cut counts toward a wall that counts both directions only if it sent at least this fraction of what it received. */
 const WALL_BOTH_MIN_UP_FRACTION = 0.125;
 
@@ -77,10 +90,15 @@ interface Seen {
  * bytes both ways (`both`, a wall that counts upstream too): whichever agrees more closely, `down`
  * on a tie, and `both` only when the cuts carried real upstream traffic. A budget only ever moves
  * down while it is remembered (a lower wall replaces a higher one; a `down` budget gives way to a
- * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS.
+ * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS, or sooner when a
+ * probe (nextConnection, observeProbe) carries past the wall it was learned from.
  */
 export class WallLearner {
   private cuts: Cut[] = [];
+  /** Connections under the budget between probes (WALL_PROBE_FIRST_CONNS doubling to WALL_PROBE_MAX_CONNS)… */
+  private probeGap = WALL_PROBE_FIRST_CONNS;
+  /** …and those given the budget since the last probe (or since the budget was adopted). */
+  private sinceProbe = 0;
 
   constructor(
     private readonly limits: Limits,
@@ -110,7 +128,67 @@ export class WallLearner {
     this.budget = next;
     this.counts = wall.counts;
     this.cuts = [];
+    this.resetProbes();
     return next;
+  }
+
+  /**
+   * A connection is about to be attached: the budget it gets (null: none). Every probeGap-th
+   * connection under a budget is a probe (`probe`): it gets WALL_PROBE_FACTOR × the budget, so that
+   * it carries clearly more than the wall the budget was learned from, if the wall is still there
+   * (report how it ended with observeProbe).
+   */
+  nextConnection(): { budget: number; probe: boolean } | null {
+    if (this.budget === null) return null;
+    if (this.sinceProbe < this.probeGap) {
+      this.sinceProbe++;
+      return { budget: this.budget, probe: false };
+    }
+    this.sinceProbe = 0;
+    return { budget: WALL_PROBE_FACTOR * this.budget, probe: true };
+  }
+
+  /**
+   * How a probe connection ended: moved (`cut` false: at its larger budget, or by rotation) or cut,
+   * having carried `carried` (as for observeCut; the maxima only matter for a cut). The wall the
+   * budget was learned from is at about budget / WALL_SAFETY_FRACTION (the lowest of the cuts that
+   * agreed). If the probe is known to have carried more than that / (1 − WALL_MATCH_FRACTION) — past
+   * where any cut that agreed could have been — the wall is gone: the budget is forgotten
+   * ('forgotten'; the cuts seen are cleared too): only what is known to have crossed (`down`, `up`)
+   * counts for this. If it was cut and can have carried at least that × (1 − WALL_MATCH_FRACTION)
+   * (its maximum, §9.8.1: a reset often costs the reader its last bytes, on a wall counting both
+   * ways most of them), it may have run into the wall: the gap to the next probe doubles
+   * ('confirmed'), so that a real wall costs a probe rarely. Otherwise (moved early, or cut before
+   * it can have reached the wall — observeCut weighs that like any cut) it showed nothing: the
+   * next probe comes after the same gap.
+   */
+  observeProbe(carried: CutBytes, cut: boolean): ProbeOutcome {
+    if (this.budget === null) return 'inconclusive';
+    const up = Math.max(0, carried.up ?? 0);
+    const downMax = Math.max(carried.down, carried.downMax ?? carried.down);
+    const n = this.counts === 'down' ? carried.down : carried.down + up;
+    const nMax = this.counts === 'down' ? downMax : downMax + Math.max(up, carried.upMax ?? up);
+    const wall = this.budget / WALL_SAFETY_FRACTION;
+    if (n > wall / (1 - WALL_MATCH_FRACTION)) {
+      this.budget = null;
+      this.counts = 'down';
+      this.cuts = [];
+      this.resetProbes();
+      return 'forgotten';
+    }
+    if (!cut || nMax < (1 - WALL_MATCH_FRACTION) * wall) return 'inconclusive';
+    this.probeGap = Math.min(WALL_PROBE_MAX_CONNS, 2 * this.probeGap);
+    return 'confirmed';
+  }
+
+  /** Connections under the budget between probes now (for tests and the log). */
+  get probeEvery(): number {
+    return this.probeGap;
+  }
+
+  private resetProbes(): void {
+    this.probeGap = WALL_PROBE_FIRST_CONNS;
+    this.sinceProbe = 0;
   }
 
   /** Whether a cut can be one of those that show a wall of this kind. */
@@ -226,6 +304,18 @@ export class WallStore {
   set(key: string, budgetBytes: number, counts: WallCounts = 'down'): void {
     const all = this.read();
     all[key] = { budgetBytes, learnedAt: this.now(), ...(counts === 'both' ? { counts } : {}) };
+    this.write(all);
+  }
+
+  /** Forgets `key`'s budget (a probe showed the wall is gone); the file is left alone if it had none. */
+  delete(key: string): void {
+    const all = this.read();
+    if (!Object.hasOwn(all, key)) return;
+    delete all[key];
+    this.write(all);
+  }
+
+  private write(all: Record<string, WallEntry>): void {
     const kept = Object.entries(all)
       .filter(([, e]) => this.now() - e.learnedAt <= this.ttlMs)
       .sort((a, b) => b[1].learnedAt - a[1].learnedAt)

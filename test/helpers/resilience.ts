@@ -1,6 +1,7 @@
 /** Shared pieces of the resilience tests (issue 3): bridge limits, echo transfers, RSS. */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type net from 'node:net';
 import { ipv4Request, socksConnect } from './socks.js';
 
@@ -22,6 +23,12 @@ export function seededBytes(n: number, seed: number): Buffer {
     out.writeUInt32LE(x >>> 0, i);
   }
   return out.subarray(0, n);
+}
+
+/** The budgets a client with XDG_STATE_HOME=`stateHome` remembers in walls.json (docs/protocol.md §9.8). */
+export function storedBudgets(stateHome: string): number[] {
+  const stored = JSON.parse(fs.readFileSync(path.join(stateHome, 'postern', 'walls.json'), 'utf8')) as { bridges: Record<string, { budgetBytes: number }> };
+  return Object.values(stored.bridges).map((e) => e.budgetBytes);
 }
 
 export function sha256(b: Buffer): string {

@@ -9,11 +9,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultyRelay } from '../helpers/faulty-relay.js';
 import { stopAll, tempDir } from '../helpers/proc.js';
-import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
+import { echoTransfer, seededBytes, sha256, storedBudgets } from '../helpers/resilience.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { TRANSPORTS, init, startBridge, startClient, withPort, withTransport, type Transport } from '../helpers/stack.js';
 
 const KIB = 1024;
+const FORGOTTEN = 'connections to this bridge carry more than the learned wall: no longer moving early';
 const closers: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   await stopAll();
@@ -141,6 +142,9 @@ describe.each(TRANSPORTS)('a network that freezes every connection after 16 KiB 
     expect(learned?.budget).toBeLessThan(16 * KIB);
     // Once learned, connections move before the wall instead of freezing into it.
     expect(s.relay.freezes).toBeLessThan(s.relay.accepted / 2);
+    // The probes past the budget (after 4, 8, 16, … connections) ran into the wall: it is kept.
+    expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
+    expect(storedBudgets(s.stateHome)).toEqual([s.client.lines.filter((l) => l.cutAtBytes !== undefined).at(-1)?.budget]);
     // Never a burst of handshakes: the client dials at most 3 per 500 ms. The relay stamps accepts on
     // this test process's event loop, whose lag can bunch them by a few tens of ms under load, so the
     // window checked here is 300 ms.
@@ -200,7 +204,8 @@ describe.each(TRANSPORTS)('a network that freezes every connection after 16 KiB 
     expect(moves.length).toBeGreaterThan(20);
     // Nearly every move lands on a standby dialled at half the budget (the first may not).
     expect(moves.filter((l) => l.standby === true).length).toBeGreaterThanOrEqual(moves.length - 2);
-    expect(s.relay.freezes).toBe(0);
+    expect(s.relay.freezes).toBe(0); // nor is a fixed budget ever probed (§9.8): no connection reaches the wall
+    expect(s.client.lines.filter((l) => l.msg === 'probing past the learned budget')).toHaveLength(0);
     expect(s.relay.maxAcceptedWithin(300)).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
     // Idle now: at most the one standby dialled near the end, no more.
     const after = s.relay.accepted;
@@ -216,8 +221,7 @@ describe.each(TRANSPORTS)('a network that freezes every connection after 16 KiB 
     const learned = s.client.lines.find((l) => l.cutAtBytes !== undefined);
     expect(learned).toBeDefined();
     const file = path.join(s.stateHome, 'postern', 'walls.json');
-    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { bridges: Record<string, { budgetBytes: number }> };
-    expect(Object.values(stored.bridges).map((e) => e.budgetBytes)).toEqual([learned?.budget]);
+    expect(storedBudgets(s.stateHome)).toEqual([learned?.budget]);
     // The state file names no bridge address.
     expect(fs.readFileSync(file, 'utf8')).not.toContain('127.0.0.1');
     await s.client.stop('SIGKILL');
@@ -294,6 +298,9 @@ describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (
     console.log(`${transport} ${counts}: ${learning.resetsAtLearning()} resets before the wall was learned, ${s.relay.wallResets} in all, ${s.relay.accepted} connections`);
     expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === "both" ? 12 : 8);
     expect(s.relay.wallResets - (learning.resetsAtLearning() as number)).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
+    // The probes past the budget ran into the wall (or showed nothing): it is kept.
+    expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
+    expect(storedBudgets(s.stateHome)).toEqual([last.budget]);
     expect(s.relay.maxAcceptedWithin(300)).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
   }, 90_000);
 });
@@ -306,7 +313,7 @@ describe.each(TRANSPORTS)('a budget set to count both directions (--conn-budget 
     const r = await echoTransfer(s.socksPort, await echoServer(), data);
     expect(r.hash).toBe(sha256(data));
     expect(s.relay.accepted).toBeGreaterThan(10); // ≈ 2 × 512 KiB / 48 KiB
-    expect(s.relay.wallResets).toBe(0);
+    expect(s.relay.wallResets).toBe(0); // a fixed budget is never probed (§9.8)
   }, 60_000);
 });
 

@@ -6,6 +6,7 @@ import { defaultLimits } from '../../../src/core/limits.js';
 import { WallLearner, WallStore, defaultWallFile, dialSlotAt, wallKey } from '../../../src/client/wall.js';
 import { parseBudget } from '../../../src/core/tunnel-policy.js';
 import { parseShareUri } from '../../../src/transport/uri.js';
+import { prng } from '../../helpers/faulty-relay.js';
 
 const limits = defaultLimits();
 
@@ -107,6 +108,185 @@ describe('WallLearner, with the bridge\'s TALLY (the most that can have crossed,
   });
 });
 
+describe('WallLearner probes: a learned budget is tested now and then (protocol.md §9.8, forgetting)', () => {
+  /** Connections until the next probe is handed out; the probe itself is returned. */
+  const untilProbe = (l: WallLearner, max = 1_000): { normal: number; budget: number } => {
+    for (let normal = 0; normal < max; normal++) {
+      const next = l.nextConnection();
+      if (next === null) throw new Error('no budget');
+      if (next.probe) return { normal, budget: next.budget };
+      expect(next.budget).toBe(l.budget);
+    }
+    throw new Error('no probe');
+  };
+
+  it('gives no budget and no probe without a learned budget', () => {
+    expect(new WallLearner(limits).nextConnection()).toBeNull();
+  });
+
+  it('probes with twice the budget after 4 connections; a probe moved at its budget forgets the wall', () => {
+    const l = new WallLearner(limits, 13_926);
+    expect(untilProbe(l)).toEqual({ normal: 4, budget: 2 * 13_926 });
+    // Moved at its larger budget: it carried ~27 K, past the ~16.4 K wall (13,926 / 0.85) by far.
+    expect(l.observeProbe({ down: 27_300 }, false)).toBe('forgotten');
+    expect(l.budget).toBeNull();
+    expect(l.nextConnection()).toBeNull();
+  });
+
+  it('forgets when a probe is cut past the wall, and its cut window is cleared', () => {
+    const l = new WallLearner(limits, 13_926);
+    l.observeCut(9_000); // two cuts that would make a lower wall with a third
+    l.observeCut(9_100);
+    untilProbe(l);
+    // 13,926 / 0.85 / 0.875 = 18,724 is the most a cut that agreed with the wall could carry.
+    expect(l.observeProbe({ down: 18_800 }, true)).toBe('forgotten');
+    expect(l.observeCut(9_050)).toBeNull(); // the two before are forgotten with the budget
+  });
+
+  it('keeps the budget when probes are cut near the wall, the gap doubling to 256 connections', () => {
+    const l = new WallLearner(limits, 13_926);
+    const gaps: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const probe = untilProbe(l);
+      gaps.push(probe.normal);
+      expect(probe.budget).toBe(2 * 13_926);
+      // A freeze at 16 KiB: the client read 16,384 (+ what the relay let through of the frame).
+      expect(l.observeProbe({ down: 16_384 + 40 * i }, true)).toBe('confirmed');
+      expect(l.budget).toBe(13_926);
+    }
+    expect(gaps).toEqual([4, 8, 16, 32, 64, 128, 256, 256, 256, 256]);
+  });
+
+  it('a cut at 18,724 bytes is still the wall (≤ budget / 0.85 / 0.875), one byte more is not', () => {
+    const wall = 13_926 / 0.85 / 0.875;
+    const a = new WallLearner(limits, 13_926);
+    expect(a.observeProbe({ down: Math.floor(wall) }, true)).toBe('confirmed');
+    const b = new WallLearner(limits, 13_926);
+    expect(b.observeProbe({ down: Math.floor(wall) + 1 }, true)).toBe('forgotten');
+  });
+
+  it('a probe cut clearly below the wall, or moved early, shows nothing: the next one comes after the same gap', () => {
+    const l = new WallLearner(limits, 13_926);
+    expect(untilProbe(l).normal).toBe(4);
+    expect(l.observeProbe({ down: 9_000, downMax: 9_000 }, true)).toBe('inconclusive');
+    expect(untilProbe(l).normal).toBe(4);
+    expect(l.observeProbe({ down: 15_000 }, false)).toBe('inconclusive'); // e.g. a rotation moved it
+    expect(untilProbe(l).normal).toBe(4);
+    // A reset cost the reader its last bytes, but the bridge's TALLY says it sent past the wall: it may have run into it.
+    expect(l.observeProbe({ down: 3_000, downMax: 40_000 }, true)).toBe('confirmed');
+    expect(untilProbe(l).normal).toBe(8);
+    expect(l.observeProbe({ down: 3_000, downMax: 14_300 }, true)).toBe('inconclusive'); // < 0.875 × 16,384 even at most
+    expect(untilProbe(l).normal).toBe(8);
+  });
+
+  it('a wall counting both ways is probed on both ways together', () => {
+    const l = new WallLearner(limits, 13_926, 'both');
+    expect(untilProbe(l).budget).toBe(2 * 13_926);
+    expect(l.observeProbe({ down: 8_500, up: 8_000 }, true)).toBe('confirmed'); // 16.5 K both ways: the wall
+    untilProbe(l);
+    expect(l.observeProbe({ down: 12_000, up: 12_000 }, false)).toBe('forgotten'); // 24 K both ways, moved
+    expect(l.counts).toBe('down');
+  });
+
+  it('a newly learned (lower) budget starts the probe schedule afresh', () => {
+    const l = new WallLearner(limits, 13_926);
+    for (let i = 0; i < 3; i++) {
+      untilProbe(l);
+      l.observeProbe({ down: 16_384 }, true);
+    }
+    expect(l.probeEvery).toBe(32);
+    for (const c of [8_000, 8_100, 8_050]) l.observeCut(c);
+    expect(l.budget).toBe(Math.floor(0.85 * 8_000));
+    expect(l.probeEvery).toBe(4);
+  });
+
+  /**
+   * Connections through a path that resets each one at a random byte count in [16 KiB, 1 MiB]
+   * (no wall): a connection under budget b carries b and moves if its cut comes later, else is
+   * cut there — and a reset sometimes costs the reader most of what crossed last (its count
+   * short, the sender's not). Returns each budget in force and how many connections it lasted,
+   * and how many connections moved (each one more than the path needed).
+   */
+  const randomResets = (seed: number, connections: number, start: number | null) => {
+    const rnd = prng(seed);
+    const l = new WallLearner(limits, start);
+    const budgets: Array<{ budget: number; lasted: number }> = start === null ? [] : [{ budget: start, lasted: 0 }];
+    let moves = 0;
+    for (let i = 0; i < connections; i++) {
+      const had = l.budget;
+      const next = l.nextConnection();
+      const cutAt = Math.floor(16 * 1024 + rnd() * (1024 * 1024 - 16 * 1024));
+      const read = rnd() < 0.3 ? Math.floor(cutAt * rnd()) : cutAt; // the reader's count, short after some resets
+      const moved = next !== null && next.budget < cutAt;
+      if (moved) moves++;
+      if (moved && next.probe) l.observeProbe({ down: next.budget - 600 }, false);
+      if (!moved) {
+        if (next?.probe === true) l.observeProbe({ down: read, downMax: cutAt }, true);
+        l.observeCut(read, 0, { down: cutAt, up: 0 });
+      }
+      const last = budgets[budgets.length - 1];
+      if (had !== null && last !== undefined && last.budget === had) last.lasted++;
+      if (l.budget !== null && l.budget !== had) budgets.push({ budget: l.budget, lasted: 0 });
+    }
+    return { budgets, moves, open: l.budget !== null };
+  };
+
+  it('a wrong wall learned from random resets is forgotten within a bounded number of connections', () => {
+    // Start from the wrong 16,511-byte budget measured once through such a path (3 × 8 MiB echo:
+    // 4,098 connections), then keep going: the learner takes random resets for a wall again now and
+    // then, mostly at hundreds of KiB.
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const fresh = randomResets(seed, 2_000, null);
+      const wrong = randomResets(seed, 2_000, 16_511);
+      // The first probe (after 4 connections) carries 33 K: past the ~19 K wall at once.
+      expect(wrong.budgets[0]).toEqual({ budget: 16_511, lasted: 5 });
+      for (const run of [fresh, wrong]) {
+        const closed = run.open ? run.budgets.slice(0, -1) : run.budgets;
+        // A low wrong budget (the costly kind: a connection per few KiB) goes at the first probe or
+        // soon after (each probe passes unless its random cut comes before the wall's band)…
+        for (const b of closed.filter((x) => x.budget < 256 * 1024)) expect(b.lasted).toBeLessThanOrEqual(20);
+        // …a higher one lasts longer (a random cut comes before most of its probes can pass, and one
+        // that can have reached its wall counts as running into it; past ~780 K none can pass, cuts
+        // end at 1 MiB) but costs little: most of its connections are cut before its budget anyway,
+        // and in all under a third of the connections moved
+        // (measured: up to 831 connections for a 756 K budget, and 273 K lasted 64)
+        expect(run.moves).toBeLessThan(2_000 / 3);
+      }
+    }
+  });
+
+  it('the wrong 16,511-byte budget goes at the first probe, whatever the seed', () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const l = new WallLearner(limits, 16_511);
+      const rnd = prng(seed);
+      for (let i = 0; i < 4; i++) expect(l.nextConnection()?.probe).toBe(false);
+      const probe = l.nextConnection();
+      expect(probe).toEqual({ budget: 33_022, probe: true });
+      const cutAt = Math.floor(16 * 1024 + rnd() * (1024 * 1024 - 16 * 1024));
+      // Past the probe's budget it moves at it; before, the cut is past 16,511 / 0.85 / 0.875 = 22,199 — or not.
+      const outcome = cutAt > 33_022 ? l.observeProbe({ down: 33_022 - 600 }, false) : l.observeProbe({ down: cutAt }, true);
+      expect(outcome).toBe(cutAt > 22_199 ? 'forgotten' : cutAt >= 16_996 ? 'confirmed' : 'inconclusive');
+    }
+  });
+
+  it('a real wall among random resets is kept: probes into it confirm it', () => {
+    const rnd = prng(99);
+    const l = new WallLearner(limits);
+    let wallHits = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const next = l.nextConnection();
+      const wall = 16_384 + Math.floor(rnd() * 200);
+      if (next !== null && next.budget < wall) continue; // moved before the wall
+      if (next !== null) wallHits++;
+      if (next?.probe === true) expect(l.observeProbe({ down: wall }, true)).toBe('confirmed');
+      l.observeCut(wall);
+    }
+    expect(l.budget).toBeLessThan(16_384);
+    // Probes after 4, 8, …, 256, then every 256 connections: about a dozen in 2,000.
+    expect(wallHits).toBeLessThanOrEqual(14);
+  });
+});
+
 describe('dialSlotAt (the handshake cap)', () => {
   /** Dials as fast as the cap allows for `ms`: their start times. */
   const run = (l: Parameters<typeof dialSlotAt>[1], ms: number): number[] => {
@@ -177,6 +357,19 @@ describe('WallStore', () => {
     store.set('b', 12_000);
     expect(new WallStore(file, 60_000).getWall('a')).toEqual({ budget: 13_000, counts: 'both' });
     expect(new WallStore(file, 60_000).getWall('b')).toEqual({ budget: 12_000, counts: 'down' });
+  });
+
+  it('forgets one bridge\'s budget and keeps the others', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-wall-'));
+    const file = path.join(dir, 'walls.json');
+    const store = new WallStore(file, 60_000);
+    store.set('a', 13_000);
+    store.set('b', 12_000, 'both');
+    store.delete('a');
+    store.delete('nope');
+    expect(new WallStore(file, 60_000).getWall('a')).toBeNull();
+    expect(new WallStore(file, 60_000).getWall('b')).toEqual({ budget: 12_000, counts: 'both' });
+    expect(Object.keys((JSON.parse(fs.readFileSync(file, 'utf8')) as { bridges: object }).bridges)).toEqual(['b']);
   });
 
   it('treats a malformed file as empty and reports it', () => {
