@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from './zod.js';
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, parseDnsServer, parseHostPort } from '../core/address.js';
 import { LIMITS, LIMIT_BOUNDS, defaultLimits, type LimitName, type Limits } from '../core/limits.js';
@@ -14,130 +14,119 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 export const USER_NAME_RE = /^[\p{L}\p{M}\p{N}._-]{1,64}$/u;
 export const USER_NAME_RULE = 'letters (any alphabet), digits, ".", "_" or "-", 1 to 64 of them';
 
-const limitsSchema = z
-  .object(
-    Object.fromEntries(
-      (Object.keys(LIMITS) as LimitName[]).map((k) => {
-        const [min, max] = LIMIT_BOUNDS[k];
-        return [k, z.number().int().min(min).max(max).optional()];
-      }),
-    ) as Record<LimitName, z.ZodOptional<z.ZodNumber>>,
-  )
-  .strict();
+const limitsSchema = z.strictObject(
+  Object.fromEntries(
+    (Object.keys(LIMITS) as LimitName[]).map((k) => {
+      const [min, max] = LIMIT_BOUNDS[k];
+      return [k, z.optional(z.int().check(z.gte(min), z.lte(max)))];
+    }),
+  ) as Record<LimitName, z.ZodMiniOptional<z.ZodMiniNumberFormat>>,
+);
 
-const userSchema = z
-  .object({
-    name: z.string().regex(USER_NAME_RE, USER_NAME_RULE),
-    secret: z
-      .string()
-      .regex(BASE64URL, 'base64url characters only')
-      .refine((s) => {
-        const n = Buffer.from(s, 'base64url').length;
-        return n >= 16 && n <= 64;
-      }, '16 to 64 bytes, base64url-encoded'),
-    /** This user's bandwidth cap in bytes per second, each direction (default: limits.USER_MAX_BYTES_PER_SECOND). */
-    maxBytesPerSecond: z.number().int().min(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[0]).max(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[1]).optional(),
-  })
-  .strict();
+const userSchema = z.strictObject({
+  name: z.string().check(z.regex(USER_NAME_RE, USER_NAME_RULE)),
+  secret: z.string().check(
+    z.regex(BASE64URL, 'base64url characters only'),
+    z.refine((s) => {
+      const n = Buffer.from(s, 'base64url').length;
+      return n >= 16 && n <= 64;
+    }, '16 to 64 bytes, base64url-encoded'),
+  ),
+  /** This user's bandwidth cap in bytes per second, each direction (default: limits.USER_MAX_BYTES_PER_SECOND). */
+  maxBytesPerSecond: z.optional(z.int().check(z.gte(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[0]), z.lte(LIMIT_BOUNDS.USER_MAX_BYTES_PER_SECOND[1]))),
+});
 
 /** Names of the built-in egress presets (src/bridge/presets.ts; a test keeps the two equal). */
 export const EGRESS_PRESET_NAMES = ['messaging'] as const;
 
-const cidrSchema = z.string().refine((s) => (s.includes('/') ? ipaddr.isValidCIDR(s) : ipaddr.isValid(s)), 'a CIDR range such as "10.1.0.0/16" or "fd00::/8"');
+const cidrSchema = z.string().check(z.refine((s) => (s.includes('/') ? ipaddr.isValidCIDR(s) : ipaddr.isValid(s)), 'a CIDR range such as "10.1.0.0/16" or "fd00::/8"'));
 const portSchema = z.union([
-  z.number().int().min(1).max(65535),
-  z.string().refine((s) => {
-    const m = /^(\d{1,5})-(\d{1,5})$/.exec(s);
-    return m !== null && Number(m[1]) >= 1 && Number(m[2]) <= 65535 && Number(m[1]) <= Number(m[2]);
-  }, 'a port (443) or a range ("8000-8100")'),
+  z.int().check(z.gte(1), z.lte(65535)),
+  z.string().check(
+    z.refine((s) => {
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(s);
+      return m !== null && Number(m[1]) >= 1 && Number(m[2]) <= 65535 && Number(m[1]) <= Number(m[2]);
+    }, 'a port (443) or a range ("8000-8100")'),
+  ),
 ]);
 
-const egressSchema = z
-  .object({
-    /** Only these ports (numbers or "LO-HI" ranges); absent: any port not denied. */
-    allowPorts: z.array(portSchema).max(1_000).optional(),
-    /** Ports always refused (wins over allowPorts). */
-    denyPorts: z.array(portSchema).max(1_000).default([]),
-    /** Private or reserved ranges the bridge may reach anyway (narrower than allowPrivate). */
-    allowRanges: z.array(cidrSchema).max(10_000).default([]),
-    /** Allow-list mode: only names under these domains and IP literals in these ranges. */
-    allowOnly: z
-      .object({
-        presets: z.array(z.enum(EGRESS_PRESET_NAMES)).default([]),
-        domains: z.array(z.string().regex(/^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'a domain name such as "example.org"').max(253)).max(10_000).default([]),
-        ranges: z.array(cidrSchema).max(10_000).default([]),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
+const egressSchema = z.strictObject({
+  /** Only these ports (numbers or "LO-HI" ranges); absent: any port not denied. */
+  allowPorts: z.optional(z.array(portSchema).check(z.maxLength(1_000))),
+  /** Ports always refused (wins over allowPorts). */
+  denyPorts: z._default(z.array(portSchema).check(z.maxLength(1_000)), []),
+  /** Private or reserved ranges the bridge may reach anyway (narrower than allowPrivate). */
+  allowRanges: z._default(z.array(cidrSchema).check(z.maxLength(10_000)), []),
+  /** Allow-list mode: only names under these domains and IP literals in these ranges. */
+  allowOnly: z.optional(
+    z.strictObject({
+      presets: z._default(z.array(z.enum(EGRESS_PRESET_NAMES)), []),
+      domains: z._default(z.array(z.string().check(z.regex(/^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'a domain name such as "example.org"'), z.maxLength(253))).check(z.maxLength(10_000)), []),
+      ranges: z._default(z.array(cidrSchema).check(z.maxLength(10_000)), []),
+    }),
+  ),
+});
 
 const decoySchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('builtin') }).strict(),
+  z.strictObject({ type: z.literal('builtin') }),
   /** A site folder served like nginx serves it (relative to the config file's folder). */
-  z.object({ type: z.literal('static'), root: z.string().min(1) }).strict(),
+  z.strictObject({ type: z.literal('static'), root: z.string().check(z.minLength(1)) }),
   /** A reverse proxy to an upstream web server, e.g. "http://127.0.0.1:8080". */
-  z.object({ type: z.literal('proxy'), upstream: z.string().regex(/^http:\/\/[^/?#@]+\/?$/, 'http://HOST:PORT') }).strict(),
+  z.strictObject({ type: z.literal('proxy'), upstream: z.string().check(z.regex(/^http:\/\/[^/?#@]+\/?$/, 'http://HOST:PORT')) }),
 ]);
 
 /** The bridge's JSON config file. Paths are relative to the file's folder. */
-export const bridgeConfigSchema = z
-  .object({
-    $schema: z.string().optional(),
-    listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "0.0.0.0:443" or "[::]:443"'),
-    /** The secret WebSocket path. */
-    path: z.string().regex(/^\/[A-Za-z0-9._~\-/]{0,200}$/, 'a URL path starting with "/"'),
-    /** Host name (or IP) clients dial; goes into share URIs. */
-    publicHost: z.string().min(1).max(253),
-    /** Port clients dial; default: the listen port. */
-    publicPort: z.number().int().min(1).max(65535).optional(),
-    tls: z
-      .object({ cert: z.string().min(1), key: z.string().min(1) })
-      .strict()
-      .nullable(),
-    /**
-     * The certificate clients see when a TLS front (nginx, a CDN) presents its own, relative to this
-     * file: share links are made from it (a pin when self-signed, else sni=publicHost), not from tls.cert.
-     */
-    shareCert: z.string().min(1).optional(),
-    users: z.array(userSchema).min(1).max(10_000),
-    allowPrivate: z.boolean().default(false),
-    /** Serve HTTP/2 (ALPN h2, h2c behind a proxy) and its transport (protocol.md §12); false: HTTP/1.1 and WebSocket only. */
-    http2: z.boolean().default(false),
-    egress: egressSchema.default({ denyPorts: [], allowRanges: [] }),
-    /** Metrics and health endpoint; absent: none. */
-    admin: z
-      .object({
-        listen: z.string().refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:9090"').default('127.0.0.1:9090'),
-        /** Allow a non-loopback admin address (it has no authentication: firewall it). */
-        allowNonLoopback: z.boolean().default(false),
-      })
-      .strict()
-      .optional(),
-    /** The website everyone without a credential sees (protocol.md §2); default: the built-in page. */
-    decoy: decoySchema.default({ type: 'builtin' }),
-    /** Fixed name → addresses answers, consulted before DNS. */
-    hosts: z.record(z.string(), z.array(z.string().refine((s) => /^[0-9a-fA-F:.]+$/.test(s), 'an IP address')).min(1)).default({}),
-    /** The bridge's own name resolution (docs/protocol.md §7). */
-    dns: z
-      .object({
-        /** DNS servers ("IP", "IP:PORT", "[IPv6]:PORT"); default: those in /etc/resolv.conf. */
-        servers: z.array(z.string().refine((s) => parseDnsServer(s) !== null, '"IP", "IP:PORT" or "[IPv6]:PORT"')).min(1).max(16).optional(),
-        /** The hosts file consulted before DNS (hosts(5)); null: none. Default /etc/hosts. */
-        hostsFile: z.string().min(1).nullable().default('/etc/hosts'),
-      })
-      .strict()
-      .default({ hostsFile: '/etc/hosts' }),
-    log: z
-      .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-        destinations: z.boolean().default(false),
-      })
-      .strict()
-      .default({ level: 'info', destinations: false }),
-    limits: limitsSchema.default({}),
-  })
-  .strict();
+export const bridgeConfigSchema = z.strictObject({
+  $schema: z.optional(z.string()),
+  listen: z.string().check(z.refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "0.0.0.0:443" or "[::]:443"')),
+  /** The secret WebSocket path. */
+  path: z.string().check(z.regex(/^\/[A-Za-z0-9._~\-/]{0,200}$/, 'a URL path starting with "/"')),
+  /** Host name (or IP) clients dial; goes into share URIs. */
+  publicHost: z.string().check(z.minLength(1), z.maxLength(253)),
+  /** Port clients dial; default: the listen port. */
+  publicPort: z.optional(z.int().check(z.gte(1), z.lte(65535))),
+  tls: z.nullable(z.strictObject({ cert: z.string().check(z.minLength(1)), key: z.string().check(z.minLength(1)) })),
+  /**
+   * The certificate clients see when a TLS front (nginx, a CDN) presents its own, relative to this
+   * file: share links are made from it (a pin when self-signed, else sni=publicHost), not from tls.cert.
+   */
+  shareCert: z.optional(z.string().check(z.minLength(1))),
+  users: z.array(userSchema).check(z.minLength(1), z.maxLength(10_000)),
+  allowPrivate: z._default(z.boolean(), false),
+  /** Serve HTTP/2 (ALPN h2, h2c behind a proxy) and its transport (protocol.md §12); false: HTTP/1.1 and WebSocket only. */
+  http2: z._default(z.boolean(), false),
+  egress: z._default(egressSchema, { denyPorts: [], allowRanges: [] }),
+  /** Metrics and health endpoint; absent: none. */
+  admin: z.optional(
+    z.strictObject({
+      listen: z._default(z.string().check(z.refine((s) => parseHostPort(s) !== null, 'HOST:PORT, e.g. "127.0.0.1:9090"')), '127.0.0.1:9090'),
+      /** Allow a non-loopback admin address (it has no authentication: firewall it). */
+      allowNonLoopback: z._default(z.boolean(), false),
+    }),
+  ),
+  /** The website everyone without a credential sees (protocol.md §2); default: the built-in page. */
+  decoy: z._default(decoySchema, { type: 'builtin' }),
+  /** Fixed name → addresses answers, consulted before DNS. */
+  hosts: z._default(z.record(z.string(), z.array(z.string().check(z.refine((s) => /^[0-9a-fA-F:.]+$/.test(s), 'an IP address'))).check(z.minLength(1))), {}),
+  /** The bridge's own name resolution (docs/protocol.md §7). */
+  dns: z._default(
+    z.strictObject({
+      /** DNS servers ("IP", "IP:PORT", "[IPv6]:PORT"); default: those in /etc/resolv.conf. */
+      servers: z.optional(z.array(z.string().check(z.refine((s) => parseDnsServer(s) !== null, '"IP", "IP:PORT" or "[IPv6]:PORT"'))).check(z.minLength(1), z.maxLength(16))),
+      /** The hosts file consulted before DNS (hosts(5)); null: none. Default /etc/hosts. */
+      hostsFile: z._default(z.nullable(z.string().check(z.minLength(1))), '/etc/hosts'),
+    }),
+    { hostsFile: '/etc/hosts' },
+  ),
+  log: z._default(
+    z.strictObject({
+      level: z._default(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+      destinations: z._default(z.boolean(), false),
+    }),
+    { level: 'info', destinations: false },
+  ),
+  limits: z._default(limitsSchema, {}),
+});
 
 export type BridgeConfigFile = z.input<typeof bridgeConfigSchema>;
 
@@ -262,11 +251,6 @@ export function validateBridgeConfig(raw: unknown, file: string): BridgeConfig {
 
 export function loadBridgeConfig(file: string): BridgeConfig {
   return validateBridgeConfig(readJsonFile(file), file);
-}
-
-/** JSON Schema for editors (configs/bridge.schema.json is generated from this). */
-export function bridgeJsonSchema(): unknown {
-  return z.toJSONSchema(bridgeConfigSchema, { io: 'input' });
 }
 
 /** The flags of `postern bridge` and `postern decoy` that override the config file. */

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { z } from 'zod';
+import type * as z from './zod.js';
 import { PosternError } from '../core/errors.js';
 
 /** A config error that names the file, the field path (if any) and what was expected. */
@@ -13,7 +13,7 @@ export function fieldPath(p: ReadonlyArray<PropertyKey>): string {
 }
 
 /** Validates with a zod schema; the first problem becomes a configError naming its field. */
-export function parseWith<S extends z.ZodType>(schema: S, raw: unknown, file: string): z.output<S> {
+export function parseWith<S extends z.ZodMiniType>(schema: S, raw: unknown, file: string): z.output<S> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;

@@ -12,19 +12,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { userConfigDir } from './paths.js';
-import { z } from 'zod';
+import * as z from './zod.js';
 import { generateCredentials, type Credentials } from '../core/credentials.js';
 import { PosternError } from '../core/errors.js';
 import { parseWith, readJsonFile } from './file.js';
 
 export const LOCAL_CREDENTIALS_FILE = 'local-proxy.json';
 
-const schema = z
-  .object({
-    username: z.string().min(1).max(255).refine((s) => !s.includes(':'), 'no ":" (HTTP Basic)'),
-    password: z.string().min(1).max(255),
-  })
-  .strict();
+const schema = z.strictObject({
+  username: z.string().check(z.minLength(1), z.maxLength(255), z.refine((s) => !s.includes(':'), 'no ":" (HTTP Basic)')),
+  password: z.string().check(z.minLength(1), z.maxLength(255)),
+});
 
 /** The user's Postern folder (config/paths.ts); an error when there is none to keep credentials in. */
 export function configDir(env: NodeJS.ProcessEnv): string {

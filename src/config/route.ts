@@ -4,7 +4,7 @@
  * the rule (`client.json: route.rules[2] ("name"): match.cidr[0]: …`), or the list file and line.
  */
 import fs from 'node:fs';
-import { z } from 'zod';
+import * as z from './zod.js';
 import { PosternError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
 import { loadCountryTable } from '../route/country.js';
@@ -12,34 +12,28 @@ import { parseRouteList } from '../route/list-file.js';
 import { ROUTE_PRESETS, routePreset, type RoutePresetName } from '../route/presets.js';
 import { ROUTE_ACTIONS, RouteRuleError, Router, type RuleSpec } from '../route/rules.js';
 
-const list = (what: string) => z.array(z.string().min(1).max(253)).min(1).max(1_000_000).optional().describe(what);
+const list = (what: string) => z.optional(z.array(z.string().check(z.minLength(1), z.maxLength(253))).check(z.minLength(1), z.maxLength(1_000_000))).check(z.describe(what));
 
-export const routeRuleSchema = z
-  .object({
-    name: z.string().min(1).max(64).optional().describe('A name for --explain and errors.'),
-    match: z
-      .object({
-        domain: list('Exact names.'),
-        suffix: list('Names and every name under them ("example.com" covers "a.example.com").'),
-        keyword: list('Names containing this text.'),
-        cidr: list('IPv4/IPv6 ranges, e.g. "203.0.113.0/24", "2001:db8::/32".'),
-        country: list('Countries of the destination address, ISO 3166-1 alpha-2 ("RU").'),
-        port: z.array(z.union([z.number().int(), z.string()])).min(1).max(1024).optional().describe('Ports, or ranges "LO-HI".'),
-      })
-      .strict(),
-    action: z.enum(ROUTE_ACTIONS),
-  })
-  .strict();
+export const routeRuleSchema = z.strictObject({
+  name: z.optional(z.string().check(z.minLength(1), z.maxLength(64))).check(z.describe('A name for --explain and errors.')),
+  match: z.strictObject({
+    domain: list('Exact names.'),
+    suffix: list('Names and every name under them ("example.com" covers "a.example.com").'),
+    keyword: list('Names containing this text.'),
+    cidr: list('IPv4/IPv6 ranges, e.g. "203.0.113.0/24", "2001:db8::/32".'),
+    country: list('Countries of the destination address, ISO 3166-1 alpha-2 ("RU").'),
+    port: z.optional(z.array(z.union([z.int(), z.string()])).check(z.minLength(1), z.maxLength(1024))).check(z.describe('Ports, or ranges "LO-HI".')),
+  }),
+  action: z.enum(ROUTE_ACTIONS),
+});
 
-export const routeConfigSchema = z
-  .object({
-    preset: z.enum(ROUTE_PRESETS).optional().describe('all (default), messaging-only, domestic-direct, blocked-only (with file).'),
-    file: z.string().min(1).optional().describe('blocked-only: a list file, one domain or CIDR a line.'),
-    rules: z.array(routeRuleSchema).max(1024).optional().describe('Rules tried in order before the preset\'s; the first match wins.'),
-    default: z.enum(ROUTE_ACTIONS).optional().describe('Action when no rule matches (default: the preset\'s; tunnel for all).'),
-    allowLanPrivate: z.boolean().optional().describe('Let direct routes from a LAN listener reach this computer and private networks.'),
-  })
-  .strict();
+export const routeConfigSchema = z.strictObject({
+  preset: z.optional(z.enum(ROUTE_PRESETS)).check(z.describe('all (default), messaging-only, domestic-direct, blocked-only (with file).')),
+  file: z.optional(z.string().check(z.minLength(1))).check(z.describe('blocked-only: a list file, one domain or CIDR a line.')),
+  rules: z.optional(z.array(routeRuleSchema).check(z.maxLength(1024))).check(z.describe('Rules tried in order before the preset\'s; the first match wins.')),
+  default: z.optional(z.enum(ROUTE_ACTIONS)).check(z.describe('Action when no rule matches (default: the preset\'s; tunnel for all).')),
+  allowLanPrivate: z.optional(z.boolean()).check(z.describe('Let direct routes from a LAN listener reach this computer and private networks.')),
+});
 
 export type RouteConfig = z.infer<typeof routeConfigSchema>;
 

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bridgeJsonSchema, loadBridgeConfig, resolveBridgeSettings, validateBridgeConfig } from '../../../src/config/bridge.js';
+import { bridgeJsonSchema } from '../../../src/config/json-schema.js';
+import { loadBridgeConfig, resolveBridgeSettings, validateBridgeConfig } from '../../../src/config/bridge.js';
 import { LIMITS } from '../../../src/core/limits.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-config-'));

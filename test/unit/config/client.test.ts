@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { clientJsonSchema, loadClientConfig, validateClientConfig } from '../../../src/config/client.js';
+import { clientJsonSchema } from '../../../src/config/json-schema.js';
+import { loadClientConfig, validateClientConfig } from '../../../src/config/client.js';
 
 const EXAMPLE = new URL('../../../configs/client.example.json', import.meta.url).pathname;
 const URI_A = 'postern://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@a.example.org:443/p?pin=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
