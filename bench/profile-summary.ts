@@ -1,11 +1,12 @@
 /**
  * Summarises V8 .cpuprofile files (from `npm run bench -- --cpu-prof`): self time by function and
- * by module. Lines in the bundle (dist/postern.js) are attributed to their source module through
- * the `// src/…` and `// node_modules/…` markers esbuild writes before each bundled module.
+ * by module. Frames in the bundle (dist/postern.js) are attributed to their source module through
+ * the bundle's source map.
  *
  *   tsx bench/profile-summary.ts bench/results/prof-<date> [--top N]
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { SourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,6 +15,7 @@ interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
+  columnNumber: number;
 }
 interface ProfileNode {
   id: number;
@@ -27,36 +29,31 @@ interface CpuProfile {
   endTime: number;
 }
 
-/** Line (0-based) → module path, from esbuild's per-module comments. */
-function bundleModules(file: string): { line: number; module: string }[] {
-  let text: string;
+/**
+ * The bundle's source map (dist/postern.js.map, which tsup writes beside it), or null. The bundle has
+ * no comments (tsup.config.ts: minifyWhitespace), so a frame's module comes from the map.
+ */
+function bundleMap(file: string): SourceMap | null {
   try {
-    text = readFileSync(file, 'utf8');
+    return new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]);
   } catch {
-    return [];
+    return null;
   }
-  const marks: { line: number; module: string }[] = [];
-  text.split('\n').forEach((l, i) => {
-    const m = /^\/\/ ((?:src|node_modules)\/\S+)$/.exec(l);
-    if (m) marks.push({ line: i, module: m[1] as string });
-  });
-  return marks;
 }
 
-function moduleOf(frame: CallFrame, cache: Map<string, { line: number; module: string }[]>): string {
+/** A frame's module: its source file through the bundle's map (src/… or node_modules/…), else its URL. */
+function moduleOf(frame: CallFrame, cache: Map<string, SourceMap | null>): string {
   const url = frame.url;
   if (!url) return frame.functionName.startsWith('(') ? frame.functionName : '(native)';
   if (!url.startsWith('file://')) return url; // node:internal/…
   const file = fileURLToPath(url);
   if (!file.endsWith(path.join('dist', 'postern.js'))) return path.basename(file);
-  if (!cache.has(file)) cache.set(file, bundleModules(file));
-  const marks = cache.get(file)!;
-  let mod = 'dist/postern.js';
-  for (const m of marks) {
-    if (m.line > frame.lineNumber) break;
-    mod = m.module;
-  }
-  return mod;
+  if (!cache.has(file)) cache.set(file, bundleMap(file));
+  const entry = cache.get(file)?.findEntry(frame.lineNumber, frame.columnNumber) as { originalSource?: string } | undefined;
+  const src = entry?.originalSource;
+  if (src === undefined) return 'dist/postern.js';
+  const i = src.search(/(?:^|\/)(?:src|node_modules)\//);
+  return i < 0 ? src : src.slice(src[i] === '/' ? i + 1 : i);
 }
 
 function summarise(file: string, top: number): string {
@@ -68,7 +65,7 @@ function summarise(file: string, top: number): string {
     selfUs.set(id, (selfUs.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
   }
   const total = prof.endTime - prof.startTime;
-  const cache = new Map<string, { line: number; module: string }[]>();
+  const cache = new Map<string, SourceMap | null>();
   const fn = new Map<string, number>();
   const mod = new Map<string, number>();
   let idle = 0;
