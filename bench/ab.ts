@@ -6,7 +6,7 @@
  *   tsx bench/ab.ts A.js B.js [--rounds N] [--size-mb N] [--samples N] [--only throughput,latency]
  *
  * A bundle is run with `node FILE` (as --bundle in run.ts; a launcher .mjs that imports a bundle works
- * too). Per round and build: download and upload MB/s and the daemons' CPU time per MiB moved (less
+ * too); a build's dist/postern.js loads chunks from its folder, so copy the whole dist/ of each build. Per round and build: download and upload MB/s and the daemons' CPU time per MiB moved (less
  * sensitive to noise than MB/s), then a block of new-stream latency samples and the daemons' CPU
  * time per new stream. Prints medians over rounds.
  */

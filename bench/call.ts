@@ -394,7 +394,7 @@ const USAGE = `Usage: npx tsx bench/call.ts [options]        (as root; needs ip 
   --delay-ms N       netem delay each way, if the kernel has netem (default 20; 0 = none)
   --ns-notsent-lowat N  set net.ipv4.tcp_notsent_lowat=N (bytes) in the bench's namespace only: the
                      bridge's sockets keep at most about N unsent bytes in the kernel (download side)
-  --bundle FILE      run this JS bundle instead of bin/postern (another build of dist/postern.js)
+  --bundle FILE      run this JS bundle instead of bin/postern (another build's dist/postern.js, its chunks beside it)
   --log-level L      daemons' log level (default info; they must log their "listening" lines)
   -h, --help`;
 

@@ -56,8 +56,9 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --quiet-budget-s N   on a shared machine, wait up to N s in total (≤ 30 s per measurement) for other
                        processes to use < 25% of a core before measuring (default 300; 0 = never wait)
   --log-level L        daemons' log level (default info)
-  --bundle FILE        run this JS bundle instead of bin/postern (e.g. another build of dist/postern.js,
-                       placed where it resolves this repo's node_modules); npm run bench still builds dist/
+  --bundle FILE        run this JS bundle instead of bin/postern (e.g. another build's dist/postern.js,
+                       with its chunks beside it (copy the whole dist/), placed where it resolves this
+                       repo's node_modules); npm run bench still builds dist/
   --bridge-limit N=V   set limit N (src/core/limits.ts) in the bridge's config, e.g. STREAM_WINDOW_BYTES=4194304
                        (repeatable; the client has no config file, so this tunes the bridge side only)
   --out PATH           JSON output (default bench/results/latest.json)

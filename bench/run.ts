@@ -557,7 +557,9 @@ async function main(): Promise<number> {
   // STACK.md trap: a bundled bufferutil cannot find its binary and ws silently masks in JS.
   try {
     const bundleFile = o.bundle ? path.resolve(o.bundle) : path.join(ROOT, 'dist', 'postern.js');
-    meta.bundledBufferutil = readFileSync(bundleFile, 'utf8').includes('// node_modules/bufferutil/index.js');
+    // The bundle has no comments (tsup.config.ts): what it contains is in its source map.
+    const sources = (JSON.parse(readFileSync(`${bundleFile}.map`, 'utf8')) as { sources?: string[] }).sources ?? [];
+    meta.bundledBufferutil = sources.some((s) => s.includes('node_modules/bufferutil/'));
     if (meta.bundledBufferutil) log(`warning: ${path.relative(ROOT, bundleFile)} bundles bufferutil: ws in the daemons masks/unmasks in JS`);
   } catch {
     meta.bundledBufferutil = null;
