@@ -9,13 +9,14 @@
  * only when its memory reducer runs, seconds to minutes later, so a daemon holding many idle
  * connections can carry up to 32 MiB of young generation it no longer needs.
  *
- * A bridge keeps the young generation at its initial size: it runs on small shared servers where
- * memory decides how many users it carries, and there it costs no measurable CPU in bulk transfers
- * (young collections are already paced by YOUNG_GC_EVERY_BYTES, src/core/young-gc.ts) and about
- * 45 µs of collector time per new stream, against 0.5–0.7 ms of daemon CPU per stream. A client
- * lets V8 grow it: with a small one, objects in flight are promoted and old-generation collections
- * came 2.3 times as often (148 against 63 per 1.5 GiB relayed), costing it about 0.4 ms per MiB.
- * POSTERN_LOW_MEMORY=1 keeps it small in any role (a phone), =0 gives V8's default in any role.
+ * Postern keeps the young generation at its initial size in every role. Measured (npm run
+ * bench:gc, alternating runs): about 35–45 µs more collector time per new stream in each daemon,
+ * against 0.5–0.7 ms of daemon CPU per stream; in bulk transfers no cost that repeats from run to run
+ * (young collections are already paced by YOUNG_GC_EVERY_BYTES, src/core/young-gc.ts; one of five
+ * comparisons showed the client's upload 15 % dearer, the others nothing or the reverse). Against
+ * that, a client holding 1,000 idle streams kept 16 MiB of young generation with V8's default.
+ * On a phone's link a client moves at most a few MB/s, where CPU per MiB is not what limits it.
+ * POSTERN_LOW_MEMORY=0 gives V8's default.
  *
  * Only the growth factor can be changed here: the largest size (`node --max-semi-space-size`) is
  * fixed when the heap is made, before any JavaScript runs.
@@ -24,15 +25,10 @@ import v8 from 'node:v8';
 
 const SMALL_YOUNG_GENERATION = '--semi-space-growth-factor=1';
 
-/**
- * The V8 flag this process applies (null: V8's default), given its environment and its command-line
- * arguments after the script (the subcommand is the first that is not an option).
- */
-export function youngGenerationFlag(env: NodeJS.ProcessEnv, args: readonly string[]): string | null {
-  if (env.POSTERN_LOW_MEMORY === '1') return SMALL_YOUNG_GENERATION;
-  if (env.POSTERN_LOW_MEMORY === '0') return null;
-  return args.find((a) => !a.startsWith('-')) === 'bridge' ? SMALL_YOUNG_GENERATION : null;
+/** The V8 flag this process applies for its environment (null: V8's default). */
+export function youngGenerationFlag(env: NodeJS.ProcessEnv): string | null {
+  return env.POSTERN_LOW_MEMORY === '0' ? null : SMALL_YOUNG_GENERATION;
 }
 
-const flag = youngGenerationFlag(process.env, process.argv.slice(2));
+const flag = youngGenerationFlag(process.env);
 if (flag !== null) v8.setFlagsFromString(flag);

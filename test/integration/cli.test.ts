@@ -202,7 +202,7 @@ describe('postern command line', () => {
     expect(r.code).not.toBe(0);
   });
 
-  it.each([[{}], [{ POSTERN_LOW_MEMORY: '1' }]])('demo starts a bridge and a client on loopback and carries curl (env %j)', async (env) => {
+  it.each([[{}], [{ POSTERN_LOW_MEMORY: '0' }]])('demo starts a bridge and a client on loopback and carries curl (env %j)', async (env) => {
     const demo = new Postern(['demo', '--listen', '127.0.0.1:0', '--allow-private'], env);
     const socksPort = await demo.listening('socks');
     await demo.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'demo tunnel');
