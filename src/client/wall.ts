@@ -39,6 +39,14 @@ const WALL_PROBE_FIRST_CONNS = 4;
 /** …the gap doubling each time a probe runs into the wall, up to this many (~40 s at 6 dials/s): a real wall costs a probe's freeze rarely. */
 const WALL_PROBE_MAX_CONNS = 256;
 
+/**
+ * While a probe's disproof is remembered (WALL_DISPROVED_TTL_MS), a wall at or below what the probe
+ * carried needs this many agreeing cuts among the latest WALL_WINDOW_CUTS (not WALL_MATCH_COUNT):
+ * a real wall that came since cuts nearly every connection at it, cuts that agree by chance (or
+ * stall at a flow-control window, as an echo's downstream does at ~64 KiB) seldom do five times.
+ */
+const WALL_DISPROVED_MATCH_COUNT = 5;
+
 /** What a probe connection showed: the wall is gone (budget forgotten), it held (next probe later), or nothing. */
 export type ProbeOutcome = 'forgotten' | 'confirmed' | 'inconclusive';
 
@@ -70,6 +78,13 @@ interface Cut {
   readonly totalMax: number;
 }
 
+/** What a probe that carried past its wall showed: no wall of each kind at or below these counts, until `until` (clock ms). */
+interface Disproved {
+  readonly down: number;
+  readonly both: number;
+  readonly until: number;
+}
+
 /** A wall seen in the latest cuts: the lowest count of the cuts that agree, and how far apart they are. */
 interface Seen {
   readonly at: number;
@@ -91,7 +106,9 @@ interface Seen {
  * on a tie, and `both` only when the cuts carried real upstream traffic. A budget only ever moves
  * down while it is remembered (a lower wall replaces a higher one; a `down` budget gives way to a
  * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS, or sooner when a
- * probe (nextConnection, observeProbe) carries past the wall it was learned from.
+ * probe (nextConnection, observeProbe) carries past the wall it was learned from. Such a probe
+ * shows that there is no wall at or below what it carried: for WALL_DISPROVED_TTL_MS after it, a
+ * wall whose agreeing cuts all lie within that needs WALL_DISPROVED_MATCH_COUNT of them.
  */
 export class WallLearner {
   private cuts: Cut[] = [];
@@ -99,11 +116,14 @@ export class WallLearner {
   private probeGap = WALL_PROBE_FIRST_CONNS;
   /** …and those given the budget since the last probe (or since the budget was adopted). */
   private sinceProbe = 0;
+  /** What the latest probes that forgot a budget carried (the highest while remembered), or null. */
+  private disproved: Disproved | null = null;
 
   constructor(
     private readonly limits: Limits,
     public budget: number | null = null,
     public counts: WallCounts = 'down',
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -170,6 +190,7 @@ export class WallLearner {
     const nMax = this.counts === 'down' ? downMax : downMax + Math.max(up, carried.upMax ?? up);
     const wall = this.budget / WALL_SAFETY_FRACTION;
     if (n > wall / (1 - WALL_MATCH_FRACTION)) {
+      this.disprove(carried.down, carried.down + up);
       this.budget = null;
       this.counts = 'down';
       this.cuts = [];
@@ -179,6 +200,27 @@ export class WallLearner {
     if (!cut || nMax < (1 - WALL_MATCH_FRACTION) * wall) return 'inconclusive';
     this.probeGap = Math.min(WALL_PROBE_MAX_CONNS, 2 * this.probeGap);
     return 'confirmed';
+  }
+
+  /**
+   * A probe carried `down` bytes from the bridge and `down + up` both ways, known to have crossed:
+   * no wall of either kind is at or below that (remembered for WALL_DISPROVED_TTL_MS, 0: not at all;
+   * a higher count replaces a lower one, and each disproof restarts the time).
+   */
+  private disprove(down: number, both: number): void {
+    if (this.limits.WALL_DISPROVED_TTL_MS <= 0) return;
+    const live = this.disprovedNow();
+    this.disproved = {
+      down: Math.max(down, live?.down ?? 0),
+      both: Math.max(both, live?.both ?? 0),
+      until: this.now() + this.limits.WALL_DISPROVED_TTL_MS,
+    };
+  }
+
+  /** The disproof still remembered, or null. */
+  private disprovedNow(): Disproved | null {
+    if (this.disproved !== null && this.now() > this.disproved.until) this.disproved = null;
+    return this.disproved;
   }
 
   /** Connections under the budget between probes now (for tests and the log). */
@@ -208,13 +250,16 @@ export class WallLearner {
     const lo = (c: Cut): number => (kind === 'down' ? c.down : c.total);
     const hi = (c: Cut): number => (kind === 'down' ? c.downMax : c.totalMax);
     const tops = this.cuts.filter((c) => this.evidence(c, kind)).sort((a, b) => lo(b) - lo(a));
+    const disproved = this.disprovedNow()?.[kind] ?? 0;
     for (const top of tops) {
       const t = lo(top);
+      // Every cut that agrees is at most `t`: within what a probe carried, more of them must agree.
+      const needed = t <= disproved ? WALL_DISPROVED_MATCH_COUNT : WALL_MATCH_COUNT;
       // The cuts that agree with `top`, from the latest one that is against them on.
       for (let from = 0; from < this.cuts.length; from++) {
         const since = this.cuts.slice(from);
         const members = since.filter((c) => tops.includes(c) && lo(c) <= t && lo(c) >= (1 - WALL_MATCH_FRACTION) * t);
-        if (members.length < WALL_MATCH_COUNT) break;
+        if (members.length < needed) break;
         const at = Math.min(...members.map(lo));
         const span = since.slice(since.indexOf(members[0] as Cut));
         const against = span.some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);

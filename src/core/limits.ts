@@ -112,8 +112,14 @@ export const LIMITS = {
   CONN_BUDGET_MIN_BYTES: 4_096,
   /** Cuts of connections that carried more than this are not taken for a wall. */
   WALL_MAX_BYTES: 1024 * 1024,
-  /** A learned budget is forgotten after this long (the wall may have moved or gone); it is relearned in two cuts. */
+  /** A learned budget is forgotten after this long (the wall may have moved or gone); it is relearned in three cuts. */
   WALL_BUDGET_TTL_MS: 7 * 24 * 3_600_000,
+  /**
+   * A probe that carried past a learned wall makes a wall within what it carried need more agreeing
+   * cuts for this long: a session's worth of not re-learning chance agreement; a real wall that comes
+   * meanwhile costs two cuts more.
+   */
+  WALL_DISPROVED_TTL_MS: 3_600_000,
   /** New connections (TLS handshakes) to one bridge start at least this far apart (three never land in one instant). */
   DIAL_MIN_INTERVAL_MS: 40,
   /**
@@ -338,6 +344,7 @@ export const LIMIT_BOUNDS: { readonly [K in LimitName]: readonly [min: number, m
   CONN_BUDGET_MIN_BYTES: [2_048, 1024 * 1024],
   WALL_MAX_BYTES: [16 * 1024, 64 * 1024 * 1024],
   WALL_BUDGET_TTL_MS: [60_000, 365 * 24 * 3_600_000],
+  WALL_DISPROVED_TTL_MS: [0, 7 * 24 * 3_600_000],
   DIAL_MIN_INTERVAL_MS: [0, 60_000],
   DIAL_BURST_MAX: [0, 100],
   DIAL_BURST_WINDOW_MS: [0, 60_000],
