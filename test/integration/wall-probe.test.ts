@@ -18,6 +18,7 @@ import { TRANSPORTS, init, startBridge, startClient, withPort, withTransport, ty
 const KIB = 1024;
 const FORGOTTEN = 'connections to this bridge carry more than the learned wall: no longer moving early';
 const PROBE_ENDED = 'probe past the learned budget ended';
+const FROZEN = 'connection frozen: bytes owed, nothing received';
 const WEEK_MS = 7 * 24 * 3_600_000;
 
 let echo: Local<net.Server>;
@@ -71,6 +72,27 @@ describe.each(TRANSPORTS)('probing a learned budget, over transport=%s', (transp
     expect(s.relay.accepted).toBeLessThanOrEqual(10);
     expect(s.client.lines.filter((l) => l.msg === 'tunnel moved to a new connection').length).toBeLessThanOrEqual(7);
   }, 60_000);
+
+  it('a wall that comes after a probe disproved one is learned from 5 freezes, not 3 (what the probe carried is remembered)', async () => {
+    // The wrong 56 K budget random resets taught (the handshake plus one 64 KiB read, §9.8): its probe carries ~112 K.
+    const s = await withStoredBudget(transport, 56_135, null);
+    const before = seededBytes(4 * 1024 * KIB, 63);
+    expect((await echoTransfer(s.socksPort, echo.port, before)).hash).toBe(sha256(before));
+    expect(s.client.lines.find((l) => l.msg === FORGOTTEN)?.carriedBytes).toBeGreaterThan(100 * KIB);
+    // Now the path freezes every connection after 16 KiB (the one in use is reset: it is past that already).
+    s.relay.freezeAfter = 16 * KIB;
+    s.relay.cutAll();
+    const after = seededBytes(512 * KIB, 64);
+    expect((await echoTransfer(s.socksPort, echo.port, after)).hash).toBe(sha256(after));
+    const at = s.client.lines.findIndex((l) => l.cutAtBytes !== undefined);
+    const learned = s.client.lines[at];
+    expect(learned?.budget).toBeLessThan(16 * KIB);
+    // Freezes the client noticed before it learned the wall (each is a cut at ~16 K; a fresh learner takes 3).
+    const freezes = s.client.lines.slice(0, at).filter((l) => l.msg === FROZEN).length;
+    console.log(`${transport}: a 16 KiB freeze after a disproof learned after ${freezes} freezes, ${s.relay.freezes} in all`);
+    expect(freezes).toBe(5);
+    expect(storedBudgets(s.stateHome)).toEqual([learned?.budget]);
+  }, 90_000);
 
   it('keeps a right budget under a 16 KiB freeze: each probe runs into the wall and the next one comes twice as late', async () => {
     const budget = Math.floor(0.85 * 16 * KIB);
