@@ -42,8 +42,11 @@ const WALL_PROBE_MAX_CONNS = 256;
 /**
  * While a probe's disproof is remembered (WALL_DISPROVED_TTL_MS), a wall at or below what the probe
  * carried needs this many agreeing cuts among the latest WALL_WINDOW_CUTS (not WALL_MATCH_COUNT):
- * a real wall that came since cuts nearly every connection at it, cuts that agree by chance (or
- * stall at a flow-control window, as an echo's downstream does at ~64 KiB) seldom do five times.
+ * a real wall that came since cuts nearly every connection at it; cuts that agree by chance, or
+ * at a count that repeats for another reason (a reset discards what the kernel held unread, so
+ * the client's count is often the handshake plus one 64 KiB read), do so five times far less often.
+ * Six (the whole window, none skipped) would keep a real reset wall, whose counts often come
+ * short, unlearned for dozens of cuts (replayed on measured cuts: up to 39).
  */
 const WALL_DISPROVED_MATCH_COUNT = 5;
 

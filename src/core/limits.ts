@@ -116,8 +116,8 @@ export const LIMITS = {
   WALL_BUDGET_TTL_MS: 7 * 24 * 3_600_000,
   /**
    * A probe that carried past a learned wall makes a wall within what it carried need more agreeing
-   * cuts for this long: a session's worth of not re-learning chance agreement; a real wall that comes
-   * meanwhile costs two cuts more.
+   * cuts (5 of 6, not 3) for this long (0: never): a session's worth of not re-learning what it
+   * disproved; a real wall that comes meanwhile costs about two cuts more, so longer costs little.
    */
   WALL_DISPROVED_TTL_MS: 3_600_000,
   /** New connections (TLS handshakes) to one bridge start at least this far apart (three never land in one instant). */
