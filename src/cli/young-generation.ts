@@ -1,6 +1,6 @@
 /**
  * V8's young generation, set before anything else runs: bin/postern loads this module's own small
- * build (dist/young-generation.js) before the bundle, since compiling the 1.9 MB bundle would
+ * build (dist/young-generation.js) before the bundle, since compiling the bundle would
  * already grow it; it is also the first import of cli/main.ts, for the single executable and for
  * `node dist/postern.js`.
  *
