@@ -62,9 +62,16 @@ export async function echoTransfer(
   const CHUNK = 64 * 1024;
   for (let off = 0; off < data.length && !socket.destroyed; off += CHUNK) {
     if (!socket.write(data.subarray(off, off + CHUNK))) {
+      // Whichever comes first removes the other: a 'close' listener left per drain grew past
+      // Node's limit of 10 on a long echo (MaxListenersExceededWarning in the full run).
       await new Promise<void>((r) => {
-        socket.once('drain', r);
-        socket.once('close', r);
+        const go = (): void => {
+          socket.off('drain', go);
+          socket.off('close', go);
+          r();
+        };
+        socket.on('drain', go);
+        socket.on('close', go);
       });
     }
   }

@@ -99,10 +99,16 @@ async function echoUntil(socksPort: number, seed: number, enough: () => boolean,
     sent.update(chunk);
     if (!socket.write(chunk)) {
       await new Promise<void>((r) => {
-        const t = setTimeout(r, Math.max(0, deadline - Date.now()));
-        const go = (): void => (clearTimeout(t), r());
-        socket.once('drain', go);
-        socket.once('close', go);
+        // Whichever comes first removes the other (a 'close' listener left per drain grew past 10).
+        const go = (): void => {
+          clearTimeout(t);
+          socket.off('drain', go);
+          socket.off('close', go);
+          r();
+        };
+        const t = setTimeout(go, Math.max(0, deadline - Date.now()));
+        socket.on('drain', go);
+        socket.on('close', go);
       });
     }
   }
