@@ -3,7 +3,41 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { FaultyRelay, type FaultyRelayOptions } from './faulty-relay.js';
+import { stopAll } from './proc.js';
+import { echoServer, type Local } from './servers.js';
 import { ipv4Request, socksConnect } from './socks.js';
+
+/**
+ * A test file's loopback echo server, up while its tests run, and the FaultyRelays they start,
+ * closed after each test together with every daemon (stopAll). Call once, at the file's top level.
+ */
+export function relayFixture(): { readonly echoPort: number; relay(opts: FaultyRelayOptions): FaultyRelay } {
+  let echo: Local<net.Server> | null = null;
+  const relays: FaultyRelay[] = [];
+  beforeAll(async () => {
+    echo = await echoServer('127.0.0.1');
+  });
+  afterEach(async () => {
+    await stopAll();
+    await Promise.all(relays.splice(0).map((r) => r.close()));
+  });
+  afterAll(async () => {
+    await echo?.close();
+  });
+  return {
+    get echoPort(): number {
+      if (echo === null) throw new Error('relayFixture: the echo server starts in beforeAll');
+      return echo.port;
+    },
+    relay(opts: FaultyRelayOptions): FaultyRelay {
+      const r = new FaultyRelay(opts);
+      relays.push(r);
+      return r;
+    },
+  };
+}
 
 /** Merges `limits` into a bridge config file written by `postern init`. */
 export function setBridgeLimits(configFile: string, limits: Record<string, number>): void {

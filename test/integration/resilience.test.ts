@@ -2,28 +2,13 @@
  * Sessions that survive a hostile network (issue 3, docs/protocol.md §9): the built binary, a
  * fault-injecting relay between client and bridge.
  */
-import type net from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FaultyRelay } from '../helpers/faulty-relay.js';
-import { Postern, stopAll } from '../helpers/proc.js';
-import { echoTransfer, seededBytes, setBridgeLimits, sha256 } from '../helpers/resilience.js';
-import { echoServer, type Local } from '../helpers/servers.js';
+import { describe, expect, it } from 'vitest';
+import { Postern } from '../helpers/proc.js';
+import { echoTransfer, relayFixture, seededBytes, setBridgeLimits, sha256 } from '../helpers/resilience.js';
 import { closeKind, ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { TRANSPORTS, init, startBridge, startClient, startStack, withPort, withTransport, type Transport } from '../helpers/stack.js';
 
-let echo: Local<net.Server>;
-const relays: FaultyRelay[] = [];
-
-beforeAll(async () => {
-  echo = await echoServer('127.0.0.1');
-});
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(relays.splice(0).map((r) => r.close()));
-});
-afterAll(async () => {
-  await echo?.close();
-});
+const fx = relayFixture();
 
 /** init → bridge (fast keepalive) → relay in front of it → client through the relay. */
 async function relayedStack(opts: { clientArgs?: string[]; seed?: number; transport?: Transport } = {}) {
@@ -32,8 +17,7 @@ async function relayedStack(opts: { clientArgs?: string[]; seed?: number; transp
   const uri = withTransport(initUri, transport);
   setBridgeLimits(config, { KEEPALIVE_INTERVAL_MS: 1_000, KEEPALIVE_TIMEOUT_MS: 2_000 });
   const { bridge, port: bridgePort } = await startBridge(config, undefined, transport);
-  const relay = new FaultyRelay({ target: bridgePort, seed: opts.seed ?? 7 });
-  relays.push(relay);
+  const relay = fx.relay({ target: bridgePort, seed: opts.seed ?? 7 });
   const relayPort = await relay.listen();
   const { client, port: socksPort } = await startClient(withPort(uri, relayPort), ['--keepalive-ms', '2000', ...(opts.clientArgs ?? [])]);
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
@@ -54,7 +38,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     s.relay.cutAll(); // the connection made before cutRange was set has no budget
     const data = [1, 2, 3].map((i) => seededBytes(8 * 1024 * 1024, i));
     const started = Date.now();
-    const results = await Promise.all(data.map((d) => echoTransfer(s.socksPort, echo.port, d)));
+    const results = await Promise.all(data.map((d) => echoTransfer(s.socksPort, fx.echoPort, d)));
     for (let i = 0; i < data.length; i++) {
       expect(results[i]?.ended).toBe('end');
       expect(results[i]?.hash).toBe(sha256(data[i] as Buffer));
@@ -72,7 +56,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     s.relay.cutRange = [16 * 1024, 24 * 1024];
     s.relay.cutAll();
     const data = seededBytes(256 * 1024, 5);
-    const r = await echoTransfer(s.socksPort, echo.port, data);
+    const r = await echoTransfer(s.socksPort, fx.echoPort, data);
     expect(r.ended).toBe('end');
     expect(r.hash).toBe(sha256(data));
     expect(s.relay.cuts).toBeGreaterThan(20);
@@ -83,7 +67,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     s.relay.bytesPerSecond = 8 * 1024 * 1024; // long enough a transfer to blackhole it midway
     const data = seededBytes(8 * 1024 * 1024, 9);
     let holedAt = 0;
-    const result = echoTransfer(s.socksPort, echo.port, data, (got) => {
+    const result = echoTransfer(s.socksPort, fx.echoPort, data, (got) => {
       if (holedAt === 0 && got > 1024 * 1024) {
         holedAt = Date.now();
         s.relay.blackholeAll();
@@ -108,7 +92,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     const first = await startBridge(config);
     const { client, port: socksPort } = await startClient(withPort(uri, first.port));
     await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
-    const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echo.port));
+    const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', fx.echoPort));
     expect(reply).toBe(0);
     socket.write(Buffer.alloc(1000, 1));
     // The echo proves the bridge had the stream (with optimistic replies the reply comes first; a
@@ -125,7 +109,7 @@ describe.each(TRANSPORTS)('resumable sessions over transport=%s', (transport) =>
     // New SOCKS connections succeed within 3 s of the bridge being back.
     let okAt = 0;
     while (Date.now() - backAt < 10_000) {
-      const r = await socksConnect(socksPort, ipv4Request('127.0.0.1', echo.port)).catch(() => null);
+      const r = await socksConnect(socksPort, ipv4Request('127.0.0.1', fx.echoPort)).catch(() => null);
       r?.socket.destroy();
       if (r?.reply === 0) {
         okAt = Date.now();
@@ -143,7 +127,7 @@ describe('connection rotation', () => {
     const s = await relayedStack({ clientArgs: ['--rotate-bytes', String(1024 * 1024)] });
     s.relay.bytesPerSecond = 8 * 1024 * 1024; // ≈ 2 s of transfer: several rotation checks
     const data = [1, 2].map((i) => seededBytes(4 * 1024 * 1024, 50 + i));
-    const results = await Promise.all(data.map((d) => echoTransfer(s.socksPort, echo.port, d)));
+    const results = await Promise.all(data.map((d) => echoTransfer(s.socksPort, fx.echoPort, d)));
     for (let i = 0; i < data.length; i++) {
       expect(results[i]?.ended).toBe('end');
       expect(results[i]?.hash).toBe(sha256(data[i] as Buffer));
@@ -165,11 +149,11 @@ describe('several bridges', () => {
     await client.waitFor((l) => l.msg === 'tunnel to bridge up' && l.bridge === 0, 15_000, 'bridge 0 up');
     await client.waitFor((l) => l.msg === 'tunnel to bridge up' && l.bridge === 1, 15_000, 'bridge 1 up');
     const small = seededBytes(64 * 1024, 3);
-    expect((await echoTransfer(socksPort, echo.port, small)).hash).toBe(sha256(small));
+    expect((await echoTransfer(socksPort, fx.echoPort, small)).hash).toBe(sha256(small));
     await ba.bridge.stop('SIGKILL');
     await client.waitFor((l) => l.msg === 'tunnel to bridge lost; resuming' && l.bridge === 0, 10_000, 'bridge 0 lost');
     for (let i = 0; i < 20; i++) {
-      const r = await echoTransfer(socksPort, echo.port, small);
+      const r = await echoTransfer(socksPort, fx.echoPort, small);
       expect(r.ended).toBe('end');
       expect(r.hash).toBe(sha256(small));
     }
@@ -192,7 +176,7 @@ describe('graceful shutdown', () => {
     const s = await relayedStack();
     s.relay.bytesPerSecond = 4 * 1024 * 1024; // ≈ 1 s per direction for 4 MiB
     const data = seededBytes(4 * 1024 * 1024, 11);
-    const result = echoTransfer(s.socksPort, echo.port, data);
+    const result = echoTransfer(s.socksPort, fx.echoPort, data);
     await new Promise((r) => setTimeout(r, 400));
     const exit = s.bridge.stop('SIGTERM', 15_000);
     const r = await Promise.race([result, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`stuck: ${s.bridge.stdout.slice(-3000)}\n---\n${s.client.stdout.slice(-3000)}`)), 15_000))]);
@@ -217,7 +201,7 @@ describe('graceful shutdown', () => {
     const s = await relayedStack();
     s.relay.bytesPerSecond = 4 * 1024 * 1024;
     const data = seededBytes(4 * 1024 * 1024, 12);
-    const result = echoTransfer(s.socksPort, echo.port, data);
+    const result = echoTransfer(s.socksPort, fx.echoPort, data);
     await new Promise((r) => setTimeout(r, 400));
     const exit = s.client.stop('SIGTERM', 15_000);
     const r = await result;

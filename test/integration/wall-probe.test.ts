@@ -4,15 +4,12 @@
  * none, a probe carries past it and the budget is forgotten, on disk too; where there is one, the
  * probes run into it and the budget stays.
  */
-import type net from 'node:net';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WallStore, wallKey, type WallCounts } from '../../src/client/wall.js';
 import { parseShareUri } from '../../src/transport/uri.js';
-import { FaultyRelay } from '../helpers/faulty-relay.js';
-import { stopAll, tempDir } from '../helpers/proc.js';
-import { echoTransfer, seededBytes, sha256, storedBudgets } from '../helpers/resilience.js';
-import { echoServer, type Local } from '../helpers/servers.js';
+import { tempDir } from '../helpers/proc.js';
+import { echoTransfer, relayFixture, seededBytes, sha256, storedBudgets } from '../helpers/resilience.js';
 import { TRANSPORTS, init, startBridge, startClient, withPort, withTransport, type Transport } from '../helpers/stack.js';
 
 const KIB = 1024;
@@ -21,27 +18,15 @@ const PROBE_ENDED = 'probe past the learned budget ended';
 const FROZEN = 'connection frozen: bytes owed, nothing received';
 const WEEK_MS = 7 * 24 * 3_600_000;
 
-let echo: Local<net.Server>;
-const relays: FaultyRelay[] = [];
-beforeAll(async () => {
-  echo = await echoServer('127.0.0.1');
-});
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(relays.splice(0).map((r) => r.close()));
-});
-afterAll(async () => {
-  await echo?.close();
-});
+const fx = relayFixture();
 
 /** bridge → relay (`freezeAfter` bridge→client bytes, or no wall) → client that starts with `budget` stored for the bridge. */
 async function withStoredBudget(transport: Transport, budget: number, freezeAfter: number | null, counts: WallCounts = 'down') {
   const { uri: initUri, config } = await init();
   const uri = withTransport(initUri, transport);
   const { port: bridgePort } = await startBridge(config, undefined, transport);
-  const relay = new FaultyRelay({ target: bridgePort });
+  const relay = fx.relay({ target: bridgePort });
   relay.freezeAfter = freezeAfter;
-  relays.push(relay);
   const relayPort = await relay.listen();
   const stateHome = tempDir('postern-state-');
   const key = wallKey(parseShareUri(withPort(uri, relayPort)));
@@ -59,7 +44,7 @@ describe.each(TRANSPORTS)('probing a learned budget, over transport=%s', (transp
     const s = await withStoredBudget(transport, 16 * KIB, null, counts);
     const data = seededBytes(4 * 1024 * KIB, 61);
     const started = performance.now();
-    const r = await echoTransfer(s.socksPort, echo.port, data);
+    const r = await echoTransfer(s.socksPort, fx.echoPort, data);
     const ms = performance.now() - started;
     expect(r.hash).toBe(sha256(data));
     const forgot = s.client.lines.find((l) => l.msg === FORGOTTEN);
@@ -77,13 +62,13 @@ describe.each(TRANSPORTS)('probing a learned budget, over transport=%s', (transp
     // The wrong 56 K budget random resets taught (the handshake plus one 64 KiB read, §9.8): its probe carries ~112 K.
     const s = await withStoredBudget(transport, 56_135, null);
     const before = seededBytes(4 * 1024 * KIB, 63);
-    expect((await echoTransfer(s.socksPort, echo.port, before)).hash).toBe(sha256(before));
+    expect((await echoTransfer(s.socksPort, fx.echoPort, before)).hash).toBe(sha256(before));
     expect(s.client.lines.find((l) => l.msg === FORGOTTEN)?.carriedBytes).toBeGreaterThan(100 * KIB);
     // Now the path freezes every connection after 16 KiB (the one in use is reset: it is past that already).
     s.relay.freezeAfter = 16 * KIB;
     s.relay.cutAll();
     const after = seededBytes(512 * KIB, 64);
-    expect((await echoTransfer(s.socksPort, echo.port, after)).hash).toBe(sha256(after));
+    expect((await echoTransfer(s.socksPort, fx.echoPort, after)).hash).toBe(sha256(after));
     const at = s.client.lines.findIndex((l) => l.cutAtBytes !== undefined);
     const learned = s.client.lines[at];
     expect(learned?.budget).toBeLessThan(16 * KIB);
@@ -98,7 +83,7 @@ describe.each(TRANSPORTS)('probing a learned budget, over transport=%s', (transp
     const budget = Math.floor(0.85 * 16 * KIB);
     const s = await withStoredBudget(transport, budget, 16 * KIB);
     const data = seededBytes(256 * KIB, 62);
-    const r = await echoTransfer(s.socksPort, echo.port, data);
+    const r = await echoTransfer(s.socksPort, fx.echoPort, data);
     expect(r.hash).toBe(sha256(data));
     expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
     expect(storedBudgets(s.stateHome)).toEqual([budget]);
