@@ -491,7 +491,7 @@ class BridgeLink {
       const next = this.learner?.nextConnection() ?? null;
       this.connProbe = next?.probe === true;
       if (this.connProbe) this.log.debug({ budget: next?.budget }, 'probing past the learned budget');
-      session.link.attach(transport, { ...this.budgetsFor(next === null ? this.budgetBytes() : next.budget), tally: this.tallyOn });
+      session.link.attach(transport, { ...this.budgetsFor(next?.budget), tally: this.tallyOn });
       this.conn = transport;
     } catch (err) {
       const e = err instanceof PosternError ? err : new PosternError('E_DIAL', (err as Error).message, { cause: err });
