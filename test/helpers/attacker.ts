@@ -11,6 +11,7 @@ import { FrameType, OpenCommand } from '../../src/mux/frame.js';
 import { encodeCountFrame, ResumeFrameType } from '../../src/mux/resume.js';
 import { makeToken } from '../../src/transport/auth.js';
 import { parseShareUri } from '../../src/transport/uri.js';
+import { drainOrClose } from './socks.js';
 
 /** One binary WebSocket message from the client (masked, zero key). */
 export function wsMessage(payload: Buffer): Buffer {
@@ -105,18 +106,7 @@ export async function attack(uri: string, opts: { sessionId?: string } = {}): Pr
         const chunk = next();
         bytes += chunk.length;
         if (!socket.write(chunk)) {
-          const drained = await new Promise<boolean>((r) => {
-            const done = (v: boolean): void => {
-              clearTimeout(t);
-              socket.off('drain', onDrain);
-              socket.off('close', onDrain);
-              r(v);
-            };
-            const onDrain = (): void => done(true);
-            const t = setTimeout(() => done(false), Math.min(stallMs, Math.max(1, deadline - Date.now())));
-            socket.once('drain', onDrain);
-            socket.once('close', onDrain);
-          });
+          const drained = await drainOrClose(socket, Math.min(stallMs, Math.max(1, deadline - Date.now())));
           if (!drained) return { bytes, stalled: true };
         }
       }

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { FaultyRelay, type FaultyRelayOptions } from './faulty-relay.js';
 import { stopAll } from './proc.js';
 import { echoServer, type Local } from './servers.js';
-import { ipv4Request, socksConnect } from './socks.js';
+import { drainOrClose, ipv4Request, socksConnect } from './socks.js';
 
 /**
  * A test file's loopback echo server, up while its tests run, and the FaultyRelays they start,
@@ -96,17 +96,7 @@ export async function echoTransfer(
   const CHUNK = 64 * 1024;
   for (let off = 0; off < data.length && !socket.destroyed; off += CHUNK) {
     if (!socket.write(data.subarray(off, off + CHUNK))) {
-      // Whichever comes first removes the other: a 'close' listener left per drain grew past
-      // Node's limit of 10 on a long echo (MaxListenersExceededWarning in the full run).
-      await new Promise<void>((r) => {
-        const go = (): void => {
-          socket.off('drain', go);
-          socket.off('close', go);
-          r();
-        };
-        socket.on('drain', go);
-        socket.on('close', go);
-      });
+      await drainOrClose(socket);
     }
   }
   if (!socket.destroyed) socket.end();

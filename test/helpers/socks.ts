@@ -9,6 +9,26 @@ export function connectRaw(port: number, host = '127.0.0.1'): Promise<net.Socket
   });
 }
 
+/**
+ * After a write() that said false: resolves true when `s` drains or closes, false when `timeoutMs`
+ * passes first (none: no time limit). Whichever comes first removes the others: a listener left per
+ * wait grew past Node's limit of 10 on long transfers (MaxListenersExceededWarning).
+ */
+export function drainOrClose(s: net.Socket, timeoutMs?: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (v: boolean): void => {
+      if (t !== undefined) clearTimeout(t);
+      s.off('drain', onGo);
+      s.off('close', onGo);
+      resolve(v);
+    };
+    const onGo = (): void => done(true);
+    const t = timeoutMs === undefined ? undefined : setTimeout(() => done(false), timeoutMs);
+    s.on('drain', onGo);
+    s.on('close', onGo);
+  });
+}
+
 /** Reads exactly n bytes (bounded by timeout). */
 export function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {

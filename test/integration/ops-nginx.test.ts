@@ -10,7 +10,7 @@ import { curl, doctor, run } from '../helpers/ops.js';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
 import { echoTransfer, seededBytes, sha256 } from '../helpers/resilience.js';
 import { echoServer, httpServer, type Local } from '../helpers/servers.js';
-import { ipv4Request, socksConnect } from '../helpers/socks.js';
+import { drainOrClose, ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, startClient, withPort, withTransport } from '../helpers/stack.js';
 import { SESSION_HEADER, SESSION_ID_BYTES, makeToken } from '../../src/transport/auth.js';
 import { generateSelfSigned } from '../../src/transport/self-signed.js';
@@ -98,18 +98,7 @@ async function echoUntil(socksPort: number, seed: number, enough: () => boolean,
     const chunk = seededBytes(ECHO_CHUNK_BYTES, seed * 100_003 + i);
     sent.update(chunk);
     if (!socket.write(chunk)) {
-      await new Promise<void>((r) => {
-        // Whichever comes first removes the other (a 'close' listener left per drain grew past 10).
-        const go = (): void => {
-          clearTimeout(t);
-          socket.off('drain', go);
-          socket.off('close', go);
-          r();
-        };
-        const t = setTimeout(go, Math.max(0, deadline - Date.now()));
-        socket.on('drain', go);
-        socket.on('close', go);
-      });
+      await drainOrClose(socket, Math.max(0, deadline - Date.now()));
     }
   }
   if (!socket.destroyed) socket.end();
