@@ -100,7 +100,8 @@ export async function resolveAllowed(target: Target, opts: EgressOptions, signal
 /**
  * Opens a TCP connection to a target for a stream: resolve at the bridge, check every address
  * against policy, connect to exactly a checked address, trying the allowed ones in order
- * within one overall connect timeout.
+ * within one overall connect timeout. The socket is borrowed-read and paused (src/core/borrowed-read.ts:
+ * relay() and ThrottledSocket take its reads).
  */
 export async function connectTarget(target: Target, opts: EgressOptions, signal: AbortSignal): Promise<net.Socket> {
   const addresses = await resolveAllowed(target, opts, signal);
@@ -111,7 +112,7 @@ export async function connectTarget(target: Target, opts: EgressOptions, signal:
     const left = deadline - Date.now();
     if (left <= 0) break;
     try {
-      return await connectTcp(address, target.port, left, signal);
+      return await connectTcp(address, target.port, left, signal, true);
     } catch (err) {
       lastError = err;
       if (err instanceof PosternError && err.code === 'E_CANCELLED') throw err;

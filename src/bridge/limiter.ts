@@ -5,6 +5,7 @@
  */
 import { Duplex } from 'node:stream';
 import type net from 'node:net';
+import { isBorrowedRead, takeReads } from '../core/borrowed-read.js';
 import { PosternError } from '../core/errors.js';
 
 /**
@@ -55,7 +56,8 @@ export class TokenBucket {
  * A net.Socket seen through two token buckets: bytes read from the socket spend `readBucket`
  * (the socket is paused while in debt), bytes written spend `writeBucket` (the write callback is
  * held while in debt, so a pipe() into it stops). Nothing is queued beyond the stream buffers.
- * resetAndDestroy() resets the socket, as relay() expects of a TCP peer.
+ * resetAndDestroy() resets the socket, as relay() expects of a TCP peer. A borrowed-read socket
+ * (src/core/borrowed-read.ts) is read through its sink, each chunk copied.
  */
 export class ThrottledSocket extends Duplex {
   private wantRead = false;
@@ -69,7 +71,7 @@ export class ThrottledSocket extends Duplex {
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
     socket.pause();
-    socket.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer): void => {
       const wait = this.readBucket.take(chunk.length);
       if (!this.push(chunk)) this.wantRead = false;
       if (wait > 0) {
@@ -81,7 +83,10 @@ export class ThrottledSocket extends Duplex {
       } else if (!this.wantRead) {
         socket.pause();
       }
-    });
+    };
+    // A borrowed-read socket (src/bridge/egress.ts) lends its buffer only for the call: keep a copy.
+    if (isBorrowedRead(socket)) takeReads(socket, (chunk) => onChunk(Buffer.from(chunk)));
+    else socket.on('data', onChunk);
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => {

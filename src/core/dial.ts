@@ -1,14 +1,18 @@
 import net from 'node:net';
+import { connectBorrowed } from './borrowed-read.js';
 import { PosternError, errorFromSystem } from './errors.js';
 
 /**
  * One TCP connection to an IP address, within `timeoutMs`, abandoned on `signal`. Errors are
  * PosternErrors (errorFromSystem; E_TIMEOUT; E_CANCELLED). Used by the bridge's egress and the
- * client's direct routes.
+ * client's direct routes. With `borrowed` the socket reads into the process's shared buffer and
+ * starts paused (src/core/borrowed-read.ts): for a socket relayed into a mux stream, which copies
+ * every read into a frame anyway.
  */
-export function connectTcp(address: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+export function connectTcp(address: string, port: number, timeoutMs: number, signal: AbortSignal, borrowed = false): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
+    const opts = { host: address, port, noDelay: true, allowHalfOpen: true };
+    const socket = borrowed ? connectBorrowed(opts) : net.connect(opts);
     const cleanup = () => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type net from 'node:net';
+import { isBorrowedRead, takeReads } from './borrowed-read.js';
 
 /** What relay() keeps for one pair: shared by both ends. */
 interface RelayState {
@@ -24,6 +25,10 @@ interface RelayEnd extends Duplex {
  * What pipe() does for this, without its closures: the listeners below are shared by every relay
  * and find their pair through the emitter they are called on, so an idle relayed connection costs
  * one small object and two references instead of some twenty closures.
+ *
+ * A borrowed-read socket (src/core/borrowed-read.ts) gives its reads to the relay's sink instead
+ * of 'data': each goes to the peer's writeBorrowed() when it has one (a mux stream, which copies
+ * into frames what leaves now and copies the rest), else as a copy to write().
  */
 export function relay(a: Duplex, b: Duplex, onDone?: (err?: Error) => void): void {
   const state: RelayState = { done: false, ended: 0, onDone };
@@ -34,7 +39,8 @@ export function relay(a: Duplex, b: Duplex, onDone?: (err?: Error) => void): voi
 }
 
 function wire(from: Duplex, to: Duplex): void {
-  from.on('data', onData);
+  if (isBorrowedRead(from)) takeReads(from as net.Socket, onBorrowedData);
+  else from.on('data', onData);
   from.on('end', onEnd);
   from.on('error', onError);
   from.on('close', onClose);
@@ -52,6 +58,20 @@ function onData(this: RelayEnd, chunk: Buffer): void {
   // larger than its high-water mark that left at once (a 64 KiB read into a socket, or into a
   // stream with credit), and pausing then would only stop and restart reading for nothing.
   if (!r.peer.write(chunk) && r.peer.writableLength > 0) this.pause();
+}
+
+/** A peer that can take a chunk it must not keep (MuxStream.writeBorrowed). */
+interface BorrowingWritable extends Duplex {
+  writeBorrowed?(chunk: Buffer): boolean;
+}
+
+/** onData for a borrowed-read source: `chunk` is the shared buffer, valid only until this returns. */
+function onBorrowedData(this: net.Socket, chunk: Buffer): void {
+  const r = (this as RelayEnd)[kRelay];
+  if (r === undefined || r.state.done) return;
+  const peer = r.peer as BorrowingWritable;
+  const ok = typeof peer.writeBorrowed === 'function' ? peer.writeBorrowed(chunk) : peer.write(Buffer.from(chunk));
+  if (!ok && peer.writableLength > 0) this.pause();
 }
 
 /** The peer (our destination) can take more: let it have our source's bytes again. */

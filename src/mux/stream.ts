@@ -299,6 +299,23 @@ export class MuxStream extends Duplex {
     this.startWrite(this.single, callback);
   }
 
+  /**
+   * write() of bytes the caller reuses once this returns (a borrowed read, src/core/borrowed-read.ts):
+   * what credit and the transport let go now is copied into frames as by write(); what has to wait
+   * is copied first, so the stream never keeps `chunk`. Returns what write() returns.
+   */
+  writeBorrowed(chunk: Buffer): boolean {
+    // Writable runs _write at once only when nothing is being written or queued (not corked).
+    if (this.writableLength > 0 || this.writableCorked > 0) return this.write(Buffer.from(chunk));
+    const ok = this.write(chunk);
+    const held = this.wChunks;
+    if (held === this.single && this.single[0].chunk === chunk) {
+      this.single[0].chunk = Buffer.from(chunk.subarray(this.wOffset));
+      this.wOffset = 0;
+    }
+    return ok;
+  }
+
   override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: WriteCallback): void {
     this.startWrite(chunks, callback);
   }

@@ -61,9 +61,13 @@ describe('bridge egress', () => {
       const port = (srv.address() as net.AddressInfo).port;
       const opts = { policy: { allowPrivate: true }, resolver: failing, limits };
       const sock = await connectTarget({ kind: host.includes(':') ? 'ipv6' : 'ipv4', host, port }, opts, signal());
+      // Egress sockets start paused (borrowed reads, src/core/borrowed-read.ts); with no sink
+      // they deliver copies as 'data' like any socket once resumed.
+      expect(sock.isPaused()).toBe(true);
       const got = await new Promise<string>((r) => {
         let s = '';
         sock.on('data', (d) => (s += d)).on('end', () => r(s));
+        sock.resume();
       });
       expect(got).toBe('hi');
       sock.destroy();
