@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isBorrowedRead, observeReads } from '../core/borrowed-read.js';
+import { observeReads } from '../core/borrowed-read.js';
 import { PosternError } from '../core/errors.js';
 import type { Limits } from '../core/limits.js';
 import { relay } from '../core/relay.js';
@@ -334,8 +334,7 @@ export class Governor {
     // The counting listeners are shared by all streams of a user (no per-stream closures or label keys).
     const m = this.metersFor(user);
     stream.on('data', m.up);
-    if (isBorrowedRead(socket)) observeReads(socket, m.down);
-    else socket.on('data', m.down);
+    observeReads(socket, m.down);
   }
 
   /** Byte-counting 'data' listeners for one user, made once. */

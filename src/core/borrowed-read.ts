@@ -26,7 +26,7 @@ const kObserver = Symbol('borrowedReadObserver');
 
 interface BorrowedSocket extends net.Socket {
   [kSink]?: BorrowedReadFn | null;
-  [kObserver]?: ((chunk: Buffer) => void) | null;
+  [kObserver]?: (chunk: Buffer) => void;
 }
 
 /** The process's read buffer: a read fits in one DATA frame (FRAME_MAX_PAYLOAD_BYTES). Made on first use. */
@@ -58,12 +58,16 @@ export function isBorrowedRead(s: object): boolean {
   return (s as BorrowedSocket)[kSink] !== undefined;
 }
 
-/** Sets (or with null, clears) the function each read of `socket` goes to instead of 'data'. */
-export function takeReads(socket: net.Socket, sink: BorrowedReadFn | null): void {
+/** Sets the function each read of a borrowed-read `socket` goes to instead of 'data'. */
+export function takeReads(socket: net.Socket, sink: BorrowedReadFn): void {
   (socket as BorrowedSocket)[kSink] = sink;
 }
 
-/** Sets (or clears) a function that sees each read before the sink (byte counters); it must not keep the chunk. */
-export function observeReads(socket: net.Socket, observer: ((chunk: Buffer) => void) | null): void {
-  (socket as BorrowedSocket)[kObserver] = observer;
+/**
+ * Calls `observer` with every read of `socket` (byte counters), which must not keep the chunk: on a
+ * borrowed-read socket before its sink, on any other as a 'data' listener.
+ */
+export function observeReads(socket: net.Socket, observer: (chunk: Buffer) => void): void {
+  if (isBorrowedRead(socket)) (socket as BorrowedSocket)[kObserver] = observer;
+  else socket.on('data', observer);
 }
