@@ -301,7 +301,11 @@ describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (
     // Within a few cuts, and after that hardly any connection runs into the wall.
     expect(learning.resetsAtLearning()).not.toBeNull();
     console.log(`${transport} ${counts}: ${learning.resetsAtLearning()} resets before the wall was learned, ${s.relay.wallResets} in all, ${s.relay.accepted} connections`);
-    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === "both" ? 12 : 8);
+    // Over h2 with only bridge→client bytes walled, a cut often finds the client with little of the
+    // 64 KiB read (1.2–2.8 KB in a debug run: Linux drops what a socket had not read when the reset
+    // comes), and such cuts do not agree, so learning takes longer: measured alone, 3–18 resets (7 of
+    // 28 runs above 8) on this code and on e36c648 alike; ws down 3–4.
+    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === 'both' ? 12 : transport === 'h2' ? 20 : 8);
     expect(s.relay.wallResets - (learning.resetsAtLearning() as number)).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
     // The probes past the budget ran into the wall (or showed nothing): it is kept.
     expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
