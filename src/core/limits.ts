@@ -257,9 +257,10 @@ export const LIMITS = {
 
   // ── Process ──────────────────────────────────────────────────────────────
   /**
-   * A young-generation GC runs each time this many bytes of mux messages were sent or received
-   * (process-wide; 0: V8 alone decides, after 32 MiB of dead buffers, which glibc then keeps as RSS:
-   * src/core/young-gc.ts). 4 MiB keeps ~25 MiB less RSS after a bulk transfer, at no throughput cost.
+   * A young-generation GC runs each time the process's ArrayBuffers have grown by this much since
+   * the last one, looked at as mux messages are sent or received (process-wide; 0: V8 alone decides,
+   * after 32 MiB of dead buffers, which glibc then keeps as RSS, and which V8 counts towards a full
+   * collection: src/core/young-gc.ts).
    */
   YOUNG_GC_EVERY_BYTES: 4 * 1024 * 1024,
   /** On SIGINT/SIGTERM, open streams get this long to finish before they are reset. */

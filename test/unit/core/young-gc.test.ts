@@ -1,29 +1,51 @@
 import { describe, expect, it } from 'vitest';
-import { noteRelayedBytes, pacedCollections } from '../../../src/core/young-gc.js';
+import { CHECK_EVERY_RELAYED_BYTES, noteRelayedBytes, pacedCollections } from '../../../src/core/young-gc.js';
 
-describe('young collections paced by relayed bytes', () => {
-  it('collects once each time the given number of bytes has been counted, and carries nothing over', () => {
+const MIB = 1024 * 1024;
+const EVERY = 4 * MIB;
+
+/** `n` fresh 64 KiB buffers (what a relay makes: reads, frames, messages). */
+function buffers(n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) out.push(Buffer.alloc(64 * 1024));
+  return out;
+}
+
+describe('young collections paced by the buffers made while relaying (src/core/young-gc.ts)', () => {
+  it('looks only after CHECK_EVERY_RELAYED_BYTES relayed, and collects once that many bytes of buffers were made since the least seen', () => {
+    noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES, EVERY); // a look: from here on growth counts
     const before = pacedCollections();
-    expect(noteRelayedBytes(3_000, 4_096)).toBe(false);
-    expect(noteRelayedBytes(1_000, 4_096)).toBe(false);
-    expect(noteRelayedBytes(96, 4_096)).toBe(true); // 4,096 reached
-    expect(noteRelayedBytes(4_095, 4_096)).toBe(false); // counting starts again from zero
-    expect(noteRelayedBytes(10_000, 4_096)).toBe(true);
-    expect(pacedCollections() - before).toBe(2);
+    const held = buffers(96); // 6 MiB, all kept alive
+    expect(noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES - 1, EVERY)).toBe(false); // not looked yet
+    expect(noteRelayedBytes(1, EVERY)).toBe(true); // looked: 6 MiB more than at the last look
+    expect(pacedCollections() - before).toBe(1);
+    // What is still alive after the collection is the new floor: it does not collect again and again.
+    for (let i = 0; i < 20; i++) expect(noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES, EVERY)).toBe(false);
+    expect(held.length).toBe(96);
+  });
+
+  it('relayed bytes alone never collect: a relay that makes no buffers (borrowed reads) costs no collections', () => {
+    noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES, EVERY);
+    const before = pacedCollections();
+    for (let i = 0; i < 1000; i++) noteRelayedBytes(64 * 1024, EVERY); // 62.5 MiB "relayed", no buffer made
+    expect(pacedCollections()).toBe(before);
   });
 
   it('never collects when the limit is 0 (V8 alone decides)', () => {
     const before = pacedCollections();
-    for (let i = 0; i < 100; i++) expect(noteRelayedBytes(1024 * 1024, 0)).toBe(false);
+    for (let i = 0; i < 100; i++) {
+      buffers(16);
+      expect(noteRelayedBytes(MIB, 0)).toBe(false);
+    }
     expect(pacedCollections()).toBe(before);
   });
 
   it('frees young buffers nothing holds, without --expose-gc', () => {
     expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
-    noteRelayedBytes(1, 1); // gets gc() once and collects what an earlier test left
-    for (let i = 0; i < 200; i++) Buffer.alloc(64 * 1024); // 12.5 MiB of garbage, under V8's own 32 MiB trigger
+    noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES, EVERY);
+    buffers(200); // 12.5 MiB of garbage, under V8's own 32 MiB trigger
     const before = process.memoryUsage().arrayBuffers;
-    expect(noteRelayedBytes(1, 1)).toBe(true);
-    expect(before - process.memoryUsage().arrayBuffers).toBeGreaterThan(10 * 1024 * 1024);
+    expect(noteRelayedBytes(CHECK_EVERY_RELAYED_BYTES, EVERY)).toBe(true);
+    expect(before - process.memoryUsage().arrayBuffers).toBeGreaterThan(10 * MIB);
   });
 });
