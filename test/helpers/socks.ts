@@ -60,7 +60,12 @@ export function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buf
   });
 }
 
-/** Resolves when the peer closes; reports whether it was a clean end or a reset. */
+/**
+ * Resolves when the peer closes; reports whether it was a clean end or a reset. A reset that arrives
+ * in the same wakeup as the last data is reported by libuv as a clean end (POLLHUP after a partial
+ * read is taken for EOF): where data and reset may come together, check with a plain recv() client
+ * (open-replies.test.ts does, from Python).
+ */
 export function closeKind(s: net.Socket, timeoutMs = 10_000): Promise<'end' | 'reset' | 'timeout'> {
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve('timeout'), timeoutMs);

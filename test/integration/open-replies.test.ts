@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl } from '../helpers/ops.js';
 import { Postern, stopAll } from '../helpers/proc.js';
 import { echoServer, type Local } from '../helpers/servers.js';
-import { closeKind, connectRaw, domainRequest, ipv4Request, readN } from '../helpers/socks.js';
+import { connectRaw, domainRequest, ipv4Request, readN } from '../helpers/socks.js';
 import { init, startStack, withPort, type Stack } from '../helpers/stack.js';
 
 let stack: Stack;
@@ -46,13 +46,49 @@ async function pipelined(port: number, request: Buffer, payload: string): Promis
   return { socket: s, reply: head[3] as number };
 }
 
-/** What arrives on `s` until it closes: the bytes, and whether it ended cleanly or was reset. */
-async function rest(s: net.Socket): Promise<{ bytes: number; how: 'end' | 'reset' | 'timeout' }> {
-  let bytes = 0;
-  s.on('data', (d: Buffer) => (bytes += d.length));
-  const how = await closeKind(s, 10_000);
-  s.destroy();
-  return { bytes, how };
+/**
+ * Python (/usr/bin/python3) sends greeting, CONNECT and a first payload in one write, reads the
+ * 12-byte reply and then whatever comes until the connection ends: prints the reply code, how it
+ * ended ('reset', 'end' or 'timeout') and the bytes after the reply. Not a Node socket: when the reply
+ * and the reset arrive in one wakeup, libuv reports the reset as a clean end (it takes POLLHUP after
+ * a partial read for EOF without reading the error), where recv() raises ECONNRESET. Measured
+ * against one client: a Node socket saw 'end' 10 times in 600, Python 'reset' all 600 times.
+ */
+const PIPELINED_REST = `
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2]))
+s.settimeout(10)
+head, rest, how = b'', 0, None
+try:
+    while len(head) < 12:
+        d = s.recv(12 - len(head))
+        if not d:
+            how = 'end'
+            break
+        head += d
+    while how is None:
+        d = s.recv(65536)
+        if not d:
+            how = 'end'
+        rest += len(d)
+except ConnectionResetError:
+    how = 'reset'
+except socket.timeout:
+    how = 'timeout'
+print(head[3] if len(head) > 3 else -1, how, rest)
+`;
+
+/** PIPELINED_REST through the SOCKS5 port `port`: the reply code, how the connection ended, and the bytes after the reply. */
+function pipelinedRest(port: number, request: Buffer, payload: string): Promise<{ reply: number; how: string; bytes: number }> {
+  const bytes = Buffer.concat([Buffer.from([5, 1, 0]), request, Buffer.from(payload)]);
+  return new Promise((resolve, reject) => {
+    execFile('/usr/bin/python3', ['-c', PIPELINED_REST, String(port), bytes.toString('hex')], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const m = /^(-?\d+) (\w+) (\d+)$/.exec(stdout.trim());
+      if (!m) return reject(new Error(`python: ${err?.message ?? ''} ${stdout} ${stderr}`));
+      resolve({ reply: Number(m[1]), how: m[2] as string, bytes: Number(m[3]) });
+    });
+  });
 }
 
 function ncat(port: number, host: string, destPort: number, input: string): Promise<{ code: number; stderr: string }> {
@@ -99,9 +135,7 @@ describe('optimistic open (default): success at once, a refusal resets the conne
     ['a refused port', () => ipv4Request('127.0.0.1', deadPort)],
     ['a name that does not resolve', () => domainRequest('no-such-host.invalid', 80)],
   ])('SOCKS5 to %s: reply 0 at once, then RST with no data (never a hang or a clean end)', async (_name, request) => {
-    const { socket, reply } = await pipelined(stack.socksPort, request(), 'GET / HTTP/1.1\r\n\r\n');
-    expect(reply).toBe(0);
-    expect(await rest(socket)).toEqual({ bytes: 0, how: 'reset' });
+    expect(await pipelinedRest(stack.socksPort, request(), 'GET / HTTP/1.1\r\n\r\n')).toEqual({ reply: 0, how: 'reset', bytes: 0 });
   });
 
   it('a reachable destination answers the first bytes sent with the request', async () => {
@@ -201,9 +235,7 @@ describe('a bridge that does not announce early data (older than Postern-Feature
     expect((await readN(ok.socket, 4)).toString()).toBe('ping');
     ok.socket.destroy();
     // And the same client against a bridge that announces it answers optimistically (0x00, then reset).
-    const early = await pipelined(stack.socksPort, ipv4Request('127.0.0.1', deadPort), 'nowhere');
-    expect(early.reply).toBe(0x00);
-    expect((await rest(early.socket)).how).toBe('reset');
+    expect(await pipelinedRest(stack.socksPort, ipv4Request('127.0.0.1', deadPort), 'nowhere')).toEqual({ reply: 0x00, how: 'reset', bytes: 0 });
   });
 });
 
