@@ -3,11 +3,14 @@
  * (bench/gc-probe.cjs, loaded with --require) reports CPU time, garbage-collector time and count by
  * kind, RSS by mapping (node binary, brk heap, anonymous) and V8's heap spaces.
  *
- *   npx tsx bench/gc.ts [--size-mb 256] [--streams 1000] [--settle-ms 6000] [--bundle FILE]
+ *   npx tsx bench/gc.ts [--size-mb 256] [--streams 1000] [--settle-ms 6000] [--sustain-rounds 8] [--bundle FILE]
  *
  * Phases: fresh daemons (after settling); a download then an upload of --size-mb each way through
- * one stream (CPU and GC per MiB moved); --streams streams opened, echoed and closed (CPU and GC per
- * stream); --streams streams held open (RSS). The environment is passed to both daemons (e.g.
+ * one stream (CPU and GC per MiB moved); --sustain-rounds uploads of 128 MiB, one after another
+ * (CPU per MiB and full collections per round: V8 counts the buffers a relay has not yet had swept
+ * against the old generation's limit, so pacing that lets too many pile up shows as full collections
+ * in every round once the first GiB has passed, src/core/young-gc.ts); --streams streams opened,
+ * echoed and closed (CPU and GC per stream); --streams streams held open (RSS). The environment is passed to both daemons (e.g.
  * POSTERN_LOW_MEMORY=1). Figures from one run on a shared machine are noisy: compare builds or
  * settings by alternating runs.
  */
@@ -35,12 +38,15 @@ const { values } = parseArgs({
     'size-mb': { type: 'string', default: '256' },
     streams: { type: 'string', default: '1000' },
     'settle-ms': { type: 'string', default: '6000' },
+    'sustain-rounds': { type: 'string', default: '8' },
     bundle: { type: 'string' },
   },
 });
 const sizeMb = Number(values['size-mb']);
 const streams = Number(values.streams);
 const settleMs = Number(values['settle-ms']);
+const sustainRounds = Number(values['sustain-rounds']);
+const SUSTAIN_MB = 128;
 const TRANSFER_TIMEOUT_MS = 300_000;
 const OPEN_CONCURRENCY = 50;
 const OPEN_DEADLINE_MS = 60_000;
@@ -106,6 +112,24 @@ try {
   out.push(costRow(`${sizeMb} MiB each way`, s0, s1, 2 * sizeMb, 'ms/MiB', 1));
   await sleep(settleMs);
   out.push(memoryRow('after transfer', await snapshots()));
+  if (sustainRounds > 0) {
+    const perRound: Record<string, { cpu: string[]; majors: number[] }> = { client: { cpu: [], majors: [] }, bridge: { cpu: [], majors: [] } };
+    for (let r = 0; r < sustainRounds; r++) {
+      const a = await snapshots();
+      await upload(await bulk(), SUSTAIN_MB * 1048576, TRANSFER_TIMEOUT_MS);
+      const b = await snapshots();
+      for (const [i, [name]] of roles.entries()) {
+        const x = a[i] as Snapshot;
+        const y = b[i] as Snapshot;
+        perRound[name]?.cpu.push(((y.cpuMs - x.cpuMs) / SUSTAIN_MB).toFixed(2));
+        perRound[name]?.majors.push((y.gc.major?.count ?? 0) - (x.gc.major?.count ?? 0));
+      }
+    }
+    for (const [name] of roles) {
+      const p = perRound[name] as { cpu: string[]; majors: number[] };
+      out.push(`${`${sustainRounds} × ${SUSTAIN_MB} MiB up`.padEnd(14)} ${name}: CPU ms/MiB by round [${p.cpu.join(', ')}], full collections by round [${p.majors.join(', ')}]`);
+    }
+  }
   const echo = socksConnector(pair.socksPort, servers.ports.echoPort, true);
   const s2 = await snapshots();
   for (const s of await openIdleStreams(echo, streams, OPEN_CONCURRENCY, OPEN_DEADLINE_MS)) s.destroy();
