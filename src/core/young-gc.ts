@@ -14,10 +14,11 @@
  * unswept buffers starts a full collection — dozens per second in a bulk transfer. Measured with a
  * collection every 4 MiB of relayed messages: a client uploading made 12 MiB of buffers between
  * two (a read, a frame and ws's masked copy per 64 KiB), and after its first full collection it
- * ran ~27 of them per 128 MiB, its CPU per MiB up from 2.0 to 6.0 ms.
+ * ran ~27 of them per 128 MiB, its CPU per MiB up from 2.0 to 6.0 ms (`npm run bench:gc` shows
+ * full collections per round of a sustained upload).
  *
  * So the pace is set by the buffers themselves: every CHECK_EVERY_RELAYED_BYTES relayed this looks
- * at V8's external memory (v8.getHeapStatistics(), ~0.3 µs), and asks for a young collection
+ * at V8's external memory (v8.getHeapStatistics(), 1–2 µs in a daemon), and asks for a young collection
  * (0.3–0.7 ms) once it has grown LIMITS.YOUNG_GC_EVERY_BYTES above the least seen since the last
  * one (what was live then, once its garbage had been swept).
  */
@@ -29,7 +30,7 @@ type CollectFn = (options: { type: 'minor' | 'major'; execution: 'sync' | 'async
 /** V8's gc(); undefined until first needed, null when this runtime cannot give it. */
 let collect: CollectFn | null | undefined;
 /** Relayed bytes between two looks at V8's external memory. */
-export const CHECK_EVERY_RELAYED_BYTES = 64 * 1024;
+export const CHECK_EVERY_RELAYED_BYTES = 256 * 1024;
 let relayedSinceCheck = 0;
 /** The least external memory seen since the last paced collection (Infinity right after one). */
 let externalLow = Number.POSITIVE_INFINITY;
