@@ -17,10 +17,10 @@
  * ran ~27 of them per 128 MiB, its CPU per MiB up from 2.0 to 6.0 ms (`npm run bench:gc` shows
  * full collections per round of a sustained upload).
  *
- * So the pace is set by the buffers themselves: every CHECK_EVERY_RELAYED_BYTES relayed this looks
- * at V8's external memory (v8.getHeapStatistics(), 1–2 µs in a daemon), and asks for a young collection
- * (0.3–0.7 ms) once it has grown LIMITS.YOUNG_GC_EVERY_BYTES above the least seen since the last
- * one (what was live then, once its garbage had been swept).
+ * So the pace is set by the buffers themselves: every CHECK_EVERY_RELAYED_BYTES relayed this
+ * looks at V8's external memory (v8.getHeapStatistics(), about 2 µs in a daemon), and asks for a
+ * young collection (0.3–0.7 ms) once it has grown LIMITS.YOUNG_GC_EVERY_BYTES above the least seen
+ * since the last one (what was live then, once its garbage had been swept).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';

@@ -48,11 +48,12 @@ async function pipelined(port: number, request: Buffer, payload: string): Promis
 
 /**
  * Python (/usr/bin/python3) sends greeting, CONNECT and a first payload in one write, reads the
- * 12-byte reply and then whatever comes until the connection ends: prints the reply code, how it
- * ended ('reset', 'end' or 'timeout') and the bytes after the reply. Not a Node socket: when the reply
- * and the reset arrive in one wakeup, libuv reports the reset as a clean end (it takes POLLHUP after
- * a partial read for EOF without reading the error), where recv() raises ECONNRESET. Measured
- * against one client: a Node socket saw 'end' 10 times in 600, Python 'reset' all 600 times.
+ * 12-byte reply and then whatever comes until the connection ends: prints the reply code (-1 when
+ * the method reply or the reply's version is wrong or short), how it ended ('reset', 'end' or
+ * 'timeout') and the bytes after the reply. Not a Node socket: when the reply and the reset arrive
+ * in one wakeup, libuv reports the reset as a clean end (it takes POLLHUP after a partial read for
+ * EOF without reading the error), where recv() raises ECONNRESET. Measured (a scratch loop against
+ * one client): a Node socket saw 'end' 10 times in 600, Python 'reset' all 600.
  */
 const PIPELINED_REST = `
 import socket, sys
@@ -76,7 +77,7 @@ except ConnectionResetError:
     how = 'reset'
 except socket.timeout:
     how = 'timeout'
-print(head[3] if len(head) > 3 else -1, how, rest)
+print(head[3] if len(head) == 12 and head[:3] == b'\\x05\\x00\\x05' else -1, how, rest)
 `;
 
 /** PIPELINED_REST through the SOCKS5 port `port`: the reply code, how the connection ended, and the bytes after the reply. */
