@@ -8,10 +8,10 @@
  * Phases: fresh daemons (after settling); a download then an upload of --size-mb each way through
  * one stream (CPU and GC per MiB moved); --sustain-rounds uploads of 128 MiB, one after another
  * (CPU per MiB and full collections per round: V8 counts the buffers a relay has not yet had swept
- * against the old generation's limit, so pacing that lets too many pile up shows as full collections
- * in every round once the first GiB has passed, src/core/young-gc.ts); --streams streams opened,
- * echoed and closed (CPU and GC per stream); --streams streams held open (RSS). The environment is passed to both daemons (e.g.
- * POSTERN_LOW_MEMORY=1). Figures from one run on a shared machine are noisy: compare builds or
+ * against the old generation's limit, so pacing that lets too many pile up shows as full
+ * collections in every round once the first GiB has passed, src/core/young-gc.ts); --streams
+ * streams opened, echoed and closed (CPU and GC per stream); --streams streams held open (RSS). The
+ * environment is passed to both daemons (e.g. POSTERN_LOW_MEMORY=1). Figures from one run on a shared machine are noisy: compare builds or
  * settings by alternating runs.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -86,12 +86,16 @@ function memoryRow(label: string, s: Snapshot[]): string {
     })
     .join('\n');
 }
+/** Collections of one kind between two snapshots of a daemon: how many, and how long they took. */
+function gcDelta(x: Snapshot, y: Snapshot, kind: string): { count: number; ms: number } {
+  return { count: (y.gc[kind]?.count ?? 0) - (x.gc[kind]?.count ?? 0), ms: (y.gc[kind]?.ms ?? 0) - (x.gc[kind]?.ms ?? 0) };
+}
 function costRow(label: string, a: Snapshot[], b: Snapshot[], per: number, unit: string, scale: number): string {
   return roles
     .map(([name], i) => {
       const x = a[i] as Snapshot;
       const y = b[i] as Snapshot;
-      const gc = (k: string): { count: number; ms: number } => ({ count: (y.gc[k]?.count ?? 0) - (x.gc[k]?.count ?? 0), ms: (y.gc[k]?.ms ?? 0) - (x.gc[k]?.ms ?? 0) });
+      const gc = (k: string): { count: number; ms: number } => gcDelta(x, y, k);
       const minor = gc('minor');
       const major = gc('major');
       const allGc = Object.keys(y.gc).reduce((t, k) => t + gc(k).ms, 0);
@@ -113,20 +117,20 @@ try {
   await sleep(settleMs);
   out.push(memoryRow('after transfer', await snapshots()));
   if (sustainRounds > 0) {
-    const perRound: Record<string, { cpu: string[]; majors: number[] }> = { client: { cpu: [], majors: [] }, bridge: { cpu: [], majors: [] } };
+    const perRound = roles.map(() => ({ cpu: [] as string[], majors: [] as number[] }));
     for (let r = 0; r < sustainRounds; r++) {
       const a = await snapshots();
       await upload(await bulk(), SUSTAIN_MB * 1048576, TRANSFER_TIMEOUT_MS);
       const b = await snapshots();
-      for (const [i, [name]] of roles.entries()) {
+      for (const [i, p] of perRound.entries()) {
         const x = a[i] as Snapshot;
         const y = b[i] as Snapshot;
-        perRound[name]?.cpu.push(((y.cpuMs - x.cpuMs) / SUSTAIN_MB).toFixed(2));
-        perRound[name]?.majors.push((y.gc.major?.count ?? 0) - (x.gc.major?.count ?? 0));
+        p.cpu.push(((y.cpuMs - x.cpuMs) / SUSTAIN_MB).toFixed(2));
+        p.majors.push(gcDelta(x, y, 'major').count);
       }
     }
-    for (const [name] of roles) {
-      const p = perRound[name] as { cpu: string[]; majors: number[] };
+    for (const [i, [name]] of roles.entries()) {
+      const p = perRound[i] as { cpu: string[]; majors: number[] };
       out.push(`${`${sustainRounds} × ${SUSTAIN_MB} MiB up`.padEnd(14)} ${name}: CPU ms/MiB by round [${p.cpu.join(', ')}], full collections by round [${p.majors.join(', ')}]`);
     }
   }
