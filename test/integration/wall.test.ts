@@ -304,8 +304,10 @@ describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (
     // Over h2 with only bridge→client bytes walled, a cut often finds the client with little of the
     // 64 KiB read (1.2–2.8 KB in a debug run: Linux drops what a socket had not read when the reset
     // comes), and such cuts do not agree, so learning takes longer: measured alone, 3–18 resets (7 of
-    // 28 runs above 8) on this code and on e36c648 alike; ws down 3–4.
-    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === 'both' ? 12 : transport === 'h2' ? 20 : 8);
+    // 28 runs above 8) on this code and on e36c648 alike; ws down 3–4. A loaded machine does the same
+    // to the two-way case: ws both took 20 in a full CI run of 4cd72b4, where alone it takes 3–6
+    // (6 runs each of 4cd72b4 and dccfb23, alternated).
+    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === 'down' && transport === 'ws' ? 8 : 20);
     expect(s.relay.wallResets - (learning.resetsAtLearning() as number)).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
     // The probes past the budget ran into the wall (or showed nothing): it is kept.
     expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
