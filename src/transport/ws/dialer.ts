@@ -4,7 +4,6 @@
  * the bridge answers it with anything but 101 (protocol.md §3).
  */
 import net from 'node:net';
-import { createRequire } from 'node:module';
 import { WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import type { FrameTransport } from '../../mux/transport.js';
@@ -12,31 +11,14 @@ import { FEATURES_HEADER, parseFeatures } from '../auth.js';
 import { credentialHeaders, dialTimeout, hostHeader, refusalError, remainingMs, type DialOptions } from '../dialer.js';
 import type { TransportDialer } from '../types.js';
 import type { BridgeInfo } from '../uri.js';
+import { nativeMask } from './mask.js';
 import { WsFrameTransport } from './ws-transport.js';
 
 const UPGRADE_STAGE_TEXT = 'WebSocket upgrade';
 
-let maskingActive: boolean | undefined;
-
 /** Whether ws masks client frames natively (bufferutil loads). Never throws. */
 export function nativeMaskingActive(): boolean {
-  if (maskingActive === undefined) {
-    if (process.env.WS_NO_BUFFER_UTIL) {
-      maskingActive = false; // ws honours this variable and uses JS masking
-    } else {
-      try {
-        // A literal require('bufferutil') where the bundle has one (the ESM bundle's banner makes
-        // it; the single executable resolves it to its embedded copy), else from this module.
-        const mod = (typeof require === 'function' ? require('bufferutil') : createRequire(import.meta.url)('bufferutil')) as {
-          mask?: unknown;
-        };
-        maskingActive = typeof mod.mask === 'function';
-      } catch {
-        maskingActive = false;
-      }
-    }
-  }
-  return maskingActive;
+  return nativeMask() !== null;
 }
 
 /** The ws transport's client end (registry.ts): the WebSocket upgrade on a verified stream. */

@@ -118,7 +118,9 @@ describe('WsFrameTransport (protocol.md §4 messages)', () => {
 
   it.each([false, true])('client side (TLS %s): large messages arrive byte for byte and in order, also past a backlog, and are left unchanged for a resend', async (useTls) => {
     const { client, server } = await pair(useTls);
-    // ≤ 1024 coalesced per turn; larger ones masked by ws; 16-bit and 64-bit lengths both.
+    // ≤ 1024 coalesced per turn; up to 32 KiB masked by ws; from 32 KiB to what fits 66 KiB framed
+    // by the transport in reused buffers (a buffer reused before its write completed would corrupt
+    // frames sent past the backlog); larger ones masked by ws. 16-bit and 64-bit lengths both.
     const sizes = [1025, 4096, 65_535, 65_536, 65_546, 65_547, 200_000, 10];
     const sent: Buffer[] = [];
     const copies: Buffer[] = [];
