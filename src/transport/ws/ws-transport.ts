@@ -117,9 +117,9 @@ function clipReason(reason: string): string {
  *   through ws it would be a header and a payload in one write, which the TLS socket copies whole.
  *   On the client side a large message (MASKED_FRAME_MIN_BYTES and up) is masked into one of a
  *   few buffers kept for reuse (src/transport/ws/mask.ts), where ws would mask it into a fresh one;
- *   a buffer is reused only once its write has completed (writes complete in order). The bytes on the wire are the same as
- *   ws's. ws never queues a frame of its own here (no compression, no Blobs), so writing beside it
- *   keeps frames whole and in order.
+ *   a buffer is reused only once its write has completed (writes complete in order). The bytes on
+ *   the wire are the same as ws's. ws never queues a frame of its own here (no compression, no
+ *   Blobs), so writing beside it keeps frames whole and in order.
  * - A text message closes the WebSocket with 1002 (protocol error).
  * - After close() nothing more is delivered, and reading resumes so the closing handshake ends.
  */
