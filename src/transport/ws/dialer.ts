@@ -11,7 +11,7 @@ import { FEATURES_HEADER, parseFeatures } from '../auth.js';
 import { credentialHeaders, dialTimeout, hostHeader, refusalError, remainingMs, type DialOptions } from '../dialer.js';
 import type { TransportDialer } from '../types.js';
 import type { BridgeInfo } from '../uri.js';
-import { nativeMask } from './mask.js';
+import { nativeMask } from './frame.js';
 import { WsFrameTransport } from './ws-transport.js';
 
 const UPGRADE_STAGE_TEXT = 'WebSocket upgrade';

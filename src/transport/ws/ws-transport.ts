@@ -7,7 +7,7 @@ import type { RawData, WebSocket } from 'ws';
 import { PosternError } from '../../core/errors.js';
 import { CloseCode, CUT_CODE, headroomOf, type FrameTransport, type TransportClose } from '../../mux/transport.js';
 import { capTlsRecords } from '../record-cap.js';
-import { maskedFrame, WS_MASKED_HEADER_MAX_BYTES } from './mask.js';
+import { maskedFrame, unmaskedFrame, WS_MASKED_HEADER_MAX_BYTES, WS_UNMASKED_HEADER_MAX_BYTES } from './frame.js';
 
 
 export interface WsFrameTransportOptions {
@@ -37,35 +37,6 @@ const COALESCE_MAX_MESSAGE_BYTES = 1024;
 const MAX_CLOSE_REASON_BYTES = 123;
 const WS_OPEN = 1;
 const WS_CLOSED = 3;
-/** RFC 6455 §5.2: FIN set, opcode 0x2 (binary). */
-const WS_FIN_BINARY = 0x82;
-/** RFC 6455 §5.2: payload lengths from this one on take a 16-bit, and from the next one a 64-bit, extended length. */
-const WS_LEN16_MIN = 126;
-const WS_LEN64_MIN = 65_536;
-/** RFC 6455 §5.2: the longest header of an unmasked frame (2 bytes and a 64-bit length). */
-const WS_UNMASKED_HEADER_MAX_BYTES = 10;
-
-/**
- * Writes the header of one unmasked, unfragmented binary WebSocket frame (RFC 6455 §5.2) into the
- * headroom in front of `message` and returns header and message as one buffer.
- */
-function serverFrame(message: Buffer): Buffer {
-  const len = message.length;
-  const h = len < WS_LEN16_MIN ? 2 : len < WS_LEN64_MIN ? 4 : 10;
-  const out = Buffer.from(message.buffer, message.byteOffset - h, len + h);
-  out[0] = WS_FIN_BINARY;
-  if (h === 2) {
-    out[1] = len;
-  } else if (h === 4) {
-    out[1] = WS_LEN16_MIN;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(0, 2); // messages are far below 2^32 bytes (WS_MAX_MESSAGE_BYTES)
-    out.writeUInt32BE(len, 6);
-  }
-  return out;
-}
 
 /**
  * The client's masked frames are made in buffers of this size (a DATA frame of the largest payload,
@@ -116,7 +87,7 @@ function clipReason(reason: string): string {
  *   from the mux) gets its WebSocket header written there and goes to the socket as one buffer:
  *   through ws it would be a header and a payload in one write, which the TLS socket copies whole.
  *   On the client side a large message (MASKED_FRAME_MIN_BYTES and up) is masked into one of a
- *   few buffers kept for reuse (src/transport/ws/mask.ts), where ws would mask it into a fresh one;
+ *   few buffers kept for reuse (src/transport/ws/frame.ts), where ws would mask it into a fresh one;
  *   a buffer is reused only once its write has completed (writes complete in order). The bytes on
  *   the wire are the same as ws's. ws never queues a frame of its own here (no compression, no
  *   Blobs), so writing beside it keeps frames whole and in order.
@@ -220,7 +191,7 @@ export class WsFrameTransport implements FrameTransport {
       process.nextTick(this.#uncork);
     }
     if (this.#server && message.length > COALESCE_MAX_MESSAGE_BYTES && headroomOf(message) >= WS_UNMASKED_HEADER_MAX_BYTES) {
-      this.#socket.write(serverFrame(message), this.#afterWrite);
+      this.#socket.write(unmaskedFrame(message), this.#afterWrite);
     } else if (!this.#server && message.length >= MASKED_FRAME_MIN_BYTES && message.length + WS_MASKED_HEADER_MAX_BYTES <= MASKED_FRAME_BUFFER_BYTES) {
       const buf = maskedFrameBuffers.pop() ?? Buffer.allocUnsafeSlow(MASKED_FRAME_BUFFER_BYTES);
       this.#maskedInFlight.push(buf);

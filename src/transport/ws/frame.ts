@@ -1,10 +1,12 @@
 /**
- * Masked WebSocket frames made by the client itself (RFC 6455 §5.2, §5.3), for large messages:
- * ws masks each into a fresh buffer (a 64 KiB allocation per DATA frame, which the collector then
- * has to sweep); src/transport/ws/ws-transport.ts makes the frame in one of a few buffers kept for
- * reuse. The bytes on the wire are the same as ws's: FIN and the binary opcode, the mask bit, the
- * shortest length form, a random 4-byte key, the payload XORed with it (with bufferutil's native
- * mask where it loads, as ws does, else the same loop in JavaScript).
+ * WebSocket frames the transport writes itself, beside ws (RFC 6455 §5.2, §5.3): the bridge's
+ * unmasked ones, whose header goes into the headroom in front of a DATA frame, and the client's
+ * masked ones, made in one of a few buffers kept for reuse (src/transport/ws/ws-transport.ts)
+ * where ws would mask each into a fresh buffer (a 64 KiB allocation per DATA frame, which the
+ * collector then has to sweep). The bytes on the wire are the same as ws's: FIN and the binary
+ * opcode, the shortest length form, and for the client the mask bit, a random 4-byte key and the
+ * payload XORed with it (with bufferutil's native mask where it loads, as ws does, else the same
+ * loop in JavaScript).
  */
 import { randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -18,6 +20,8 @@ const WS_MASK_BIT = 0x80;
 /** RFC 6455 §5.2: payload lengths from this one on take a 16-bit, and from the next one a 64-bit, extended length. */
 const WS_LEN16_MIN = 126;
 const WS_LEN64_MIN = 65_536;
+/** RFC 6455 §5.2: the longest header of an unmasked frame (2 bytes and a 64-bit length). */
+export const WS_UNMASKED_HEADER_MAX_BYTES = 10;
 /** RFC 6455 §5.2: the longest header of a masked frame (2 bytes, a 64-bit length, the 4-byte key). */
 export const WS_MASKED_HEADER_MAX_BYTES = 14;
 /** Keys drawn from the CSPRNG at a time (4 bytes each). */
@@ -62,6 +66,39 @@ function nextKey(): Buffer {
   return key;
 }
 
+/** Bytes of the header before the key (2, 4 or 10) of a frame carrying `len` bytes: the shortest length form. */
+function headerBytes(len: number): number {
+  return len < WS_LEN16_MIN ? 2 : len < WS_LEN64_MIN ? 4 : 10;
+}
+
+/** Writes the header of one unfragmented binary frame of `len` bytes at the start of `out`, up to the key. */
+function writeHeader(out: Buffer, len: number, masked: boolean): void {
+  const maskBit = masked ? WS_MASK_BIT : 0;
+  out[0] = WS_FIN_BINARY;
+  if (len < WS_LEN16_MIN) {
+    out[1] = maskBit | len;
+  } else if (len < WS_LEN64_MIN) {
+    out[1] = maskBit | WS_LEN16_MIN;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = maskBit | 127;
+    out.writeUInt32BE(0, 2); // messages are far below 2^32 bytes (WS_MAX_MESSAGE_BYTES)
+    out.writeUInt32BE(len, 6);
+  }
+}
+
+/**
+ * Writes the header of one unmasked, unfragmented binary frame (the bridge's) into the headroom in
+ * front of `message` (at least WS_UNMASKED_HEADER_MAX_BYTES) and returns header and message as one
+ * buffer.
+ */
+export function unmaskedFrame(message: Buffer): Buffer {
+  const h = headerBytes(message.length);
+  const out = Buffer.from(message.buffer, message.byteOffset - h, message.length + h);
+  writeHeader(out, message.length, false);
+  return out;
+}
+
 /**
  * Writes one masked, unfragmented binary frame carrying `message` into `out` (which must hold
  * message.length + WS_MASKED_HEADER_MAX_BYTES) and returns the part of `out` that is the frame.
@@ -69,18 +106,8 @@ function nextKey(): Buffer {
  */
 export function maskedFrame(message: Buffer, out: Buffer): Buffer {
   const len = message.length;
-  const h = (len < WS_LEN16_MIN ? 2 : len < WS_LEN64_MIN ? 4 : 10) + 4;
-  out[0] = WS_FIN_BINARY;
-  if (len < WS_LEN16_MIN) {
-    out[1] = WS_MASK_BIT | len;
-  } else if (len < WS_LEN64_MIN) {
-    out[1] = WS_MASK_BIT | WS_LEN16_MIN;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = WS_MASK_BIT | 127;
-    out.writeUInt32BE(0, 2); // messages are far below 2^32 bytes (WS_MAX_MESSAGE_BYTES)
-    out.writeUInt32BE(len, 6);
-  }
+  const h = headerBytes(len) + 4;
+  writeHeader(out, len, true);
   const key = nextKey();
   key.copy(out, h - 4);
   (nativeMask() ?? jsMask)(message, key, out, h, len);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsMask, maskedFrame, nativeMask, WS_MASKED_HEADER_MAX_BYTES } from '../../../../src/transport/ws/mask.js';
+import { jsMask, maskedFrame, nativeMask, WS_MASKED_HEADER_MAX_BYTES } from '../../../../src/transport/ws/frame.js';
 
 /** Parses one masked binary frame (RFC 6455 §5.2) and unmasks its payload. */
 function parse(frame: Buffer): { fin: boolean; opcode: number; key: Buffer; payload: Buffer } {
@@ -24,7 +24,7 @@ function parse(frame: Buffer): { fin: boolean; opcode: number; key: Buffer; payl
   return { fin: ((frame[0] as number) & 0x80) !== 0, opcode: (frame[0] as number) & 0x0f, key: Buffer.from(key), payload };
 }
 
-describe('masked frames made by the client (src/transport/ws/mask.ts, RFC 6455 §5.2–5.3)', () => {
+describe('masked frames made by the client (src/transport/ws/frame.ts, RFC 6455 §5.2–5.3)', () => {
   it.each([0, 1, 125, 126, 1025, 65_535, 65_536, 65_546])('a %i-byte message: FIN, binary, the shortest length form, and a payload that unmasks to the message', (n) => {
     const message = Buffer.alloc(n);
     for (let i = 0; i < n; i++) message[i] = (i * 7 + 3) & 0xff;
