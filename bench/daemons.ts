@@ -273,3 +273,40 @@ export async function startPair(opts: PairOptions): Promise<Pair> {
     throw err;
   }
 }
+
+/** The floor relay pair (bench/floor-relay.mjs): what a bare Node TLS tunnel does, beside Postern. */
+export interface FloorPair {
+  bridge: Daemon;
+  client: Daemon;
+  socksPort: number;
+  stop(): Promise<{ bridge: string; client: string }>;
+}
+
+export async function startFloorPair(tlsKey: string, tlsCert: string, startTimeoutMs: number): Promise<FloorPair> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-bench-floor-'));
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  writeFileSync(keyFile, tlsKey, { mode: 0o600 });
+  writeFileSync(certFile, tlsCert);
+  const script = path.join(ROOT, 'bench', 'floor-relay.mjs');
+  const spawnFloor = (role: 'bridge' | 'client', args: string[]): Daemon =>
+    new Daemon(`floor ${role}`, spawn(process.execPath, [script, role, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+  let bridge: Daemon | null = null;
+  let client: Daemon | null = null;
+  const stop = async (): Promise<{ bridge: string; client: string }> => {
+    const c = client ? await client.stop() : 'not started';
+    const b = bridge ? await bridge.stop() : 'not started';
+    rmSync(dir, { recursive: true, force: true });
+    return { bridge: b, client: c };
+  };
+  try {
+    bridge = spawnFloor('bridge', ['--cert', certFile, '--key', keyFile]);
+    const bl = await bridge.waitFor((l) => l.msg === 'listening', startTimeoutMs, 'floor bridge listening');
+    client = spawnFloor('client', ['--bridge-port', String(bl.port)]);
+    const cl = await client.waitFor((l) => l.msg === 'listening', startTimeoutMs, 'floor client listening');
+    return { bridge, client, socksPort: Number(cl.port), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -49,7 +49,7 @@ export const USAGE = `Usage: npm run bench -- [options]      (or: tsx bench/run.
   --streams N          idle streams for the RSS measurement (default 1000)
   --settle-ms N        RSS sampling window before a value counts as settled (default 12000)
   --only LIST          comma-separated subset of: throughput,latency,rss,slowpath
-  --baselines-only     direct TCP and TLS pair only (no Postern daemons)
+  --baselines-only     direct TCP, TLS pair and relay floor only (no Postern daemons)
   --no-h2              measure the WebSocket transport only (default: h2 beside it)
   --no-pipeline        wait for the SOCKS method reply before sending CONNECT
   --cpu-prof           run the daemons under node --cpu-prof (profiles in bench/results/prof-*/)

@@ -2,7 +2,9 @@
  * Postern benchmark, loopback only: `npm run bench` (builds first), options after `--` (see --help).
  *
  *   1. single-stream throughput, download and upload: Postern (our SOCKS5 client → client daemon →
- *      wss → bridge daemon → TCP server) vs direct TCP to the same server vs a plain Node TLS pair;
+ *      wss → bridge daemon → TCP server) vs direct TCP to the same server vs a plain Node TLS pair
+ *      vs the relay floor (bench/floor-relay.mjs: two Node processes that pipe() one TLS connection
+ *      per stream, the least a Node tunnel does);
  *   2. new-stream latency on a warm tunnel: SOCKS CONNECT + first echoed byte vs a direct TCP
  *      connect + first echoed byte;
  *   3. RSS of both daemons at rest and with N idle streams open (fresh daemons);
@@ -16,8 +18,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { selfSignedCert } from './certs.js';
-import { ROOT, startPair, useBundle, type Daemon, type Pair } from './daemons.js';
+import { selfSignedCert, type CertPair } from './certs.js';
+import { ROOT, startFloorPair, startPair, useBundle, type Daemon, type FloorPair, type Pair } from './daemons.js';
 import { connectEchoMicros, directConnector, openIdleStreams, socksConnector, tlsConnector, type Connector } from './measure.js';
 import { USAGE, parseOptions, type BenchOptions } from './options.js';
 import { readCpuMs, readMem, readSystemCpuMs, type MemSample } from './proc.js';
@@ -50,11 +52,12 @@ const IDLE_OPEN_DEADLINE_MS = 120_000;
 const CLOSE_CHECK_MS = 15_000;
 const DAEMON_START_TIMEOUT_MS = 20_000;
 
-type PathName = 'direct' | 'tls' | 'postern' | 'postern-h2';
+type PathName = 'direct' | 'tls' | 'floor' | 'postern' | 'postern-h2';
 type Direction = 'download' | 'upload';
 const PATH_LABEL: Record<PathName, string> = {
   direct: 'direct TCP',
   tls: 'Node TLS pair',
+  floor: 'Node TLS relay (floor)',
   postern: 'Postern (SOCKS→wss→bridge)',
   'postern-h2': 'Postern (SOCKS→h2→bridge)',
 };
@@ -70,6 +73,8 @@ interface CpuSnapshot {
   wall: bigint;
   system: { busyMs: number };
   bench: NodeJS.CpuUsage;
+  /** CPU ms of the daemons in sidePids. */
+  side: number;
   client?: number;
   bridge?: number;
 }
@@ -89,9 +94,27 @@ function cpuSnapshot(pair: Pair | null): CpuSnapshot {
     wall: process.hrtime.bigint(),
     system: readSystemCpuMs(),
     bench: process.cpuUsage(),
+    side: sideCpuMs(),
     ...(pair ? { client: readCpuMs(pair.client.pid), bridge: readCpuMs(pair.bridge.pid) } : {}),
   };
 }
+
+/**
+ * Daemons the bench runs besides `pair` (the h2 pair, the floor relay): their CPU is the bench's
+ * own doing, not other processes' noise. Read at both ends of an interval by cpuSnapshot.
+ */
+const sidePids = new Set<number>();
+const sideCpuMs = (): number => {
+  let ms = 0;
+  for (const pid of sidePids) {
+    try {
+      ms += readCpuMs(pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms;
+};
 
 function cpuSince(a: CpuSnapshot, pair: Pair | null): CpuPct {
   const b = cpuSnapshot(pair);
@@ -99,7 +122,7 @@ function cpuSince(a: CpuSnapshot, pair: Pair | null): CpuPct {
   const d = process.cpuUsage(a.bench);
   const pct = (ms: number): number => Math.round((ms / wallMs) * 100);
   const out: CpuPct = { bench: pct((d.user + d.system) / 1000), others: 0 };
-  let ours = (d.user + d.system) / 1000;
+  let ours = (d.user + d.system) / 1000 + (b.side - a.side);
   if (pair && a.client !== undefined && a.bridge !== undefined) {
     out.client = pct((b.client as number) - a.client);
     out.bridge = pct((b.bridge as number) - a.bridge);
@@ -280,6 +303,11 @@ interface RssResult {
   /** Connections still open at the echo server CLOSE_CHECK_MS after the bench closed all its streams. */
   leftOpenAfterClose: number;
   closeDrainMs: number;
+  /**
+   * The relay floor's processes beside Postern's: "fresh" after one stream (its TLS handshake)
+   * and "at rest" after the same bulk transfer. No idle streams: it has no multiplexing.
+   */
+  floor: { client: { fresh: Settled; start: Settled }; bridge: { fresh: Settled; start: Settled } } | null;
 }
 
 async function settle(pids: number[], ms: number): Promise<Settled[]> {
@@ -299,10 +327,14 @@ async function settle(pids: number[], ms: number): Promise<Settled[]> {
   });
 }
 
-async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: string[]): Promise<RssResult> {
-  log('rss: starting a fresh client/bridge pair');
+async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: string[], tlsCert: CertPair): Promise<RssResult> {
+  log('rss: starting a fresh client/bridge pair and the relay floor');
   const pair = await startPair({ nodeFlags, bridgeLimits: opts.bridgeLimits, logLevel: opts.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS });
+  let floor: FloorPair | null = null;
   try {
+    floor = await startFloorPair(tlsCert.key, tlsCert.cert, DAEMON_START_TIMEOUT_MS);
+    const floorEcho = socksConnector(floor.socksPort, servers.ports.echoPort, opts.pipeline);
+    await connectEchoMicros(floorEcho);
     const echoPort = servers.ports.echoPort;
     const connect = socksConnector(pair.socksPort, echoPort, opts.pipeline);
     const waitEchoOpen = async (want: (n: number) => boolean, ms: number): Promise<{ n: number; ms: number }> => {
@@ -316,13 +348,16 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
     };
     const pids = [pair.client.pid, pair.bridge.pid];
     log(`rss: settling ${opts.settleMs} ms (fresh daemons)`);
-    const [cf, bf] = await settle(pids, opts.settleMs);
+    const [cf, bf, fcf, fbf] = await settle([...pids, floor.client.pid, floor.bridge.pid], opts.settleMs);
     // A bulk transfer each way first, as a real session has (V8's young generation grows under it).
     const bulkBytes = Math.min(opts.sizeBytes, RSS_BULK_MAX_BYTES);
     const bulk = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, opts.pipeline);
     log(`rss: bulk transfer, ${(bulkBytes / 1048576).toFixed(0)} MiB each way`);
     await download(await bulk(), bulkBytes, 120_000);
     await upload(await bulk(), bulkBytes, 120_000);
+    const floorBulk = socksConnector(floor.socksPort, servers.ports.trafficTcpPort, opts.pipeline);
+    await download(await floorBulk(), bulkBytes, 120_000);
+    await upload(await floorBulk(), bulkBytes, 120_000);
     // Warm-up: one full cycle of the same number of streams, opened, echoed and closed. The heap
     // (V8 grows its young generation under allocation pressure) and malloc arenas reach the size
     // the measured cycle needs, so the growth below is what the open streams hold, not one-off growth.
@@ -331,7 +366,10 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
     for (const s of warm) s.destroy();
     await waitEchoOpen((n) => n === 0, CLOSE_CHECK_MS);
     log(`rss: settling ${opts.settleMs} ms (baseline)`);
-    const [c0, b0] = await settle(pids, opts.settleMs);
+    const [c0, b0, fc0, fb0] = await settle([...pids, floor.client.pid, floor.bridge.pid], opts.settleMs);
+    const how = await floor.stop();
+    floor = null;
+    log(`rss: floor relay stopped: client ${how.client}; bridge ${how.bridge}`);
     log(`rss: opening ${opts.idleStreams} idle streams`);
     const t0 = Date.now();
     const socks = await openIdleStreams(connect, opts.idleStreams, IDLE_OPEN_CONCURRENCY, IDLE_OPEN_DEADLINE_MS);
@@ -360,8 +398,10 @@ async function measureRss(opts: BenchOptions, servers: ServerHost, nodeFlags: st
       bridge: side(bf!, b0!, b1!, b2!),
       leftOpenAfterClose: drained.n,
       closeDrainMs: drained.ms,
+      floor: { client: { fresh: fcf!, start: fc0! }, bridge: { fresh: fbf!, start: fb0! } },
     };
   } finally {
+    if (floor) await floor.stop();
     const how = await pair.stop();
     log(`rss pair stopped: client ${how.client}; bridge ${how.bridge}`);
   }
@@ -413,7 +453,7 @@ function report(
     out.push(`1. Single-stream throughput, ${mib} MiB per transfer, MB/s = 10^6 B/s, median of ${opts.reps} runs (best in brackets)`);
     out.push(`   ${pad('', 28)}${lpad('download', 20)}${lpad('upload', 20)}`);
     const get = (p: PathName, d: Direction) => tput.find((c) => c.path === p && c.direction === d);
-    for (const p of ['direct', 'tls', 'postern', 'postern-h2'] as PathName[]) {
+    for (const p of ['direct', 'tls', 'floor', 'postern', 'postern-h2'] as PathName[]) {
       const dl = get(p, 'download');
       const ul = get(p, 'upload');
       if (!dl || !ul) continue;
@@ -433,6 +473,12 @@ function report(
       targets.push({ name: 'throughput download, Postern/TLS', value: rd, limit: `>= ${TARGET_THROUGHPUT_VS_TLS}`, pass: rd >= TARGET_THROUGHPUT_VS_TLS });
       targets.push({ name: 'throughput upload, Postern/TLS', value: ru, limit: `>= ${TARGET_THROUGHPUT_VS_TLS}`, pass: ru >= TARGET_THROUGHPUT_VS_TLS });
       if (dd && du) out.push(`   ${pad('Postern / direct', 28)}${lpad(pct(pd.medianMBps / dd.medianMBps), 20)}${lpad(pct(pu.medianMBps / du.medianMBps), 20)}`);
+      const fd = get('floor', 'download');
+      const fu = get('floor', 'upload');
+      if (fd && fu) {
+        out.push(`   ${pad('relay floor / TLS pair', 28)}${lpad(pct(fd.medianMBps / td.medianMBps), 20)}${lpad(pct(fu.medianMBps / tu.medianMBps), 20)}   (what a bare Node relay reaches: the TLS-pair target cannot be above it)`);
+        out.push(`   ${pad('Postern / relay floor', 28)}${lpad(pct(pd.medianMBps / fd.medianMBps), 20)}${lpad(pct(pu.medianMBps / fu.medianMBps), 20)}`);
+      }
       const cpuMed = (c: ThroughputCase, k: keyof CpuPct) => median(c.runs.map((r) => r.cpu[k] ?? Number.NaN)).toFixed(0);
       out.push(
         `   CPU during Postern runs (% of one core, median): download client ${cpuMed(pd, 'client')}%, bridge ${cpuMed(pd, 'bridge')}%, bench ${cpuMed(pd, 'bench')}%;` +
@@ -477,7 +523,7 @@ function report(
     out.push(
       `   "fresh" is the daemons just started, tunnel up; then ${(rss.bulkBytes / 1048576).toFixed(0)} MiB each way through one stream, and "at rest" is after a warm-up cycle that opened, echoed and closed ${rss.streams} streams`,
     );
-    out.push(`   ${pad('', 10)}${lpad('fresh', 10)}${lpad('at rest', 10)}${lpad(`${rss.streams} idle`, 12)}${lpad('KiB/stream', 12)}${lpad('(anon)', 9)}${lpad('after close', 13)}`);
+    out.push(`   ${pad('', 14)}${lpad('fresh', 10)}${lpad('at rest', 10)}${lpad(`${rss.streams} idle`, 12)}${lpad('KiB/stream', 12)}${lpad('(anon)', 9)}${lpad('after close', 13)}`);
     const mib = (kib: number): number => kib / 1024;
     for (const name of ['client', 'bridge'] as const) {
       const s = rss[name];
@@ -485,13 +531,23 @@ function report(
       const okFresh = mib(s.fresh.rssKiB) <= TARGET_RSS_FRESH_MIB;
       const okIdle = mib(s.withStreams.rssKiB) <= TARGET_RSS_IDLE_MIB;
       out.push(
-        `   ${pad(name, 10)}${lpad(String(s.fresh.rssKiB), 10)}${lpad(String(s.start.rssKiB), 10)}${lpad(String(s.withStreams.rssKiB), 12)}${lpad(s.growthPerStreamKiB.toFixed(1), 12)}` +
+        `   ${pad(name, 14)}${lpad(String(s.fresh.rssKiB), 10)}${lpad(String(s.start.rssKiB), 10)}${lpad(String(s.withStreams.rssKiB), 12)}${lpad(s.growthPerStreamKiB.toFixed(1), 12)}` +
           `${lpad(s.anonGrowthPerStreamKiB.toFixed(1), 9)}${lpad(String(s.afterClose.rssKiB), 13)}   target ≤ ${TARGET_RSS_PER_STREAM_KIB} KiB/stream: ${verdict(ok)};` +
           ` fresh ${mib(s.fresh.rssKiB).toFixed(1)} MiB ≤ ${TARGET_RSS_FRESH_MIB}: ${verdict(okFresh)}; ${rss.streams} idle ${mib(s.withStreams.rssKiB).toFixed(1)} MiB ≤ ${TARGET_RSS_IDLE_MIB}: ${verdict(okIdle)}`,
       );
       targets.push({ name: `RSS growth per idle stream, ${name}`, value: s.growthPerStreamKiB, limit: `<= ${TARGET_RSS_PER_STREAM_KIB} KiB`, pass: ok });
       targets.push({ name: `RSS fresh, ${name}`, value: mib(s.fresh.rssKiB), limit: `<= ${TARGET_RSS_FRESH_MIB} MiB`, pass: okFresh });
       targets.push({ name: `RSS with ${rss.streams} idle streams, ${name}`, value: mib(s.withStreams.rssKiB), limit: `<= ${TARGET_RSS_IDLE_MIB} MiB`, pass: okIdle });
+    }
+    if (rss.floor) {
+      for (const name of ['client', 'bridge'] as const) {
+        const f = rss.floor[name];
+        out.push(`   ${pad(`floor ${name}`, 14)}${lpad(String(f.fresh.rssKiB), 10)}${lpad(String(f.start.rssKiB), 10)}`);
+      }
+      out.push(
+        `   (the relay floor, bench/floor-relay.mjs, beside them: a bare Node TLS relay after one stream, then after the same bulk transfer;` +
+          ` the fresh target cannot be below it)`,
+      );
     }
     out.push(`   after the bench closed all streams: ${rss.leftOpenAfterClose} still open at the echo server after ${rss.closeDrainMs} ms`);
   }
@@ -574,6 +630,7 @@ async function main(): Promise<number> {
   let lat: LatencyResult | null = null;
   let latH2: LatencyResult | null = null;
   let h2Pair: Pair | null = null;
+  let floor: FloorPair | null = null;
   let rss: RssResult | null = null;
   let slow: SlowCase[] | null = null;
   try {
@@ -593,24 +650,37 @@ async function main(): Promise<number> {
         log('starting the transport=h2 client/bridge pair');
         h2Pair = await startPair({ nodeFlags, bridgeLimits: o.bridgeLimits, logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, transport: 'h2' });
         log(`h2 bridge pid ${h2Pair.bridge.pid}; client pid ${h2Pair.client.pid} socks port ${h2Pair.socksPort}; tunnel up logged: ${h2Pair.tunnelUpSeen}`);
+        sidePids.add(h2Pair.client.pid).add(h2Pair.bridge.pid);
       }
+    }
+    if (o.sections.has('throughput')) {
+      log('starting the floor relay pair (bench/floor-relay.mjs)');
+      floor = await startFloorPair(key, cert, DAEMON_START_TIMEOUT_MS);
+      sidePids.add(floor.client.pid).add(floor.bridge.pid);
     }
     if (o.sections.has('throughput')) {
       const connectors: Partial<Record<PathName, Connector>> = {
         direct: directConnector(servers.ports.trafficTcpPort),
         tls: tlsConnector(servers.ports.trafficTlsPort, cert),
       };
+      if (floor) connectors.floor = socksConnector(floor.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       if (pair) connectors.postern = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       if (h2Pair) connectors['postern-h2'] = socksConnector(h2Pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       tput = await measureThroughput(o, connectors, pair);
     }
     if (o.sections.has('latency') && pair) lat = await measureLatency(o, servers.ports.echoPort, pair);
     if (o.sections.has('latency') && h2Pair) latH2 = await measureLatency(o, servers.ports.echoPort, h2Pair);
+    if (floor) {
+      const how = await floor.stop();
+      log(`floor relay stopped: client ${how.client}; bridge ${how.bridge}`);
+      floor = null;
+    }
     if (h2Pair) {
       const how = await h2Pair.stop();
       log(`h2 pair stopped: client ${how.client}; bridge ${how.bridge}`);
       h2Pair = null;
     }
+    sidePids.clear();
     if (pair) {
       const warnings = [...pair.client.seen, ...pair.bridge.seen].filter((l) => typeof l.level === 'number' && l.level >= 40);
       meta.daemonWarnings = warnings.slice(0, 20);
@@ -619,11 +689,12 @@ async function main(): Promise<number> {
       pair = null;
     }
     // Never under --cpu-prof: the profiler's own memory would count as growth.
-    if (o.sections.has('rss') && !o.baselinesOnly) rss = await measureRss(o, servers, []);
+    if (o.sections.has('rss') && !o.baselinesOnly) rss = await measureRss(o, servers, [], { key, cert });
     if (o.sections.has('slowpath') && !o.baselinesOnly) {
       slow = await measureSlowPath(servers.ports.echoPort, o.slowSamples, { logLevel: o.logLevel, startTimeoutMs: DAEMON_START_TIMEOUT_MS, bridgeLimits: o.bridgeLimits }, log);
     }
   } finally {
+    if (floor) await floor.stop();
     if (h2Pair) await h2Pair.stop();
     if (pair) {
       process.stderr.write(`[bench] client log tail:\n${pair.client.tailText()}\n[bench] bridge log tail:\n${pair.bridge.tailText()}\n`);
