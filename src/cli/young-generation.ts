@@ -1,5 +1,5 @@
 /**
- * V8's young generation, set before anything else runs: bin/postern loads this module's own small
+ * V8's young generation and how it is collected, set before anything else runs: bin/postern loads this module's own small
  * build (dist/young-generation.js) before the bundle, since compiling the bundle would
  * already grow it; it is also the first import of cli/main.ts, for the single executable and for
  * `node dist/postern.js`.
@@ -20,15 +20,32 @@
  *
  * Only the growth factor can be changed here: the largest size (`node --max-semi-space-size`) is
  * fixed when the heap is made, before any JavaScript runs.
+ *
+ * Young collections also run on the main thread alone. V8 by default scavenges with helper threads
+ * and frees the dead ArrayBuffers on a worker thread after each young collection; a relaying
+ * daemon runs one every few MiB (YOUNG_GC_EVERY_BYTES), and each then hands work to a thread that,
+ * on a machine whose cores are busy, waits to be scheduled while the next collection waits for it.
+ * A young generation of 1 MiB leaves helpers little to share. Measured (bench/ab.ts-style, 8 rounds
+ * of 128 MiB each way, the same build with and without, load 0.6–1.0 on 2 cores): daemon CPU per
+ * MiB 3.83 → 3.40 ms down and 4.45 → 3.83 up, 344 → 381 and 314 → 375 MB/s (lower CPU in 6 and 8
+ * of 8 rounds); V8's four helper threads woke 110–125 times instead of 650–720 per 128 MiB each
+ * way. POSTERN_GC_THREADS=1 gives V8's default.
+ *
+ * Only flags V8 reads at each collection are set here, after start: `--single-threaded-gc`, which
+ * would also stop concurrent marking, makes V8 abort at its next full collection when set this
+ * way (a fatal check in cppgc's marker, measured on Node 20).
  */
 import v8 from 'node:v8';
 
 const SMALL_YOUNG_GENERATION = '--semi-space-growth-factor=1';
+const YOUNG_GC_ON_MAIN_THREAD = ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping'];
 
-/** The V8 flag this process applies for its environment (null: V8's default). */
-export function youngGenerationFlag(env: NodeJS.ProcessEnv): string | null {
-  return env.POSTERN_LOW_MEMORY === '0' ? null : SMALL_YOUNG_GENERATION;
+/** The V8 flags this process applies for its environment (none: V8's defaults). */
+export function v8FlagsFor(env: NodeJS.ProcessEnv): string[] {
+  return [
+    ...(env.POSTERN_LOW_MEMORY === '0' ? [] : [SMALL_YOUNG_GENERATION]),
+    ...(env.POSTERN_GC_THREADS === '1' ? [] : YOUNG_GC_ON_MAIN_THREAD),
+  ];
 }
 
-const flag = youngGenerationFlag(process.env);
-if (flag !== null) v8.setFlagsFromString(flag);
+for (const flag of v8FlagsFor(process.env)) v8.setFlagsFromString(flag);

@@ -1,0 +1,103 @@
+/**
+ * Issue 12: the bridge and the client collect V8's young generation on their main thread by
+ * default, and POSTERN_GC_THREADS=1 gives V8's default, helper threads (src/cli/young-generation.ts).
+ * What shows it from outside: V8 hands work to its helper threads after each young collection
+ * (parallel scavenging, freeing dead ArrayBuffers), and a helper blocks again once done, so the
+ * helpers' voluntary context switches (/proc/PID/task/TID/status) count the hand-offs. Measured on
+ * 128 MiB each way: 110–125 with the default, 650–720 with POSTERN_GC_THREADS=1. Each case has one
+ * daemon that must show many, so the count is shown to see them.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Postern, stopAll } from '../helpers/proc.js';
+import { ipv4Request, socksConnect } from '../helpers/socks.js';
+import { init, withPort } from '../helpers/stack.js';
+
+const MIB = 1024 * 1024;
+/** Echoed through one stream: each daemon relays it both ways (about 80 young collections each). */
+const ECHO_BYTES = 96 * MIB;
+const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
+
+let echo: net.Server;
+let echoPort = 0;
+
+beforeAll(async () => {
+  echo = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  echoPort = (echo.address() as net.AddressInfo).port;
+});
+afterEach(stopAll);
+afterAll(() => echo.close());
+
+/** Voluntary context switches of every thread of `pid` but its main one. */
+function helperWakeups(pid: number): number {
+  let n = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    if (tid === String(pid)) continue;
+    const status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    n += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+  }
+  return n;
+}
+
+/** Writes ECHO_BYTES through the tunnel and reads them back (write() honoured, so both ways run at once). */
+async function echoBulk(socksPort: number): Promise<void> {
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echoPort));
+  expect(reply).toBe(0);
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < ECHO_BYTES) {
+      sent += CHUNK.length;
+      if (!socket.write(CHUNK)) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+  };
+  const received = new Promise<number>((resolve, reject) => {
+    let n = 0;
+    socket.on('data', (d: Buffer) => {
+      n += d.length;
+      if (n >= ECHO_BYTES) resolve(n);
+    });
+    socket.once('error', reject);
+    socket.once('close', () => resolve(n));
+    socket.resume();
+  });
+  pump();
+  expect(await received).toBe(ECHO_BYTES);
+  socket.destroy();
+}
+
+/** Helper-thread wakeups of each daemon while ECHO_BYTES are echoed through it (after a warm-up). */
+async function underBulk(bridgeEnv: NodeJS.ProcessEnv, clientEnv: NodeJS.ProcessEnv): Promise<{ bridge: number; client: number }> {
+  const { config, uri } = await init();
+  const bridge = new Postern(['bridge', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--no-http2'], bridgeEnv);
+  const bridgePort = await bridge.listening('bridge');
+  const client = new Postern(['client', '--bridge', withPort(uri, bridgePort), '--listen', '127.0.0.1:0', '--no-auth'], clientEnv);
+  const port = await client.listening('socks');
+  await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
+  await echoBulk(port); // start-up work (compilation, the first full collections) is not counted
+  const b0 = helperWakeups(bridge.pid);
+  const c0 = helperWakeups(client.pid);
+  await echoBulk(port);
+  return { bridge: helperWakeups(bridge.pid) - b0, client: helperWakeups(client.pid) - c0 };
+}
+
+describe('V8 young collections on the main thread (POSTERN_GC_THREADS)', () => {
+  it('a bridge by default wakes its helper threads far less than a client with POSTERN_GC_THREADS=1', async () => {
+    const { bridge, client } = await underBulk({}, { POSTERN_GC_THREADS: '1' });
+    expect(client).toBeGreaterThan(150);
+    expect(bridge * 3).toBeLessThan(client);
+  }, 90_000);
+
+  it('a client by default wakes its helper threads far less than a bridge with POSTERN_GC_THREADS=1', async () => {
+    const { bridge, client } = await underBulk({ POSTERN_GC_THREADS: '1' }, {});
+    expect(bridge).toBeGreaterThan(150);
+    expect(client * 3).toBeLessThan(bridge);
+  }, 90_000);
+});
