@@ -8,12 +8,13 @@
  * A bundle is run with `node FILE` (as --bundle in run.ts; a launcher .mjs that imports a bundle works
  * too); a build's dist/postern.js loads chunks from its folder, so copy the whole dist/ of each build. Per round and build: download and upload MB/s and the daemons' CPU time per MiB moved (less
  * sensitive to noise than MB/s), then a block of new-stream latency samples and the daemons' CPU
- * time per new stream. Prints medians over rounds.
+ * time per new stream. Prints medians over rounds. The relay floor (bench/floor-relay.mjs) runs in
+ * the throughput rounds too, with its own CPU per MiB: what a bare Node relay spends on the same.
  */
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { selfSignedCert } from './certs.js';
-import { startPair, useBundle, type Pair } from './daemons.js';
+import { startFloorPair, startPair, useBundle, type FloorPair, type Pair } from './daemons.js';
 import { connectEchoMicros, directConnector, socksConnector, tlsConnector } from './measure.js';
 import { readCpuMs } from './proc.js';
 import { startServers } from './server-host.js';
@@ -42,7 +43,9 @@ const log = (m: string): void => void process.stderr.write(`[ab] ${m}\n`);
 const { key, cert } = selfSignedCert();
 const servers = await startServers({ tlsKey: key, tlsCert: cert });
 const pairs: { name: string; pair: Pair }[] = [];
+let floor: FloorPair | null = null;
 try {
+  if (only.has('throughput')) floor = await startFloorPair(key, cert, 20_000);
   for (const [i, file] of positionals.entries()) {
     useBundle(file);
     pairs.push({ name: i === 0 ? 'A' : 'B', pair: await startPair({ nodeFlags: [], logLevel: 'info', startTimeoutMs: 20_000 }) });
@@ -55,6 +58,11 @@ try {
   const direct = directConnector(servers.ports.echoPort);
   const timeoutMs = 120_000;
   // Warm-up: JIT and heap of every path.
+  if (floor) {
+    const c = socksConnector(floor.socksPort, servers.ports.trafficTcpPort, true);
+    await download(await c(), 16 * 1048576, timeoutMs);
+    await upload(await c(), 16 * 1048576, timeoutMs);
+  }
   for (const { pair } of pairs) {
     const c = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, true);
     await download(await c(), 16 * 1048576, timeoutMs);
@@ -69,6 +77,15 @@ try {
       for (const dir of ['download', 'upload'] as const) {
         const t = dir === 'download' ? await download(await tls(), size, timeoutMs) : await upload(await tls(), size, timeoutMs);
         add(`tls ${dir} MB/s`, t.mbps);
+        if (floor) {
+          const f = floor;
+          const sock = await socksConnector(f.socksPort, servers.ports.trafficTcpPort, true)();
+          const fcpu = (): number => readCpuMs(f.client.pid) + readCpuMs(f.bridge.pid);
+          const c0 = fcpu();
+          const x = dir === 'download' ? await download(sock, size, timeoutMs) : await upload(sock, size, timeoutMs);
+          add(`floor ${dir} MB/s`, x.mbps);
+          add(`floor ${dir} daemon CPU ms/MiB`, (fcpu() - c0) / (size / 1048576));
+        }
         for (const { name, pair } of order) {
           const sock = await socksConnector(pair.socksPort, servers.ports.trafficTcpPort, true)();
           const c0 = cpu(pair);
@@ -101,6 +118,7 @@ try {
   process.stdout.write(`A = ${positionals[0]}\nB = ${positionals[1]}\n${out.join('\n')}\n`);
 } finally {
   for (const { pair } of pairs) await pair.stop();
+  if (floor) await floor.stop();
   await servers.close();
 }
 process.exit(0);
