@@ -25,11 +25,11 @@
  * and frees the dead ArrayBuffers on a worker thread after each young collection; a relaying
  * daemon runs one every few MiB (YOUNG_GC_EVERY_BYTES), and each then hands work to a thread that,
  * on a machine whose cores are busy, waits to be scheduled while the next collection waits for it.
- * A young generation of 1 MiB leaves helpers little to share. Measured (bench/ab.ts-style, 8 rounds
- * of 128 MiB each way, the same build with and without, load 0.6–1.0 on 2 cores): daemon CPU per
- * MiB 3.83 → 3.40 ms down and 4.45 → 3.83 up, 344 → 381 and 314 → 375 MB/s (lower CPU in 6 and 8
- * of 8 rounds); V8's four helper threads woke 110–125 times instead of 650–720 per 128 MiB each
- * way. POSTERN_GC_THREADS=1 gives V8's default.
+ * A young generation of 1 MiB leaves helpers little to share. Measured on 2 cores: collector time
+ * per MiB relayed 0.28–0.33 → 0.15–0.22 ms, per young collection 0.69–0.89 → 0.31–0.43 ms (npm run
+ * bench:gc, alternated); daemon CPU per MiB 1–11 % lower down and 5–14 % lower up in three
+ * side-by-side runs of 8 rounds × 128 MiB (bench/ab.ts); V8's four helper threads woke 110–125
+ * times instead of 650–720 per 128 MiB each way. POSTERN_GC_THREADS=1 gives V8's default.
  *
  * Only flags V8 reads at each collection are set here, after start: `--single-threaded-gc`, which
  * would also stop concurrent marking, makes V8 abort at its next full collection when set this
