@@ -1,8 +1,8 @@
 /**
- * V8's young generation and how it is collected, set before anything else runs: bin/postern loads this module's own small
- * build (dist/young-generation.js) before the bundle, since compiling the bundle would
- * already grow it; it is also the first import of cli/main.ts, for the single executable and for
- * `node dist/postern.js`.
+ * V8's young generation and how it is collected, set before anything else runs: bin/postern loads
+ * this module's own small build (dist/young-generation.js) before the bundle, since compiling the
+ * bundle would already grow it; it is also the first import of cli/main.ts, for the single
+ * executable and for `node dist/postern.js`.
  *
  * By default V8 doubles its young generation (1 MiB semi-spaces) up to 16 MiB whenever many
  * objects survive a collection: opening many streams at once, a bulk transfer. It shrinks it back
