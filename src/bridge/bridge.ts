@@ -52,6 +52,16 @@ function leased(req: IncomingOpen, lease: StreamLease): IncomingOpen {
   };
 }
 
+/**
+ * The stream's child logger, made only when something is logged (most streams log nothing). Made
+ * here, not in onOpen, so that what the relay keeps for the stream's life (it logs through this)
+ * is the session's logger and a number, not the open request with its closures and signal.
+ */
+function lazyStreamLog(sessionLog: Logger, streamId: number): () => Logger {
+  let streamLog: Logger | null = null;
+  return () => (streamLog ??= sessionLog.child({ stream: streamId }));
+}
+
 function policyOf(c: BridgeConfig): EgressPolicy {
   return compilePolicy({ allowPrivate: c.allowPrivate, ...c.egress });
 }
@@ -282,9 +292,7 @@ export class Bridge {
   }
 
   private async onOpen(req: IncomingOpen, sessionLog: Logger, user: string, session: MuxSession): Promise<void> {
-    // The stream's child logger is made only when something is logged (most streams log nothing).
-    let streamLog: Logger | null = null;
-    const log = (): Logger => (streamLog ??= sessionLog.child({ stream: req.streamId }));
+    const log = lazyStreamLog(sessionLog, req.streamId);
     const lease = this.governor.admitStream(user, req.command === 'connect');
     if (lease instanceof BudgetRefusal) {
       this.metrics.streamsRefused.inc({ code: lease.code });
