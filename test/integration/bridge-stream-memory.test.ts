@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Postern, stopAll, tempDir } from '../helpers/proc.js';
+import { echoServer, type Local } from '../helpers/servers.js';
 import { ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -19,16 +20,12 @@ const STREAMS = 200;
 /** The closures session.ts and bridge.ts make per open request (heap snapshot names). */
 const REQUEST_CLOSURES = new Set(['accept', 'reject', 'settle']);
 
-let echo: net.Server;
+let echo: Local<net.Server>;
 let echoPort = 0;
 
 beforeAll(async () => {
-  echo = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  echoPort = (echo.address() as net.AddressInfo).port;
+  echo = await echoServer();
+  echoPort = echo.port;
 });
 afterEach(stopAll);
 afterAll(() => echo.close());

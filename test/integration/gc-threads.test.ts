@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Postern, stopAll } from '../helpers/proc.js';
+import { echoServer, type Local } from '../helpers/servers.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -20,16 +21,12 @@ const MIB = 1024 * 1024;
 const ECHO_BYTES = 96 * MIB;
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 
-let echo: net.Server;
+let echo: Local<net.Server>;
 let echoPort = 0;
 
 beforeAll(async () => {
-  echo = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  echoPort = (echo.address() as net.AddressInfo).port;
+  echo = await echoServer();
+  echoPort = echo.port;
 });
 afterEach(stopAll);
 afterAll(() => echo.close());
