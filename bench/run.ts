@@ -307,7 +307,7 @@ interface RssResult {
    * The relay floor's processes beside Postern's: "fresh" after one stream (its TLS handshake)
    * and "at rest" after the same bulk transfer. No idle streams: it has no multiplexing.
    */
-  floor: { client: { fresh: Settled; start: Settled }; bridge: { fresh: Settled; start: Settled } } | null;
+  floor: { client: { fresh: Settled; start: Settled }; bridge: { fresh: Settled; start: Settled } };
 }
 
 async function settle(pids: number[], ms: number): Promise<Settled[]> {
@@ -539,15 +539,11 @@ function report(
       targets.push({ name: `RSS fresh, ${name}`, value: mib(s.fresh.rssKiB), limit: `<= ${TARGET_RSS_FRESH_MIB} MiB`, pass: okFresh });
       targets.push({ name: `RSS with ${rss.streams} idle streams, ${name}`, value: mib(s.withStreams.rssKiB), limit: `<= ${TARGET_RSS_IDLE_MIB} MiB`, pass: okIdle });
     }
-    if (rss.floor) {
-      for (const name of ['client', 'bridge'] as const) {
-        const f = rss.floor[name];
-        out.push(`   ${pad(`floor ${name}`, 14)}${lpad(String(f.fresh.rssKiB), 10)}${lpad(String(f.start.rssKiB), 10)}`);
-      }
-      out.push(
-        `   (the relay floor, bench/floor-relay.mjs, beside them: a bare Node TLS relay after one stream, then after the same bulk transfer)`,
-      );
+    for (const name of ['client', 'bridge'] as const) {
+      const f = rss.floor[name];
+      out.push(`   ${pad(`floor ${name}`, 14)}${lpad(String(f.fresh.rssKiB), 10)}${lpad(String(f.start.rssKiB), 10)}`);
     }
+    out.push(`   (the relay floor, bench/floor-relay.mjs, beside them: a bare Node TLS relay after one stream, then after the same bulk transfer)`);
     out.push(`   after the bench closed all streams: ${rss.leftOpenAfterClose} still open at the echo server after ${rss.closeDrainMs} ms`);
   }
   if (slow) {
@@ -655,25 +651,23 @@ async function main(): Promise<number> {
     if (o.sections.has('throughput')) {
       log('starting the floor relay pair (bench/floor-relay.mjs)');
       floor = await startFloorPair(key, cert, DAEMON_START_TIMEOUT_MS);
-      sidePids.add(floor.client.pid).add(floor.bridge.pid);
-    }
-    if (o.sections.has('throughput')) {
+      const floorPids = [floor.client.pid, floor.bridge.pid];
+      for (const pid of floorPids) sidePids.add(pid);
       const connectors: Partial<Record<PathName, Connector>> = {
         direct: directConnector(servers.ports.trafficTcpPort),
         tls: tlsConnector(servers.ports.trafficTlsPort, cert),
+        floor: socksConnector(floor.socksPort, servers.ports.trafficTcpPort, o.pipeline),
       };
-      if (floor) connectors.floor = socksConnector(floor.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       if (pair) connectors.postern = socksConnector(pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       if (h2Pair) connectors['postern-h2'] = socksConnector(h2Pair.socksPort, servers.ports.trafficTcpPort, o.pipeline);
       tput = await measureThroughput(o, connectors, pair);
+      const how = await floor.stop();
+      floor = null;
+      for (const pid of floorPids) sidePids.delete(pid);
+      log(`floor relay stopped: client ${how.client}; bridge ${how.bridge}`);
     }
     if (o.sections.has('latency') && pair) lat = await measureLatency(o, servers.ports.echoPort, pair);
     if (o.sections.has('latency') && h2Pair) latH2 = await measureLatency(o, servers.ports.echoPort, h2Pair);
-    if (floor) {
-      const how = await floor.stop();
-      log(`floor relay stopped: client ${how.client}; bridge ${how.bridge}`);
-      floor = null;
-    }
     if (h2Pair) {
       const how = await h2Pair.stop();
       log(`h2 pair stopped: client ${how.client}; bridge ${how.bridge}`);
