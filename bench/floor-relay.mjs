@@ -43,12 +43,11 @@ function readHeader(sock, first, parse, done) {
     const r = parse(buf);
     if (r === null) {
       if (buf.length > MAX_HEADER_BYTES) sock.destroy();
-      return false;
+      return;
     }
     sock.off('data', onData);
     sock.pause();
     done(r);
-    return true;
   };
   const onData = (d) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
@@ -58,7 +57,7 @@ function readHeader(sock, first, parse, done) {
   if (buf.length) attempt();
 }
 
-/** Relays both ways once `b` is connected; either side's error or close ends both. */
+/** Relays both ways once `b` is connected (the callers end both on either side's error or close). */
 function join(a, b, rest) {
   if (rest.length) b.write(rest);
   a.pipe(b);
@@ -92,7 +91,7 @@ function bridge() {
   server.listen(0, LOOPBACK, () => say({ msg: 'listening', role: 'floor-bridge', port: server.address().port }));
 }
 
-/** SOCKS5 greeting: its length, or null for "need more". */
+/** SOCKS5 greeting: what followed it, or null for "need more". */
 const parseGreeting = (buf) => (buf.length < 2 || buf.length < 2 + buf[1] ? null : { rest: buf.subarray(2 + buf[1]) });
 
 /** SOCKS5 CONNECT request: the port and what followed, port 0 for what it cannot take, or null for "need more". */
