@@ -26,10 +26,10 @@
  * daemon runs one every few MiB (YOUNG_GC_EVERY_BYTES), and each then hands work to a thread that,
  * on a machine whose cores are busy, waits to be scheduled while the next collection waits for it.
  * A young generation of 1 MiB leaves helpers little to share. Measured on 2 cores: collector time
- * per MiB relayed 0.28–0.33 → 0.15–0.22 ms, per young collection 0.69–0.89 → 0.31–0.43 ms (npm run
+ * per MiB relayed 0.28–0.33 → 0.15–0.22 ms, per young collection 0.61–0.89 → 0.31–0.43 ms (npm run
  * bench:gc, alternated); daemon CPU per MiB 1–11 % lower down and 5–14 % lower up in three
- * side-by-side runs of 8 rounds × 128 MiB (bench/ab.ts); V8's four helper threads woke 110–125
- * times instead of 650–720 per 128 MiB each way. POSTERN_GC_THREADS=1 gives V8's default.
+ * side-by-side runs of 8 rounds × 128 MiB (bench/ab.ts); V8's four helper threads woke 110–127
+ * times instead of 638–726 per 128 MiB each way. POSTERN_GC_THREADS=1 gives V8's default.
  *
  * Only flags V8 reads at each collection are set here, after start: `--single-threaded-gc`, which
  * would also stop concurrent marking, makes V8 abort at its next full collection when set this
