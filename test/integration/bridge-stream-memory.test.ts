@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Postern, stopAll, tempDir } from '../helpers/proc.js';
-import { echoServer, type Local } from '../helpers/servers.js';
+import { describe, expect, it } from 'vitest';
+import { Postern, tempDir } from '../helpers/proc.js';
+import { relayFixture } from '../helpers/resilience.js';
 import { ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -20,15 +20,7 @@ const STREAMS = 200;
 /** The closures session.ts and bridge.ts make per open request (heap snapshot names). */
 const REQUEST_CLOSURES = new Set(['accept', 'reject', 'settle']);
 
-let echo: Local<net.Server>;
-let echoPort = 0;
-
-beforeAll(async () => {
-  echo = await echoServer();
-  echoPort = echo.port;
-});
-afterEach(stopAll);
-afterAll(() => echo.close());
+const fixture = relayFixture();
 
 interface Snapshot {
   snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
@@ -90,7 +82,7 @@ describe('bridge memory per relaying stream', () => {
     const open: net.Socket[] = [];
     try {
       for (let i = 0; i < STREAMS; i++) {
-        const { socket, reply } = await socksConnect(port, ipv4Request('127.0.0.1', echoPort));
+        const { socket, reply } = await socksConnect(port, ipv4Request('127.0.0.1', fixture.echoPort));
         expect(reply).toBe(0);
         socket.write('x');
         expect((await readN(socket, 1)).toString()).toBe('x'); // relaying at the bridge

@@ -9,10 +9,9 @@
  * many, so the count is shown to see them.
  */
 import fs from 'node:fs';
-import net from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Postern, stopAll } from '../helpers/proc.js';
-import { echoServer, type Local } from '../helpers/servers.js';
+import { describe, expect, it } from 'vitest';
+import { Postern } from '../helpers/proc.js';
+import { relayFixture } from '../helpers/resilience.js';
 import { ipv4Request, socksConnect } from '../helpers/socks.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -21,15 +20,7 @@ const MIB = 1024 * 1024;
 const ECHO_BYTES = 96 * MIB;
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 
-let echo: Local<net.Server>;
-let echoPort = 0;
-
-beforeAll(async () => {
-  echo = await echoServer();
-  echoPort = echo.port;
-});
-afterEach(stopAll);
-afterAll(() => echo.close());
+const fixture = relayFixture();
 
 /** Voluntary context switches of every thread of `pid` but its main one. */
 function helperWakeups(pid: number): number {
@@ -44,7 +35,7 @@ function helperWakeups(pid: number): number {
 
 /** Writes ECHO_BYTES through the tunnel and reads them back (write() honoured, so both ways run at once). */
 async function echoBulk(socksPort: number): Promise<void> {
-  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echoPort));
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', fixture.echoPort));
   expect(reply).toBe(0);
   let sent = 0;
   const pump = (): void => {

@@ -5,11 +5,10 @@
  * case has one daemon that must grow, so the probe is shown to see growth.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Postern, ROOT, stopAll, tempDir } from '../helpers/proc.js';
-import { echoServer, type Local } from '../helpers/servers.js';
+import { describe, expect, it } from 'vitest';
+import { Postern, ROOT, tempDir } from '../helpers/proc.js';
+import { relayFixture } from '../helpers/resilience.js';
 import { ipv4Request, readN, socksConnect } from '../helpers/socks.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -21,15 +20,7 @@ const CONCURRENCY = 50;
 const SMALL_BYTES = 2 * MIB;
 const PROBE = path.join(ROOT, 'test/helpers/young-gen-probe.cjs');
 
-let echo: Local<net.Server>;
-let echoPort = 0;
-
-beforeAll(async () => {
-  echo = await echoServer();
-  echoPort = echo.port;
-});
-afterEach(stopAll);
-afterAll(() => echo.close());
+const fixture = relayFixture();
 
 /** `env` plus the probe, which writes the largest young generation it saw to the returned file at exit. */
 function probed(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; file: string } {
@@ -45,7 +36,7 @@ async function stoppedMax(p: Postern, file: string): Promise<number> {
 }
 
 async function oneStream(socksPort: number): Promise<void> {
-  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echoPort));
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', fixture.echoPort));
   expect(reply).toBe(0);
   socket.write('x');
   expect((await readN(socket, 1)).toString()).toBe('x');
