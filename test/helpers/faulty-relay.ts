@@ -64,7 +64,7 @@ export class FaultyRelay {
   droppedBytes = 0;
   downBytes = 0;
   /** Bytes each connection reset at its wall (cutRange or resetAfterDown) had passed, each way, in order. */
-  readonly wallCuts: Array<{ down: number; up: number }> = [];
+  readonly wallCuts: Array<{ down: number; up: number; at: number }> = [];
   /** When each connection was accepted (performance.now()), for handshakes per second. */
   readonly acceptedAt: number[] = [];
   port = 0;
@@ -177,7 +177,7 @@ export class FaultyRelay {
         pair.down += data.length;
         this.downBytes += data.length;
       }
-      if (cutAfter) this.wallCuts.push({ down: pair.down, up: pair.used - pair.down });
+      if (cutAfter) this.wallCuts.push({ down: pair.down, up: pair.used - pair.down, at: Date.now() });
       if (this.delayMs === 0 && this.bytesPerSecond === 0) {
         if (data.length > 0) to.write(data);
         if (cutAfter) this.cut(pair);

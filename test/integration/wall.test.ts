@@ -108,7 +108,7 @@ async function echoServer(): Promise<number> {
 }
 
 /** init → bridge → relay → client (default settings unless `args`) over `transport`, tunnel up. */
-async function walled(transport: Transport, opts: { freezeAfter?: number | null; resetAfter?: number; resetAfterDown?: number; args?: string[]; stateHome?: string } = {}) {
+async function walled(transport: Transport, opts: { freezeAfter?: number | null; resetAfter?: number; resetAfterDown?: number; args?: string[]; stateHome?: string; env?: NodeJS.ProcessEnv } = {}) {
   const { uri: initUri, config } = await init();
   const uri = withTransport(initUri, transport);
   const { port: bridgePort } = await startBridge(config, undefined, transport);
@@ -125,7 +125,7 @@ async function walled(transport: Transport, opts: { freezeAfter?: number | null;
   closers.push(() => relay.close());
   const relayPort = await relay.listen();
   const stateHome = opts.stateHome ?? tempDir('postern-state-');
-  const { client, port: socksPort } = await startClient(withPort(uri, relayPort), opts.args ?? [], { env: { XDG_STATE_HOME: stateHome } });
+  const { client, port: socksPort } = await startClient(withPort(uri, relayPort), opts.args ?? [], { env: { XDG_STATE_HOME: stateHome, ...opts.env } });
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
   return { uri, relay, relayPort, client, socksPort, stateHome };
 }
@@ -285,34 +285,65 @@ describe.each(TRANSPORTS)('a network that resets every connection after 64 KiB (
     return { resetsAtLearning: () => at };
   };
 
+  /**
+   * What the client did about the wall (its debug lines: cuts, learned budgets, probes) and the
+   * relay's resets, in time order: printed when an assertion below fails, so that a failure in a
+   * loaded CI run says which kind of connection kept running into the wall.
+   */
+  const timeline = (s: Awaited<ReturnType<typeof walled>>): string => {
+    const t0 = s.relay.acceptedAt.length > 0 ? Date.now() - (performance.now() - (s.relay.acceptedAt[0] as number)) : 0;
+    const client = s.client.lines
+      .filter((l) => l.cutAtBytes !== undefined || l.msg === FORGOTTEN || l.msg === 'connection cut' || String(l.msg).startsWith('prob'))
+      .map((l) => {
+        const { time, msg, level: _l, pid: _p, hostname: _h, component: _c, bridge: _b, ...rest } = l as Record<string, unknown>;
+        return { at: time as number, text: `client ${String(msg).slice(0, 40)} ${JSON.stringify(rest)}` };
+      });
+    const relay = s.relay.wallCuts.map((c) => ({ at: c.at, text: `relay reset at the wall: down ${c.down}, up ${c.up}` }));
+    return [...client, ...relay]
+      .sort((a, b) => a.at - b.at)
+      .map((e) => `${String(Math.round(e.at - t0)).padStart(6)} ms  ${e.text}`)
+      .join('\n');
+  };
+
   it.each([
     ['both directions counted', { resetAfter: 64 * KIB }, 'both'],
     ['bridge→client bytes counted', { resetAfterDown: 64 * KIB }, 'down'],
   ] as const)('%s: learns a budget below 64 KiB within a few cuts, then moves before the wall', async (_name, wall, counts) => {
-    const s = await walled(transport, wall);
+    // At debug the client logs each cut (probe or not) and each probe: the accounting below needs them.
+    const s = await walled(transport, { ...wall, env: { POSTERN_LOG_LEVEL: 'debug' } });
     const learning = watchLearning(s);
     await echoes(s);
+    const why = timeline(s);
     const learned = s.client.lines.filter((l) => l.cutAtBytes !== undefined);
-    expect(learned.length).toBeGreaterThan(0);
+    expect(learned.length, why).toBeGreaterThan(0);
     const last = learned[learned.length - 1] as unknown as { budget: number; counts: string };
-    expect(last.budget).toBeLessThan(64 * KIB);
-    expect(last.budget).toBeGreaterThan(0.7 * 64 * KIB);
-    expect(last.counts).toBe(counts);
-    // Within a few cuts, and after that hardly any connection runs into the wall.
-    expect(learning.resetsAtLearning()).not.toBeNull();
-    console.log(`${transport} ${counts}: ${learning.resetsAtLearning()} resets before the wall was learned, ${s.relay.wallResets} in all, ${s.relay.accepted} connections`);
+    expect(last.budget, why).toBeLessThan(64 * KIB);
+    expect(last.budget, why).toBeGreaterThan(0.7 * 64 * KIB);
+    expect(last.counts, why).toBe(counts);
+    // The probes past the budget ran into the wall (or showed nothing): it is kept.
+    expect(s.client.lines.find((l) => l.msg === FORGOTTEN), why).toBeUndefined();
+    expect(storedBudgets(s.stateHome)).toEqual([last.budget]);
+    // Within a few cuts, and after that hardly any connection runs into the wall but the probes.
+    const atLearning = learning.resetsAtLearning();
+    expect(atLearning, why).not.toBeNull();
+    const after = s.relay.wallResets - (atLearning as number);
+    const probesCut = s.client.lines.filter((l) => l.msg === 'connection cut' && l.probe === true).length;
+    console.log(`${transport} ${counts}: ${atLearning} resets before the wall was learned, ${after} after (${probesCut} of them probes), ${s.relay.accepted} connections`);
     // Over h2 with only bridge→client bytes walled, a cut often finds the client with little of the
     // 64 KiB read (1.2–2.8 KB in a debug run: Linux drops what a socket had not read when the reset
     // comes), and such cuts do not agree, so learning takes longer: measured alone, 3–18 resets (7 of
     // 28 runs above 8) on this code and on e36c648 alike; ws down 3–4. A loaded machine does the same
     // to the two-way case: ws both took 20 in a full CI run of 4cd72b4, where alone it takes 3–6
     // (6 runs each of 4cd72b4 and dccfb23, alternated).
-    expect(learning.resetsAtLearning()).toBeLessThanOrEqual(counts === 'down' && transport === 'ws' ? 8 : 20);
-    expect(s.relay.wallResets - (learning.resetsAtLearning() as number)).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
-    // The probes past the budget ran into the wall (or showed nothing): it is kept.
-    expect(s.client.lines.find((l) => l.msg === FORGOTTEN)).toBeUndefined();
-    expect(storedBudgets(s.stateHome)).toEqual([last.budget]);
-    expect(s.relay.maxAcceptedWithin(300)).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
+    expect(atLearning, why).toBeLessThanOrEqual(counts === 'down' && transport === 'ws' ? 8 : 20);
+    // Connections under the budget move before the wall: few of them run into it after learning.
+    // Probes run into it on purpose (§9.8: 2 × the budget after 4 connections, the gap doubling
+    // when one is confirmed), at most one in five connections by the schedule; counted apart, as a
+    // CI run of b377278 failed with 18 resets after learning against 10 allowed for both together
+    // and did not say which (locally 4–5 in every run, all probes, alone and under load).
+    expect(after - probesCut, why).toBeLessThanOrEqual(Math.max(3, s.relay.accepted / 10));
+    expect(probesCut, why).toBeLessThanOrEqual(Math.ceil(s.relay.accepted / 5));
+    expect(s.relay.maxAcceptedWithin(300), why).toBeLessThanOrEqual(3); // see above: the cap, with room for the relay's loop lag
   }, 90_000);
 });
 
