@@ -4,6 +4,10 @@
  * direct TCP and TLS-pair baselines in the same rounds.
  *
  *   tsx bench/ab.ts A.js B.js [--rounds N] [--size-mb N] [--samples N] [--only throughput,latency]
+ *                   [--a-flags "F …"] [--b-flags "F …"]
+ *
+ * --a-flags / --b-flags: node flags for that pair's daemons, after bin/postern's own
+ * (src/cli/launcher-flags.ts; `--concurrent-recompilation` undoes its one) — one build, two ways.
  *
  * A bundle is run with `node FILE` (as --bundle in run.ts; a launcher .mjs that imports a bundle works
  * too); a build's dist/postern.js loads chunks from its folder, so copy the whole dist/ of each build. Per round and build: download and upload MB/s and the daemons' CPU time per MiB moved (less
@@ -28,10 +32,12 @@ const { values, positionals } = parseArgs({
     'size-mb': { type: 'string', default: '128' },
     samples: { type: 'string', default: '100' },
     only: { type: 'string', default: 'throughput,latency' },
+    'a-flags': { type: 'string', default: '' },
+    'b-flags': { type: 'string', default: '' },
   },
 });
 if (positionals.length !== 2) {
-  process.stderr.write('usage: tsx bench/ab.ts A.js B.js [--rounds N] [--size-mb N] [--samples N] [--only throughput,latency]\n');
+  process.stderr.write('usage: tsx bench/ab.ts A.js B.js [--rounds N] [--size-mb N] [--samples N] [--only throughput,latency] [--a-flags "F …"] [--b-flags "F …"]\n');
   process.exit(2);
 }
 const rounds = Number(values.rounds);
@@ -48,7 +54,8 @@ try {
   if (only.has('throughput')) floor = await startFloorPair(key, cert, 20_000);
   for (const [i, file] of positionals.entries()) {
     useBundle(file);
-    pairs.push({ name: i === 0 ? 'A' : 'B', pair: await startPair({ nodeFlags: [], logLevel: 'info', startTimeoutMs: 20_000 }) });
+    const nodeFlags = (i === 0 ? values['a-flags'] : values['b-flags']).split(' ').filter((f) => f !== '');
+    pairs.push({ name: i === 0 ? 'A' : 'B', pair: await startPair({ nodeFlags, logLevel: 'info', startTimeoutMs: 20_000 }) });
   }
   const cpu = (p: Pair): number => readCpuMs(p.client.pid) + readCpuMs(p.bridge.pid);
   type Row = Record<string, number[]>;

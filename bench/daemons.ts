@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { LAUNCHER_NODE_FLAGS } from '../src/cli/launcher-flags.js';
 import { withTimeout } from './stats.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -138,7 +139,8 @@ function takes(command: 'client' | 'bridge', flag: string): boolean {
 const clientTakes = (flag: string): boolean => takes('client', flag);
 
 function spawnPostern(name: string, nodeFlags: string[], args: string[]): Daemon {
-  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], {
+  // As bin/postern's first line runs it (LAUNCHER_NODE_FLAGS), whatever build BIN is.
+  const child = spawn(process.execPath, [...LAUNCHER_NODE_FLAGS, ...nodeFlags, BIN, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: BENCH_HOME, XDG_STATE_HOME: BENCH_HOME },

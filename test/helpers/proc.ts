@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAUNCHER_NODE_FLAGS } from '../../src/cli/launcher-flags.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** POSTERN_TEST_BIN runs another build (e.g. a private one while others rebuild dist/). */
@@ -38,7 +39,8 @@ export class Postern {
    * `opts.cleanEnv` gives it `env` alone instead of `env` over this process's environment.
    */
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, opts: { exe?: string; cleanEnv?: boolean } = {}) {
-    const [cmd, argv] = opts.exe ? [opts.exe, args] : [process.execPath, [BIN, ...args]];
+    // As bin/postern's first line runs it: node with LAUNCHER_NODE_FLAGS.
+    const [cmd, argv] = opts.exe ? [opts.exe, args] : [process.execPath, [...LAUNCHER_NODE_FLAGS, BIN, ...args]];
     this.child = spawn(cmd, argv, {
       cwd: ROOT,
       // Learned state (the client's walls.json) goes to a test folder, never the user's home.
