@@ -105,6 +105,38 @@ export async function echoTransfer(
   return { hash: hash.digest('hex'), bytes, ended };
 }
 
+/**
+ * Writes `bytes` (64 KiB chunks of one byte value, write() backpressure honoured) through one SOCKS
+ * stream to an echo server while reading them back, so that both ways run at once; resolves with
+ * the bytes read when all came back or the stream closed. No hashing: for load, not integrity.
+ */
+export async function echoBulk(socksPort: number, echoPort: number, bytes: number): Promise<number> {
+  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', echoPort));
+  if (reply !== 0) throw new Error(`SOCKS reply ${reply}`);
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < bytes) {
+      sent += chunk.length;
+      if (!socket.write(chunk)) return void socket.once('drain', pump);
+    }
+  };
+  const received = new Promise<number>((resolve, reject) => {
+    let n = 0;
+    socket.on('data', (d: Buffer) => {
+      n += d.length;
+      if (n >= bytes) resolve(n);
+    });
+    socket.once('error', reject);
+    socket.once('close', () => resolve(n));
+    socket.resume();
+  });
+  pump();
+  const n = await received;
+  socket.destroy();
+  return n;
+}
+
 /** Resident set size of a process in bytes (Linux /proc). */
 export function rssBytes(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -11,14 +11,12 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Postern } from '../helpers/proc.js';
-import { relayFixture } from '../helpers/resilience.js';
-import { ipv4Request, socksConnect } from '../helpers/socks.js';
+import { echoBulk, relayFixture } from '../helpers/resilience.js';
 import { init, withPort } from '../helpers/stack.js';
 
 const MIB = 1024 * 1024;
 /** Echoed through one stream: each daemon relays it both ways at once. */
 const ECHO_BYTES = 96 * MIB;
-const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 
 const fixture = relayFixture();
 
@@ -33,35 +31,6 @@ function helperWakeups(pid: number): number {
   return n;
 }
 
-/** Writes ECHO_BYTES through the tunnel and reads them back (write() honoured, so both ways run at once). */
-async function echoBulk(socksPort: number): Promise<void> {
-  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', fixture.echoPort));
-  expect(reply).toBe(0);
-  let sent = 0;
-  const pump = (): void => {
-    while (sent < ECHO_BYTES) {
-      sent += CHUNK.length;
-      if (!socket.write(CHUNK)) {
-        socket.once('drain', pump);
-        return;
-      }
-    }
-  };
-  const received = new Promise<number>((resolve, reject) => {
-    let n = 0;
-    socket.on('data', (d: Buffer) => {
-      n += d.length;
-      if (n >= ECHO_BYTES) resolve(n);
-    });
-    socket.once('error', reject);
-    socket.once('close', () => resolve(n));
-    socket.resume();
-  });
-  pump();
-  expect(await received).toBe(ECHO_BYTES);
-  socket.destroy();
-}
-
 /** Helper-thread wakeups of each daemon while ECHO_BYTES are echoed through it (after a warm-up). */
 async function underBulk(bridgeEnv: NodeJS.ProcessEnv, clientEnv: NodeJS.ProcessEnv): Promise<{ bridge: number; client: number }> {
   const { config, uri } = await init();
@@ -70,10 +39,10 @@ async function underBulk(bridgeEnv: NodeJS.ProcessEnv, clientEnv: NodeJS.Process
   const client = new Postern(['client', '--bridge', withPort(uri, bridgePort), '--listen', '127.0.0.1:0', '--no-auth'], clientEnv);
   const port = await client.listening('socks');
   await client.waitFor((l) => l.msg === 'tunnel to bridge up', 15_000, 'tunnel up');
-  await echoBulk(port); // start-up work (compilation, the first full collections) is not counted
+  expect(await echoBulk(port, fixture.echoPort, ECHO_BYTES)).toBe(ECHO_BYTES); // start-up work (compilation, the first full collections) is not counted
   const b0 = helperWakeups(bridge.pid);
   const c0 = helperWakeups(client.pid);
-  await echoBulk(port);
+  expect(await echoBulk(port, fixture.echoPort, ECHO_BYTES)).toBe(ECHO_BYTES);
   return { bridge: helperWakeups(bridge.pid) - b0, client: helperWakeups(client.pid) - c0 };
 }
 

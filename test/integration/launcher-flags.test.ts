@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LAUNCHER_NODE_FLAGS } from '../../src/cli/launcher-flags.js';
 import { BIN, Postern, stopAll } from '../helpers/proc.js';
-import { relayFixture } from '../helpers/resilience.js';
-import { ipv4Request, socksConnect } from '../helpers/socks.js';
+import { echoBulk, relayFixture } from '../helpers/resilience.js';
 import { init, withPort } from '../helpers/stack.js';
 
+const MIB = 1024 * 1024;
 const fixture = relayFixture();
 
 /** CPU time (ms) of every thread of `pid` but its main one (/proc/PID/task/TID/schedstat: ns on a CPU). */
@@ -20,33 +20,6 @@ function helperCpuMs(pid: number): number {
     ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
   }
   return ns / 1e6;
-}
-
-/** Writes `bytes` through one stream to the echo server and reads them back (both ways at once). */
-async function echoOnce(socksPort: number, bytes: number): Promise<void> {
-  const { socket, reply } = await socksConnect(socksPort, ipv4Request('127.0.0.1', fixture.echoPort));
-  expect(reply).toBe(0);
-  const chunk = Buffer.alloc(64 * 1024, 0x5a);
-  let sent = 0;
-  const pump = (): void => {
-    while (sent < bytes) {
-      sent += chunk.length;
-      if (!socket.write(chunk)) return void socket.once('drain', pump);
-    }
-  };
-  const got = new Promise<number>((resolve, reject) => {
-    let n = 0;
-    socket.on('data', (d: Buffer) => {
-      n += d.length;
-      if (n >= bytes) resolve(n);
-    });
-    socket.once('error', reject);
-    socket.once('close', () => resolve(n));
-    socket.resume();
-  });
-  pump();
-  expect(await got).toBe(bytes);
-  socket.destroy();
 }
 
 const bridgeArgs = (config: string): string[] => ['bridge', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--no-http2'];
@@ -85,7 +58,7 @@ describe('bin/postern executed', () => {
     for (const launcher of [true, false]) {
       const { bridge, socksPort } = await pair(launcher);
       const before = helperCpuMs(bridge.pid);
-      await echoOnce(socksPort, 32 * 1024 * 1024);
+      expect(await echoBulk(socksPort, fixture.echoPort, 32 * MIB)).toBe(32 * MIB);
       helpers[launcher ? 'bin/postern' : 'node bin/postern'] = helperCpuMs(bridge.pid) - before;
       await stopAll();
     }
