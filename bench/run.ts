@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { LAUNCHER_NODE_FLAGS } from '../src/cli/launcher-flags.js';
 import { selfSignedCert, type CertPair } from './certs.js';
 import { ROOT, startFloorPair, startPair, useBundle, type Daemon, type FloorPair, type Pair } from './daemons.js';
 import { connectEchoMicros, directConnector, openIdleStreams, socksConnector, tlsConnector, type Connector } from './measure.js';
@@ -443,7 +444,7 @@ function report(
   const targets: Target[] = [];
   out.push(`Postern benchmark — ${meta.date}  node ${meta.node}, ${meta.cpus} × ${meta.cpuModel}, commit ${meta.commit ?? '?'}`);
   out.push(
-    `daemons: node ${meta.bundle}, log level ${opts.logLevel}; they report native ws masking: client ${meta.clientNativeMasking ?? '?'}, bridge ${meta.bridgeNativeMasking ?? '?'}` +
+    `daemons: node ${[...LAUNCHER_NODE_FLAGS, ''].join(' ')}${meta.bundle}, log level ${opts.logLevel}; they report native ws masking: client ${meta.clientNativeMasking ?? '?'}, bridge ${meta.bridgeNativeMasking ?? '?'}` +
       (meta.bundledBufferutil ? ' — but the bundle contains bufferutil, so ws in it masks in JS' : '') +
       (Object.keys(opts.bridgeLimits).length ? `; bridge limits ${JSON.stringify(opts.bridgeLimits)}` : ''),
   );
