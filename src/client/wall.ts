@@ -106,7 +106,8 @@ interface Seen {
  *
  * What is compared is either the bytes received (a wall on bridge→client bytes, `down`) or the
  * bytes both ways (`both`, a wall that counts upstream too): whichever agrees more closely, `down`
- * on a tie, and `both` only when the cuts carried real upstream traffic. A budget only ever moves
+ * on a tie, and `both` only when the cuts carried real upstream traffic (a cut with little, whose
+ * sum agrees with theirs, is then neither one of them nor against them nor skipped). A budget only ever moves
  * down while it is remembered (a lower wall replaces a higher one; a `down` budget gives way to a
  * `both` one that cuts still fall under); it expires after WALL_BUDGET_TTL_MS, or sooner when a
  * probe (nextConnection, observeProbe) carries past the wall it was learned from. Such a probe
@@ -236,12 +237,15 @@ export class WallLearner {
     this.sinceProbe = 0;
   }
 
-  /** Whether a cut can be one of those that show a wall of this kind. */
-  private evidence(c: Cut, kind: WallCounts): boolean {
+  /**
+   * Whether a cut can be one of those that show a wall of this kind (`upstream` false: leaving out
+   * the rule that a cut on a two-way wall carried real upstream traffic).
+   */
+  private evidence(c: Cut, kind: WallCounts, upstream = true): boolean {
     const { CONN_BUDGET_MIN_BYTES: min, WALL_MAX_BYTES: max } = this.limits;
     const n = kind === 'down' ? c.down : c.total;
     if (!(Number.isFinite(n) && n >= min && n <= max)) return false;
-    if (kind === 'both' && c.total - c.down < WALL_BOTH_MIN_UP_FRACTION * c.down) return false;
+    if (upstream && kind === 'both' && c.total - c.down < WALL_BOTH_MIN_UP_FRACTION * c.down) return false;
     // Under a budget a connection carries about the budget, so cuts near it say nothing of a wall:
     // only one clearly below it (the wall moved lower), or under a `down` budget a `both` one.
     if (this.budget === null || (kind === 'both' && this.counts === 'down')) return true;
@@ -265,8 +269,14 @@ export class WallLearner {
         if (members.length < needed) break;
         const at = Math.min(...members.map(lo));
         const span = since.slice(since.indexOf(members[0] as Cut));
-        const against = span.some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);
-        if (!against && span.length - members.length <= WALL_MAX_SKIPPED_CUTS) return { at, spread: (t - at) / t };
+        // On a two-way wall, a cut that carried almost only downstream cannot be one of the cuts
+        // (they must show upstream traffic counts), but one whose count agrees with them, as they
+        // do with each other, is no sign against them either: neither against nor skipped.
+        const agrees = (c: Cut): boolean =>
+          kind === 'both' && !tops.includes(c) && this.evidence(c, kind, false) && lo(c) >= (1 - WALL_MATCH_FRACTION) * t && (1 - WALL_MATCH_FRACTION) * lo(c) <= at;
+        const others = span.filter((c) => !members.includes(c) && !agrees(c));
+        const against = others.some((c) => lo(c) > t || hi(c) < (1 - WALL_MATCH_FRACTION) * at);
+        if (!against && others.length <= WALL_MAX_SKIPPED_CUTS) return { at, spread: (t - at) / t };
       }
     }
     return null;

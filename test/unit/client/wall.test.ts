@@ -106,6 +106,41 @@ describe('WallLearner, with the bridge\'s TALLY (the most that can have crossed,
     expect(l.observeCut(1_644, 63_892, { down: 1_700, up: 1_000_000 })).toBe(Math.floor(0.85 * 65_500));
     expect(l.counts).toBe('both');
   });
+
+  // The client's cuts of a loaded run of wall.test's 64 KiB two-way echo (ws), in order: every one at
+  // the wall (the relay's counts summed to 65,536 each time), but about half carried almost only
+  // downstream (up < 1/8 of down). Those say nothing about upstream, yet they agree with the wall:
+  // counted as skipped (one allowed) or, 97 bytes above it (the client's count of what it sent
+  // includes bytes the reset discarded), as against it, they kept the wall unlearned for 20 cuts.
+  it('learns a two-way wall among cuts that carried almost only downstream but agree with it', () => {
+    const cuts: Array<[number, number, number, number]> = [
+      [2_169, 35_091, 2_281, 66_999],
+      [19_178, 46_358, 19_202, 268_427],
+      [62_241, 3_392, 62_362, 1_057_401],
+      [4_752, 60_784, 4_752, 1_059_489],
+      [60_566, 4_970, 60_590, 1_064_857],
+      [62_241, 3_392, 64_140, 1_062_769],
+      [4_766, 60_770, 4_766, 1_059_489],
+      [58_468, 7_068, 58_468, 1_062_769],
+      [6_836, 58_700, 6_860, 1_057_401],
+    ];
+    const l = new WallLearner(limits);
+    const learnedAt = cuts.findIndex(([d, u, dm, um]) => l.observeCut(d, u, { down: dm, up: um }) !== null);
+    // The 2nd, 4th and 7th cuts carried real upstream and agree within 0.1 %.
+    expect(learnedAt).toBe(6);
+    expect(l.counts).toBe('both');
+    expect(l.budget).toBe(Math.floor(0.85 * (4_766 + 60_770)));
+  });
+
+  it('still does not take cuts that carried clearly more than the wall as agreeing with it', () => {
+    const l = new WallLearner(limits);
+    expect(l.observeCut(19_178, 46_358, { down: 19_202, up: 268_427 })).toBeNull();
+    expect(l.observeCut(4_752, 60_784, { down: 4_752, up: 1_059_489 })).toBeNull();
+    expect(l.observeCut(80_000, 3_000, { down: 80_000, up: 1_000_000 })).toBeNull(); // 83 KB both ways: past a 64 KiB wall
+    expect(l.observeCut(4_766, 60_770, { down: 4_766, up: 1_059_489 })).toBeNull();
+    expect(l.observeCut(6_836, 58_700, { down: 6_860, up: 1_057_401 })).toBeNull();
+    expect(l.observeCut(5_000, 60_536, { down: 5_000, up: 1_000_000 })).toBe(Math.floor(0.85 * 65_536));
+  });
 });
 
 describe('WallLearner probes: a learned budget is tested now and then (protocol.md §9.8, forgetting)', () => {
