@@ -25,6 +25,18 @@ export function testConfigHome(): string {
   return (workerConfigHome ??= fs.mkdtempSync(path.join(os.tmpdir(), 'postern-xdg-')));
 }
 
+/**
+ * The sum of `read(file)` over every thread of `pid` but its main one, `file` being that thread's
+ * /proc/PID/task/TID/`file` (e.g. status, schedstat): what V8's and libuv's helper threads did.
+ */
+export function sumOverHelperThreads(pid: number, file: string, read: (text: string) => number): number {
+  let sum = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    if (tid !== String(pid)) sum += read(fs.readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8'));
+  }
+  return sum;
+}
+
 /** A running `postern` process started by a test; stopped by its PID in afterEach. */
 export class Postern {
   readonly child: ChildProcess;

@@ -8,9 +8,8 @@
  * both daemons of the build before the setting, where both tests fail). Each case has one daemon that must show
  * many, so the count is shown to see them.
  */
-import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Postern } from '../helpers/proc.js';
+import { Postern, sumOverHelperThreads } from '../helpers/proc.js';
 import { echoBulk, relayFixture } from '../helpers/resilience.js';
 import { init, withPort } from '../helpers/stack.js';
 
@@ -21,15 +20,8 @@ const ECHO_BYTES = 96 * MIB;
 const fixture = relayFixture();
 
 /** Voluntary context switches of every thread of `pid` but its main one. */
-function helperWakeups(pid: number): number {
-  let n = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    if (tid === String(pid)) continue;
-    const status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    n += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
-  }
-  return n;
-}
+const helperWakeups = (pid: number): number =>
+  sumOverHelperThreads(pid, 'status', (status) => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0));
 
 /** Helper-thread wakeups of each daemon while ECHO_BYTES are echoed through it (after a warm-up). */
 async function underBulk(bridgeEnv: NodeJS.ProcessEnv, clientEnv: NodeJS.ProcessEnv): Promise<{ bridge: number; client: number }> {

@@ -5,22 +5,15 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LAUNCHER_NODE_FLAGS } from '../../src/cli/launcher-flags.js';
-import { BIN, Postern, stopAll } from '../helpers/proc.js';
+import { BIN, Postern, stopAll, sumOverHelperThreads } from '../helpers/proc.js';
 import { echoBulk, relayFixture } from '../helpers/resilience.js';
 import { init, withPort } from '../helpers/stack.js';
 
 const MIB = 1024 * 1024;
 const fixture = relayFixture();
 
-/** CPU time (ms) of every thread of `pid` but its main one (/proc/PID/task/TID/schedstat: ns on a CPU). */
-function helperCpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    if (tid === String(pid)) continue;
-    ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-  }
-  return ns / 1e6;
-}
+/** CPU time (ms) of every thread of `pid` but its main one (schedstat: ns on a CPU first). */
+const helperCpuMs = (pid: number): number => sumOverHelperThreads(pid, 'schedstat', (t) => Number(t.split(' ')[0])) / 1e6;
 
 const bridgeArgs = (config: string): string[] => ['bridge', '--config', config, '--listen', '127.0.0.1:0', '--allow-private', '--no-http2'];
 
@@ -52,7 +45,7 @@ describe('bin/postern executed', () => {
   // V8 optimises the relay's hot paths during the first MiBs a daemon carries: by default on its
   // worker threads (whose scratch memory then stays in their malloc arenas), with the launcher's
   // --no-concurrent-recompilation on the main thread. Measured, a bridge's other threads' CPU time
-  // over its first 32 MiB echoed: 0 ms started as bin/postern, 73–97 ms as `node bin/postern`.
+  // over its first 32 MiB echoed: 0 ms started as bin/postern, 70–97 ms as `node bin/postern`.
   it('optimises on the main thread: a bridge\'s other threads stay idle through its first 32 MiB, where `node bin/postern` uses them', async () => {
     const helpers: Record<string, number> = {};
     for (const launcher of [true, false]) {
